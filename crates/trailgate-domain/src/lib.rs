@@ -1,0 +1,30 @@
+//! trailgate's domain: everything that decides, nothing that talks to the outside world.
+//!
+//! # Layout
+//! - [`error`]: the error type and its stable `errorType` names (matched by the state machine).
+//! - [`time`]: UTC instants and ISO-8601 durations as trailgate writes and reads them.
+//! - [`catalog`]: what can be requested, by whom, approved by whom.
+//! - [`request`]: an access request, its status and the transitions between statuses.
+//! - [`ledger`]: hash-chained audit events and the change set a transition commits.
+//! - [`link`]: approval links signed for one approver and bound to one request's content.
+//! - [`policy`]: the IAM documents trailgate writes (per-request deny, session policy).
+//! - [`ports`]: the traits the AWS adapters implement.
+//! - [`service`]: the use cases (submit, approve, grant, vend, revoke, ...) written against the ports.
+//!
+//! This crate does no I/O: randomness and the current time are passed in by the caller,
+//! so every rule here is testable with plain values.
+
+pub mod catalog;
+pub mod error;
+pub mod ledger;
+pub mod link;
+pub mod policy;
+pub mod ports;
+pub mod request;
+pub mod service;
+pub mod time;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use error::{Error, ErrorKind};

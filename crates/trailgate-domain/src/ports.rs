@@ -1,0 +1,87 @@
+//! The capabilities the use cases need from the outside world, one trait per capability.
+//!
+//! `trailgate-aws` implements them with the AWS SDK; `testing` implements them in memory.
+//! Methods return `impl Future + Send` rather than using `async fn` so that callers may
+//! rely on `Send` futures (rustc's `async_fn_in_trait` guidance).
+
+use crate::error::Result;
+use crate::ledger::{Change, Event};
+use crate::request::AccessRequest;
+use std::future::Future;
+
+/// The DynamoDB ledger.
+pub trait Ledger: Send + Sync {
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<AccessRequest>>> + Send;
+    /// Commits a change atomically; `Conflict` if the record moved on since it was read.
+    fn commit(&self, change: &Change) -> impl Future<Output = Result<()>> + Send;
+    fn events(&self, id: &str) -> impl Future<Output = Result<Vec<Event>>> + Send;
+    /// ACTIVE requests whose `expires_at` is before `before` (RFC 3339).
+    fn active_expiring_before(&self, before: &str) -> impl Future<Output = Result<Vec<AccessRequest>>> + Send;
+}
+
+/// Step Functions.
+pub trait Workflow: Send + Sync {
+    /// Starts the access-request execution, named by the request id.
+    fn start(&self, name: &str, input: &serde_json::Value) -> impl Future<Output = Result<()>> + Send;
+    /// Completes a waiting task. `Conflict` when the token is no longer valid (timed out, used).
+    fn complete(&self, task_token: &str, output: &serde_json::Value) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Which SNS topic a message goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    Approvals,
+    Alerts,
+}
+
+/// SNS.
+pub trait Notifier: Send + Sync {
+    /// Publishes a plain-text message; `approver` sets the message attribute that the
+    /// approver's subscription filter policy matches.
+    fn publish(&self, topic: Topic, subject: &str, message: &str, approver: Option<&str>) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Temporary credentials as STS returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// RFC 3339.
+    pub expiration: String,
+}
+
+/// What an `AssumeRole` call asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRequest {
+    pub role_arn: String,
+    pub session_name: String,
+    pub source_identity: String,
+    pub tags: Vec<(String, String)>,
+    pub session_policy: String,
+    pub duration_seconds: i32,
+}
+
+/// STS.
+pub trait CredentialIssuer: Send + Sync {
+    fn assume(&self, request: &AssumeRequest) -> impl Future<Output = Result<IssuedCredentials>> + Send;
+}
+
+/// What trailgate needs to know about a target role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleInfo {
+    pub name: String,
+    pub tags: Vec<(String, String)>,
+    /// The trust policy (decoded JSON text).
+    pub trust_policy: String,
+}
+
+/// IAM, limited to target roles.
+pub trait Roles: Send + Sync {
+    /// `None` when the role does not exist.
+    fn describe(&self, role_arn: &str) -> impl Future<Output = Result<Option<RoleInfo>>> + Send;
+    /// The decoded inline policy document, `None` when absent.
+    fn inline_policy(&self, role_name: &str, policy_name: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    fn put_inline_policy(&self, role_name: &str, policy_name: &str, document: &str) -> impl Future<Output = Result<()>> + Send;
+    fn delete_inline_policy(&self, role_name: &str, policy_name: &str) -> impl Future<Output = Result<()>> + Send;
+}

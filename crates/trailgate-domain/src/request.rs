@@ -1,0 +1,396 @@
+//! An access request: what was asked, by whom, its status, and the rules for moving between statuses.
+
+use crate::catalog::Entry;
+use crate::error::{Error, Result};
+use crate::time::{format_duration, format_utc, parse_duration};
+use ::time::{Duration, OffsetDateTime};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Where a request is in its life. The ledger's conditional writes enforce these transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Cancelled,
+    Active,
+    Revoked,
+    Audited,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Approved => "APPROVED",
+            Status::Denied => "DENIED",
+            Status::Expired => "EXPIRED",
+            Status::Cancelled => "CANCELLED",
+            Status::Active => "ACTIVE",
+            Status::Revoked => "REVOKED",
+            Status::Audited => "AUDITED",
+        }
+    }
+
+    /// Whether the ledger may move a request from `self` to `to`.
+    pub fn can_become(self, to: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, to),
+            (Pending, Approved | Denied | Expired | Cancelled)
+                | (Approved, Active | Expired | Revoked)
+                | (Active, Revoked)
+                | (Revoked, Audited)
+        )
+    }
+
+    /// No approval decision can change a request in this state.
+    pub fn is_decided(self) -> bool {
+        self != Status::Pending
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An approver's decision on a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub approve: bool,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// What the reviewers were shown about the requester.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextSummary {
+    pub available: bool,
+    pub summary: String,
+    #[serde(default)]
+    pub lines: Vec<String>,
+}
+
+/// The caller of an API, as established by SigV4 (never by the request body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    pub arn: String,
+}
+
+impl Caller {
+    /// The stable short identity used as STS `SourceIdentity` and in session names:
+    /// the user name for IAM users, the session name for assumed roles.
+    /// Characters STS does not accept are replaced, and the result is cut to 64.
+    pub fn identity(&self) -> String {
+        let last = self.arn.rsplit(['/', ':']).next().unwrap_or_default();
+        let cleaned: String = last
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) { c } else { '-' })
+            .take(64)
+            .collect();
+        if cleaned.len() < 2 { format!("{cleaned}--") } else { cleaned }
+    }
+}
+
+/// The request as a requester submits it (identity excluded: that comes from SigV4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    pub catalog_id: String,
+    pub duration: String,
+    pub reason: String,
+    #[serde(default)]
+    pub ticket: Option<String>,
+}
+
+/// Bounds on free text, so a request record never approaches DynamoDB's 400 KB item limit.
+pub const MAX_REASON_CHARS: usize = 1000;
+pub const MAX_TICKET_CHARS: usize = 128;
+
+/// A request as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub id: String,
+    pub status: Status,
+    pub requester: String,
+    pub requester_identity: String,
+    pub catalog_id: String,
+    pub role_arn: String,
+    pub duration_seconds: i64,
+    pub reason: String,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When approval links stop working and the request expires if undecided.
+    pub approval_expires_at: String,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub revoked_at: Option<String>,
+    /// Hash of the fields an approver decides on; links are bound to it.
+    pub content_hash: String,
+    /// The Step Functions task token: server-side only, never returned by an API.
+    #[serde(default)]
+    pub task_token: Option<String>,
+    #[serde(default)]
+    pub decisions: BTreeMap<String, Decision>,
+    #[serde(default)]
+    pub context: Option<ContextSummary>,
+    #[serde(default)]
+    pub audit: Option<serde_json::Value>,
+    #[serde(default)]
+    pub credentials_issued: u32,
+    /// Why the request ended where it did (denied by whom, expired, revoke reason).
+    #[serde(default)]
+    pub outcome: Option<String>,
+    pub event_seq: u64,
+    pub last_event_hash: String,
+}
+
+impl AccessRequest {
+    /// Validates `input` against the catalog entry and builds a PENDING request.
+    /// `id` is made by the caller (randomness is I/O).
+    pub fn create(id: String, caller: &Caller, input: &NewRequest, entry: &Entry, now: OffsetDateTime) -> Result<Self> {
+        if !entry.allows_requester(&caller.arn) {
+            return Err(Error::forbidden(format!("you may not request `{}`", entry.id)));
+        }
+        let duration = parse_duration(&input.duration).ok_or_else(|| {
+            Error::invalid("duration", format!("`{}` is not a duration: use ISO 8601 like PT2H or a short form like 2h", input.duration))
+        })?;
+        let max = entry.max_duration()?;
+        if duration > max {
+            return Err(Error::invalid(
+                "duration",
+                format!("{} is longer than the {} this role allows", format_duration(duration), format_duration(max)),
+            ));
+        }
+        let reason = input.reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid("reason", "a reason is required"));
+        }
+        if reason.chars().count() > MAX_REASON_CHARS {
+            return Err(Error::invalid("reason", format!("the reason is longer than {MAX_REASON_CHARS} characters")));
+        }
+        if reason.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(Error::invalid("reason", "the reason contains control characters"));
+        }
+        let ticket = match input.ticket.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(ticket) => {
+                if ticket.chars().count() > MAX_TICKET_CHARS || ticket.chars().any(char::is_control) {
+                    return Err(Error::invalid("ticket", format!("the ticket must be at most {MAX_TICKET_CHARS} printable characters")));
+                }
+                Some(ticket.to_owned())
+            }
+        };
+        if let Some(pattern) = &entry.ticket_pattern {
+            let regex = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|err| Error::internal(err.to_string()))?;
+            match &ticket {
+                Some(ticket) if regex.is_match(ticket) => {}
+                Some(_) => return Err(Error::invalid("ticket", format!("the ticket must match `{pattern}`"))),
+                None => return Err(Error::invalid("ticket", "this role requires a ticket")),
+            }
+        }
+        let now_text = format_utc(now);
+        let mut request = AccessRequest {
+            id,
+            status: Status::Pending,
+            requester: caller.arn.clone(),
+            requester_identity: caller.identity(),
+            catalog_id: entry.id.clone(),
+            role_arn: entry.role_arn.clone(),
+            duration_seconds: duration.whole_seconds(),
+            reason: reason.to_owned(),
+            ticket,
+            created_at: now_text.clone(),
+            updated_at: now_text,
+            approval_expires_at: format_utc(now + entry.approval_window()?),
+            expires_at: None,
+            revoked_at: None,
+            content_hash: String::new(),
+            task_token: None,
+            decisions: BTreeMap::new(),
+            context: None,
+            audit: None,
+            credentials_issued: 0,
+            outcome: None,
+            event_seq: 0,
+            last_event_hash: String::new(),
+        };
+        request.content_hash = request.compute_content_hash();
+        Ok(request)
+    }
+
+    /// SHA-256 over the fields an approver decides on, so that a link signed for one
+    /// version of a request does not work for a changed one.
+    pub fn compute_content_hash(&self) -> String {
+        let canonical = serde_json::json!([
+            "trailgate-request-v1",
+            self.id,
+            self.requester,
+            self.catalog_id,
+            self.role_arn,
+            self.duration_seconds,
+            self.reason,
+            self.ticket,
+            self.created_at,
+        ]);
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::seconds(self.duration_seconds)
+    }
+
+    /// How many approvals have been recorded.
+    pub fn approvals(&self) -> usize {
+        self.decisions.values().filter(|decision| decision.approve).count()
+    }
+
+    /// The request as the API shows it: no task token, nothing internal.
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "status": self.status,
+            "requester": self.requester,
+            "catalog_id": self.catalog_id,
+            "role_arn": self.role_arn,
+            "duration": format_duration(self.duration()),
+            "reason": self.reason,
+            "ticket": self.ticket,
+            "created_at": self.created_at,
+            "approval_expires_at": self.approval_expires_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+            "decisions": self.decisions.iter().map(|(approver, decision)| serde_json::json!({
+                "approver": approver, "approve": decision.approve, "at": decision.at, "comment": decision.comment,
+            })).collect::<Vec<_>>(),
+            "context": self.context,
+            "audit": self.audit,
+            "credentials_issued": self.credentials_issued,
+            "outcome": self.outcome,
+        })
+    }
+}
+
+/// Makes a request id from 16 random bytes: `r-` and 26 base32 characters (lower case),
+/// which is safe in URLs, execution names, session tags and STS session names.
+pub fn request_id_from_bytes(bytes: [u8; 16]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut value = u128::from_be_bytes(bytes);
+    let mut out = String::with_capacity(28);
+    out.push_str("r-");
+    for _ in 0..26 {
+        out.push(ALPHABET[(value & 31) as usize] as char);
+        value >>= 5;
+    }
+    out
+}
+
+/// Whether `text` looks like an id `request_id_from_bytes` makes (checked before any lookup).
+pub fn is_request_id(text: &str) -> bool {
+    text.len() == 28
+        && text.starts_with("r-")
+        && text[2..].bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::testing::{alice, now, sample_catalog_json};
+
+    fn entry() -> Entry {
+        Catalog::load(&sample_catalog_json(), "trailgate-").unwrap().entry("sandbox-admin").unwrap().clone()
+    }
+
+    fn input(duration: &str, reason: &str) -> NewRequest {
+        NewRequest { catalog_id: "sandbox-admin".into(), duration: duration.into(), reason: reason.into(), ticket: None }
+    }
+
+    #[test]
+    fn a_valid_request_is_pending_with_a_content_hash() {
+        let request = AccessRequest::create("r-1".into(), &alice(), &input("2h", " fix prod "), &entry(), now()).unwrap();
+        assert_eq!(request.status, Status::Pending);
+        assert_eq!(request.duration_seconds, 7200);
+        assert_eq!(request.reason, "fix prod");
+        assert_eq!(request.requester_identity, "alice");
+        assert_eq!(request.content_hash, request.compute_content_hash());
+        assert_eq!(request.approval_expires_at, "2026-11-21T11:00:00Z");
+    }
+
+    #[test]
+    fn every_rule_names_its_field() {
+        let cases = [
+            (input("5h", "x"), Some("duration")),
+            (input("soon", "x"), Some("duration")),
+            (input("1h", "  "), Some("reason")),
+            (input("1h", &"x".repeat(MAX_REASON_CHARS + 1)), Some("reason")),
+            (input("1h", "a\u{7}b"), Some("reason")),
+        ];
+        for (input, field) in cases {
+            let err = AccessRequest::create("r-1".into(), &alice(), &input, &entry(), now()).unwrap_err();
+            assert_eq!(err.field.as_deref(), field, "{err}");
+        }
+        let stranger = Caller { arn: "arn:aws:iam::999999999999:user/mallory".into() };
+        let err = AccessRequest::create("r-1".into(), &stranger, &input("1h", "x"), &entry(), now()).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Forbidden);
+    }
+
+    #[test]
+    fn ticket_pattern_is_enforced() {
+        let mut entry = entry();
+        entry.ticket_pattern = Some("OPS-[0-9]+".into());
+        let mut with_ticket = input("1h", "x");
+        assert_eq!(AccessRequest::create("r".into(), &alice(), &with_ticket, &entry, now()).unwrap_err().field.as_deref(), Some("ticket"));
+        with_ticket.ticket = Some("OPS-12x".into());
+        assert!(AccessRequest::create("r".into(), &alice(), &with_ticket, &entry, now()).is_err());
+        with_ticket.ticket = Some("OPS-12".into());
+        assert!(AccessRequest::create("r".into(), &alice(), &with_ticket, &entry, now()).is_ok());
+    }
+
+    #[test]
+    fn content_hash_changes_with_the_content() {
+        let request = AccessRequest::create("r-1".into(), &alice(), &input("2h", "fix"), &entry(), now()).unwrap();
+        let mut changed = request.clone();
+        changed.duration_seconds += 1;
+        assert_ne!(request.content_hash, changed.compute_content_hash());
+    }
+
+    #[test]
+    fn transitions_follow_the_lifecycle() {
+        use Status::*;
+        assert!(Pending.can_become(Approved));
+        assert!(Approved.can_become(Active));
+        assert!(Active.can_become(Revoked));
+        assert!(Revoked.can_become(Audited));
+        assert!(!Denied.can_become(Approved));
+        assert!(!Pending.can_become(Active));
+        assert!(!Revoked.can_become(Active));
+        assert!(!Expired.can_become(Approved));
+    }
+
+    #[test]
+    fn request_ids_are_url_and_sts_safe() {
+        let id = request_id_from_bytes([0xab; 16]);
+        assert!(is_request_id(&id), "{id}");
+        assert!(!is_request_id("r-../../etc"));
+        assert!(!is_request_id("R-AAAAAAAAAAAAAAAAAAAAAAAAAA"));
+    }
+
+    #[test]
+    fn caller_identity_is_sts_safe() {
+        let assumed = Caller { arn: "arn:aws:sts::1:assumed-role/Dev/jane doe".into() };
+        assert_eq!(assumed.identity(), "jane-doe");
+        assert_eq!(alice().identity(), "alice");
+    }
+}

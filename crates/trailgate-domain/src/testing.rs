@@ -1,0 +1,233 @@
+//! In-memory fakes of the ports and sample data, for unit tests here and in the function crates.
+//!
+//! The fakes keep the adapters' contracts that matter to the use cases: the ledger's
+//! conditional commit, the token check of the workflow, IAM's inline policies.
+
+use crate::error::{Error, Result};
+use crate::ledger::{Change, Event, change};
+use crate::ports::{AssumeRequest, CredentialIssuer, IssuedCredentials, Ledger, Notifier, RoleInfo, Roles, Topic, Workflow};
+use crate::request::{AccessRequest, Caller, NewRequest};
+use crate::service::STALE;
+use ::time::OffsetDateTime;
+use ::time::macros::datetime;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// A fixed "now": 2026-11-21T10:00:00Z.
+pub fn now() -> OffsetDateTime {
+    datetime!(2026-11-21 10:00:00 UTC)
+}
+
+pub fn alice() -> Caller {
+    Caller { arn: "arn:aws:iam::123456789012:user/alice".into() }
+}
+
+pub const SAMPLE_ROLE: &str = "arn:aws:iam::123456789012:role/sample-target-trailgate";
+
+/// A catalog with one entry, `sandbox-admin`, approvers bob and carol, quorum 1.
+pub fn sample_catalog_json() -> String {
+    format!(
+        r#"{{"entries": [{{
+        "id": "sandbox-admin",
+        "role_arn": "{SAMPLE_ROLE}",
+        "description": "Admin on the sandbox",
+        "max_duration": "PT4H",
+        "approval_window": "PT1H",
+        "approvers": [
+            {{"id": "bob", "email": "bob@example.com", "arn": "arn:aws:iam::123456789012:user/bob"}},
+            {{"id": "carol", "email": "carol@example.com", "arn": "arn:aws:iam::123456789012:user/carol"}}
+        ],
+        "quorum": 1,
+        "requesters": ["arn:aws:iam::123456789012:user/*"],
+        "ticket_pattern": null,
+        "break_glass": false
+    }}]}}"#
+    )
+}
+
+/// A PENDING request from alice for two hours of `sandbox-admin`.
+pub fn pending_request() -> AccessRequest {
+    let catalog = crate::catalog::Catalog::load(&sample_catalog_json(), "trailgate-").expect("sample catalog");
+    let input = NewRequest { catalog_id: "sandbox-admin".into(), duration: "PT2H".into(), reason: "fix prod".into(), ticket: None };
+    AccessRequest::create("r-aaaaaaaaaaaaaaaaaaaaaaaaaa".into(), &alice(), &input, catalog.entry("sandbox-admin").expect("entry"), now())
+        .expect("valid request")
+}
+
+/// Stores a request as if intake had created it.
+pub fn seed(ledger: &MemoryLedger, request: AccessRequest) -> AccessRequest {
+    let created = change(None, request, "seed", "Requested", None, now()).expect("change");
+    let mut state = ledger.state.lock().expect("lock");
+    state.records.insert(created.record.id.clone(), created.record.clone());
+    state.events.entry(created.record.id.clone()).or_default().push(created.event);
+    created.record
+}
+
+#[derive(Default)]
+struct LedgerState {
+    records: BTreeMap<String, AccessRequest>,
+    events: BTreeMap<String, Vec<Event>>,
+}
+
+/// The ledger, in memory, with the DynamoDB adapter's conditional semantics.
+#[derive(Default)]
+pub struct MemoryLedger {
+    state: Mutex<LedgerState>,
+}
+
+impl MemoryLedger {
+    pub fn record(&self, id: &str) -> Option<AccessRequest> {
+        self.state.lock().expect("lock").records.get(id).cloned()
+    }
+    pub fn event_actions(&self, id: &str) -> Vec<String> {
+        self.state.lock().expect("lock").events.get(id).map(|e| e.iter().map(|e| e.action.clone()).collect()).unwrap_or_default()
+    }
+}
+
+impl Ledger for MemoryLedger {
+    async fn get(&self, id: &str) -> Result<Option<AccessRequest>> {
+        Ok(self.record(id))
+    }
+
+    async fn commit(&self, change: &Change) -> Result<()> {
+        let mut state = self.state.lock().expect("lock");
+        let current_seq = state.records.get(&change.record.id).map(|r| r.event_seq);
+        if current_seq != change.expected_seq {
+            return Err(Error::conflict(STALE));
+        }
+        state.records.insert(change.record.id.clone(), change.record.clone());
+        state.events.entry(change.record.id.clone()).or_default().push(change.event.clone());
+        Ok(())
+    }
+
+    async fn events(&self, id: &str) -> Result<Vec<Event>> {
+        Ok(self.state.lock().expect("lock").events.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn active_expiring_before(&self, before: &str) -> Result<Vec<AccessRequest>> {
+        let state = self.state.lock().expect("lock");
+        Ok(state
+            .records
+            .values()
+            .filter(|r| r.status == crate::request::Status::Active && r.expires_at.as_deref().is_some_and(|e| e < before))
+            .cloned()
+            .collect())
+    }
+}
+
+/// Step Functions, in memory: records starts and completions; tokens can be made invalid.
+#[derive(Default)]
+pub struct MemoryWorkflow {
+    pub started: Mutex<Vec<(String, serde_json::Value)>>,
+    pub completed: Mutex<Vec<(String, serde_json::Value)>>,
+    pub fail_start: bool,
+}
+
+impl Workflow for MemoryWorkflow {
+    async fn start(&self, name: &str, input: &serde_json::Value) -> Result<()> {
+        if self.fail_start {
+            return Err(Error::retryable("StartExecution failed"));
+        }
+        self.started.lock().expect("lock").push((name.to_owned(), input.clone()));
+        Ok(())
+    }
+
+    async fn complete(&self, task_token: &str, output: &serde_json::Value) -> Result<()> {
+        let mut completed = self.completed.lock().expect("lock");
+        if completed.iter().any(|(token, _)| token == task_token) {
+            return Err(Error::conflict("the task token was already used"));
+        }
+        completed.push((task_token.to_owned(), output.clone()));
+        Ok(())
+    }
+}
+
+/// SNS, in memory.
+#[derive(Default)]
+pub struct MemoryNotifier {
+    /// (topic, subject, message, approver attribute)
+    pub sent: Mutex<Vec<(Topic, String, String, Option<String>)>>,
+}
+
+impl Notifier for MemoryNotifier {
+    async fn publish(&self, topic: Topic, subject: &str, message: &str, approver: Option<&str>) -> Result<()> {
+        self.sent.lock().expect("lock").push((topic, subject.to_owned(), message.to_owned(), approver.map(str::to_owned)));
+        Ok(())
+    }
+}
+
+/// STS, in memory: hands out numbered fake credentials expiring after the requested duration,
+/// counted from `clock` (settable, default `now()`).
+#[derive(Default)]
+pub struct MemoryIssuer {
+    pub calls: Mutex<Vec<AssumeRequest>>,
+    pub clock: Mutex<Option<OffsetDateTime>>,
+}
+
+impl CredentialIssuer for MemoryIssuer {
+    async fn assume(&self, request: &AssumeRequest) -> Result<IssuedCredentials> {
+        let mut calls = self.calls.lock().expect("lock");
+        calls.push(request.clone());
+        Ok(IssuedCredentials {
+            access_key_id: format!("ASIA{:016}", calls.len()),
+            secret_access_key: "secret".into(),
+            session_token: "token".into(),
+            expiration: crate::time::format_utc(
+                self.clock.lock().expect("lock").unwrap_or_else(now) + ::time::Duration::seconds(i64::from(request.duration_seconds)),
+            ),
+        })
+    }
+}
+
+/// IAM, in memory: roles with tags and inline policies.
+#[derive(Default)]
+pub struct MemoryRoles {
+    pub roles: Mutex<BTreeMap<String, (RoleInfo, BTreeMap<String, String>)>>,
+    pub fail_puts: Mutex<u32>,
+}
+
+impl MemoryRoles {
+    /// Has the sample target role, tagged as managed.
+    pub fn with_sample_role() -> MemoryRoles {
+        let roles = MemoryRoles::default();
+        roles.add_role("sample-target-trailgate", &[("trailgate:managed", "true")]);
+        roles
+    }
+    pub fn add_role(&self, name: &str, tags: &[(&str, &str)]) {
+        let info = RoleInfo {
+            name: name.to_owned(),
+            tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            trust_policy: "{}".into(),
+        };
+        self.roles.lock().expect("lock").insert(name.to_owned(), (info, BTreeMap::new()));
+    }
+    pub fn policy(&self, role: &str, name: &str) -> Option<String> {
+        self.roles.lock().expect("lock").get(role).and_then(|(_, policies)| policies.get(name).cloned())
+    }
+}
+
+impl Roles for MemoryRoles {
+    async fn describe(&self, role_arn: &str) -> Result<Option<RoleInfo>> {
+        let name = crate::catalog::role_name(role_arn).unwrap_or_default();
+        Ok(self.roles.lock().expect("lock").get(name).map(|(info, _)| info.clone()))
+    }
+    async fn inline_policy(&self, role_name: &str, policy_name: &str) -> Result<Option<String>> {
+        Ok(self.policy(role_name, policy_name))
+    }
+    async fn put_inline_policy(&self, role_name: &str, policy_name: &str, document: &str) -> Result<()> {
+        let mut fail = self.fail_puts.lock().expect("lock");
+        if *fail > 0 {
+            *fail -= 1;
+            return Err(Error::retryable("IAM throttled the call"));
+        }
+        let mut roles = self.roles.lock().expect("lock");
+        let (_, policies) = roles.get_mut(role_name).ok_or_else(|| Error::not_found(format!("no role {role_name}")))?;
+        policies.insert(policy_name.to_owned(), document.to_owned());
+        Ok(())
+    }
+    async fn delete_inline_policy(&self, role_name: &str, policy_name: &str) -> Result<()> {
+        if let Some((_, policies)) = self.roles.lock().expect("lock").get_mut(role_name) {
+            policies.remove(policy_name);
+        }
+        Ok(())
+    }
+}
