@@ -75,11 +75,14 @@ impl Catalog {
         let mut ids = HashSet::new();
         for entry in &self.entries {
             if !ids.insert(entry.id.as_str()) {
-                return Err(Error::internal(format!("catalog entry `{}` is defined twice", entry.id)));
+                return Err(Error::internal(format!(
+                    "catalog entry `{}` is defined twice",
+                    entry.id
+                )));
             }
-            entry
-                .validate(own_role_prefix)
-                .map_err(|err| Error::internal(format!("catalog entry `{}`: {}", entry.id, err.message)))?;
+            entry.validate(own_role_prefix).map_err(|err| {
+                Error::internal(format!("catalog entry `{}`: {}", entry.id, err.message))
+            })?;
         }
         Ok(())
     }
@@ -93,14 +96,23 @@ impl Entry {
     fn validate(&self, own_role_prefix: &str) -> Result<()> {
         if self.id.is_empty()
             || self.id.len() > 64
-            || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(Error::internal("id must be 1-64 letters, digits, `-` or `_`"));
+            return Err(Error::internal(
+                "id must be 1-64 letters, digits, `-` or `_`",
+            ));
         }
-        let role_name = role_name(&self.role_arn)
-            .ok_or_else(|| Error::internal(format!("`{}` is not an IAM role ARN", self.role_arn)))?;
+        let role_name = role_name(&self.role_arn).ok_or_else(|| {
+            Error::internal(format!("`{}` is not an IAM role ARN", self.role_arn))
+        })?;
         if !own_role_prefix.is_empty() && role_name.starts_with(own_role_prefix) {
-            return Err(Error::internal(format!("`{}` is one of trailgate's own roles", self.role_arn)));
+            return Err(Error::internal(format!(
+                "`{}` is one of trailgate's own roles",
+                self.role_arn
+            )));
         }
         self.max_duration()?;
         self.approval_window()?;
@@ -116,18 +128,33 @@ impl Entry {
         for approver in &self.approvers {
             if approver.id.is_empty()
                 || approver.id.len() > 64
-                || !approver.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+                || !approver
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
             {
-                return Err(Error::internal(format!("approver id `{}` must be 1-64 letters, digits, `-_.@`", approver.id)));
+                return Err(Error::internal(format!(
+                    "approver id `{}` must be 1-64 letters, digits, `-_.@`",
+                    approver.id
+                )));
             }
             if !approver_ids.insert(approver.id.as_str()) {
-                return Err(Error::internal(format!("approver `{}` is listed twice", approver.id)));
+                return Err(Error::internal(format!(
+                    "approver `{}` is listed twice",
+                    approver.id
+                )));
             }
             if !approver.email.contains('@') {
-                return Err(Error::internal(format!("approver `{}` has no valid e-mail", approver.id)));
+                return Err(Error::internal(format!(
+                    "approver `{}` has no valid e-mail",
+                    approver.id
+                )));
             }
             if !approver.arn.starts_with("arn:") {
-                return Err(Error::internal(format!("approver `{}` has no principal ARN", approver.id)));
+                return Err(Error::internal(format!(
+                    "approver `{}` has no principal ARN",
+                    approver.id
+                )));
             }
         }
         if self.quorum == 0 || self.quorum as usize > self.approvers.len() {
@@ -138,30 +165,40 @@ impl Entry {
             )));
         }
         if self.requesters.is_empty() {
-            return Err(Error::internal("at least one requester pattern is required"));
+            return Err(Error::internal(
+                "at least one requester pattern is required",
+            ));
         }
         if let Some(pattern) = &self.ticket_pattern {
-            regex::Regex::new(pattern).map_err(|err| Error::internal(format!("ticket_pattern: {err}")))?;
+            regex::Regex::new(pattern)
+                .map_err(|err| Error::internal(format!("ticket_pattern: {err}")))?;
         }
         Ok(())
     }
 
     pub fn max_duration(&self) -> Result<Duration> {
-        parse_duration(&self.max_duration)
-            .ok_or_else(|| Error::internal(format!("max_duration `{}` is not a duration", self.max_duration)))
+        parse_duration(&self.max_duration).ok_or_else(|| {
+            Error::internal(format!(
+                "max_duration `{}` is not a duration",
+                self.max_duration
+            ))
+        })
     }
 
     pub fn approval_window(&self) -> Result<Duration> {
         match &self.approval_window {
             None => Ok(DEFAULT_APPROVAL_WINDOW),
-            Some(text) => parse_duration(text)
-                .ok_or_else(|| Error::internal(format!("approval_window `{text}` is not a duration"))),
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                Error::internal(format!("approval_window `{text}` is not a duration"))
+            }),
         }
     }
 
     /// Whether `caller_arn` matches one of the entry's requester patterns.
     pub fn allows_requester(&self, caller_arn: &str) -> bool {
-        self.requesters.iter().any(|pattern| glob_match(pattern, caller_arn))
+        self.requesters
+            .iter()
+            .any(|pattern| glob_match(pattern, caller_arn))
     }
 
     pub fn approver(&self, id: &str) -> Option<&Approver> {
@@ -172,8 +209,14 @@ impl Entry {
 /// The role name of an IAM role ARN (`arn:aws:iam::123:role/path/name` → `name`).
 pub fn role_name(role_arn: &str) -> Option<&str> {
     let mut parts = role_arn.splitn(6, ':');
-    let (arn, _partition, service, _region, account, resource) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (arn, _partition, service, _region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
     if arn != "arn" || service != "iam" || account.is_empty() {
         return None;
     }
@@ -218,33 +261,54 @@ mod tests {
 
     #[test]
     fn own_roles_and_bad_entries_are_rejected() {
-        let own = sample_catalog_json().replace("role/sample-target-trailgate", "role/trailgate-GrantRole");
+        let own = sample_catalog_json()
+            .replace("role/sample-target-trailgate", "role/trailgate-GrantRole");
         let err = Catalog::load(&own, "trailgate-").unwrap_err();
         assert!(err.message.contains("trailgate's own roles"), "{err}");
 
         let quorum = sample_catalog_json().replace("\"quorum\": 1", "\"quorum\": 3");
-        assert!(Catalog::load(&quorum, "trailgate-").unwrap_err().message.contains("quorum"));
+        assert!(
+            Catalog::load(&quorum, "trailgate-")
+                .unwrap_err()
+                .message
+                .contains("quorum")
+        );
 
         let unknown = sample_catalog_json().replace("\"quorum\": 1", "\"quorum\": 1, \"color\": 1");
         assert!(Catalog::load(&unknown, "trailgate-").is_err());
 
-        let glass = sample_catalog_json().replace("\"break_glass\": false", "\"break_glass\": true");
-        assert!(Catalog::load(&glass, "trailgate-").unwrap_err().message.contains("break-glass"));
+        let glass =
+            sample_catalog_json().replace("\"break_glass\": false", "\"break_glass\": true");
+        assert!(
+            Catalog::load(&glass, "trailgate-")
+                .unwrap_err()
+                .message
+                .contains("break-glass")
+        );
     }
 
     #[test]
     fn glob_matching() {
-        assert!(glob_match("arn:aws:iam::1:user/*", "arn:aws:iam::1:user/alice"));
+        assert!(glob_match(
+            "arn:aws:iam::1:user/*",
+            "arn:aws:iam::1:user/alice"
+        ));
         assert!(glob_match("*", "anything"));
         assert!(glob_match("a*c*e", "abcde"));
         assert!(!glob_match("a*c*e", "abde"));
-        assert!(!glob_match("arn:aws:iam::1:user/alice", "arn:aws:iam::1:user/alice2"));
+        assert!(!glob_match(
+            "arn:aws:iam::1:user/alice",
+            "arn:aws:iam::1:user/alice2"
+        ));
         assert!(!glob_match("ab*ba", "aba"));
     }
 
     #[test]
     fn role_names() {
-        assert_eq!(role_name("arn:aws:iam::123:role/path/to/admin"), Some("admin"));
+        assert_eq!(
+            role_name("arn:aws:iam::123:role/path/to/admin"),
+            Some("admin")
+        );
         assert_eq!(role_name("arn:aws:iam::123:user/admin"), None);
         assert_eq!(role_name("not-an-arn"), None);
     }

@@ -80,12 +80,20 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: message.into(), field: None }
+        Error {
+            kind,
+            message: message.into(),
+            field: None,
+        }
     }
 
     /// An invalid-input error about one field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Error {
-        Error { kind: ErrorKind::InvalidRequest, message: message.into(), field: Some(field.to_owned()) }
+        Error {
+            kind: ErrorKind::InvalidRequest,
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Error {

@@ -73,7 +73,10 @@ pub fn change(
         && from != next.status
         && !from.can_become(next.status)
     {
-        return Err(Error::conflict(format!("the request is {from} and cannot become {}", next.status)));
+        return Err(Error::conflict(format!(
+            "the request is {from} and cannot become {}",
+            next.status
+        )));
     }
     let (seq, prev_hash) = match current {
         Some(record) => (record.event_seq + 1, record.last_event_hash.clone()),
@@ -96,20 +99,33 @@ pub fn change(
     next.event_seq = seq;
     next.last_event_hash = event.hash.clone();
     next.updated_at = at;
-    Ok(Change { expected_seq: current.map(|record| record.event_seq), record: next, event })
+    Ok(Change {
+        expected_seq: current.map(|record| record.event_seq),
+        record: next,
+        event,
+    })
 }
 
 /// Checks that `events` (in seq order) form an unbroken chain ending at `record`.
 pub fn verify_chain(record: &AccessRequest, events: &[Event]) -> Result<()> {
     let mut prev = String::new();
     for (index, event) in events.iter().enumerate() {
-        if event.seq != index as u64 + 1 || event.prev_hash != prev || event.compute_hash() != event.hash {
-            return Err(Error::internal(format!("event {} of {} breaks the hash chain", event.seq, record.id)));
+        if event.seq != index as u64 + 1
+            || event.prev_hash != prev
+            || event.compute_hash() != event.hash
+        {
+            return Err(Error::internal(format!(
+                "event {} of {} breaks the hash chain",
+                event.seq, record.id
+            )));
         }
         prev = event.hash.clone();
     }
     if prev != record.last_event_hash || events.len() as u64 != record.event_seq {
-        return Err(Error::internal(format!("the events of {} do not end at the record", record.id)));
+        return Err(Error::internal(format!(
+            "the events of {} do not end at the record",
+            record.id
+        )));
     }
     Ok(())
 }
@@ -124,10 +140,22 @@ mod tests {
         let created = change(None, pending_request(), "alice", "Requested", None, now()).unwrap();
         let mut approved = created.record.clone();
         approved.status = Status::Approved;
-        let second = change(Some(&created.record), approved, "approver:bob", "Approved", None, now()).unwrap();
+        let second = change(
+            Some(&created.record),
+            approved,
+            "approver:bob",
+            "Approved",
+            None,
+            now(),
+        )
+        .unwrap();
         assert_eq!(second.expected_seq, Some(1));
         assert_eq!(second.event.prev_hash, created.event.hash);
-        verify_chain(&second.record, &[created.event.clone(), second.event.clone()]).unwrap();
+        verify_chain(
+            &second.record,
+            &[created.event.clone(), second.event.clone()],
+        )
+        .unwrap();
 
         let mut tampered = second.event.clone();
         tampered.actor = "approver:mallory".into();

@@ -36,15 +36,30 @@ impl LinkKey {
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<LinkKey> {
         let bytes = bytes.into();
         if bytes.len() < 32 {
-            return Err(Error::internal("the link signing key is shorter than 32 bytes"));
+            return Err(Error::internal(
+                "the link signing key is shorter than 32 bytes",
+            ));
         }
         Ok(LinkKey(bytes))
     }
 
-    fn mac(&self, request_id: &str, approver_id: &str, expires: i64, content_hash: &str) -> Vec<u8> {
+    fn mac(
+        &self,
+        request_id: &str,
+        approver_id: &str,
+        expires: i64,
+        content_hash: &str,
+    ) -> Vec<u8> {
         // new_from_slice accepts any key length for HMAC, so this cannot fail.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        for part in ["trailgate-link-v1", request_id, approver_id, &expires.to_string(), content_hash] {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        for part in [
+            "trailgate-link-v1",
+            request_id,
+            approver_id,
+            &expires.to_string(),
+            content_hash,
+        ] {
             // Length-prefix every part so that no two different tuples share a byte string.
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
@@ -53,7 +68,13 @@ impl LinkKey {
     }
 
     /// Signs a link for `approver_id` on the request with `content_hash`.
-    pub fn sign(&self, request_id: &str, approver_id: &str, expires: i64, content_hash: &str) -> LinkParams {
+    pub fn sign(
+        &self,
+        request_id: &str,
+        approver_id: &str,
+        expires: i64,
+        content_hash: &str,
+    ) -> LinkParams {
         LinkParams {
             request_id: request_id.to_owned(),
             approver_id: approver_id.to_owned(),
@@ -65,8 +86,14 @@ impl LinkKey {
     /// Verifies a link against the request's current content hash at time `now` (unix seconds).
     /// Every failure is `Forbidden` with a reason fit to show the approver.
     pub fn verify(&self, link: &LinkParams, content_hash: &str, now: i64) -> Result<()> {
-        let given = hex::decode(&link.signature).map_err(|_| Error::forbidden("this link is not valid"))?;
-        let expected = self.mac(&link.request_id, &link.approver_id, link.expires, content_hash);
+        let given =
+            hex::decode(&link.signature).map_err(|_| Error::forbidden("this link is not valid"))?;
+        let expected = self.mac(
+            &link.request_id,
+            &link.approver_id,
+            link.expires,
+            content_hash,
+        );
         if !bool::from(given.ct_eq(&expected)) {
             return Err(Error::forbidden(
                 "this link is not valid: it was altered, or the request changed after it was sent",
@@ -83,11 +110,19 @@ impl LinkKey {
 impl LinkParams {
     /// The query string of a GET link.
     pub fn query(&self) -> String {
-        format!("a={}&e={}&s={}", encode(&self.approver_id), self.expires, self.signature)
+        format!(
+            "a={}&e={}&s={}",
+            encode(&self.approver_id),
+            self.expires,
+            self.signature
+        )
     }
 
     /// Reads link parameters from decoded key/value pairs (query string or form body).
-    pub fn from_pairs<'a>(request_id: &str, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<LinkParams> {
+    pub fn from_pairs<'a>(
+        request_id: &str,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<LinkParams> {
         let (mut approver, mut expires, mut signature) = (None, None, None);
         for (key, value) in pairs {
             match key {
@@ -101,7 +136,12 @@ impl LinkParams {
             (Some(approver_id), Some(expires), Some(signature))
                 if !approver_id.is_empty() && approver_id.len() <= 64 && signature.len() == 64 =>
             {
-                Ok(LinkParams { request_id: request_id.to_owned(), approver_id, expires, signature })
+                Ok(LinkParams {
+                    request_id: request_id.to_owned(),
+                    approver_id,
+                    expires,
+                    signature,
+                })
             }
             _ => Err(Error::forbidden("this link is incomplete or malformed")),
         }
@@ -126,7 +166,10 @@ mod tests {
         let link = key().sign("r-1", "bob", 1000, "hash");
         key().verify(&link, "hash", 999).unwrap();
         let err = key().verify(&link, "hash", 1000).unwrap_err();
-        assert_eq!((err.kind, err.message.as_str()), (ErrorKind::Forbidden, "this link has expired"));
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::Forbidden, "this link has expired")
+        );
     }
 
     #[test]
@@ -139,14 +182,26 @@ mod tests {
         let mut other_request = link.clone();
         other_request.request_id = "r-2".into();
         let mut flipped = link.clone();
-        flipped.signature.replace_range(0..1, if &link.signature[0..1] == "0" { "1" } else { "0" });
+        flipped.signature.replace_range(
+            0..1,
+            if &link.signature[0..1] == "0" {
+                "1"
+            } else {
+                "0"
+            },
+        );
         for bad in [other_approver, later, other_request, flipped] {
-            assert_eq!(key().verify(&bad, "hash", 10).unwrap_err().kind, ErrorKind::Forbidden);
+            assert_eq!(
+                key().verify(&bad, "hash", 10).unwrap_err().kind,
+                ErrorKind::Forbidden
+            );
         }
         // The request changed after the link was sent.
         assert!(key().verify(&link, "new-hash", 10).is_err());
         // Another key (a forged link).
-        let forged = LinkKey::new(vec![8u8; 32]).unwrap().sign("r-1", "bob", 1000, "hash");
+        let forged = LinkKey::new(vec![8u8; 32])
+            .unwrap()
+            .sign("r-1", "bob", 1000, "hash");
         assert!(key().verify(&forged, "hash", 10).is_err());
     }
 
@@ -157,9 +212,18 @@ mod tests {
         let decoded: Vec<(String, String)> = query
             .split('&')
             .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (k.to_owned(), percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_owned(),
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                )
+            })
             .collect();
-        let parsed = LinkParams::from_pairs("r-1", decoded.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        let parsed =
+            LinkParams::from_pairs("r-1", decoded.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .unwrap();
         assert_eq!(parsed, link);
         assert!(LinkParams::from_pairs("r-1", [("a", "bob")]).is_err());
     }

@@ -37,7 +37,10 @@ pub fn session_policy(expires_at: &str) -> String {
 /// unix time after which the statement may be removed. IAM allows only letters and digits in
 /// a Sid, and encoding the removal time there lets garbage collection work from the policy alone.
 pub fn revocation_sid(request_id: &str, remove_after: i64) -> String {
-    let id: String = request_id.chars().filter(char::is_ascii_alphanumeric).collect();
+    let id: String = request_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
     format!("TG{id}X{remove_after}")
 }
 
@@ -64,11 +67,23 @@ fn revocation_statement(request_id: &str, remove_after: i64) -> Value {
 /// denies everything after it).
 ///
 /// Returns the new minified document.
-pub fn add_revocation(current: Option<&str>, request_id: &str, remove_after: i64, now: i64) -> Result<String> {
+pub fn add_revocation(
+    current: Option<&str>,
+    request_id: &str,
+    remove_after: i64,
+    now: i64,
+) -> Result<String> {
     let mut statements = current_statements(current)?;
-    let id_key: String = request_id.chars().filter(char::is_ascii_alphanumeric).collect();
+    let id_key: String = request_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
     statements.retain(|statement| {
-        match statement.get("Sid").and_then(Value::as_str).and_then(parse_sid) {
+        match statement
+            .get("Sid")
+            .and_then(Value::as_str)
+            .and_then(parse_sid)
+        {
             // Replace this request's own statement (it is re-added below).
             Some((id, _)) if id == id_key => false,
             Some((_, after)) => after > now,
@@ -94,9 +109,15 @@ pub fn collect_garbage(current: &str, now: i64) -> Result<Option<Option<String>>
     let before = statements.len();
     let kept: Vec<Value> = statements
         .into_iter()
-        .filter(|statement| match statement.get("Sid").and_then(Value::as_str).and_then(parse_sid) {
-            Some((_, after)) => after > now,
-            None => true,
+        .filter(|statement| {
+            match statement
+                .get("Sid")
+                .and_then(Value::as_str)
+                .and_then(parse_sid)
+            {
+                Some((_, after)) => after > now,
+                None => true,
+            }
         })
         .collect();
     if kept.len() == before {
@@ -105,30 +126,44 @@ pub fn collect_garbage(current: &str, now: i64) -> Result<Option<Option<String>>
     if kept.is_empty() {
         return Ok(Some(None));
     }
-    Ok(Some(Some(json!({"Version": "2012-10-17", "Statement": kept}).to_string())))
+    Ok(Some(Some(
+        json!({"Version": "2012-10-17", "Statement": kept}).to_string(),
+    )))
 }
 
 /// Whether the document denies sessions tagged with `request_id` (the read-back check).
 pub fn denies_request(document: &str, request_id: &str) -> bool {
-    let Ok(statements) = current_statements(Some(document)) else { return false };
+    let Ok(statements) = current_statements(Some(document)) else {
+        return false;
+    };
     let key = format!("aws:PrincipalTag/{REQUEST_TAG}");
     statements.iter().any(|statement| {
         statement.get("Effect").and_then(Value::as_str) == Some("Deny")
             && statement.get("Action").and_then(Value::as_str) == Some("*")
-            && statement.pointer("/Condition/StringEquals").and_then(|c| c.get(&key)).and_then(Value::as_str)
+            && statement
+                .pointer("/Condition/StringEquals")
+                .and_then(|c| c.get(&key))
+                .and_then(Value::as_str)
                 == Some(request_id)
     })
 }
 
 fn current_statements(current: Option<&str>) -> Result<Vec<Value>> {
-    let Some(text) = current else { return Ok(Vec::new()) };
-    let document: Value = serde_json::from_str(text)
-        .map_err(|err| Error::internal(format!("the `{REVOCATIONS_POLICY_NAME}` policy is not JSON: {err}")))?;
+    let Some(text) = current else {
+        return Ok(Vec::new());
+    };
+    let document: Value = serde_json::from_str(text).map_err(|err| {
+        Error::internal(format!(
+            "the `{REVOCATIONS_POLICY_NAME}` policy is not JSON: {err}"
+        ))
+    })?;
     match document.get("Statement") {
         Some(Value::Array(statements)) => Ok(statements.clone()),
         Some(statement @ Value::Object(_)) => Ok(vec![statement.clone()]),
         None => Ok(Vec::new()),
-        Some(_) => Err(Error::internal(format!("the `{REVOCATIONS_POLICY_NAME}` policy has a malformed Statement"))),
+        Some(_) => Err(Error::internal(format!(
+            "the `{REVOCATIONS_POLICY_NAME}` policy has a malformed Statement"
+        ))),
     }
 }
 
@@ -193,6 +228,11 @@ mod tests {
     #[test]
     fn session_policy_denies_after_expiry() {
         let policy: Value = serde_json::from_str(&session_policy("2026-11-21T12:00:00Z")).unwrap();
-        assert_eq!(policy.pointer("/Statement/1/Condition/DateGreaterThan/aws:CurrentTime").unwrap(), "2026-11-21T12:00:00Z");
+        assert_eq!(
+            policy
+                .pointer("/Statement/1/Condition/DateGreaterThan/aws:CurrentTime")
+                .unwrap(),
+            "2026-11-21T12:00:00Z"
+        );
     }
 }

@@ -16,15 +16,26 @@ pub trait Ledger: Send + Sync {
     fn commit(&self, change: &Change) -> impl Future<Output = Result<()>> + Send;
     fn events(&self, id: &str) -> impl Future<Output = Result<Vec<Event>>> + Send;
     /// ACTIVE requests whose `expires_at` is before `before` (RFC 3339).
-    fn active_expiring_before(&self, before: &str) -> impl Future<Output = Result<Vec<AccessRequest>>> + Send;
+    fn active_expiring_before(
+        &self,
+        before: &str,
+    ) -> impl Future<Output = Result<Vec<AccessRequest>>> + Send;
 }
 
 /// Step Functions.
 pub trait Workflow: Send + Sync {
     /// Starts the access-request execution, named by the request id.
-    fn start(&self, name: &str, input: &serde_json::Value) -> impl Future<Output = Result<()>> + Send;
+    fn start(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Completes a waiting task. `Conflict` when the token is no longer valid (timed out, used).
-    fn complete(&self, task_token: &str, output: &serde_json::Value) -> impl Future<Output = Result<()>> + Send;
+    fn complete(
+        &self,
+        task_token: &str,
+        output: &serde_json::Value,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Which SNS topic a message goes to.
@@ -38,7 +49,13 @@ pub enum Topic {
 pub trait Notifier: Send + Sync {
     /// Publishes a plain-text message; `approver` sets the message attribute that the
     /// approver's subscription filter policy matches.
-    fn publish(&self, topic: Topic, subject: &str, message: &str, approver: Option<&str>) -> impl Future<Output = Result<()>> + Send;
+    fn publish(
+        &self,
+        topic: Topic,
+        subject: &str,
+        message: &str,
+        approver: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Temporary credentials as STS returns them.
@@ -64,7 +81,10 @@ pub struct AssumeRequest {
 
 /// STS.
 pub trait CredentialIssuer: Send + Sync {
-    fn assume(&self, request: &AssumeRequest) -> impl Future<Output = Result<IssuedCredentials>> + Send;
+    fn assume(
+        &self,
+        request: &AssumeRequest,
+    ) -> impl Future<Output = Result<IssuedCredentials>> + Send;
 }
 
 /// What trailgate needs to know about a target role.
@@ -81,7 +101,20 @@ pub trait Roles: Send + Sync {
     /// `None` when the role does not exist.
     fn describe(&self, role_arn: &str) -> impl Future<Output = Result<Option<RoleInfo>>> + Send;
     /// The decoded inline policy document, `None` when absent.
-    fn inline_policy(&self, role_name: &str, policy_name: &str) -> impl Future<Output = Result<Option<String>>> + Send;
-    fn put_inline_policy(&self, role_name: &str, policy_name: &str, document: &str) -> impl Future<Output = Result<()>> + Send;
-    fn delete_inline_policy(&self, role_name: &str, policy_name: &str) -> impl Future<Output = Result<()>> + Send;
+    fn inline_policy(
+        &self,
+        role_name: &str,
+        policy_name: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    fn put_inline_policy(
+        &self,
+        role_name: &str,
+        policy_name: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn delete_inline_policy(
+        &self,
+        role_name: &str,
+        policy_name: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
 }

@@ -93,10 +93,20 @@ impl Caller {
         let last = self.arn.rsplit(['/', ':']).next().unwrap_or_default();
         let cleaned: String = last
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .take(64)
             .collect();
-        if cleaned.len() < 2 { format!("{cleaned}--") } else { cleaned }
+        if cleaned.len() < 2 {
+            format!("{cleaned}--")
+        } else {
+            cleaned
+        }
     }
 }
 
@@ -159,18 +169,37 @@ pub struct AccessRequest {
 impl AccessRequest {
     /// Validates `input` against the catalog entry and builds a PENDING request.
     /// `id` is made by the caller (randomness is I/O).
-    pub fn create(id: String, caller: &Caller, input: &NewRequest, entry: &Entry, now: OffsetDateTime) -> Result<Self> {
+    pub fn create(
+        id: String,
+        caller: &Caller,
+        input: &NewRequest,
+        entry: &Entry,
+        now: OffsetDateTime,
+    ) -> Result<Self> {
         if !entry.allows_requester(&caller.arn) {
-            return Err(Error::forbidden(format!("you may not request `{}`", entry.id)));
+            return Err(Error::forbidden(format!(
+                "you may not request `{}`",
+                entry.id
+            )));
         }
         let duration = parse_duration(&input.duration).ok_or_else(|| {
-            Error::invalid("duration", format!("`{}` is not a duration: use ISO 8601 like PT2H or a short form like 2h", input.duration))
+            Error::invalid(
+                "duration",
+                format!(
+                    "`{}` is not a duration: use ISO 8601 like PT2H or a short form like 2h",
+                    input.duration
+                ),
+            )
         })?;
         let max = entry.max_duration()?;
         if duration > max {
             return Err(Error::invalid(
                 "duration",
-                format!("{} is longer than the {} this role allows", format_duration(duration), format_duration(max)),
+                format!(
+                    "{} is longer than the {} this role allows",
+                    format_duration(duration),
+                    format_duration(max)
+                ),
             ));
         }
         let reason = input.reason.trim();
@@ -178,25 +207,43 @@ impl AccessRequest {
             return Err(Error::invalid("reason", "a reason is required"));
         }
         if reason.chars().count() > MAX_REASON_CHARS {
-            return Err(Error::invalid("reason", format!("the reason is longer than {MAX_REASON_CHARS} characters")));
+            return Err(Error::invalid(
+                "reason",
+                format!("the reason is longer than {MAX_REASON_CHARS} characters"),
+            ));
         }
         if reason.chars().any(|c| c.is_control() && c != '\n') {
-            return Err(Error::invalid("reason", "the reason contains control characters"));
+            return Err(Error::invalid(
+                "reason",
+                "the reason contains control characters",
+            ));
         }
         let ticket = match input.ticket.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(ticket) => {
-                if ticket.chars().count() > MAX_TICKET_CHARS || ticket.chars().any(char::is_control) {
-                    return Err(Error::invalid("ticket", format!("the ticket must be at most {MAX_TICKET_CHARS} printable characters")));
+                if ticket.chars().count() > MAX_TICKET_CHARS || ticket.chars().any(char::is_control)
+                {
+                    return Err(Error::invalid(
+                        "ticket",
+                        format!(
+                            "the ticket must be at most {MAX_TICKET_CHARS} printable characters"
+                        ),
+                    ));
                 }
                 Some(ticket.to_owned())
             }
         };
         if let Some(pattern) = &entry.ticket_pattern {
-            let regex = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|err| Error::internal(err.to_string()))?;
+            let regex = regex::Regex::new(&format!("^(?:{pattern})$"))
+                .map_err(|err| Error::internal(err.to_string()))?;
             match &ticket {
                 Some(ticket) if regex.is_match(ticket) => {}
-                Some(_) => return Err(Error::invalid("ticket", format!("the ticket must match `{pattern}`"))),
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "ticket",
+                        format!("the ticket must match `{pattern}`"),
+                    ));
+                }
                 None => return Err(Error::invalid("ticket", "this role requires a ticket")),
             }
         }
@@ -253,7 +300,10 @@ impl AccessRequest {
 
     /// How many approvals have been recorded.
     pub fn approvals(&self) -> usize {
-        self.decisions.values().filter(|decision| decision.approve).count()
+        self.decisions
+            .values()
+            .filter(|decision| decision.approve)
+            .count()
     }
 
     /// The request as the API shows it: no task token, nothing internal.
@@ -300,7 +350,9 @@ pub fn request_id_from_bytes(bytes: [u8; 16]) -> String {
 pub fn is_request_id(text: &str) -> bool {
     text.len() == 28
         && text.starts_with("r-")
-        && text[2..].bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        && text[2..]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
 }
 
 #[cfg(test)]
@@ -310,16 +362,32 @@ mod tests {
     use crate::testing::{alice, now, sample_catalog_json};
 
     fn entry() -> Entry {
-        Catalog::load(&sample_catalog_json(), "trailgate-").unwrap().entry("sandbox-admin").unwrap().clone()
+        Catalog::load(&sample_catalog_json(), "trailgate-")
+            .unwrap()
+            .entry("sandbox-admin")
+            .unwrap()
+            .clone()
     }
 
     fn input(duration: &str, reason: &str) -> NewRequest {
-        NewRequest { catalog_id: "sandbox-admin".into(), duration: duration.into(), reason: reason.into(), ticket: None }
+        NewRequest {
+            catalog_id: "sandbox-admin".into(),
+            duration: duration.into(),
+            reason: reason.into(),
+            ticket: None,
+        }
     }
 
     #[test]
     fn a_valid_request_is_pending_with_a_content_hash() {
-        let request = AccessRequest::create("r-1".into(), &alice(), &input("2h", " fix prod "), &entry(), now()).unwrap();
+        let request = AccessRequest::create(
+            "r-1".into(),
+            &alice(),
+            &input("2h", " fix prod "),
+            &entry(),
+            now(),
+        )
+        .unwrap();
         assert_eq!(request.status, Status::Pending);
         assert_eq!(request.duration_seconds, 7200);
         assert_eq!(request.reason, "fix prod");
@@ -334,15 +402,23 @@ mod tests {
             (input("5h", "x"), Some("duration")),
             (input("soon", "x"), Some("duration")),
             (input("1h", "  "), Some("reason")),
-            (input("1h", &"x".repeat(MAX_REASON_CHARS + 1)), Some("reason")),
+            (
+                input("1h", &"x".repeat(MAX_REASON_CHARS + 1)),
+                Some("reason"),
+            ),
             (input("1h", "a\u{7}b"), Some("reason")),
         ];
         for (input, field) in cases {
-            let err = AccessRequest::create("r-1".into(), &alice(), &input, &entry(), now()).unwrap_err();
+            let err =
+                AccessRequest::create("r-1".into(), &alice(), &input, &entry(), now()).unwrap_err();
             assert_eq!(err.field.as_deref(), field, "{err}");
         }
-        let stranger = Caller { arn: "arn:aws:iam::999999999999:user/mallory".into() };
-        let err = AccessRequest::create("r-1".into(), &stranger, &input("1h", "x"), &entry(), now()).unwrap_err();
+        let stranger = Caller {
+            arn: "arn:aws:iam::999999999999:user/mallory".into(),
+        };
+        let err =
+            AccessRequest::create("r-1".into(), &stranger, &input("1h", "x"), &entry(), now())
+                .unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Forbidden);
     }
 
@@ -351,7 +427,13 @@ mod tests {
         let mut entry = entry();
         entry.ticket_pattern = Some("OPS-[0-9]+".into());
         let mut with_ticket = input("1h", "x");
-        assert_eq!(AccessRequest::create("r".into(), &alice(), &with_ticket, &entry, now()).unwrap_err().field.as_deref(), Some("ticket"));
+        assert_eq!(
+            AccessRequest::create("r".into(), &alice(), &with_ticket, &entry, now())
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("ticket")
+        );
         with_ticket.ticket = Some("OPS-12x".into());
         assert!(AccessRequest::create("r".into(), &alice(), &with_ticket, &entry, now()).is_err());
         with_ticket.ticket = Some("OPS-12".into());
@@ -360,7 +442,9 @@ mod tests {
 
     #[test]
     fn content_hash_changes_with_the_content() {
-        let request = AccessRequest::create("r-1".into(), &alice(), &input("2h", "fix"), &entry(), now()).unwrap();
+        let request =
+            AccessRequest::create("r-1".into(), &alice(), &input("2h", "fix"), &entry(), now())
+                .unwrap();
         let mut changed = request.clone();
         changed.duration_seconds += 1;
         assert_ne!(request.content_hash, changed.compute_content_hash());
@@ -389,7 +473,9 @@ mod tests {
 
     #[test]
     fn caller_identity_is_sts_safe() {
-        let assumed = Caller { arn: "arn:aws:sts::1:assumed-role/Dev/jane doe".into() };
+        let assumed = Caller {
+            arn: "arn:aws:sts::1:assumed-role/Dev/jane doe".into(),
+        };
         assert_eq!(assumed.identity(), "jane-doe");
         assert_eq!(alice().identity(), "alice");
     }

@@ -10,7 +10,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ledger::{Change, change};
 use crate::link::{LinkKey, LinkParams};
 use crate::policy::{self, MANAGED_TAG, REQUEST_TAG, REVOCATIONS_POLICY_NAME};
-use crate::ports::{AssumeRequest, CredentialIssuer, IssuedCredentials, Ledger, Notifier, Roles, Topic, Workflow};
+use crate::ports::{
+    AssumeRequest, CredentialIssuer, IssuedCredentials, Ledger, Notifier, Roles, Topic, Workflow,
+};
 use crate::request::{AccessRequest, Caller, ContextSummary, Decision, NewRequest, Status};
 use crate::time::{format_duration, format_utc, parse_utc};
 use ::time::{Duration, OffsetDateTime};
@@ -20,7 +22,10 @@ use serde_json::json;
 const CONFLICT_RETRIES: usize = 4;
 
 async fn load<L: Ledger>(ledger: &L, id: &str) -> Result<AccessRequest> {
-    ledger.get(id).await?.ok_or_else(|| Error::not_found(format!("no request `{id}`")))
+    ledger
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no request `{id}`")))
 }
 
 /// Runs `attempt` again when it lost a race on the ledger.
@@ -32,8 +37,16 @@ where
     let mut tries = 0;
     loop {
         match attempt().await {
-            Err(err) if err.kind == ErrorKind::Conflict && err.message == STALE && tries < CONFLICT_RETRIES => tries += 1,
-            Err(err) if err.message == STALE => return Err(Error::retryable("the request kept changing; try again")),
+            Err(err)
+                if err.kind == ErrorKind::Conflict
+                    && err.message == STALE
+                    && tries < CONFLICT_RETRIES =>
+            {
+                tries += 1
+            }
+            Err(err) if err.message == STALE => {
+                return Err(Error::retryable("the request kept changing; try again"));
+            }
             other => return other,
         }
     }
@@ -67,11 +80,18 @@ pub async fn submit<L: Ledger, W: Workflow>(
     id: String,
     now: OffsetDateTime,
 ) -> Result<AccessRequest> {
-    let entry = catalog
-        .entry(&input.catalog_id)
-        .ok_or_else(|| Error::invalid("catalog_id", format!("there is no catalog entry `{}`", input.catalog_id)))?;
+    let entry = catalog.entry(&input.catalog_id).ok_or_else(|| {
+        Error::invalid(
+            "catalog_id",
+            format!("there is no catalog entry `{}`", input.catalog_id),
+        )
+    })?;
     let request = AccessRequest::create(id, caller, input, entry, now)?;
-    let created = commit(ledger, change(None, request, &caller.arn, "Requested", None, now)?).await?;
+    let created = commit(
+        ledger,
+        change(None, request, &caller.arn, "Requested", None, now)?,
+    )
+    .await?;
     let execution_input = json!({"request": {
         "id": created.id,
         "approval_window_seconds": entry.approval_window()?.whole_seconds(),
@@ -84,18 +104,40 @@ pub async fn submit<L: Ledger, W: Workflow>(
         cancelled.status = Status::Cancelled;
         cancelled.outcome = Some("the approval workflow could not be started".into());
         let detail = Some(err.message.clone());
-        commit(ledger, change(Some(&created), cancelled, "trailgate:intake", "WorkflowStartFailed", detail, now)?).await?;
-        return Err(Error::retryable(format!("could not start the approval workflow: {}", err.message)));
+        commit(
+            ledger,
+            change(
+                Some(&created),
+                cancelled,
+                "trailgate:intake",
+                "WorkflowStartFailed",
+                detail,
+                now,
+            )?,
+        )
+        .await?;
+        return Err(Error::retryable(format!(
+            "could not start the approval workflow: {}",
+            err.message
+        )));
     }
     Ok(created)
 }
 
 /// Returns a request to its requester or one of its approvers.
-pub async fn show<L: Ledger>(ledger: &L, catalog: &Catalog, caller: &Caller, id: &str) -> Result<AccessRequest> {
+pub async fn show<L: Ledger>(
+    ledger: &L,
+    catalog: &Catalog,
+    caller: &Caller,
+    id: &str,
+) -> Result<AccessRequest> {
     let request = load(ledger, id).await?;
-    let is_approver = catalog
-        .entry(&request.catalog_id)
-        .is_some_and(|entry| entry.approvers.iter().any(|approver| approver.arn == caller.arn));
+    let is_approver = catalog.entry(&request.catalog_id).is_some_and(|entry| {
+        entry
+            .approvers
+            .iter()
+            .any(|approver| approver.arn == caller.arn)
+    });
     if request.requester != caller.arn && !is_approver {
         // Same answer as a missing request, so ids cannot be probed.
         return Err(Error::not_found(format!("no request `{id}`")));
@@ -108,15 +150,30 @@ pub async fn show<L: Ledger>(ledger: &L, catalog: &Catalog, caller: &Caller, id:
 
 /// Records what reviewers will be shown. Until a CloudTrail source is configured this says so
 /// plainly instead of pretending the requester's history is clean.
-pub async fn record_context<L: Ledger>(ledger: &L, id: &str, context: ContextSummary, now: OffsetDateTime) -> Result<ContextSummary> {
+pub async fn record_context<L: Ledger>(
+    ledger: &L,
+    id: &str,
+    context: ContextSummary,
+    now: OffsetDateTime,
+) -> Result<ContextSummary> {
     with_retry(|| {
         let context = context.clone();
         async move {
             let current = load(ledger, id).await?;
             let mut next = current.clone();
             next.context = Some(context.clone());
-            commit(ledger, change(Some(&current), next, "trailgate:context", "ContextGathered", Some(context.summary.clone()), now)?)
-                .await?;
+            commit(
+                ledger,
+                change(
+                    Some(&current),
+                    next,
+                    "trailgate:context",
+                    "ContextGathered",
+                    Some(context.summary.clone()),
+                    now,
+                )?,
+            )
+            .await?;
             Ok(context)
         }
     })
@@ -150,15 +207,33 @@ pub async fn request_approval<L: Ledger, N: Notifier>(
     let (request, entry) = with_retry(|| async {
         let current = load(ledger, id).await?;
         if current.status != Status::Pending {
-            return Err(Error::conflict(format!("the request is {}, not PENDING", current.status)));
+            return Err(Error::conflict(format!(
+                "the request is {}, not PENDING",
+                current.status
+            )));
         }
         let entry = entry_of(catalog, &current)?.clone();
         let mut next = current.clone();
         next.task_token = Some(task_token.to_owned());
-        let eligible: Vec<&str> =
-            entry.approvers.iter().filter(|a| a.arn != current.requester).map(|a| a.id.as_str()).collect();
+        let eligible: Vec<&str> = entry
+            .approvers
+            .iter()
+            .filter(|a| a.arn != current.requester)
+            .map(|a| a.id.as_str())
+            .collect();
         let detail = Some(format!("notifying {}", eligible.join(", ")));
-        let stored = commit(ledger, change(Some(&current), next, "trailgate:approval", "ApprovalRequested", detail, now)?).await?;
+        let stored = commit(
+            ledger,
+            change(
+                Some(&current),
+                next,
+                "trailgate:approval",
+                "ApprovalRequested",
+                detail,
+                now,
+            )?,
+        )
+        .await?;
         Ok((stored, entry))
     })
     .await?;
@@ -170,10 +245,19 @@ pub async fn request_approval<L: Ledger, N: Notifier>(
             // An approver is never the requester: they get no link for their own request.
             continue;
         }
-        let link = settings.key.sign(&request.id, &approver.id, expires, &request.content_hash);
-        let url = format!("{}/decisions/{}?{}", settings.decision_base_url, request.id, link.query());
+        let link = settings
+            .key
+            .sign(&request.id, &approver.id, expires, &request.content_hash);
+        let url = format!(
+            "{}/decisions/{}?{}",
+            settings.decision_base_url,
+            request.id,
+            link.query()
+        );
         let (subject, body) = approval_message(&request, &entry, &url);
-        notifier.publish(Topic::Approvals, &subject, &body, Some(&approver.email)).await?;
+        notifier
+            .publish(Topic::Approvals, &subject, &body, Some(&approver.email))
+            .await?;
         notified.push(approver.id.clone());
     }
     if notified.len() < entry.quorum as usize {
@@ -195,12 +279,24 @@ pub fn approval_message(request: &AccessRequest, entry: &Entry, url: &str) -> (S
         format_duration(request.duration())
     ));
     let mut body = String::new();
-    body.push_str(&format!("{} asks for temporary access.\n\n", request.requester));
+    body.push_str(&format!(
+        "{} asks for temporary access.\n\n",
+        request.requester
+    ));
     body.push_str(&format!("Role:      {}\n", request.role_arn));
-    body.push_str(&format!("Catalog:   {} ({})\n", entry.id, entry.description));
-    body.push_str(&format!("Duration:  {}\n", format_duration(request.duration())));
+    body.push_str(&format!(
+        "Catalog:   {} ({})\n",
+        entry.id, entry.description
+    ));
+    body.push_str(&format!(
+        "Duration:  {}\n",
+        format_duration(request.duration())
+    ));
     body.push_str(&format!("Reason:    {}\n", request.reason));
-    body.push_str(&format!("Ticket:    {}\n", request.ticket.as_deref().unwrap_or("none")));
+    body.push_str(&format!(
+        "Ticket:    {}\n",
+        request.ticket.as_deref().unwrap_or("none")
+    ));
     body.push_str(&format!("Request:   {}\n\n", request.id));
     body.push_str("What the requester has been doing:\n");
     match &request.context {
@@ -220,7 +316,16 @@ pub fn approval_message(request: &AccessRequest, entry: &Entry, url: &str) -> (S
 }
 
 fn sanitize_subject(text: &str) -> String {
-    let mut subject: String = text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    let mut subject: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
     subject.truncate(99);
     subject
 }
@@ -237,10 +342,23 @@ pub async fn expire<L: Ledger>(ledger: &L, id: &str, now: OffsetDateTime) -> Res
         next.status = Status::Expired;
         next.task_token = None;
         next.outcome = Some(match current.status {
-            Status::Approved => "approved, but the workflow's approval window had already closed".to_owned(),
+            Status::Approved => {
+                "approved, but the workflow's approval window had already closed".to_owned()
+            }
             _ => "no decision within the approval window".to_owned(),
         });
-        commit(ledger, change(Some(&current), next, "trailgate:approval", "Expired", None, now)?).await?;
+        commit(
+            ledger,
+            change(
+                Some(&current),
+                next,
+                "trailgate:approval",
+                "Expired",
+                None,
+                now,
+            )?,
+        )
+        .await?;
         Ok(Status::Expired)
     })
     .await
@@ -258,15 +376,27 @@ pub struct Review {
 }
 
 fn entry_of<'c>(catalog: &'c Catalog, request: &AccessRequest) -> Result<&'c Entry> {
-    catalog
-        .entry(&request.catalog_id)
-        .ok_or_else(|| Error::conflict(format!("catalog entry `{}` no longer exists", request.catalog_id)))
+    catalog.entry(&request.catalog_id).ok_or_else(|| {
+        Error::conflict(format!(
+            "catalog entry `{}` no longer exists",
+            request.catalog_id
+        ))
+    })
 }
 
 /// Verifies a link and returns what the approver should review. Changes nothing.
-pub async fn review<L: Ledger>(ledger: &L, catalog: &Catalog, key: &LinkKey, link: &LinkParams, now: OffsetDateTime) -> Result<Review> {
+pub async fn review<L: Ledger>(
+    ledger: &L,
+    catalog: &Catalog,
+    key: &LinkKey,
+    link: &LinkParams,
+    now: OffsetDateTime,
+) -> Result<Review> {
     // Unknown requests get the same answer as bad links: a link must not reveal what exists.
-    let request = ledger.get(&link.request_id).await?.ok_or_else(|| Error::forbidden("this link is not valid"))?;
+    let request = ledger
+        .get(&link.request_id)
+        .await?
+        .ok_or_else(|| Error::forbidden("this link is not valid"))?;
     key.verify(link, &request.content_hash, now.unix_timestamp())?;
     let entry = entry_of(catalog, &request)?;
     let approver = entry
@@ -275,7 +405,11 @@ pub async fn review<L: Ledger>(ledger: &L, catalog: &Catalog, key: &LinkKey, lin
     if approver.arn == request.requester {
         return Err(Error::forbidden("you cannot approve your own request"));
     }
-    Ok(Review { request, approver_id: approver.id.clone(), entry_description: entry.description.clone() })
+    Ok(Review {
+        request,
+        approver_id: approver.id.clone(),
+        entry_description: entry.description.clone(),
+    })
 }
 
 /// Records one approver's decision. When it decides the request (the first deny, or the
@@ -290,7 +424,9 @@ pub async fn decide<L: Ledger, W: Workflow>(
     comment: Option<String>,
     now: OffsetDateTime,
 ) -> Result<AccessRequest> {
-    let comment = comment.map(|c| c.trim().chars().take(500).collect::<String>()).filter(|c| !c.is_empty());
+    let comment = comment
+        .map(|c| c.trim().chars().take(500).collect::<String>())
+        .filter(|c| !c.is_empty());
     let decided = with_retry(|| {
         let comment = comment.clone();
         async move {
@@ -299,7 +435,11 @@ pub async fn decide<L: Ledger, W: Workflow>(
             if let Some(previous) = current.decisions.get(&review.approver_id) {
                 return Err(Error::conflict(format!(
                     "you already {} this request at {}",
-                    if previous.approve { "approved" } else { "denied" },
+                    if previous.approve {
+                        "approved"
+                    } else {
+                        "denied"
+                    },
                     previous.at
                 )));
             }
@@ -307,32 +447,56 @@ pub async fn decide<L: Ledger, W: Workflow>(
                 return Err(Error::conflict(format!(
                     "this request is already {}{}",
                     current.status,
-                    current.outcome.as_deref().map(|o| format!(": {o}")).unwrap_or_default()
+                    current
+                        .outcome
+                        .as_deref()
+                        .map(|o| format!(": {o}"))
+                        .unwrap_or_default()
                 )));
             }
             let entry = entry_of(catalog, &current)?;
             let mut next = current.clone();
-            next.decisions.insert(review.approver_id.clone(), Decision { approve, at: format_utc(now), comment });
+            next.decisions.insert(
+                review.approver_id.clone(),
+                Decision {
+                    approve,
+                    at: format_utc(now),
+                    comment,
+                },
+            );
             let action = if approve { "Approved" } else { "Denied" };
             if !approve {
                 next.status = Status::Denied;
                 next.outcome = Some(format!("denied by {}", review.approver_id));
             } else if next.approvals() >= entry.quorum as usize {
                 next.status = Status::Approved;
-                let approvers: Vec<&str> =
-                    next.decisions.iter().filter(|(_, d)| d.approve).map(|(id, _)| id.as_str()).collect();
+                let approvers: Vec<&str> = next
+                    .decisions
+                    .iter()
+                    .filter(|(_, d)| d.approve)
+                    .map(|(id, _)| id.as_str())
+                    .collect();
                 next.outcome = Some(format!("approved by {}", approvers.join(", ")));
             }
             let actor = format!("approver:{}", review.approver_id);
-            commit(ledger, change(Some(&current), next, &actor, action, None, now)?).await
+            commit(
+                ledger,
+                change(Some(&current), next, &actor, action, None, now)?,
+            )
+            .await
         }
     })
     .await?;
     if decided.status.is_decided() {
-        let token = decided.task_token.as_deref().ok_or_else(|| Error::internal("the request has no task token"))?;
+        let token = decided
+            .task_token
+            .as_deref()
+            .ok_or_else(|| Error::internal("the request has no task token"))?;
         // The ledger already holds the decision; if the execution no longer waits (its window
         // closed a moment ago), the expiry step records that and no access is granted.
-        workflow.complete(token, &json!({"outcome": decided.status.as_str()})).await?;
+        workflow
+            .complete(token, &json!({"outcome": decided.status.as_str()}))
+            .await?;
     }
     Ok(decided)
 }
@@ -352,27 +516,47 @@ pub async fn activate<L: Ledger, R: Roles>(
 ) -> Result<String> {
     let current = load(ledger, id).await?;
     if current.status == Status::Active {
-        return current.expires_at.ok_or_else(|| Error::internal("an ACTIVE request has no expires_at"));
+        return current
+            .expires_at
+            .ok_or_else(|| Error::internal("an ACTIVE request has no expires_at"));
     }
     if current.status != Status::Approved {
-        return Err(Error::conflict(format!("the request is {}, not APPROVED", current.status)));
+        return Err(Error::conflict(format!(
+            "the request is {}, not APPROVED",
+            current.status
+        )));
     }
     let entry = entry_of(catalog, &current)?;
     if entry.role_arn != current.role_arn {
-        return Err(Error::not_grantable("the catalog entry now points at another role"));
+        return Err(Error::not_grantable(
+            "the catalog entry now points at another role",
+        ));
     }
     check_grantable(roles, &current.role_arn, own_role_prefix).await?;
     with_retry(|| async {
         let current = load(ledger, id).await?;
         if current.status == Status::Active {
-            return current.expires_at.ok_or_else(|| Error::internal("an ACTIVE request has no expires_at"));
+            return current
+                .expires_at
+                .ok_or_else(|| Error::internal("an ACTIVE request has no expires_at"));
         }
         let mut next = current.clone();
         next.status = Status::Active;
         let expires_at = format_utc(now + current.duration());
         next.expires_at = Some(expires_at.clone());
         let detail = Some(format!("until {expires_at}"));
-        commit(ledger, change(Some(&current), next, "trailgate:grant", "Activated", detail, now)?).await?;
+        commit(
+            ledger,
+            change(
+                Some(&current),
+                next,
+                "trailgate:grant",
+                "Activated",
+                detail,
+                now,
+            )?,
+        )
+        .await?;
         Ok(expires_at)
     })
     .await
@@ -380,15 +564,30 @@ pub async fn activate<L: Ledger, R: Roles>(
 
 /// The grantable-role contract: the role exists, carries `trailgate:managed=true`, and is not
 /// one of trailgate's own roles.
-pub async fn check_grantable<R: Roles>(roles: &R, role_arn: &str, own_role_prefix: &str) -> Result<()> {
-    let name = role_name(role_arn).ok_or_else(|| Error::not_grantable(format!("`{role_arn}` is not a role ARN")))?;
+pub async fn check_grantable<R: Roles>(
+    roles: &R,
+    role_arn: &str,
+    own_role_prefix: &str,
+) -> Result<()> {
+    let name = role_name(role_arn)
+        .ok_or_else(|| Error::not_grantable(format!("`{role_arn}` is not a role ARN")))?;
     if !own_role_prefix.is_empty() && name.starts_with(own_role_prefix) {
-        return Err(Error::not_grantable(format!("`{role_arn}` is one of trailgate's own roles")));
+        return Err(Error::not_grantable(format!(
+            "`{role_arn}` is one of trailgate's own roles"
+        )));
     }
-    let info = roles.describe(role_arn).await?.ok_or_else(|| Error::not_grantable(format!("role `{role_arn}` does not exist")))?;
-    let managed = info.tags.iter().any(|(key, value)| key == MANAGED_TAG && value.eq_ignore_ascii_case("true"));
+    let info = roles
+        .describe(role_arn)
+        .await?
+        .ok_or_else(|| Error::not_grantable(format!("role `{role_arn}` does not exist")))?;
+    let managed = info
+        .tags
+        .iter()
+        .any(|(key, value)| key == MANAGED_TAG && value.eq_ignore_ascii_case("true"));
     if !managed {
-        return Err(Error::not_grantable(format!("role `{role_arn}` is not tagged `{MANAGED_TAG}=true`")));
+        return Err(Error::not_grantable(format!(
+            "role `{role_arn}` is not tagged `{MANAGED_TAG}=true`"
+        )));
     }
     Ok(())
 }
@@ -413,9 +612,15 @@ pub async fn vend<L: Ledger, C: CredentialIssuer>(
         return Err(Error::not_found(format!("no request `{id}`")));
     }
     if current.status != Status::Active {
-        return Err(Error::conflict(format!("the request is {}: credentials are only issued while it is ACTIVE", current.status)));
+        return Err(Error::conflict(format!(
+            "the request is {}: credentials are only issued while it is ACTIVE",
+            current.status
+        )));
     }
-    let expires_at_text = current.expires_at.clone().ok_or_else(|| Error::internal("an ACTIVE request has no expires_at"))?;
+    let expires_at_text = current
+        .expires_at
+        .clone()
+        .ok_or_else(|| Error::internal("an ACTIVE request has no expires_at"))?;
     let expires_at = parse_utc(&expires_at_text)?;
     let remaining = (expires_at - now).whole_seconds();
     if remaining <= 0 {
@@ -442,12 +647,29 @@ pub async fn vend<L: Ledger, C: CredentialIssuer>(
     with_retry(|| async {
         let current = load(ledger, id).await?;
         if current.status != Status::Active {
-            return Err(Error::conflict(format!("the request is {}", current.status)));
+            return Err(Error::conflict(format!(
+                "the request is {}",
+                current.status
+            )));
         }
         let mut next = current.clone();
         next.credentials_issued += 1;
-        let detail = Some(format!("session {} for {}s", assume.session_name, assume.duration_seconds));
-        commit(ledger, change(Some(&current), next, &caller.arn, "CredentialsIssued", detail, now)?).await
+        let detail = Some(format!(
+            "session {} for {}s",
+            assume.session_name, assume.duration_seconds
+        ));
+        commit(
+            ledger,
+            change(
+                Some(&current),
+                next,
+                &caller.arn,
+                "CredentialsIssued",
+                detail,
+                now,
+            )?,
+        )
+        .await
     })
     .await?;
     Ok(credentials)
@@ -455,7 +677,11 @@ pub async fn vend<L: Ledger, C: CredentialIssuer>(
 
 /// `tg-<requester>-<request id>`, cut to STS's 64 characters, so CloudTrail shows both.
 pub fn session_name(request: &AccessRequest) -> String {
-    let who: String = request.requester_identity.chars().take(64 - 4 - request.id.len()).collect();
+    let who: String = request
+        .requester_identity
+        .chars()
+        .take(64 - 4 - request.id.len())
+        .collect();
     format!("tg-{who}-{}", request.id)
 }
 
@@ -467,7 +693,13 @@ const GC_MARGIN: Duration = Duration::minutes(5);
 
 /// Ends a grant: the per-request deny on the target role (read back to verify), then REVOKED.
 /// Idempotent, and a no-op for requests that never got access.
-pub async fn revoke<L: Ledger, R: Roles>(ledger: &L, roles: &R, id: &str, reason: &str, now: OffsetDateTime) -> Result<Status> {
+pub async fn revoke<L: Ledger, R: Roles>(
+    ledger: &L,
+    roles: &R,
+    id: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<Status> {
     let current = load(ledger, id).await?;
     match current.status {
         Status::Active | Status::Revoked | Status::Audited if current.expires_at.is_some() => {
@@ -492,26 +724,58 @@ pub async fn revoke<L: Ledger, R: Roles>(ledger: &L, roles: &R, id: &str, reason
         } else {
             format!("revoked: {reason}")
         });
-        commit(ledger, change(Some(&current), next, "trailgate:revoke", "Revoked", Some(reason.to_owned()), now)?).await?;
+        commit(
+            ledger,
+            change(
+                Some(&current),
+                next,
+                "trailgate:revoke",
+                "Revoked",
+                Some(reason.to_owned()),
+                now,
+            )?,
+        )
+        .await?;
         Ok(Status::Revoked)
     })
     .await
 }
 
-async fn apply_deny<R: Roles>(roles: &R, request: &AccessRequest, now: OffsetDateTime) -> Result<()> {
-    let name = role_name(&request.role_arn).ok_or_else(|| Error::internal(format!("`{}` is not a role ARN", request.role_arn)))?;
+async fn apply_deny<R: Roles>(
+    roles: &R,
+    request: &AccessRequest,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let name = role_name(&request.role_arn)
+        .ok_or_else(|| Error::internal(format!("`{}` is not a role ARN", request.role_arn)))?;
     let expires_at = parse_utc(request.expires_at.as_deref().unwrap_or_default())?;
     let remove_after = (expires_at + GC_MARGIN).unix_timestamp();
     let current = roles.inline_policy(name, REVOCATIONS_POLICY_NAME).await?;
-    if current.as_deref().is_some_and(|doc| policy::denies_request(doc, &request.id)) {
+    if current
+        .as_deref()
+        .is_some_and(|doc| policy::denies_request(doc, &request.id))
+    {
         return Ok(());
     }
-    let document = policy::add_revocation(current.as_deref(), &request.id, remove_after, now.unix_timestamp())?;
-    roles.put_inline_policy(name, REVOCATIONS_POLICY_NAME, &document).await?;
+    let document = policy::add_revocation(
+        current.as_deref(),
+        &request.id,
+        remove_after,
+        now.unix_timestamp(),
+    )?;
+    roles
+        .put_inline_policy(name, REVOCATIONS_POLICY_NAME, &document)
+        .await?;
     // Read back: report success only once IAM returns the deny (eventual consistency).
     let read_back = roles.inline_policy(name, REVOCATIONS_POLICY_NAME).await?;
-    if !read_back.as_deref().is_some_and(|doc| policy::denies_request(doc, &request.id)) {
-        return Err(Error::retryable(format!("the deny for {} is not visible on `{name}` yet", request.id)));
+    if !read_back
+        .as_deref()
+        .is_some_and(|doc| policy::denies_request(doc, &request.id))
+    {
+        return Err(Error::retryable(format!(
+            "the deny for {} is not visible on `{name}` yet",
+            request.id
+        )));
     }
     Ok(())
 }
@@ -520,7 +784,12 @@ async fn apply_deny<R: Roles>(roles: &R, request: &AccessRequest, now: OffsetDat
 // Audit
 
 /// Records the end-of-session report and marks the request AUDITED.
-pub async fn audit<L: Ledger>(ledger: &L, id: &str, cloudtrail: serde_json::Value, now: OffsetDateTime) -> Result<serde_json::Value> {
+pub async fn audit<L: Ledger>(
+    ledger: &L,
+    id: &str,
+    cloudtrail: serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<serde_json::Value> {
     with_retry(|| {
         let cloudtrail = cloudtrail.clone();
         async move {
@@ -566,7 +835,12 @@ pub struct ReconcileReport {
 /// Revokes every ACTIVE grant past its expiry: the backstop for a stopped execution or a
 /// replaced state machine. Any grant it has to revoke is reported on the alerts topic, because
 /// it means the state machine did not.
-pub async fn reconcile<L: Ledger, R: Roles, N: Notifier>(ledger: &L, roles: &R, notifier: &N, now: OffsetDateTime) -> Result<ReconcileReport> {
+pub async fn reconcile<L: Ledger, R: Roles, N: Notifier>(
+    ledger: &L,
+    roles: &R,
+    notifier: &N,
+    now: OffsetDateTime,
+) -> Result<ReconcileReport> {
     let overdue = ledger.active_expiring_before(&format_utc(now)).await?;
     let mut report = ReconcileReport::default();
     for request in overdue {
@@ -580,7 +854,14 @@ pub async fn reconcile<L: Ledger, R: Roles, N: Notifier>(ledger: &L, roles: &R, 
             "The reconciler found grants still ACTIVE past their expiry.\nRevoked: {:?}\nFailed (will retry): {:?}\n",
             report.revoked, report.failed
         );
-        notifier.publish(Topic::Alerts, "trailgate: overdue grants found by the reconciler", &message, None).await?;
+        notifier
+            .publish(
+                Topic::Alerts,
+                "trailgate: overdue grants found by the reconciler",
+                &message,
+                None,
+            )
+            .await?;
     }
     Ok(report)
 }

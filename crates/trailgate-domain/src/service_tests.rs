@@ -14,11 +14,18 @@ fn key() -> LinkKey {
 }
 
 fn settings() -> IntakeSettings {
-    IntakeSettings { audit_delay: Duration::seconds(900) }
+    IntakeSettings {
+        audit_delay: Duration::seconds(900),
+    }
 }
 
 fn new_request() -> NewRequest {
-    NewRequest { catalog_id: "sandbox-admin".into(), duration: "PT2H".into(), reason: "fix prod".into(), ticket: None }
+    NewRequest {
+        catalog_id: "sandbox-admin".into(),
+        duration: "PT2H".into(),
+        reason: "fix prod".into(),
+        ticket: None,
+    }
 }
 
 /// A request waiting for approval, with the messages sent to the approvers.
@@ -26,14 +33,28 @@ fn awaiting_approval() -> (MemoryLedger, MemoryNotifier, String) {
     let ledger = MemoryLedger::default();
     let request = seed(&ledger, pending_request());
     let notifier = MemoryNotifier::default();
-    let approval = ApprovalSettings { key: &key(), decision_base_url: "https://api.example/v1" };
-    block_on(request_approval(&ledger, &notifier, &catalog(), &approval, &request.id, "token-1", now())).unwrap();
+    let approval = ApprovalSettings {
+        key: &key(),
+        decision_base_url: "https://api.example/v1",
+    };
+    block_on(request_approval(
+        &ledger,
+        &notifier,
+        &catalog(),
+        &approval,
+        &request.id,
+        "token-1",
+        now(),
+    ))
+    .unwrap();
     (ledger, notifier, request.id)
 }
 
 fn link_for(ledger: &MemoryLedger, id: &str, approver: &str) -> LinkParams {
     let record = ledger.record(id).unwrap();
-    let expires = parse_utc(&record.approval_expires_at).unwrap().unix_timestamp();
+    let expires = parse_utc(&record.approval_expires_at)
+        .unwrap()
+        .unix_timestamp();
     key().sign(id, approver, expires, &record.content_hash)
 }
 
@@ -41,7 +62,17 @@ fn link_for(ledger: &MemoryLedger, id: &str, approver: &str) -> LinkParams {
 fn submit_records_pending_and_starts_the_execution_named_by_the_id() {
     let (ledger, workflow) = (MemoryLedger::default(), MemoryWorkflow::default());
     let id = "r-bbbbbbbbbbbbbbbbbbbbbbbbbb".to_owned();
-    let request = block_on(submit(&ledger, &workflow, &catalog(), settings(), &alice(), &new_request(), id.clone(), now())).unwrap();
+    let request = block_on(submit(
+        &ledger,
+        &workflow,
+        &catalog(),
+        settings(),
+        &alice(),
+        &new_request(),
+        id.clone(),
+        now(),
+    ))
+    .unwrap();
     assert_eq!(request.status, Status::Pending);
     assert_eq!(ledger.record(&id).unwrap().status, Status::Pending);
     let started = workflow.started.lock().unwrap();
@@ -53,9 +84,25 @@ fn submit_records_pending_and_starts_the_execution_named_by_the_id() {
 
 #[test]
 fn submit_closes_the_record_when_the_workflow_cannot_start() {
-    let (ledger, workflow) = (MemoryLedger::default(), MemoryWorkflow { fail_start: true, ..Default::default() });
+    let (ledger, workflow) = (
+        MemoryLedger::default(),
+        MemoryWorkflow {
+            fail_start: true,
+            ..Default::default()
+        },
+    );
     let id = "r-cccccccccccccccccccccccccc".to_owned();
-    let err = block_on(submit(&ledger, &workflow, &catalog(), settings(), &alice(), &new_request(), id.clone(), now())).unwrap_err();
+    let err = block_on(submit(
+        &ledger,
+        &workflow,
+        &catalog(),
+        settings(),
+        &alice(),
+        &new_request(),
+        id.clone(),
+        now(),
+    ))
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Retryable);
     assert_eq!(ledger.record(&id).unwrap().status, Status::Cancelled);
 }
@@ -64,15 +111,30 @@ fn submit_closes_the_record_when_the_workflow_cannot_start() {
 fn unknown_catalog_entries_are_invalid_requests() {
     let mut input = new_request();
     input.catalog_id = "nope".into();
-    let err = block_on(submit(&MemoryLedger::default(), &MemoryWorkflow::default(), &catalog(), settings(), &alice(), &input, "r-x".into(), now()))
-        .unwrap_err();
-    assert_eq!((err.kind, err.field.as_deref()), (ErrorKind::InvalidRequest, Some("catalog_id")));
+    let err = block_on(submit(
+        &MemoryLedger::default(),
+        &MemoryWorkflow::default(),
+        &catalog(),
+        settings(),
+        &alice(),
+        &input,
+        "r-x".into(),
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(
+        (err.kind, err.field.as_deref()),
+        (ErrorKind::InvalidRequest, Some("catalog_id"))
+    );
 }
 
 #[test]
 fn approval_stores_the_token_and_sends_one_signed_link_per_approver() {
     let (ledger, notifier, id) = awaiting_approval();
-    assert_eq!(ledger.record(&id).unwrap().task_token.as_deref(), Some("token-1"));
+    assert_eq!(
+        ledger.record(&id).unwrap().task_token.as_deref(),
+        Some("token-1")
+    );
     let sent = notifier.sent.lock().unwrap();
     let approvers: Vec<_> = sent.iter().map(|(_, _, _, a)| a.clone().unwrap()).collect();
     assert_eq!(approvers, ["bob@example.com", "carol@example.com"]);
@@ -80,7 +142,10 @@ fn approval_stores_the_token_and_sends_one_signed_link_per_approver() {
         assert_eq!(*topic, Topic::Approvals);
         assert!(subject.starts_with("trailgate: alice requests sandbox-admin"));
         assert!(body.contains("/decisions/r-") && body.contains("fix prod"));
-        assert!(!body.contains("token-1"), "the task token must never leave the server");
+        assert!(
+            !body.contains("token-1"),
+            "the task token must never leave the server"
+        );
     }
     assert!(sent[0].2.contains("a=bob&") && sent[1].2.contains("a=carol&"));
 }
@@ -92,14 +157,36 @@ fn the_requester_gets_no_link_for_their_own_request() {
     request.requester = "arn:aws:iam::123456789012:user/bob".into();
     let request = seed(&ledger, request);
     let notifier = MemoryNotifier::default();
-    let approval = ApprovalSettings { key: &key(), decision_base_url: "https://x" };
-    block_on(request_approval(&ledger, &notifier, &catalog(), &approval, &request.id, "t", now())).unwrap();
+    let approval = ApprovalSettings {
+        key: &key(),
+        decision_base_url: "https://x",
+    };
+    block_on(request_approval(
+        &ledger,
+        &notifier,
+        &catalog(),
+        &approval,
+        &request.id,
+        "t",
+        now(),
+    ))
+    .unwrap();
     let sent = notifier.sent.lock().unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].3.as_deref(), Some("carol@example.com"));
     // And a link signed for bob is refused anyway.
     let link = link_for(&ledger, &request.id, "bob");
-    let err = block_on(decide(&ledger, &MemoryWorkflow::default(), &catalog(), &key(), &link, true, None, now())).unwrap_err();
+    let err = block_on(decide(
+        &ledger,
+        &MemoryWorkflow::default(),
+        &catalog(),
+        &key(),
+        &link,
+        true,
+        None,
+        now(),
+    ))
+    .unwrap_err();
     assert_eq!(err.message, "you cannot approve your own request");
 }
 
@@ -108,17 +195,53 @@ fn an_approval_reaching_quorum_completes_the_task_once() {
     let (ledger, _, id) = awaiting_approval();
     let workflow = MemoryWorkflow::default();
     let link = link_for(&ledger, &id, "bob");
-    let decided = block_on(decide(&ledger, &workflow, &catalog(), &key(), &link, true, Some(" ok ".into()), now())).unwrap();
+    let decided = block_on(decide(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &key(),
+        &link,
+        true,
+        Some(" ok ".into()),
+        now(),
+    ))
+    .unwrap();
     assert_eq!(decided.status, Status::Approved);
     assert_eq!(decided.decisions["bob"].comment.as_deref(), Some("ok"));
-    assert_eq!(workflow.completed.lock().unwrap().as_slice(), [("token-1".to_owned(), json!({"outcome": "APPROVED"}))]);
+    assert_eq!(
+        workflow.completed.lock().unwrap().as_slice(),
+        [("token-1".to_owned(), json!({"outcome": "APPROVED"}))]
+    );
 
     // A second click, and a click by the other approver after the decision, change nothing.
-    let again = block_on(decide(&ledger, &workflow, &catalog(), &key(), &link, false, None, now())).unwrap_err();
+    let again = block_on(decide(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &key(),
+        &link,
+        false,
+        None,
+        now(),
+    ))
+    .unwrap_err();
     assert!(again.message.starts_with("you already approved"), "{again}");
     let carol = link_for(&ledger, &id, "carol");
-    let late = block_on(decide(&ledger, &workflow, &catalog(), &key(), &carol, false, None, now())).unwrap_err();
-    assert_eq!(late.message, "this request is already APPROVED: approved by bob");
+    let late = block_on(decide(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &key(),
+        &carol,
+        false,
+        None,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(
+        late.message,
+        "this request is already APPROVED: approved by bob"
+    );
     assert_eq!(workflow.completed.lock().unwrap().len(), 1);
     assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
 }
@@ -127,9 +250,25 @@ fn an_approval_reaching_quorum_completes_the_task_once() {
 fn a_deny_ends_the_request() {
     let (ledger, _, id) = awaiting_approval();
     let workflow = MemoryWorkflow::default();
-    let decided = block_on(decide(&ledger, &workflow, &catalog(), &key(), &link_for(&ledger, &id, "carol"), false, None, now())).unwrap();
-    assert_eq!((decided.status, decided.outcome.as_deref()), (Status::Denied, Some("denied by carol")));
-    assert_eq!(workflow.completed.lock().unwrap()[0].1, json!({"outcome": "DENIED"}));
+    let decided = block_on(decide(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &key(),
+        &link_for(&ledger, &id, "carol"),
+        false,
+        None,
+        now(),
+    ))
+    .unwrap();
+    assert_eq!(
+        (decided.status, decided.outcome.as_deref()),
+        (Status::Denied, Some("denied by carol"))
+    );
+    assert_eq!(
+        workflow.completed.lock().unwrap()[0].1,
+        json!({"outcome": "DENIED"})
+    );
 }
 
 #[test]
@@ -140,12 +279,30 @@ fn bad_links_are_forbidden_and_change_nothing() {
     let good = link_for(&ledger, &id, "bob");
     let mut tampered = good.clone();
     tampered.approver_id = "carol".into();
-    let forged = LinkKey::new(vec![1u8; 32]).unwrap().sign(&id, "bob", good.expires, &before.content_hash);
+    let forged =
+        LinkKey::new(vec![1u8; 32])
+            .unwrap()
+            .sign(&id, "bob", good.expires, &before.content_hash);
     let mut unknown_request = good.clone();
     unknown_request.request_id = "r-zzzzzzzzzzzzzzzzzzzzzzzzzz".into();
     let expired_at = OffsetDateTime::from_unix_timestamp(good.expires).unwrap();
-    for (link, at) in [(tampered, now()), (forged, now()), (unknown_request, now()), (good.clone(), expired_at)] {
-        let err = block_on(decide(&ledger, &workflow, &catalog(), &key(), &link, true, None, at)).unwrap_err();
+    for (link, at) in [
+        (tampered, now()),
+        (forged, now()),
+        (unknown_request, now()),
+        (good.clone(), expired_at),
+    ] {
+        let err = block_on(decide(
+            &ledger,
+            &workflow,
+            &catalog(),
+            &key(),
+            &link,
+            true,
+            None,
+            at,
+        ))
+        .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Forbidden, "{err}");
     }
     assert_eq!(ledger.record(&id).unwrap(), before);
@@ -155,17 +312,43 @@ fn bad_links_are_forbidden_and_change_nothing() {
 #[test]
 fn expiry_closes_a_pending_request_and_leaves_decided_ones_alone() {
     let (ledger, _, id) = awaiting_approval();
-    assert_eq!(block_on(expire(&ledger, &id, now())).unwrap(), Status::Expired);
+    assert_eq!(
+        block_on(expire(&ledger, &id, now())).unwrap(),
+        Status::Expired
+    );
     let record = ledger.record(&id).unwrap();
     assert_eq!(record.task_token, None);
-    assert_eq!(record.outcome.as_deref(), Some("no decision within the approval window"));
-    assert_eq!(block_on(expire(&ledger, &id, now())).unwrap(), Status::Expired);
-    assert_eq!(ledger.event_actions(&id).iter().filter(|a| *a == "Expired").count(), 1);
+    assert_eq!(
+        record.outcome.as_deref(),
+        Some("no decision within the approval window")
+    );
+    assert_eq!(
+        block_on(expire(&ledger, &id, now())).unwrap(),
+        Status::Expired
+    );
+    assert_eq!(
+        ledger
+            .event_actions(&id)
+            .iter()
+            .filter(|a| *a == "Expired")
+            .count(),
+        1
+    );
 }
 
 fn approved() -> (MemoryLedger, String) {
     let (ledger, _, id) = awaiting_approval();
-    block_on(decide(&ledger, &MemoryWorkflow::default(), &catalog(), &key(), &link_for(&ledger, &id, "bob"), true, None, now())).unwrap();
+    block_on(decide(
+        &ledger,
+        &MemoryWorkflow::default(),
+        &catalog(),
+        &key(),
+        &link_for(&ledger, &id, "bob"),
+        true,
+        None,
+        now(),
+    ))
+    .unwrap();
     (ledger, id)
 }
 
@@ -174,22 +357,57 @@ fn activation_requires_a_managed_role_and_is_idempotent() {
     let (ledger, id) = approved();
     let unmanaged = MemoryRoles::default();
     unmanaged.add_role("sample-target-trailgate", &[]);
-    let err = block_on(activate(&ledger, &unmanaged, &catalog(), "trailgate-", &id, now())).unwrap_err();
+    let err = block_on(activate(
+        &ledger,
+        &unmanaged,
+        &catalog(),
+        "trailgate-",
+        &id,
+        now(),
+    ))
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotGrantable);
     assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
 
     let roles = MemoryRoles::with_sample_role();
-    let expires = block_on(activate(&ledger, &roles, &catalog(), "trailgate-", &id, now())).unwrap();
+    let expires = block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        "trailgate-",
+        &id,
+        now(),
+    ))
+    .unwrap();
     assert_eq!(expires, "2026-11-21T12:00:00Z");
     let later = now() + Duration::minutes(3);
-    assert_eq!(block_on(activate(&ledger, &roles, &catalog(), "trailgate-", &id, later)).unwrap(), expires);
+    assert_eq!(
+        block_on(activate(
+            &ledger,
+            &roles,
+            &catalog(),
+            "trailgate-",
+            &id,
+            later
+        ))
+        .unwrap(),
+        expires
+    );
     assert_eq!(ledger.record(&id).unwrap().status, Status::Active);
 }
 
 fn active() -> (MemoryLedger, MemoryRoles, String) {
     let (ledger, id) = approved();
     let roles = MemoryRoles::with_sample_role();
-    block_on(activate(&ledger, &roles, &catalog(), "trailgate-", &id, now())).unwrap();
+    block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        "trailgate-",
+        &id,
+        now(),
+    ))
+    .unwrap();
     (ledger, roles, id)
 }
 
@@ -197,8 +415,15 @@ fn active() -> (MemoryLedger, MemoryRoles, String) {
 fn credentials_are_vended_only_to_the_requester_while_active_and_never_past_expiry() {
     let (ledger, roles, id) = active();
     let issuer = MemoryIssuer::default();
-    let bob = Caller { arn: "arn:aws:iam::123456789012:user/bob".into() };
-    assert_eq!(block_on(vend(&ledger, &issuer, &bob, &id, now())).unwrap_err().kind, ErrorKind::NotFound);
+    let bob = Caller {
+        arn: "arn:aws:iam::123456789012:user/bob".into(),
+    };
+    assert_eq!(
+        block_on(vend(&ledger, &issuer, &bob, &id, now()))
+            .unwrap_err()
+            .kind,
+        ErrorKind::NotFound
+    );
 
     block_on(vend(&ledger, &issuer, &alice(), &id, now())).unwrap();
     let call = issuer.calls.lock().unwrap()[0].clone();
@@ -224,16 +449,36 @@ fn credentials_are_vended_only_to_the_requester_while_active_and_never_past_expi
 #[test]
 fn revoke_writes_a_verified_deny_once_and_marks_revoked() {
     let (ledger, roles, id) = active();
-    assert_eq!(block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(), Status::Revoked);
-    let document = roles.policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME).unwrap();
+    assert_eq!(
+        block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(),
+        Status::Revoked
+    );
+    let document = roles
+        .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+        .unwrap();
     assert!(policy::denies_request(&document, &id));
     // The timer's revoke after an early revoke is a no-op.
-    assert_eq!(block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(), Status::Revoked);
-    assert_eq!(ledger.event_actions(&id).iter().filter(|a| *a == "Revoked").count(), 1);
+    assert_eq!(
+        block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(),
+        Status::Revoked
+    );
+    assert_eq!(
+        ledger
+            .event_actions(&id)
+            .iter()
+            .filter(|a| *a == "Revoked")
+            .count(),
+        1
+    );
     // A deny removed out of band is put back by the next revoke.
-    block_on(roles.delete_inline_policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)).unwrap();
+    block_on(roles.delete_inline_policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME))
+        .unwrap();
     block_on(revoke(&ledger, &roles, &id, "reconciler", now())).unwrap();
-    assert!(roles.policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME).is_some());
+    assert!(
+        roles
+            .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+            .is_some()
+    );
 }
 
 #[test]
@@ -243,26 +488,55 @@ fn a_failed_iam_write_is_retryable_and_leaves_the_grant_active() {
     let err = block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Retryable);
     assert_eq!(ledger.record(&id).unwrap().status, Status::Active);
-    assert_eq!(block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(), Status::Revoked);
+    assert_eq!(
+        block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(),
+        Status::Revoked
+    );
 }
 
 #[test]
 fn revoking_a_never_activated_request_touches_no_role() {
     let (ledger, id) = approved();
     let roles = MemoryRoles::with_sample_role();
-    assert_eq!(block_on(revoke(&ledger, &roles, &id, "activation failed", now())).unwrap(), Status::Revoked);
-    assert!(roles.policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME).is_none());
-    assert!(ledger.record(&id).unwrap().outcome.unwrap().starts_with("never activated"));
+    assert_eq!(
+        block_on(revoke(&ledger, &roles, &id, "activation failed", now())).unwrap(),
+        Status::Revoked
+    );
+    assert!(
+        roles
+            .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+            .is_none()
+    );
+    assert!(
+        ledger
+            .record(&id)
+            .unwrap()
+            .outcome
+            .unwrap()
+            .starts_with("never activated")
+    );
 }
 
 #[test]
 fn the_reconciler_revokes_overdue_grants_and_alerts() {
     let (ledger, roles, id) = active();
     let notifier = MemoryNotifier::default();
-    let report = block_on(reconcile(&ledger, &roles, &notifier, now() + Duration::minutes(30))).unwrap();
+    let report = block_on(reconcile(
+        &ledger,
+        &roles,
+        &notifier,
+        now() + Duration::minutes(30),
+    ))
+    .unwrap();
     assert!(report.revoked.is_empty());
     assert!(notifier.sent.lock().unwrap().is_empty());
-    let report = block_on(reconcile(&ledger, &roles, &notifier, now() + Duration::hours(3))).unwrap();
+    let report = block_on(reconcile(
+        &ledger,
+        &roles,
+        &notifier,
+        now() + Duration::hours(3),
+    ))
+    .unwrap();
     assert_eq!(report.revoked, std::slice::from_ref(&id));
     assert_eq!(notifier.sent.lock().unwrap()[0].0, Topic::Alerts);
     assert_eq!(ledger.record(&id).unwrap().status, Status::Revoked);
@@ -271,12 +545,34 @@ fn the_reconciler_revokes_overdue_grants_and_alerts() {
 #[test]
 fn the_audit_verifies_the_chain_and_records_the_report() {
     let (ledger, roles, id) = active();
-    block_on(vend(&ledger, &MemoryIssuer::default(), &alice(), &id, now())).unwrap();
+    block_on(vend(
+        &ledger,
+        &MemoryIssuer::default(),
+        &alice(),
+        &id,
+        now(),
+    ))
+    .unwrap();
     block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap();
     let report = block_on(audit(&ledger, &id, json!({"available": false}), now())).unwrap();
     assert_eq!(report["credentials_issued"], 1);
     assert_eq!(report["ledger_chain_verified"], true);
-    let actions: Vec<_> = report["ledger_events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(actions, ["Requested", "ApprovalRequested", "Approved", "Activated", "CredentialsIssued", "Revoked"]);
+    let actions: Vec<_> = report["ledger_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "Requested",
+            "ApprovalRequested",
+            "Approved",
+            "Activated",
+            "CredentialsIssued",
+            "Revoked"
+        ]
+    );
     assert_eq!(ledger.record(&id).unwrap().status, Status::Audited);
 }

@@ -5,7 +5,10 @@
 
 use crate::error::{Error, Result};
 use crate::ledger::{Change, Event, change};
-use crate::ports::{AssumeRequest, CredentialIssuer, IssuedCredentials, Ledger, Notifier, RoleInfo, Roles, Topic, Workflow};
+use crate::ports::{
+    AssumeRequest, CredentialIssuer, IssuedCredentials, Ledger, Notifier, RoleInfo, Roles, Topic,
+    Workflow,
+};
 use crate::request::{AccessRequest, Caller, NewRequest};
 use crate::service::STALE;
 use ::time::OffsetDateTime;
@@ -19,7 +22,9 @@ pub fn now() -> OffsetDateTime {
 }
 
 pub fn alice() -> Caller {
-    Caller { arn: "arn:aws:iam::123456789012:user/alice".into() }
+    Caller {
+        arn: "arn:aws:iam::123456789012:user/alice".into(),
+    }
 }
 
 pub const SAMPLE_ROLE: &str = "arn:aws:iam::123456789012:role/sample-target-trailgate";
@@ -47,18 +52,36 @@ pub fn sample_catalog_json() -> String {
 
 /// A PENDING request from alice for two hours of `sandbox-admin`.
 pub fn pending_request() -> AccessRequest {
-    let catalog = crate::catalog::Catalog::load(&sample_catalog_json(), "trailgate-").expect("sample catalog");
-    let input = NewRequest { catalog_id: "sandbox-admin".into(), duration: "PT2H".into(), reason: "fix prod".into(), ticket: None };
-    AccessRequest::create("r-aaaaaaaaaaaaaaaaaaaaaaaaaa".into(), &alice(), &input, catalog.entry("sandbox-admin").expect("entry"), now())
-        .expect("valid request")
+    let catalog = crate::catalog::Catalog::load(&sample_catalog_json(), "trailgate-")
+        .expect("sample catalog");
+    let input = NewRequest {
+        catalog_id: "sandbox-admin".into(),
+        duration: "PT2H".into(),
+        reason: "fix prod".into(),
+        ticket: None,
+    };
+    AccessRequest::create(
+        "r-aaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+        &alice(),
+        &input,
+        catalog.entry("sandbox-admin").expect("entry"),
+        now(),
+    )
+    .expect("valid request")
 }
 
 /// Stores a request as if intake had created it.
 pub fn seed(ledger: &MemoryLedger, request: AccessRequest) -> AccessRequest {
     let created = change(None, request, "seed", "Requested", None, now()).expect("change");
     let mut state = ledger.state.lock().expect("lock");
-    state.records.insert(created.record.id.clone(), created.record.clone());
-    state.events.entry(created.record.id.clone()).or_default().push(created.event);
+    state
+        .records
+        .insert(created.record.id.clone(), created.record.clone());
+    state
+        .events
+        .entry(created.record.id.clone())
+        .or_default()
+        .push(created.event);
     created.record
 }
 
@@ -79,7 +102,13 @@ impl MemoryLedger {
         self.state.lock().expect("lock").records.get(id).cloned()
     }
     pub fn event_actions(&self, id: &str) -> Vec<String> {
-        self.state.lock().expect("lock").events.get(id).map(|e| e.iter().map(|e| e.action.clone()).collect()).unwrap_or_default()
+        self.state
+            .lock()
+            .expect("lock")
+            .events
+            .get(id)
+            .map(|e| e.iter().map(|e| e.action.clone()).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -94,13 +123,26 @@ impl Ledger for MemoryLedger {
         if current_seq != change.expected_seq {
             return Err(Error::conflict(STALE));
         }
-        state.records.insert(change.record.id.clone(), change.record.clone());
-        state.events.entry(change.record.id.clone()).or_default().push(change.event.clone());
+        state
+            .records
+            .insert(change.record.id.clone(), change.record.clone());
+        state
+            .events
+            .entry(change.record.id.clone())
+            .or_default()
+            .push(change.event.clone());
         Ok(())
     }
 
     async fn events(&self, id: &str) -> Result<Vec<Event>> {
-        Ok(self.state.lock().expect("lock").events.get(id).cloned().unwrap_or_default())
+        Ok(self
+            .state
+            .lock()
+            .expect("lock")
+            .events
+            .get(id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn active_expiring_before(&self, before: &str) -> Result<Vec<AccessRequest>> {
@@ -108,7 +150,10 @@ impl Ledger for MemoryLedger {
         Ok(state
             .records
             .values()
-            .filter(|r| r.status == crate::request::Status::Active && r.expires_at.as_deref().is_some_and(|e| e < before))
+            .filter(|r| {
+                r.status == crate::request::Status::Active
+                    && r.expires_at.as_deref().is_some_and(|e| e < before)
+            })
             .cloned()
             .collect())
     }
@@ -127,7 +172,10 @@ impl Workflow for MemoryWorkflow {
         if self.fail_start {
             return Err(Error::retryable("StartExecution failed"));
         }
-        self.started.lock().expect("lock").push((name.to_owned(), input.clone()));
+        self.started
+            .lock()
+            .expect("lock")
+            .push((name.to_owned(), input.clone()));
         Ok(())
     }
 
@@ -149,8 +197,19 @@ pub struct MemoryNotifier {
 }
 
 impl Notifier for MemoryNotifier {
-    async fn publish(&self, topic: Topic, subject: &str, message: &str, approver: Option<&str>) -> Result<()> {
-        self.sent.lock().expect("lock").push((topic, subject.to_owned(), message.to_owned(), approver.map(str::to_owned)));
+    async fn publish(
+        &self,
+        topic: Topic,
+        subject: &str,
+        message: &str,
+        approver: Option<&str>,
+    ) -> Result<()> {
+        self.sent.lock().expect("lock").push((
+            topic,
+            subject.to_owned(),
+            message.to_owned(),
+            approver.map(str::to_owned),
+        ));
         Ok(())
     }
 }
@@ -172,7 +231,8 @@ impl CredentialIssuer for MemoryIssuer {
             secret_access_key: "secret".into(),
             session_token: "token".into(),
             expiration: crate::time::format_utc(
-                self.clock.lock().expect("lock").unwrap_or_else(now) + ::time::Duration::seconds(i64::from(request.duration_seconds)),
+                self.clock.lock().expect("lock").unwrap_or_else(now)
+                    + ::time::Duration::seconds(i64::from(request.duration_seconds)),
             ),
         })
     }
@@ -195,32 +255,54 @@ impl MemoryRoles {
     pub fn add_role(&self, name: &str, tags: &[(&str, &str)]) {
         let info = RoleInfo {
             name: name.to_owned(),
-            tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             trust_policy: "{}".into(),
         };
-        self.roles.lock().expect("lock").insert(name.to_owned(), (info, BTreeMap::new()));
+        self.roles
+            .lock()
+            .expect("lock")
+            .insert(name.to_owned(), (info, BTreeMap::new()));
     }
     pub fn policy(&self, role: &str, name: &str) -> Option<String> {
-        self.roles.lock().expect("lock").get(role).and_then(|(_, policies)| policies.get(name).cloned())
+        self.roles
+            .lock()
+            .expect("lock")
+            .get(role)
+            .and_then(|(_, policies)| policies.get(name).cloned())
     }
 }
 
 impl Roles for MemoryRoles {
     async fn describe(&self, role_arn: &str) -> Result<Option<RoleInfo>> {
         let name = crate::catalog::role_name(role_arn).unwrap_or_default();
-        Ok(self.roles.lock().expect("lock").get(name).map(|(info, _)| info.clone()))
+        Ok(self
+            .roles
+            .lock()
+            .expect("lock")
+            .get(name)
+            .map(|(info, _)| info.clone()))
     }
     async fn inline_policy(&self, role_name: &str, policy_name: &str) -> Result<Option<String>> {
         Ok(self.policy(role_name, policy_name))
     }
-    async fn put_inline_policy(&self, role_name: &str, policy_name: &str, document: &str) -> Result<()> {
+    async fn put_inline_policy(
+        &self,
+        role_name: &str,
+        policy_name: &str,
+        document: &str,
+    ) -> Result<()> {
         let mut fail = self.fail_puts.lock().expect("lock");
         if *fail > 0 {
             *fail -= 1;
             return Err(Error::retryable("IAM throttled the call"));
         }
         let mut roles = self.roles.lock().expect("lock");
-        let (_, policies) = roles.get_mut(role_name).ok_or_else(|| Error::not_found(format!("no role {role_name}")))?;
+        let (_, policies) = roles
+            .get_mut(role_name)
+            .ok_or_else(|| Error::not_found(format!("no role {role_name}")))?;
         policies.insert(policy_name.to_owned(), document.to_owned());
         Ok(())
     }

@@ -10,7 +10,10 @@ use ::time::{Duration, OffsetDateTime, UtcOffset};
 
 /// Formats an instant as `2026-11-21T10:00:00Z`.
 pub fn format_utc(at: OffsetDateTime) -> String {
-    let at = at.to_offset(UtcOffset::UTC).replace_nanosecond(0).unwrap_or(at);
+    let at = at
+        .to_offset(UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(at);
     // Formatting a UTC instant with a four-digit year cannot fail.
     at.format(&Rfc3339).unwrap_or_default()
 }
@@ -90,7 +93,11 @@ mod tests {
 
     #[track_caller]
     fn check(input: &str, expect: Option<i64>) {
-        assert_eq!(parse_duration(input).map(|d| d.whole_seconds()), expect, "input {input:?}");
+        assert_eq!(
+            parse_duration(input).map(|d| d.whole_seconds()),
+            expect,
+            "input {input:?}"
+        );
     }
 
     #[test]
@@ -109,7 +116,21 @@ mod tests {
 
     #[test]
     fn bad_durations_are_refused() {
-        for bad in ["", "PT", "2", "PT0S", "0h", "-1h", "PT2X", "2hh", "P2H", "PT1D", "h", "PT99999999999999999H", "T2H"] {
+        for bad in [
+            "",
+            "PT",
+            "2",
+            "PT0S",
+            "0h",
+            "-1h",
+            "PT2X",
+            "2hh",
+            "P2H",
+            "PT1D",
+            "h",
+            "PT99999999999999999H",
+            "T2H",
+        ] {
             check(bad, None);
         }
     }

@@ -1,0 +1,27 @@
+//! The approval function's entry point: reads the catalog and the link signing key once per
+//! cold start, then serves the `Await Approval` and `Record Expiry` steps.
+
+mod handler;
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::{config, ledger::DynamoLedger, notifier::SnsNotifier, sdk, secrets};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let (catalog, _) = config::catalog()?;
+    let sdk = sdk::load().await;
+    let deps = handler::Deps {
+        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        notifier: SnsNotifier::from_sdk(&sdk, Some(config::required("APPROVALS_TOPIC_ARN")?), None),
+        key: secrets::link_key_from_sdk(&sdk, &config::required("LINK_SECRET_ARN")?).await?,
+        decision_base_url: config::required("DECISION_BASE_URL")?
+            .trim_end_matches('/')
+            .to_owned(),
+        catalog,
+    };
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        handler::handle(event.payload, &deps)
+    }))
+    .await
+}

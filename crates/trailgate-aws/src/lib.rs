@@ -1,0 +1,22 @@
+//! trailgate's AWS adapters: the only crate that calls AWS.
+//!
+//! # Layout
+//! - [`sdk`]: one SDK configuration per process (HTTPS through rustls + ring).
+//! - [`config`]: environment variables, read once at cold start.
+//! - [`errors`]: SDK errors classified into domain kinds; domain errors into Lambda `Diagnostic`s.
+//! - [`ledger`], [`workflow`], [`notifier`], [`credentials`], [`roles`], [`secrets`]: the ports.
+//! - [`apigw`]: API Gateway proxy events in, JSON or HTML responses out.
+
+pub mod apigw;
+pub mod config;
+pub mod credentials;
+pub mod errors;
+pub mod ledger;
+pub mod notifier;
+pub mod roles;
+pub mod sdk;
+pub mod secrets;
+pub mod workflow;
+
+pub use aws_config::SdkConfig;
+pub use errors::LambdaError;

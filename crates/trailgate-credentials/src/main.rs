@@ -1,0 +1,24 @@
+//! The credentials function's entry point: serves `GET /requests/{id}/credentials`.
+//! Its role is the only one target roles trust.
+
+mod handler;
+
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::{config, credentials::StsIssuer, ledger::DynamoLedger, sdk};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let sdk = sdk::load().await;
+    let deps = handler::Deps {
+        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        issuer: StsIssuer::from_sdk(&sdk),
+    };
+    run(service_fn(
+        |event: LambdaEvent<ApiGatewayProxyRequest>| async {
+            Ok::<_, Error>(handler::handle(event.payload, &deps).await)
+        },
+    ))
+    .await
+}

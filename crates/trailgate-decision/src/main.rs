@@ -1,0 +1,29 @@
+//! The decision function's entry point: reads the catalog and the link signing key once per
+//! cold start, then serves the public `GET|POST /decisions/{id}` routes.
+
+mod handler;
+mod page;
+
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::{config, ledger::DynamoLedger, sdk, secrets, workflow::SfnWorkflow};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let (catalog, _) = config::catalog()?;
+    let sdk = sdk::load().await;
+    let deps = handler::Deps {
+        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        // Only the task-completion calls are used; the state machine ARN is not needed for them.
+        workflow: SfnWorkflow::from_sdk(&sdk, String::new()),
+        key: secrets::link_key_from_sdk(&sdk, &config::required("LINK_SECRET_ARN")?).await?,
+        catalog,
+    };
+    run(service_fn(
+        |event: LambdaEvent<ApiGatewayProxyRequest>| async {
+            Ok::<_, Error>(handler::handle(event.payload, &deps).await)
+        },
+    ))
+    .await
+}

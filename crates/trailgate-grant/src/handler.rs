@@ -1,0 +1,80 @@
+//! Translates the `Activate` step's input into `service::activate` and its result back.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use trailgate_aws::LambdaError;
+use trailgate_domain::catalog::Catalog;
+use trailgate_domain::error::Error;
+use trailgate_domain::ports::{Ledger, Roles};
+use trailgate_domain::service;
+
+pub struct Deps<L, R> {
+    pub ledger: L,
+    pub roles: R,
+    pub catalog: Catalog,
+    pub own_role_prefix: String,
+}
+
+#[derive(Deserialize)]
+struct Input {
+    request_id: String,
+}
+
+pub async fn handle<L: Ledger, R: Roles>(
+    payload: Value,
+    deps: &Deps<L, R>,
+) -> Result<Value, LambdaError> {
+    let input: Input = serde_json::from_value(payload)
+        .map_err(|err| Error::internal(format!("bad Activate input: {err}")))?;
+    let now = time::OffsetDateTime::now_utc();
+    let expires_at = service::activate(
+        &deps.ledger,
+        &deps.roles,
+        &deps.catalog,
+        &deps.own_role_prefix,
+        &input.request_id,
+        now,
+    )
+    .await?;
+    tracing::info!(request_id = %input.request_id, %expires_at, "grant active");
+    Ok(json!({ "expires_at": expires_at }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trailgate_domain::testing::*;
+
+    #[tokio::test]
+    async fn an_approved_request_becomes_active_with_a_z_timestamp() {
+        let ledger = MemoryLedger::default();
+        let mut request = pending_request();
+        request.status = trailgate_domain::request::Status::Approved;
+        let id = seed(&ledger, request).id;
+        let deps = Deps {
+            ledger,
+            roles: MemoryRoles::with_sample_role(),
+            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            own_role_prefix: "trailgate-".into(),
+        };
+        let event: Value =
+            serde_json::from_str(include_str!("../../../events/grant/activate.json")).unwrap();
+        let event = json!({"request_id": id, "ignored": event["ignored"]});
+        let out = handle(event, &deps).await.unwrap();
+        assert!(out["expires_at"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[tokio::test]
+    async fn a_pending_request_is_a_conflict() {
+        let ledger = MemoryLedger::default();
+        let id = seed(&ledger, pending_request()).id;
+        let deps = Deps {
+            ledger,
+            roles: MemoryRoles::with_sample_role(),
+            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            own_role_prefix: "trailgate-".into(),
+        };
+        let err = handle(json!({"request_id": id}), &deps).await.unwrap_err();
+        assert_eq!(err.0.kind.name(), "Conflict");
+    }
+}

@@ -1,0 +1,24 @@
+//! The grant function's entry point: reads its configuration and builds its adapters once per
+//! cold start, then serves the state machine's `Activate` step.
+
+mod handler;
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::{config, ledger::DynamoLedger, roles::IamRoles, sdk};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let (catalog, own_role_prefix) = config::catalog()?;
+    let sdk = sdk::load().await;
+    let deps = handler::Deps {
+        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        roles: IamRoles::from_sdk(&sdk),
+        catalog,
+        own_role_prefix,
+    };
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        handler::handle(event.payload, &deps)
+    }))
+    .await
+}

@@ -1,0 +1,30 @@
+//! The intake function's entry point: reads the catalog once per cold start, then serves
+//! `POST /requests` and `GET /requests/{id}`.
+
+mod handler;
+
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::{config, ledger::DynamoLedger, sdk, workflow::SfnWorkflow};
+use trailgate_domain::service::IntakeSettings;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let (catalog, _) = config::catalog()?;
+    let sdk = sdk::load().await;
+    let deps = handler::Deps {
+        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        workflow: SfnWorkflow::from_sdk(&sdk, config::required("STATE_MACHINE_ARN")?),
+        settings: IntakeSettings {
+            audit_delay: config::seconds("AUDIT_DELAY_SECONDS", 900)?,
+        },
+        catalog,
+    };
+    run(service_fn(
+        |event: LambdaEvent<ApiGatewayProxyRequest>| async {
+            Ok::<_, Error>(handler::handle(event.payload, &deps).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,55 @@
+//! Translates a scheduled run into `service::reconcile`. The event's content is irrelevant:
+//! every run looks at the whole ledger.
+
+use serde_json::{Value, json};
+use trailgate_aws::LambdaError;
+use trailgate_domain::ports::{Ledger, Notifier, Roles};
+use trailgate_domain::service;
+
+pub struct Deps<L, R, N> {
+    pub ledger: L,
+    pub roles: R,
+    pub notifier: N,
+}
+
+pub async fn handle<L: Ledger, R: Roles, N: Notifier>(
+    deps: &Deps<L, R, N>,
+) -> Result<Value, LambdaError> {
+    let report = service::reconcile(
+        &deps.ledger,
+        &deps.roles,
+        &deps.notifier,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await?;
+    if !report.revoked.is_empty() || !report.failed.is_empty() {
+        tracing::warn!(revoked = ?report.revoked, failed = ?report.failed, "reconciler found overdue grants");
+    }
+    Ok(
+        json!({ "revoked": report.revoked, "failed": report.failed.iter().map(|(id, why)| json!({"id": id, "error": why})).collect::<Vec<_>>() }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trailgate_domain::request::Status;
+    use trailgate_domain::testing::*;
+
+    #[tokio::test]
+    async fn an_overdue_grant_is_revoked_and_alerted() {
+        let ledger = MemoryLedger::default();
+        let mut request = pending_request();
+        request.status = Status::Active;
+        request.expires_at = Some("2020-01-01T00:00:00Z".into());
+        let id = seed(&ledger, request).id;
+        let deps = Deps {
+            ledger,
+            roles: MemoryRoles::with_sample_role(),
+            notifier: MemoryNotifier::default(),
+        };
+        let out = handle(&deps).await.unwrap();
+        assert_eq!(out["revoked"], json!([id]));
+        assert_eq!(deps.notifier.sent.lock().unwrap().len(), 1);
+    }
+}

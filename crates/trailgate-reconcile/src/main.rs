@@ -1,0 +1,21 @@
+//! The reconciler's entry point: runs on a schedule and revokes grants the state machine missed.
+
+mod handler;
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::{config, ledger::DynamoLedger, notifier::SnsNotifier, roles::IamRoles, sdk};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let sdk = sdk::load().await;
+    let deps = handler::Deps {
+        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        roles: IamRoles::from_sdk(&sdk),
+        notifier: SnsNotifier::from_sdk(&sdk, None, Some(config::required("ALERTS_TOPIC_ARN")?)),
+    };
+    run(service_fn(|_: LambdaEvent<serde_json::Value>| {
+        handler::handle(&deps)
+    }))
+    .await
+}
