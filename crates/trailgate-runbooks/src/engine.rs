@@ -1,0 +1,232 @@
+//! The engine: a runbook bound to parameter values ([`Compiled`]), the streaming evaluation of
+//! records ([`Scan`]), and [`run`].
+//!
+//! Sources push records into a [`Scan`] one at a time; the scan keeps only the output shape's
+//! state, so memory does not grow with the input.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::error::{ParamError, RunError};
+use crate::filter::{self, Bound, Matcher};
+use crate::output::{Aggregator, Coverage, RunbookResult, SkipReason};
+use crate::params::{self, Params, Window};
+use crate::runbook::Runbook;
+use crate::source::Source;
+use crate::spec::LookupAttribute;
+use crate::template;
+use crate::timefmt;
+
+/// A runbook with its parameters bound: ready to evaluate records.
+#[derive(Debug, Clone)]
+pub struct Compiled<'r> {
+    runbook: &'r Runbook,
+    matcher: Matcher,
+    window: Window,
+    lookup: Option<LookupPlan>,
+}
+
+/// The server-side part of a LookupEvents scan: one attribute, one or more values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupPlan {
+    /// The attribute.
+    pub attribute: LookupAttribute,
+    /// The values, parameters substituted; each is a separate paged query.
+    pub values: Vec<String>,
+}
+
+impl Runbook {
+    /// Binds parameters and the window, compiling the filter.
+    pub fn compile(&self, params: &Params) -> Result<Compiled<'_>, ParamError> {
+        let spec = self.spec();
+        let bound: Bound = params::bind(spec, params)?;
+        let window = params::resolve_window(spec, params, &bound)?;
+        let matcher = filter::compile(&spec.filter, &bound, self.regexes())?;
+        let lookup = spec.lookup.as_ref().map(|lookup| LookupPlan {
+            attribute: lookup.attribute,
+            values: lookup
+                .values
+                .iter()
+                .flat_map(|value| {
+                    match template::sole_reference(value).and_then(|name| bound.get(name)) {
+                        Some(list) => list.clone(),
+                        None => vec![template::render(value, &bound, template::no_escape)],
+                    }
+                })
+                .filter(|value| !value.is_empty())
+                .collect(),
+        });
+        Ok(Compiled {
+            runbook: self,
+            matcher,
+            window,
+            lookup,
+        })
+    }
+}
+
+impl<'r> Compiled<'r> {
+    /// The runbook.
+    pub fn runbook(&self) -> &'r Runbook {
+        self.runbook
+    }
+
+    /// The window searched.
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    /// The LookupEvents plan, if the runbook has a `lookup` hint.
+    pub fn lookup(&self) -> Option<&LookupPlan> {
+        self.lookup.as_ref()
+    }
+
+    /// Whether one record matches the filter (ignoring the window).
+    pub fn matches(&self, record: &Value) -> bool {
+        self.matcher.matches(record)
+    }
+
+    /// Starts a streaming evaluation.
+    pub fn scan(&self) -> Scan<'_, 'r> {
+        Scan {
+            compiled: self,
+            aggregator: Aggregator::new(&self.runbook.spec().output),
+            events_scanned: 0,
+            events_matched: 0,
+            events_outside_window: 0,
+            files_read: 0,
+            skips: BTreeMap::new(),
+            truncated: false,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// A streaming evaluation: feed records, then [`Scan::finish`].
+#[derive(Debug)]
+pub struct Scan<'c, 'r> {
+    compiled: &'c Compiled<'r>,
+    aggregator: Aggregator,
+    events_scanned: u64,
+    events_matched: u64,
+    events_outside_window: u64,
+    files_read: u64,
+    skips: BTreeMap<SkipReason, u64>,
+    truncated: bool,
+    notes: Vec<String>,
+}
+
+impl Scan<'_, '_> {
+    /// The window, so a source can avoid reading what cannot match.
+    pub fn window(&self) -> Window {
+        self.compiled.window
+    }
+
+    /// The LookupEvents plan of the runbook.
+    pub fn lookup(&self) -> Option<&LookupPlan> {
+        self.compiled.lookup.as_ref()
+    }
+
+    /// Evaluates one record.
+    pub fn record(&mut self, record: &Value) {
+        if !record.is_object() {
+            self.skip(SkipReason::NonObjectRecord);
+            return;
+        }
+        // Logstash exports rename `eventTime` to `@timestamp`; accept both.
+        let time = record
+            .get("eventTime")
+            .or_else(|| record.get("@timestamp"))
+            .and_then(Value::as_str)
+            .and_then(timefmt::parse_event_time);
+        let Some(time) = time else {
+            self.skip(SkipReason::MissingEventTime);
+            return;
+        };
+        self.events_scanned += 1;
+        if !self.compiled.window.contains(time) {
+            self.events_outside_window += 1;
+            return;
+        }
+        if self.compiled.matcher.matches(record) {
+            self.events_matched += 1;
+            self.aggregator.add(record, time);
+        }
+    }
+
+    /// Counts a skipped record (or file) with its reason.
+    pub fn skip(&mut self, reason: SkipReason) {
+        *self.skips.entry(reason).or_insert(0) += 1;
+    }
+
+    /// Counts a file (or page) read.
+    pub fn file_read(&mut self) {
+        self.files_read += 1;
+    }
+
+    /// Marks the result as partial, with the reason.
+    pub fn truncate(&mut self, note: impl Into<String>) {
+        self.truncated = true;
+        self.notes.push(note.into());
+    }
+
+    /// Adds a note for the reader.
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
+    /// Ends the scan.
+    pub fn finish(self) -> RunbookResult {
+        let mut truncated = self.truncated;
+        let mut notes = self.notes;
+        if self.aggregator.truncated() {
+            truncated = true;
+            notes.push(format!(
+                "a grouping reached its cap of {} keys",
+                crate::output::MAX_GROUPS
+            ));
+        }
+        let (rows, counts, top, distinct, first_last_seen) = self.aggregator.finish();
+        let spec = self.compiled.runbook.spec();
+        RunbookResult {
+            runbook: spec.id.clone(),
+            title: spec.title.clone(),
+            severity: spec.severity,
+            attack: spec.attack.clone(),
+            rows,
+            counts,
+            top,
+            distinct,
+            first_last_seen,
+            next_steps: spec.next_steps.clone(),
+            coverage: Coverage {
+                events_scanned: self.events_scanned,
+                events_matched: self.events_matched,
+                events_outside_window: self.events_outside_window,
+                files_read: self.files_read,
+                records_skipped: self.skips.values().sum(),
+                skip_reasons: self
+                    .skips
+                    .into_iter()
+                    .map(|(reason, count)| (reason.as_str().to_owned(), count))
+                    .collect(),
+                window: self.compiled.window,
+                truncated,
+                notes,
+            },
+        }
+    }
+}
+
+/// Runs a runbook over a synchronous source (files, folders, in-memory records).
+pub fn run(
+    runbook: &Runbook,
+    params: &Params,
+    source: &mut dyn Source,
+) -> Result<RunbookResult, RunError> {
+    let compiled = runbook.compile(params)?;
+    let mut scan = compiled.scan();
+    source.scan(&mut scan)?;
+    Ok(scan.finish())
+}

@@ -1,0 +1,40 @@
+//! trailgate-runbooks: CloudTrail runbooks as data, and the engine that runs them.
+//!
+//! A runbook is a YAML file (see `runbooks/README.md`): parameters, a time window, a filter over
+//! record fields, an output shape, severity, ATT&CK references and next steps. The engine binds
+//! parameters ([`Runbook::compile`]), streams records from a [`source::Source`] through the
+//! filter, and aggregates a [`RunbookResult`] with honest [`Coverage`].
+//!
+//! # Layout
+//! - `spec`: the serde types of the YAML format.
+//! - `runbook`: parsing and validation with `file:line:column: path: problem` errors.
+//! - `params`: parameter values and the time window.
+//! - `filter`: field paths and the compiled matcher.
+//! - `engine`: binding, the streaming [`engine::Scan`], and [`run`].
+//! - `output` and `render`: the result, its bounded aggregators, and text/markdown/JSON rendering.
+//! - `source`: the [`source::Source`] trait, local files and folders, and LookupEvents.
+//! - `library`: loading a folder of runbooks.
+//!
+//! The crate does no I/O except the file source (std::fs + flate2); LookupEvents is reached
+//! through the [`source::lookup::LookupEventsApi`] trait, implemented elsewhere.
+
+pub mod engine;
+pub mod error;
+pub mod filter;
+pub mod library;
+pub mod output;
+pub mod params;
+pub mod render;
+pub mod runbook;
+pub mod source;
+pub mod spec;
+mod template;
+pub mod timefmt;
+
+pub use engine::{Compiled, Scan, run};
+pub use error::{InvalidRunbook, LoadError, ParamError, Problem, RunError, SourceError};
+pub use library::Library;
+pub use output::{Coverage, RunbookResult};
+pub use params::{Params, Window};
+pub use runbook::Runbook;
+pub use spec::Severity;

@@ -1,0 +1,574 @@
+//! Loading a runbook: YAML parsing, validation with precise locations, and the [`Runbook`] type.
+//!
+//! Shape errors come from serde_yaml with line, column and path. Meaning errors (bad regex,
+//! unknown parameter, ...) are found after deserializing, with a field path; the path is then
+//! located in the text by re-reading the YAML (see [`locate`]), so they get a line and column too.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use regex::Regex;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::error::{InvalidRunbook, LoadError, Problem};
+use crate::filter::{self, Cidr, FieldPath};
+use crate::params::{self, type_name};
+use crate::spec::{FilterSpec, OneOrMany, ParamType, RunbookSpec, Scalar, Severity};
+use crate::template::{self, Piece};
+use crate::timefmt;
+
+/// A loaded, validated runbook.
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    spec: RunbookSpec,
+    file: String,
+    /// Regexes without parameter references, compiled once at load; keyed by pattern and case flag.
+    regexes: BTreeMap<(String, bool), Regex>,
+}
+
+impl Runbook {
+    /// Parses and validates a runbook; `file_name` is used in error messages.
+    pub fn parse(text: &str, file_name: &str) -> Result<Runbook, LoadError> {
+        let spec: RunbookSpec = serde_yaml::from_str(text)
+            .map_err(|error| LoadError::Invalid(Box::new(from_yaml_error(&error, file_name))))?;
+        let mut validator = Validator {
+            declared: BTreeMap::new(),
+            regexes: BTreeMap::new(),
+        };
+        validator.runbook(&spec).map_err(|(path, problem)| {
+            let (line, column) = locate(text, &path).unzip();
+            LoadError::Invalid(Box::new(InvalidRunbook {
+                file: file_name.to_owned(),
+                line,
+                column,
+                path: path_text(&path),
+                problem,
+            }))
+        })?;
+        Ok(Runbook {
+            spec,
+            file: file_name.to_owned(),
+            regexes: validator.regexes,
+        })
+    }
+
+    /// The id.
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// The title.
+    pub fn title(&self) -> &str {
+        &self.spec.title
+    }
+
+    /// The severity.
+    pub fn severity(&self) -> Severity {
+        self.spec.severity
+    }
+
+    /// The file it was loaded from, as given to [`Runbook::parse`].
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The full specification.
+    pub fn spec(&self) -> &RunbookSpec {
+        &self.spec
+    }
+
+    pub(crate) fn regexes(&self) -> &BTreeMap<(String, bool), Regex> {
+        &self.regexes
+    }
+}
+
+fn from_yaml_error(error: &serde_yaml::Error, file: &str) -> InvalidRunbook {
+    let mut message = error.to_string();
+    let location = error.location();
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
+    // serde_yaml prefixes the path of the failing node (`filter.all[2]: unknown field ...`).
+    let (path, message) = match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => (path.to_owned(), rest.to_owned()),
+        _ => (String::new(), message),
+    };
+    InvalidRunbook {
+        file: file.to_owned(),
+        line: location.as_ref().map(serde_yaml::Location::line),
+        column: location.as_ref().map(serde_yaml::Location::column),
+        path,
+        problem: Problem::Syntax(message),
+    }
+}
+
+/// A step of a field path inside the YAML document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(&'static str),
+    Index(usize),
+}
+
+type Path = Vec<Seg>;
+type Failure = (Path, Problem);
+
+fn path_text(path: &[Seg]) -> String {
+    let mut text = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(key) => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(key);
+            }
+            Seg::Index(index) => text.push_str(&format!("[{index}]")),
+        }
+    }
+    text
+}
+
+fn with(path: &[Seg], seg: Seg) -> Path {
+    let mut next = path.to_vec();
+    next.push(seg);
+    next
+}
+
+struct Validator {
+    declared: BTreeMap<String, ParamType>,
+    regexes: BTreeMap<(String, bool), Regex>,
+}
+
+impl Validator {
+    fn runbook(&mut self, spec: &RunbookSpec) -> Result<(), Failure> {
+        check_id(&spec.id).map_err(|problem| (vec![Seg::Key("id")], problem))?;
+        for (index, param) in spec.parameters.iter().enumerate() {
+            let path = vec![Seg::Key("parameters"), Seg::Index(index)];
+            if !template::is_name(&param.name) {
+                return Err((
+                    with(&path, Seg::Key("name")),
+                    Problem::InvalidName(param.name.clone(), "use letters, digits and `_`"),
+                ));
+            }
+            if self
+                .declared
+                .insert(param.name.clone(), param.kind)
+                .is_some()
+            {
+                return Err((
+                    with(&path, Seg::Key("name")),
+                    Problem::DuplicateParameter(param.name.clone()),
+                ));
+            }
+            match (param.required, &param.default) {
+                (true, Some(_)) => {
+                    return Err((
+                        with(&path, Seg::Key("default")),
+                        Problem::RequiredWithDefault,
+                    ));
+                }
+                (false, None) => return Err((path, Problem::MissingDefault)),
+                _ => {}
+            }
+            if params::default_values(param).is_none() {
+                let shown = serde_json::to_string(&param.default).unwrap_or_default();
+                return Err((
+                    with(&path, Seg::Key("default")),
+                    Problem::BadDefault(shown, type_name(param.kind)),
+                ));
+            }
+        }
+        let lookback_path = vec![Seg::Key("window"), Seg::Key("lookback")];
+        let lookback = &spec.window.lookback;
+        if template::has_reference(lookback) {
+            self.references(lookback, &lookback_path)?;
+            let is_duration_param = template::sole_reference(lookback)
+                .is_some_and(|name| self.declared.get(name) == Some(&ParamType::Duration));
+            if !is_duration_param {
+                return Err((lookback_path, Problem::InvalidDuration(lookback.clone())));
+            }
+        } else if timefmt::parse_duration(lookback).is_none() {
+            return Err((lookback_path, Problem::InvalidDuration(lookback.clone())));
+        }
+        self.filter(&spec.filter, &[Seg::Key("filter")])?;
+        self.output(spec)?;
+        if let Some(lookup) = &spec.lookup {
+            let path = vec![Seg::Key("lookup"), Seg::Key("values")];
+            if lookup.values.is_empty() {
+                return Err((path, Problem::Empty));
+            }
+            for (index, value) in lookup.values.iter().enumerate() {
+                self.references(value, &with(&path, Seg::Index(index)))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn references(&self, text: &str, path: &[Seg]) -> Result<(), Failure> {
+        let pieces = template::pieces(text)
+            .ok_or_else(|| (path.to_vec(), Problem::MalformedReference(text.to_owned())))?;
+        for piece in pieces {
+            if let Piece::Param(name) = piece
+                && !self.declared.contains_key(name)
+            {
+                return Err((path.to_vec(), Problem::UnknownParameter(name.to_owned())));
+            }
+        }
+        Ok(())
+    }
+
+    fn filter(&mut self, spec: &FilterSpec, path: &[Seg]) -> Result<(), Failure> {
+        let mut operators: Vec<&'static str> = Vec::new();
+        let present = [
+            ("all", spec.all.is_some()),
+            ("any", spec.any.is_some()),
+            ("not", spec.not.is_some()),
+            ("equals", spec.equals.is_some()),
+            ("any_of", spec.any_of.is_some()),
+            ("prefix", spec.prefix.is_some()),
+            ("suffix", spec.suffix.is_some()),
+            ("contains", spec.contains.is_some()),
+            ("regex", spec.regex.is_some()),
+            ("exists", spec.exists.is_some()),
+            ("cidr", spec.cidr.is_some()),
+            ("gt", spec.gt.is_some()),
+            ("gte", spec.gte.is_some()),
+            ("lt", spec.lt.is_some()),
+            ("lte", spec.lte.is_some()),
+            ("equals_field", spec.equals_field.is_some()),
+            ("suffix_field", spec.suffix_field.is_some()),
+            ("contains_field", spec.contains_field.is_some()),
+        ];
+        for (name, is_present) in present {
+            if is_present {
+                operators.push(name);
+            }
+        }
+        let Some(&operator) = operators.first() else {
+            return Err((
+                path.to_vec(),
+                if spec.field.is_some() {
+                    Problem::MissingOperator
+                } else {
+                    Problem::EmptyFilter
+                },
+            ));
+        };
+        if operators.len() > 1 {
+            return Err((path.to_vec(), Problem::TwoOperators(operators.join(", "))));
+        }
+        let combinator = matches!(operator, "all" | "any" | "not");
+        if combinator {
+            if let Some(field) = &spec.field {
+                return Err((
+                    with(path, Seg::Key("field")),
+                    Problem::TwoOperators(format!("field `{field}`, {operator}")),
+                ));
+            }
+            if spec.case_sensitive.is_some() {
+                return Err((
+                    with(path, Seg::Key("case_sensitive")),
+                    Problem::Syntax("`case_sensitive` belongs on a condition".to_owned()),
+                ));
+            }
+            let (parts, key) = match (&spec.all, &spec.any) {
+                (Some(parts), _) => (parts, "all"),
+                (_, Some(parts)) => (parts, "any"),
+                _ => {
+                    let inner = spec
+                        .not
+                        .as_deref()
+                        .map(|inner| self.filter(inner, &with(path, Seg::Key("not"))));
+                    return inner.unwrap_or(Ok(()));
+                }
+            };
+            let list_path = with(path, Seg::Key(key));
+            if parts.is_empty() {
+                return Err((list_path, Problem::Empty));
+            }
+            for (index, part) in parts.iter().enumerate() {
+                self.filter(part, &with(&list_path, Seg::Index(index)))?;
+            }
+            return Ok(());
+        }
+        let Some(field) = &spec.field else {
+            return Err((path.to_vec(), Problem::MissingField(operator.to_owned())));
+        };
+        check_path(field).map_err(|problem| (with(path, Seg::Key("field")), problem))?;
+        let case_sensitive = spec.case_sensitive.unwrap_or(false);
+        let op_path = with(path, Seg::Key(operator));
+        match operator {
+            "equals" | "gt" | "gte" | "lt" | "lte" => {
+                let value = [&spec.equals, &spec.gt, &spec.gte, &spec.lt, &spec.lte]
+                    .into_iter()
+                    .flatten()
+                    .next();
+                if let Some(value) = value {
+                    self.scalars(std::slice::from_ref(value), &op_path)?;
+                    if operator != "equals"
+                        && let Scalar::Text(text) = value
+                        && !template::has_reference(text)
+                        && text.trim().parse::<f64>().is_err()
+                    {
+                        return Err((op_path, Problem::NotANumber(text.clone())));
+                    }
+                }
+            }
+            "any_of" => {
+                let values = spec.any_of.as_deref().unwrap_or_default();
+                if values.is_empty() {
+                    return Err((op_path, Problem::Empty));
+                }
+                self.scalars(values, &op_path)?;
+            }
+            "prefix" | "suffix" | "contains" | "cidr" => {
+                let values = [&spec.prefix, &spec.suffix, &spec.contains, &spec.cidr]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map(OneOrMany::as_slice)
+                    .unwrap_or_default();
+                if values.is_empty() {
+                    return Err((op_path, Problem::Empty));
+                }
+                self.scalars(values, &op_path)?;
+                if operator == "cidr" {
+                    for (index, value) in values.iter().enumerate() {
+                        let text = value.to_text();
+                        if !template::has_reference(&text) && Cidr::parse(&text).is_none() {
+                            let at = if matches!(spec.cidr, Some(OneOrMany::Many(_))) {
+                                with(&op_path, Seg::Index(index))
+                            } else {
+                                op_path.clone()
+                            };
+                            return Err((at, Problem::InvalidCidr(text)));
+                        }
+                    }
+                }
+            }
+            "regex" => {
+                let pattern = spec.regex.as_deref().unwrap_or_default();
+                self.references(pattern, &op_path)?;
+                if template::has_reference(pattern) {
+                    // Check the syntax around the references with a harmless stand-in value.
+                    let stand_in: filter::Bound = self
+                        .declared
+                        .keys()
+                        .map(|name| (name.clone(), vec!["x".to_owned()]))
+                        .collect();
+                    let rendered = template::render(pattern, &stand_in, regex::escape);
+                    filter::build_regex(&rendered, case_sensitive)
+                        .map_err(|error| (op_path.clone(), Problem::InvalidRegex(error)))?;
+                } else {
+                    let regex = filter::build_regex(pattern, case_sensitive)
+                        .map_err(|error| (op_path.clone(), Problem::InvalidRegex(error)))?;
+                    self.regexes
+                        .insert((pattern.to_owned(), case_sensitive), regex);
+                }
+            }
+            "equals_field" | "suffix_field" | "contains_field" => {
+                let other = [&spec.equals_field, &spec.suffix_field, &spec.contains_field]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                check_path(other).map_err(|problem| (op_path, problem))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn scalars(&self, values: &[Scalar], path: &[Seg]) -> Result<(), Failure> {
+        for (index, value) in values.iter().enumerate() {
+            if let Scalar::Text(text) = value {
+                let at = if values.len() > 1 {
+                    with(path, Seg::Index(index))
+                } else {
+                    path.to_vec()
+                };
+                self.references(text, &at)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn output(&self, spec: &RunbookSpec) -> Result<(), Failure> {
+        let output = &spec.output;
+        let base = vec![Seg::Key("output")];
+        if let Some(rows) = &output.rows {
+            let path = with(&base, Seg::Key("rows"));
+            paths(&rows.columns, &with(&path, Seg::Key("columns")))?;
+            if rows.limit == 0 {
+                return Err((with(&path, Seg::Key("limit")), Problem::Zero));
+            }
+        }
+        if let Some(count_by) = &output.count_by {
+            let path = with(&base, Seg::Key("count_by"));
+            paths(&count_by.fields, &with(&path, Seg::Key("fields")))?;
+            if let Some(distinct) = &count_by.distinct {
+                check_path(distinct)
+                    .map_err(|problem| (with(&path, Seg::Key("distinct")), problem))?;
+            }
+            if count_by.min_distinct.is_some() && count_by.distinct.is_none() {
+                return Err((
+                    with(&path, Seg::Key("min_distinct")),
+                    Problem::Syntax("`min_distinct` needs `distinct`".to_owned()),
+                ));
+            }
+            if count_by.limit == 0 {
+                return Err((with(&path, Seg::Key("limit")), Problem::Zero));
+            }
+        }
+        if let Some(top) = &output.top {
+            let path = with(&base, Seg::Key("top"));
+            check_path(&top.field).map_err(|problem| (with(&path, Seg::Key("field")), problem))?;
+            if top.n == 0 {
+                return Err((with(&path, Seg::Key("n")), Problem::Zero));
+            }
+        }
+        for (index, field) in output.distinct.iter().enumerate() {
+            check_path(field).map_err(|problem| {
+                (
+                    vec![Seg::Key("output"), Seg::Key("distinct"), Seg::Index(index)],
+                    problem,
+                )
+            })?;
+        }
+        if let Some(fields) = &output.first_last_seen {
+            paths(fields, &with(&base, Seg::Key("first_last_seen")))?;
+        }
+        Ok(())
+    }
+}
+
+fn paths(fields: &[String], path: &[Seg]) -> Result<(), Failure> {
+    if fields.is_empty() {
+        return Err((path.to_vec(), Problem::Empty));
+    }
+    for (index, field) in fields.iter().enumerate() {
+        check_path(field).map_err(|problem| (with(path, Seg::Index(index)), problem))?;
+    }
+    Ok(())
+}
+
+fn check_path(field: &str) -> Result<(), Problem> {
+    FieldPath::parse(field)
+        .map(|_| ())
+        .ok_or_else(|| Problem::InvalidPath(field.to_owned()))
+}
+
+fn check_id(id: &str) -> Result<(), Problem> {
+    let valid = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Problem::InvalidName(
+            id.to_owned(),
+            "use lower-case letters, digits and `-`",
+        ))
+    }
+}
+
+/// Finds the line and column of the node at `path` by deserializing the text again with a seed
+/// that fails on purpose when it reaches that node: serde_yaml stamps the failure with the node's
+/// position. Returns `None` if the path is not in the text (e.g. a defaulted field).
+fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    match (Locator { path }).deserialize(deserializer) {
+        Err(error) if error.to_string().contains(LOCATED) => error
+            .location()
+            .map(|location| (location.line(), location.column())),
+        _ => None,
+    }
+}
+
+const LOCATED: &str = "__trailgate_located__";
+
+struct Locator<'p> {
+    path: &'p [Seg],
+}
+
+impl<'de> DeserializeSeed<'de> for Locator<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Locator<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML node")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some((head, rest)) = self.path.split_first() else {
+            return Err(de::Error::custom(LOCATED));
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match head {
+                Seg::Key(wanted) if key == *wanted => {
+                    return map.next_value_seed(Locator { path: rest });
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Some((head, rest)) = self.path.split_first() else {
+            return Err(de::Error::custom(LOCATED));
+        };
+        let mut index = 0;
+        loop {
+            if *head == Seg::Index(index) {
+                return seq.next_element_seed(Locator { path: rest }).map(|_| ());
+            }
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.leaf()
+    }
+}
+
+impl Locator<'_> {
+    fn leaf<E: de::Error>(&self) -> Result<(), E> {
+        if self.path.is_empty() {
+            Err(E::custom(LOCATED))
+        } else {
+            Ok(())
+        }
+    }
+}
