@@ -1,0 +1,33 @@
+# The commands a developer needs. Each installs what it uses (scripts/bootstrap.sh).
+
+.PHONY: demo test bootstrap build up down fmt lint static-checks
+
+## The main job on the local stack: a request from submit to audit, with a timeline.
+demo:
+	scripts/demo.sh
+
+## Every test: fmt, clippy, unit, system tests on the local stack, static checks (what CI runs).
+test:
+	scripts/test.sh
+
+bootstrap:
+	scripts/bootstrap.sh
+
+build:
+	cargo build --workspace --bins
+
+## Start / stop the local stack in the background.
+up: bootstrap build
+	target/debug/jitctl local up
+
+down:
+	target/debug/jitctl local down
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+static-checks:
+	scripts/static-checks.sh

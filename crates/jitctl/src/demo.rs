@@ -1,0 +1,286 @@
+//! `jitctl local demo`: the main job, end to end, on the local stack.
+//!
+//! alice asks for access; the context step runs; bob opens the link from his e-mail in the
+//! outbox and approves it (a POST, as his browser would); alice's AWS CLI gets credentials
+//! through `credential_process`; the grant expires, the revoke writes the per-request deny and
+//! vending stops; the audit is recorded. Each step is checked, and timed.
+
+use crate::api::{Client, segment};
+use crate::endpoint::Target;
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+use trailgate_local::StackState;
+
+struct Timeline {
+    started: Instant,
+    last: Instant,
+}
+
+impl Timeline {
+    fn step(&mut self, what: &str) {
+        let now = Instant::now();
+        println!(
+            "  +{:>6.1}s  ({:>5.1}s)  {what}",
+            now.duration_since(self.started).as_secs_f64(),
+            now.duration_since(self.last).as_secs_f64()
+        );
+        self.last = now;
+    }
+}
+
+pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<ExitCode> {
+    let mut timeline = Timeline {
+        started: Instant::now(),
+        last: Instant::now(),
+    };
+    println!("trailgate demo: one request through its whole life on the local stack\n");
+    let state = crate::local::up(state_dir, 4566, 4567, &[])?;
+    timeline.step(&format!("local stack ready (API {})", state.api_url));
+
+    // The local users' profiles live in the stack's own AWS config file.
+    let as_user = |name: &str| Target {
+        endpoint: Some(state.api_url.clone()),
+        profile: Some(name.into()),
+        region: target.region.clone(),
+        aws_config_file: Some(state.aws_config_file.clone()),
+    };
+    let alice = Client::connect(&as_user("alice")).await?;
+
+    let created = alice
+        .post_json(
+            "/requests",
+            &serde_json::json!({"catalog_id": "sandbox-admin", "duration": duration, "reason": "demo: rotate the sandbox database password"}),
+        )
+        .await?;
+    let id = created["id"].as_str().context("no request id")?.to_owned();
+    timeline.step(&format!(
+        "alice requested sandbox-admin for {duration}: {id} is {}",
+        created["status"]
+    ));
+
+    let link = wait_for_link(&state, &id, "bob@example.com").await?;
+    let shown = alice.get(&format!("/requests/{}", segment(&id))).await?;
+    let context = shown["context"]["summary"]
+        .as_str()
+        .unwrap_or("context unavailable")
+        .to_owned();
+    timeline.step(&format!("context gathered: {context}"));
+    timeline.step(&format!(
+        "approval e-mail in the outbox for bob: {}",
+        shorten(&link)
+    ));
+
+    let http = reqwest::Client::new();
+    let page = http.get(&link).send().await?;
+    ensure!(
+        page.status().as_u16() == 200,
+        "the confirm page answered {}",
+        page.status()
+    );
+    let page = page.text().await?;
+    ensure!(
+        page.contains(&id) && page.contains("Approve"),
+        "the confirm page does not show the request"
+    );
+    let still = alice.get(&format!("/requests/{}", segment(&id))).await?;
+    ensure!(
+        still["status"] == "PENDING",
+        "opening the link changed the request"
+    );
+    timeline.step("bob opened the link: confirm page shown, nothing changed (still PENDING)");
+
+    let (action, query) = link.split_once('?').context("the link has no query")?;
+    let decided = http
+        .post(action)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("{query}&decision=approve&comment=demo"))
+        .send()
+        .await?;
+    ensure!(
+        decided.status().as_u16() == 200,
+        "approving answered {}: {}",
+        decided.status(),
+        decided.text().await?
+    );
+    timeline.step("bob clicked Approve (POST)");
+
+    let active = alice
+        .wait_while(&id, &["PENDING", "APPROVED"], Duration::from_secs(60))
+        .await?;
+    ensure!(
+        active["status"] == "ACTIVE",
+        "the request became {} instead of ACTIVE",
+        active["status"]
+    );
+    timeline.step(&format!(
+        "grant ACTIVE until {}",
+        active["expires_at"].as_str().unwrap_or("?")
+    ));
+
+    let aws_config = write_demo_profile(&state, &id)?;
+    let identity = aws_cli(
+        &state,
+        &aws_config,
+        &[
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            "trailgate-demo",
+            "--output",
+            "json",
+        ],
+    )?;
+    let arn = serde_json::from_str::<Value>(&identity)?["Arn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    ensure!(
+        arn.contains("assumed-role/sample-target-trailgate/") && arn.contains(&id),
+        "unexpected identity {arn}"
+    );
+    timeline.step(&format!(
+        "aws sts get-caller-identity via credential_process: {arn}"
+    ));
+
+    let revoked = alice
+        .wait_while(&id, &["ACTIVE"], Duration::from_secs(600))
+        .await?;
+    ensure!(
+        revoked["status"] == "REVOKED" || revoked["status"] == "AUDITED",
+        "unexpected status {}",
+        revoked["status"]
+    );
+    timeline.step(&format!(
+        "expired and revoked at {}",
+        revoked["revoked_at"].as_str().unwrap_or("?")
+    ));
+
+    let policy = aws_cli(
+        &state,
+        &aws_config,
+        &[
+            "iam",
+            "get-role-policy",
+            "--role-name",
+            "sample-target-trailgate",
+            "--policy-name",
+            "trailgate-revocations",
+            "--profile",
+            "alice",
+            "--output",
+            "json",
+        ],
+    )?;
+    ensure!(
+        policy.contains(&id),
+        "the revocation deny does not name the request"
+    );
+    timeline.step(
+        "the target role's trailgate-revocations policy denies sessions tagged with the request",
+    );
+
+    match alice
+        .get(&format!("/requests/{}/credentials", segment(&id)))
+        .await
+    {
+        Ok(_) => bail!("credentials were still vended after the revoke"),
+        Err(err) => timeline.step(&format!("credentials refused after revoke: {err}")),
+    }
+
+    let audited = alice
+        .wait_while(&id, &["REVOKED"], Duration::from_secs(120))
+        .await?;
+    ensure!(
+        audited["status"] == "AUDITED",
+        "the request ended {} instead of AUDITED",
+        audited["status"]
+    );
+    timeline.step(&format!(
+        "audit recorded: {} credential issue(s), ledger chain verified: {}",
+        audited["audit"]["credentials_issued"], audited["audit"]["ledger_chain_verified"]
+    ));
+    println!("\ndone: {id} went PENDING -> APPROVED -> ACTIVE -> REVOKED -> AUDITED");
+    println!("the stack is still running: `jitctl local down` stops it");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Polls the outbox for the approval message addressed to `approver` and returns its link.
+async fn wait_for_link(state: &StackState, id: &str, approver: &str) -> Result<String> {
+    let started = Instant::now();
+    loop {
+        let messages: Value = reqwest::get(format!("{}.json", state.outbox_url))
+            .await?
+            .json()
+            .await?;
+        for message in messages.as_array().into_iter().flatten() {
+            let to = message["attributes"]["approver"]
+                .as_str()
+                .unwrap_or_default();
+            let body = message["message"].as_str().unwrap_or_default();
+            if to == approver && body.contains(id) {
+                let link = body
+                    .lines()
+                    .find(|line| line.starts_with("http") && line.contains("/decisions/"))
+                    .map(str::to_owned);
+                return link.ok_or_else(|| anyhow!("the approval message has no link"));
+            }
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "no approval message for {approver} after 120s; see {}",
+                state.logs_dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// An AWS config file with the local users plus a `trailgate-demo` profile whose credentials
+/// come from `jitctl credential-process`.
+fn write_demo_profile(state: &StackState, id: &str) -> Result<std::path::PathBuf> {
+    let base = std::fs::read_to_string(&state.aws_config_file)?;
+    let jitctl = std::env::current_exe()?;
+    let profile = format!(
+        "\n[profile trailgate-demo]\nregion = {}\nendpoint_url = {}\ncredential_process = {} --endpoint {} --profile alice credential-process --request {}\n",
+        state.region,
+        state.aws_endpoint,
+        jitctl.display(),
+        state.api_url,
+        id
+    );
+    let path = state.state_dir.join("aws-config-demo");
+    std::fs::write(&path, base + &profile)?;
+    Ok(path)
+}
+
+fn aws_cli(state: &StackState, config_file: &Path, args: &[&str]) -> Result<String> {
+    let aws = state.repo_root.join(".venv-awscli/bin/aws");
+    ensure!(
+        aws.is_file(),
+        "{} not found: run `make bootstrap`",
+        aws.display()
+    );
+    let output = Command::new(&aws)
+        .args(args)
+        .env("AWS_CONFIG_FILE", config_file)
+        .env_remove("AWS_PROFILE")
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "aws {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn shorten(link: &str) -> String {
+    match link.split_once("&s=") {
+        Some((head, _)) => format!("{head}&s=…"),
+        None => link.to_owned(),
+    }
+}

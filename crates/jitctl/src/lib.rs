@@ -1,0 +1,7 @@
+//! The library behind `jitctl`: the signed API client, endpoint discovery and the local-stack
+//! commands. The system tests use the same client, so what they test is what users run.
+
+pub mod api;
+pub mod demo;
+pub mod endpoint;
+pub mod local;

@@ -1,0 +1,169 @@
+//! `jitctl`: the command-line client of trailgate.
+//!
+//! Requesters use it to ask for access, follow a request, and plug vended credentials into
+//! every AWS tool through `credential_process`; developers use `jitctl local` to run the whole
+//! system on their machine. Errors are printed as one sentence with the server's error code.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use jitctl::{api, endpoint, local};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "jitctl",
+    version,
+    about = "Just-in-time AWS access with trailgate"
+)]
+struct Cli {
+    /// trailgate API URL (default: $TRAILGATE_ENDPOINT, then ~/.config/trailgate/config.json, then the local stack).
+    #[arg(long, global = true, env = "TRAILGATE_ENDPOINT")]
+    endpoint: Option<String>,
+    /// AWS profile whose credentials sign the API calls.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    profile: Option<String>,
+    /// AWS region of the API (default: the profile's, then us-east-1).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ask for temporary access to a catalog entry.
+    Request {
+        /// Catalog entry id, e.g. sandbox-admin.
+        catalog_id: String,
+        /// How long, e.g. 2h, 30m, PT1H30M.
+        #[arg(long, short)]
+        duration: String,
+        /// Why you need it (shown to the approvers).
+        #[arg(long, short)]
+        reason: String,
+        /// Ticket reference, if the entry requires one.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// Return at once instead of waiting for the decision.
+        #[arg(long)]
+        no_wait: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a request.
+    Status {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print credentials for an active grant in the AWS `credential_process` format.
+    CredentialProcess {
+        #[arg(long)]
+        request: String,
+    },
+    /// Run trailgate on this machine (moto, cargo-lambda, the router).
+    Local {
+        #[command(subcommand)]
+        command: local::LocalCommand,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("jitctl: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let target = endpoint::Target {
+        endpoint: cli.endpoint,
+        profile: cli.profile,
+        region: cli.region,
+        aws_config_file: None,
+    };
+    match cli.command {
+        Command::Request {
+            catalog_id,
+            duration,
+            reason,
+            ticket,
+            no_wait,
+            json,
+        } => {
+            let client = api::Client::connect(&target).await?;
+            let body = serde_json::json!({"catalog_id": catalog_id, "duration": duration, "reason": reason, "ticket": ticket});
+            let created = client.post_json("/requests", &body).await?;
+            let id = created["id"].as_str().unwrap_or_default().to_owned();
+            if no_wait {
+                print_request(&created, json);
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!(
+                "request {id} is PENDING; waiting for the approvers (Ctrl-C stops waiting, not the request)"
+            );
+            let decided = client
+                .wait_while(&id, &["PENDING"], std::time::Duration::from_secs(24 * 3600))
+                .await?;
+            print_request(&decided, json);
+            Ok(
+                if decided["status"] == "DENIED" || decided["status"] == "EXPIRED" {
+                    ExitCode::from(3)
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
+        }
+        Command::Status { id, json } => {
+            let client = api::Client::connect(&target).await?;
+            print_request(
+                &client
+                    .get(&format!("/requests/{}", api::segment(&id)))
+                    .await?,
+                json,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CredentialProcess { request } => {
+            let client = api::Client::connect(&target).await?;
+            let credentials = client
+                .get(&format!("/requests/{}/credentials", api::segment(&request)))
+                .await?;
+            if credentials["Version"] != 1 || !credentials["AccessKeyId"].is_string() {
+                anyhow::bail!("the server's answer is not in the credential_process format");
+            }
+            println!("{credentials}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Local { command } => local::run(command, &target).await,
+    }
+}
+
+/// Prints a request as a short human summary, or as JSON.
+fn print_request(request: &serde_json::Value, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(request).unwrap_or_default()
+        );
+        return;
+    }
+    let field = |name: &str| request[name].as_str().unwrap_or("-").to_owned();
+    println!("request   {}", field("id"));
+    println!("status    {}", field("status"));
+    println!("role      {}", field("role_arn"));
+    println!("duration  {}", field("duration"));
+    println!("reason    {}", field("reason"));
+    if let Some(outcome) = request["outcome"].as_str() {
+        println!("outcome   {outcome}");
+    }
+    if let Some(expires_at) = request["expires_at"].as_str() {
+        println!("expires   {expires_at}");
+    }
+}

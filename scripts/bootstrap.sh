@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Installs the project's non-Cargo tools, pinned, into the working tree:
+#   .venv         moto server for the local stack          (requirements/moto.txt)
+#   .venv-sam     aws-sam-cli, cargo-lambda, zig            (requirements/sam.txt)
+#   .venv-awscli  AWS CLI v1 for the demo                   (requirements/awscli.txt)
+#   .venv-duckdb  DuckDB for the runbook SQL proof + bench  (requirements/duckdb.txt)
+#   node_modules  asl-validator                             (package.json + package-lock.json, npm ci)
+# Idempotent and fast when nothing changed: each step leaves a stamp holding the hash of its
+# inputs and is skipped while the stamp matches. Only package registries are needed.
+#
+# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|node]...   (no argument = all)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+die() {
+  echo "bootstrap: $*" >&2
+  exit 1
+}
+
+need() {
+  command -v "$1" > /dev/null 2>&1 || die "$1 is missing: $2"
+}
+
+python="${PYTHON:-python3}"
+
+# hash_of FILE...: one sha256 over the files' contents and the Python version, so a new
+# interpreter or an edited requirements file rebuilds the venv.
+hash_of() {
+  {
+    cat "$@"
+    "$python" --version 2>&1
+  } | sha256sum | cut -d' ' -f1
+}
+
+# venv DIR REQUIREMENTS: (re)creates DIR from REQUIREMENTS unless its stamp matches.
+venv() {
+  local dir="$1" requirements="$2"
+  local stamp="$dir/.trailgate-stamp"
+  local want
+  want="$(hash_of "$requirements")"
+  if [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    echo "bootstrap: $dir is up to date"
+    return
+  fi
+  echo "bootstrap: installing $dir from $requirements"
+  local started=$SECONDS
+  # An existing venv is updated in place (a running moto server keeps working); a broken one is replaced.
+  if ! "$dir/bin/python" -c '' > /dev/null 2>&1; then
+    rm -rf "$dir"
+    "$python" -m venv "$dir" || die "could not create $dir (on Debian: apt-get install python3-venv)"
+  fi
+  # --no-deps: the requirements files pin the whole resolved set, so pip installs exactly that.
+  "$dir/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements" \
+    || die "pip install -r $requirements failed (see above)"
+  "$dir/bin/pip" check --disable-pip-version-check > /dev/null \
+    || die "$requirements does not pin a consistent set: $("$dir/bin/pip" check 2>&1 | head -n 3)"
+  echo "$want" > "$stamp"
+  echo "bootstrap: $dir ready in $((SECONDS - started)) s"
+}
+
+node_modules() {
+  need npm "install Node.js 20+ and npm (Debian: apt-get install nodejs npm)"
+  local stamp="node_modules/.trailgate-stamp"
+  local want
+  want="$( (cat package.json package-lock.json; node --version) | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    echo "bootstrap: node_modules is up to date"
+    return
+  fi
+  echo "bootstrap: npm ci"
+  local started=$SECONDS
+  npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed (see above)"
+  echo "$want" > "$stamp"
+  echo "bootstrap: node_modules ready in $((SECONDS - started)) s"
+}
+
+check_python() {
+  need "$python" "install Python 3.10+ (Debian: apt-get install python3 python3-venv)"
+  "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+    || die "$("$python" --version 2>&1) is too old: Python 3.10+ is required"
+}
+
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=(moto sam awscli duckdb node)
+
+for step in "${steps[@]}"; do
+  case "$step" in
+    moto)
+      check_python
+      venv .venv requirements/moto.txt
+      ;;
+    sam)
+      check_python
+      # cargo-lambda drives cargo: without a Rust toolchain sam build cannot work.
+      need cargo "install Rust with rustup (https://rustup.rs); the toolchain is pinned in rust-toolchain.toml"
+      venv .venv-sam requirements/sam.txt
+      ;;
+    awscli)
+      check_python
+      venv .venv-awscli requirements/awscli.txt
+      ;;
+    duckdb)
+      check_python
+      venv .venv-duckdb requirements/duckdb.txt
+      ;;
+    node)
+      node_modules
+      ;;
+    *)
+      die "unknown step '$step' (expected moto, sam, awscli, duckdb or node)"
+      ;;
+  esac
+done

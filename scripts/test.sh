@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every test trailgate has, in one command (what `.ci/run` runs):
+#   tools (pinned venvs, npm, Rust components) -> fmt -> clippy -> build -> unit and system
+#   tests (the system tests bring up the local stack: moto, cargo lambda watch, the router)
+#   -> static checks (asl-validator, sam validate --lint, sam build).
+# Works from a clean clone; needs only the package registries.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+step() {
+  echo
+  echo "==> $*"
+}
+
+started=$SECONDS
+step "tools"
+scripts/bootstrap.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo build (the binaries cargo lambda watch and the system tests run)"
+cargo build --workspace --bins --locked
+
+step "cargo test (unit tests, event fixtures, system tests on the local stack)"
+cargo test --workspace --locked
+
+step "static checks (asl-validator, sam validate --lint, sam build)"
+scripts/static-checks.sh
+
+echo
+echo "all checks passed in $((SECONDS - started)) s"

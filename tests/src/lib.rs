@@ -1,0 +1,1 @@
+//! System tests against the local stack live in tests/*.rs.
