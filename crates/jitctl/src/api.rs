@@ -12,7 +12,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use serde_json::Value;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 
 pub struct Client {
@@ -160,18 +160,24 @@ impl Client {
         bail!("{message} (HTTP {})", status.as_u16())
     }
 
-    /// Polls a request until its status leaves `statuses`, showing a live status line.
+    /// Polls a request until its status leaves `statuses`, showing a live status line when
+    /// stderr is a terminal.
     pub async fn wait_while(&self, id: &str, statuses: &[&str], limit: Duration) -> Result<Value> {
         let started = std::time::Instant::now();
+        let live = std::io::stderr().is_terminal();
         loop {
             let request = self.get(&format!("/requests/{}", segment(id))).await?;
             let status = request["status"].as_str().unwrap_or("?").to_owned();
             if !statuses.contains(&status.as_str()) {
-                eprintln!();
+                if live {
+                    eprint!("\r\x1b[2K");
+                }
                 return Ok(request);
             }
-            eprint!("\r{id}: {status} ({}s)   ", started.elapsed().as_secs());
-            let _ = std::io::stderr().flush();
+            if live {
+                eprint!("\r\x1b[2K{id}: {status} ({}s)", started.elapsed().as_secs());
+                let _ = std::io::stderr().flush();
+            }
             if started.elapsed() > limit {
                 bail!(
                     "gave up waiting after {}s; the request is still {status}",
