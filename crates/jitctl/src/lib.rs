@@ -5,3 +5,4 @@ pub mod api;
 pub mod demo;
 pub mod endpoint;
 pub mod local;
+pub mod runbook;

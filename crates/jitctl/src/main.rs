@@ -67,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         command: local::LocalCommand,
     },
+    /// CloudTrail runbooks: list, show, run, explain, check.
+    Runbook {
+        #[command(subcommand)]
+        command: jitctl::runbook::RunbookCommand,
+    },
 }
 
 #[tokio::main]
@@ -142,6 +147,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Local { command } => local::run(command, &target).await,
+        Command::Runbook { command } => jitctl::runbook::run(command),
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`config`]: environment variables, read once at cold start.
 //! - [`errors`]: SDK errors classified into domain kinds; domain errors into Lambda `Diagnostic`s.
 //! - [`ledger`], [`workflow`], [`notifier`], [`credentials`], [`roles`], [`secrets`]: the ports.
+//! - [`s3`]: the object store behind trailgate-runbooks' S3 source (CloudTrail trail buckets).
 //! - [`apigw`]: API Gateway proxy events in, JSON or HTML responses out.
 
 pub mod apigw;
@@ -14,6 +15,8 @@ pub mod errors;
 pub mod ledger;
 pub mod notifier;
 pub mod roles;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod sdk;
 pub mod secrets;
 pub mod workflow;

@@ -23,6 +23,7 @@ use crate::timefmt;
 pub struct Compiled<'r> {
     runbook: &'r Runbook,
     matcher: Matcher,
+    bound: Bound,
     window: Window,
     lookup: Option<LookupPlan>,
 }
@@ -60,6 +61,7 @@ impl Runbook {
         Ok(Compiled {
             runbook: self,
             matcher,
+            bound,
             window,
             lookup,
         })
@@ -80,6 +82,12 @@ impl<'r> Compiled<'r> {
     /// The LookupEvents plan, if the runbook has a `lookup` hint.
     pub fn lookup(&self) -> Option<&LookupPlan> {
         self.lookup.as_ref()
+    }
+
+    /// The parameter values bound for this run (lists expanded), for back-ends that compile the
+    /// filter themselves, such as [`crate::sql`].
+    pub fn bound(&self) -> &Bound {
+        &self.bound
     }
 
     /// Whether one record matches the filter (ignoring the window).
@@ -126,6 +134,21 @@ impl Scan<'_, '_> {
     /// The LookupEvents plan of the runbook.
     pub fn lookup(&self) -> Option<&LookupPlan> {
         self.compiled.lookup.as_ref()
+    }
+
+    /// Records evaluated so far (for progress reporting).
+    pub fn events_scanned(&self) -> u64 {
+        self.events_scanned
+    }
+
+    /// Records matched so far.
+    pub fn events_matched(&self) -> u64 {
+        self.events_matched
+    }
+
+    /// Files (or pages) read so far.
+    pub fn files_read(&self) -> u64 {
+        self.files_read
     }
 
     /// Evaluates one record.

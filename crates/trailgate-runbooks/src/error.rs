@@ -183,6 +183,14 @@ pub enum SourceError {
         /// What the API said.
         message: String,
     },
+    /// Listing a trail's objects in S3 failed.
+    #[error("{location}: {message}")]
+    S3 {
+        /// `s3://bucket/prefix`.
+        location: String,
+        /// What failed.
+        message: String,
+    },
     /// The runbook has no `lookup` hint, so it cannot run on LookupEvents.
     #[error("runbook `{0}` has no `lookup` hint and cannot run on LookupEvents")]
     NoLookupHint(String),

@@ -270,6 +270,16 @@ impl Cidr {
         Some(Cidr { network, prefix })
     }
 
+    /// The network address as written (host bits are ignored when matching).
+    pub fn network(&self) -> IpAddr {
+        self.network
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     /// Whether `address` is inside the network.
     pub fn contains(&self, address: IpAddr) -> bool {
         match (self.network, address) {
@@ -516,7 +526,7 @@ fn comparison(spec: &FilterSpec) -> Option<(Comparison, &Scalar)> {
 }
 
 /// Renders templated values; a value that is exactly one reference to a list expands to the list.
-fn expand(values: &[Scalar], bound: &Bound) -> Vec<String> {
+pub(crate) fn expand(values: &[Scalar], bound: &Bound) -> Vec<String> {
     let mut out = Vec::with_capacity(values.len());
     for value in values {
         match value {
@@ -530,6 +540,88 @@ fn expand(values: &[Scalar], bound: &Bound) -> Vec<String> {
         }
     }
     out
+}
+
+/// A filter as indented text, one condition per line, for `explain` (values as written, with
+/// `{{ param }}` references unresolved).
+pub fn describe(spec: &FilterSpec) -> String {
+    let mut out = String::new();
+    describe_into(spec, 0, &mut out);
+    out
+}
+
+fn describe_into(spec: &FilterSpec, depth: usize, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    let list = |values: &[Scalar]| {
+        let shown: Vec<String> = values
+            .iter()
+            .map(|value| format!("{:?}", value.to_text()))
+            .collect();
+        if shown.len() == 1 {
+            shown[0].clone()
+        } else {
+            format!("[{}]", shown.join(", "))
+        }
+    };
+    let nested = [("all", &spec.all), ("any", &spec.any)];
+    for (name, parts) in nested {
+        if let Some(parts) = parts {
+            out.push_str(&format!("{indent}{name}:\n"));
+            for part in parts {
+                describe_into(part, depth + 1, out);
+            }
+            return;
+        }
+    }
+    if let Some(part) = &spec.not {
+        out.push_str(&format!("{indent}not:\n"));
+        describe_into(part, depth + 1, out);
+        return;
+    }
+    let field = spec.field.as_deref().unwrap_or_default();
+    let condition = if let Some(value) = &spec.equals {
+        format!("= {}", list(std::slice::from_ref(value)))
+    } else if let Some(values) = &spec.any_of {
+        format!("in {}", list(values))
+    } else if let Some(values) = &spec.prefix {
+        format!("starts with {}", list(values.as_slice()))
+    } else if let Some(values) = &spec.suffix {
+        format!("ends with {}", list(values.as_slice()))
+    } else if let Some(values) = &spec.contains {
+        format!("contains {}", list(values.as_slice()))
+    } else if let Some(pattern) = &spec.regex {
+        format!("matches /{pattern}/")
+    } else if let Some(expected) = spec.exists {
+        if expected {
+            "exists".to_owned()
+        } else {
+            "is missing".to_owned()
+        }
+    } else if let Some(values) = &spec.cidr {
+        format!("in CIDR {}", list(values.as_slice()))
+    } else if let Some((comparison, value)) = comparison(spec) {
+        let symbol = match comparison {
+            Comparison::Gt => ">",
+            Comparison::Gte => ">=",
+            Comparison::Lt => "<",
+            Comparison::Lte => "<=",
+        };
+        format!("{symbol} {}", value.to_text())
+    } else if let Some(other) = &spec.equals_field {
+        format!("= field {other}")
+    } else if let Some(other) = &spec.suffix_field {
+        format!("ends with field {other}")
+    } else if let Some(other) = &spec.contains_field {
+        format!("contains field {other}")
+    } else {
+        "?".to_owned()
+    };
+    let case = if spec.case_sensitive == Some(true) {
+        " (case-sensitive)"
+    } else {
+        ""
+    };
+    out.push_str(&format!("{indent}{field} {condition}{case}\n"));
 }
 
 /// Compiles a regex with the runbook's case rule.

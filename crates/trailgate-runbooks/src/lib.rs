@@ -14,6 +14,7 @@
 //! - `output` and `render`: the result, its bounded aggregators, and text/markdown/JSON rendering.
 //! - `source`: the [`source::Source`] trait, local files and folders, and LookupEvents.
 //! - `library`: loading a folder of runbooks.
+//! - `sql`: the same bound runbook compiled to SQL for Athena's CloudTrail table (and DuckDB).
 //!
 //! The crate does no I/O except the file source (std::fs + flate2); LookupEvents is reached
 //! through the [`source::lookup::LookupEventsApi`] trait, implemented elsewhere.
@@ -28,6 +29,7 @@ pub mod render;
 pub mod runbook;
 pub mod source;
 pub mod spec;
+pub mod sql;
 mod template;
 pub mod timefmt;
 

@@ -1,8 +1,10 @@
 //! Where records come from: the [`Source`] trait, an in-memory source, local files and folders
-//! ([`files`]), and LookupEvents through a caller-supplied API ([`lookup`]).
+//! ([`files`]), LookupEvents through a caller-supplied API ([`lookup`]), and trail objects in S3
+//! through a caller-supplied object store ([`s3`]).
 
 pub mod files;
 pub mod lookup;
+pub mod s3;
 mod split;
 
 use serde_json::Value;

@@ -1,0 +1,770 @@
+//! `jitctl runbook list|show|run|explain|check`: the CloudTrail runbooks of `trailgate-runbooks`
+//! from the command line.
+//!
+//! Runbooks are read from a folder (`--dir`, default `runbooks`), or from a YAML file given in
+//! place of an id. `run` reads local files and folders; the other sources of issue 6 (`s3://`,
+//! `lookup`, `athena`) are recognised and refused with a clear message until they are wired.
+//! `explain` shows the whole plan without reading any record.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Subcommand, ValueEnum};
+use time::OffsetDateTime;
+use trailgate_runbooks::render::Format;
+use trailgate_runbooks::source::files::{self, DEFAULT_MAX_RECORD_BYTES, FileSource};
+use trailgate_runbooks::sql::{Dialect, SqlError};
+use trailgate_runbooks::{Library, LoadError, Params, Runbook, filter, params, timefmt};
+
+/// Appends one formatted line to a `String` (output is built first, then written by [`emit`]).
+macro_rules! say {
+    ($out:expr) => {
+        $out.push('\n')
+    };
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Writes the output; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The `jitctl runbook` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RunbookCommand {
+    /// List the runbooks of the library.
+    List {
+        #[command(flatten)]
+        library: LibraryArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one runbook: what it looks for, its parameters, and its YAML.
+    Show {
+        /// Runbook id, or a path to a runbook file.
+        runbook: String,
+        #[command(flatten)]
+        library: LibraryArgs,
+    },
+    /// Run a runbook over CloudTrail logs.
+    Run {
+        /// Runbook id, or a path to a runbook file.
+        runbook: String,
+        #[command(flatten)]
+        library: LibraryArgs,
+        #[command(flatten)]
+        query: QueryArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Show the plan of a run without reading records: source, LookupEvents attribute, local
+    /// filter, and the SQL for Athena (or DuckDB).
+    Explain {
+        /// Runbook id, or a path to a runbook file.
+        runbook: String,
+        #[command(flatten)]
+        library: LibraryArgs,
+        #[command(flatten)]
+        query: QueryArgs,
+        /// SQL dialect shown.
+        #[arg(long, value_enum, default_value_t = SqlDialect::Athena)]
+        dialect: SqlDialect,
+        /// Table the SQL reads (the Athena CloudTrail table).
+        #[arg(long, default_value = "cloudtrail_logs")]
+        table: String,
+    },
+    /// Validate runbook files or folders; exits non-zero on the first invalid one.
+    Check {
+        /// Runbook files or folders of runbooks.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Where runbooks are read from.
+#[derive(Debug, clap::Args)]
+pub struct LibraryArgs {
+    /// Folder of runbooks.
+    #[arg(long = "dir", env = "TRAILGATE_RUNBOOKS", default_value = "runbooks")]
+    pub dir: PathBuf,
+}
+
+/// What a run reads and how it is bound.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// Source: a file or folder (repeatable), `s3://bucket/prefix`, `lookup` or `athena`.
+    #[arg(long = "source", short = 's', value_name = "SOURCE")]
+    pub sources: Vec<String>,
+    /// A parameter value, `name=value` (lists comma-separated); repeatable.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Search this far back from now (`24h`, `30m`, `7d`, `P7D`) instead of the runbook's window.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub since: Option<String>,
+    /// Window start (RFC 3339, e.g. 2023-07-10T11:00:00Z).
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// Window end, exclusive (RFC 3339).
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+}
+
+/// Result formats of `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned tables.
+    Text,
+    /// Pretty JSON of the whole result.
+    Json,
+    /// GitHub-flavoured markdown.
+    Markdown,
+}
+
+/// SQL dialects of `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqlDialect {
+    /// Amazon Athena (Trino).
+    Athena,
+    /// DuckDB over local files.
+    Duckdb,
+}
+
+/// Runs one `jitctl runbook` subcommand.
+pub fn run(command: RunbookCommand) -> Result<ExitCode> {
+    match command {
+        RunbookCommand::List { library, json } => list(&library, json),
+        RunbookCommand::Show { runbook, library } => show(&runbook, &library),
+        RunbookCommand::Run {
+            runbook,
+            library,
+            query,
+            format,
+        } => run_runbook(&runbook, &library, &query, format),
+        RunbookCommand::Explain {
+            runbook,
+            library,
+            query,
+            dialect,
+            table,
+        } => explain(&runbook, &library, &query, dialect, &table),
+        RunbookCommand::Check { paths } => Ok(check(&paths)),
+    }
+}
+
+fn load_library(args: &LibraryArgs) -> Result<Library> {
+    Library::load_dir(&args.dir)
+        .with_context(|| format!("cannot load the runbooks in {}", args.dir.display()))
+}
+
+/// A runbook by id from the library, or from a file when the argument names one.
+fn load_runbook(name: &str, args: &LibraryArgs) -> Result<Runbook> {
+    let path = Path::new(name);
+    if name.ends_with(".yaml") || name.ends_with(".yml") || path.is_file() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
+        return Ok(Runbook::parse(&text, name)?);
+    }
+    let library = load_library(args)?;
+    match library.get(name) {
+        Some(runbook) => Ok(runbook.clone()),
+        None => bail!(
+            "no runbook `{name}` in {} (see `jitctl runbook list`)",
+            args.dir.display()
+        ),
+    }
+}
+
+fn list(args: &LibraryArgs, json: bool) -> Result<ExitCode> {
+    let library = load_library(args)?;
+    let mut out = String::new();
+    if json {
+        let entries: Vec<serde_json::Value> = library
+            .iter()
+            .map(|runbook| {
+                let spec = runbook.spec();
+                serde_json::json!({
+                    "id": spec.id,
+                    "title": spec.title,
+                    "severity": spec.severity,
+                    "lookup": spec.lookup.as_ref().map(|lookup| lookup.attribute.as_str()),
+                    "file": runbook.file(),
+                })
+            })
+            .collect();
+        say!(out, "{}", serde_json::to_string_pretty(&entries)?);
+        emit(&out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = library
+        .iter()
+        .map(|runbook| runbook.id().len())
+        .max()
+        .unwrap_or(2);
+    say!(
+        out,
+        "{:width$}  {:8}  {:12}  TITLE",
+        "ID",
+        "SEVERITY",
+        "LOOKUP"
+    );
+    for runbook in library.iter() {
+        let lookup = runbook
+            .spec()
+            .lookup
+            .as_ref()
+            .map_or("-", |lookup| lookup.attribute.as_str());
+        say!(
+            out,
+            "{:width$}  {:8}  {:12}  {}",
+            runbook.id(),
+            runbook.severity().to_string(),
+            lookup,
+            runbook.title()
+        );
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(name: &str, args: &LibraryArgs) -> Result<ExitCode> {
+    let runbook = load_runbook(name, args)?;
+    let spec = runbook.spec();
+    let mut out = String::new();
+    say!(out, "{} ({})", spec.title, spec.id);
+    say!(out, "severity: {}", spec.severity);
+    if !spec.attack.is_empty() {
+        say!(out, "ATT&CK:   {}", spec.attack.join(", "));
+    }
+    say!(out, "window:   {}", spec.window.lookback);
+    if let Some(lookup) = &spec.lookup {
+        say!(
+            out,
+            "lookup:   {} = {}",
+            lookup.attribute.as_str(),
+            lookup.values.join(", ")
+        );
+    }
+    say!(out, "file:     {}", runbook.file());
+    if !spec.description.trim().is_empty() {
+        say!(out, "\n{}", spec.description.trim());
+    }
+    if !spec.parameters.is_empty() {
+        say!(out, "\nparameters:");
+        for param in &spec.parameters {
+            let default = match &param.default {
+                Some(default) => format!(" (default {})", serde_json::to_string(default)?),
+                None if param.required => " (required)".to_owned(),
+                None => String::new(),
+            };
+            say!(
+                out,
+                "  {} : {}{default}  {}",
+                param.name,
+                params::type_name(param.kind),
+                param.description
+            );
+        }
+    }
+    say!(
+        out,
+        "\nfilter:\n{}",
+        indent(&filter::describe(&spec.filter))
+    );
+    if !spec.next_steps.is_empty() {
+        say!(out, "next steps:");
+        for step in &spec.next_steps {
+            say!(out, "  - {step}");
+        }
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("  {line}\n"))
+        .collect::<String>()
+}
+
+/// Parses `--param`, `--since`, `--from`/`--to` into engine parameters.
+fn params(query: &QueryArgs) -> Result<Params> {
+    let mut params = Params::new();
+    for pair in &query.params {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("`--param {pair}`: expected NAME=VALUE");
+        };
+        params = params.set(name.trim(), value);
+    }
+    if let Some(since) = &query.since {
+        params = params.lookback(parse_since(since)?);
+    }
+    if let (Some(from), Some(to)) = (&query.from, &query.to) {
+        params = params.window(parse_time(from)?, parse_time(to)?);
+    }
+    Ok(params)
+}
+
+/// `24h`, `30m`, `90s`, `7d`, `2w`, or ISO-8601 (`P7D`, `PT4H`).
+fn parse_since(text: &str) -> Result<time::Duration> {
+    if let Some(duration) = timefmt::parse_duration(&text.to_ascii_uppercase()) {
+        return Ok(duration);
+    }
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let count: i64 = number
+        .parse()
+        .with_context(|| format!("`--since {text}`: expected e.g. 24h, 30m, 7d or P7D"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => bail!("`--since {text}`: unknown unit `{unit}` (use s, m, h, d or w)"),
+    };
+    Ok(time::Duration::seconds(count * seconds))
+}
+
+fn parse_time(text: &str) -> Result<OffsetDateTime> {
+    timefmt::parse_event_time(text)
+        .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .with_context(|| format!("`{text}` is not an RFC 3339 time such as 2023-07-10T11:00:00Z"))
+}
+
+/// What `--source` names.
+#[derive(Debug)]
+enum Source {
+    Files(Vec<PathBuf>),
+    S3(String),
+    Lookup,
+    Athena,
+}
+
+fn source(query: &QueryArgs) -> Result<Source> {
+    let Some(first) = query.sources.first() else {
+        bail!("no `--source`: give a file or folder of CloudTrail logs");
+    };
+    let special = |text: &str| text.starts_with("s3://") || text == "lookup" || text == "athena";
+    if query.sources.len() > 1 && query.sources.iter().any(|source| special(source)) {
+        bail!("several `--source` values are only supported for files and folders");
+    }
+    Ok(match first.as_str() {
+        text if text.starts_with("s3://") => Source::S3(text.to_owned()),
+        "lookup" => Source::Lookup,
+        "athena" => Source::Athena,
+        _ => Source::Files(query.sources.iter().map(PathBuf::from).collect()),
+    })
+}
+
+fn run_runbook(
+    name: &str,
+    args: &LibraryArgs,
+    query: &QueryArgs,
+    format: OutputFormat,
+) -> Result<ExitCode> {
+    let runbook = load_runbook(name, args)?;
+    let params = params(query)?;
+    let compiled = runbook.compile(&params)?;
+    let roots = match source(query)? {
+        Source::Files(roots) => roots,
+        Source::S3(url) => bail!(
+            "the S3 source (trailgate-runbooks S3Source + trailgate-aws S3Store) is not wired into jitctl yet: download the objects (aws s3 sync {url} logs/) and run with `--source logs/`"
+        ),
+        Source::Lookup => bail!(
+            "the LookupEvents source is not wired into jitctl yet (the engine supports it through trailgate-runbooks' LookupSource)"
+        ),
+        Source::Athena => bail!(
+            "jitctl does not run Athena queries yet: `jitctl runbook explain {name}` prints the SQL to run in Athena"
+        ),
+    };
+    let file_source = FileSource::with_roots(roots);
+    let files = file_source.files()?;
+    let mut scan = compiled.scan();
+    let mut progress = Progress::new(files.len());
+    for file in &files {
+        files::read_file(file, DEFAULT_MAX_RECORD_BYTES, &mut scan);
+        let bytes = std::fs::metadata(file)
+            .map(|metadata| metadata.len())
+            .unwrap_or(0);
+        progress.file_done(bytes, scan.events_scanned(), scan.events_matched());
+    }
+    progress.finish(scan.events_scanned());
+    let result = scan.finish();
+    let format = match format {
+        OutputFormat::Text => Format::Text,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Markdown => Format::Markdown,
+    };
+    let mut out = result.render(format);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The progress line on stderr: shown after the first second of a scan, refreshed in place on a
+/// terminal (every 200 ms) or printed every 5 s when stderr is a file or pipe.
+struct Progress {
+    started: Instant,
+    last: Option<Instant>,
+    files_total: usize,
+    files_done: usize,
+    bytes: u64,
+    terminal: bool,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(files_total: usize) -> Progress {
+        Progress {
+            started: Instant::now(),
+            last: None,
+            files_total,
+            files_done: 0,
+            bytes: 0,
+            terminal: std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn file_done(&mut self, bytes: u64, events: u64, matched: u64) {
+        self.files_done += 1;
+        self.bytes += bytes;
+        let elapsed = self.started.elapsed();
+        let every = if self.terminal {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(5)
+        };
+        let due = self.last.map_or(elapsed >= Duration::from_secs(1), |last| {
+            last.elapsed() >= every
+        });
+        if !due {
+            return;
+        }
+        self.last = Some(Instant::now());
+        self.shown = true;
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        let line = format!(
+            "{}/{} files, {} events scanned, {} matched, {:.0} events/s, {:.1} MB/s",
+            self.files_done,
+            self.files_total,
+            events,
+            matched,
+            events as f64 / seconds,
+            self.bytes as f64 / 1e6 / seconds
+        );
+        let mut stderr = std::io::stderr();
+        if self.terminal {
+            let _ = write!(stderr, "\r\x1b[2K{line}");
+        } else {
+            let _ = writeln!(stderr, "{line}");
+        }
+        let _ = stderr.flush();
+    }
+
+    fn finish(&self, events: u64) {
+        if !self.shown {
+            return;
+        }
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
+        let line = format!(
+            "{} files, {events} events in {seconds:.1} s ({:.0} events/s, {:.1} MB/s read)",
+            self.files_done,
+            events as f64 / seconds,
+            self.bytes as f64 / 1e6 / seconds
+        );
+        if self.terminal {
+            eprintln!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+fn explain(
+    name: &str,
+    args: &LibraryArgs,
+    query: &QueryArgs,
+    dialect: SqlDialect,
+    table: &str,
+) -> Result<ExitCode> {
+    let runbook = load_runbook(name, args)?;
+    let params = params(query)?;
+    let compiled = runbook.compile(&params)?;
+    let spec = runbook.spec();
+    let mut out = String::new();
+    say!(out, "runbook:  {} ({})", spec.title, spec.id);
+    say!(out, "window:   {}", compiled.window());
+    for (name, values) in compiled.bound() {
+        say!(out, "param:    {name} = {}", values.join(","));
+    }
+    say!(out, "\nsource:");
+    if query.sources.is_empty() {
+        say!(out, "  none given (`--source PATH|s3://...|lookup|athena`)");
+    } else {
+        match source(query)? {
+            Source::Files(roots) => {
+                let files = FileSource::with_roots(roots).files()?;
+                let bytes: u64 = files
+                    .iter()
+                    .filter_map(|file| std::fs::metadata(file).ok())
+                    .map(|metadata| metadata.len())
+                    .sum();
+                say!(
+                    out,
+                    "  {} local files ({:.1} MB on disk); .json and .json.gz, digest and Insights files skipped",
+                    files.len(),
+                    bytes as f64 / 1e6
+                );
+                say!(
+                    out,
+                    "  every record is read; the window and the filter are applied locally"
+                );
+            }
+            Source::S3(url) => say!(out, "  {url}: not wired into jitctl yet"),
+            Source::Lookup => say!(out, "  LookupEvents: not wired into jitctl yet"),
+            Source::Athena => say!(out, "  Athena: run the SQL below"),
+        }
+    }
+    say!(out, "\nLookupEvents (server-side attribute):");
+    match compiled.lookup() {
+        Some(plan) => {
+            for value in &plan.values {
+                say!(out, "  {} = {value}", plan.attribute.as_str());
+            }
+            say!(
+                out,
+                "  one paged query per value and region (us-east-1 always included), 2 calls/s per region"
+            );
+        }
+        None => say!(out, "  none: this runbook needs files, S3 or SQL"),
+    }
+    say!(
+        out,
+        "\nlocal filter (applied to every record in the window):"
+    );
+    out.push_str(&indent(&filter::describe(&spec.filter)));
+    let dialect = match dialect {
+        SqlDialect::Athena => Dialect::Athena,
+        SqlDialect::Duckdb => Dialect::DuckDb,
+    };
+    say!(out, "\nSQL ({}, table {table}):", dialect.as_str());
+    match compiled.to_sql(dialect, table) {
+        Ok(plan) => {
+            for query in plan.queries {
+                say!(out, "-- {}\n{};\n", query.section.name(), query.sql);
+            }
+        }
+        Err(error @ SqlError::InvalidTable(_)) => return Err(error.into()),
+        Err(error) => say!(out, "  no SQL translation: {error}"),
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Validates every runbook file given (folders: every `*.yaml`/`*.yml` inside), printing each
+/// error as `file:line:column: path: problem`; ids must be unique across everything checked.
+fn check(paths: &[PathBuf]) -> ExitCode {
+    let mut library = Library::default();
+    let mut errors: Vec<LoadError> = Vec::new();
+    let mut checked = 0;
+    for path in paths {
+        if path.is_dir() {
+            let (folder, folder_errors) = Library::check_dir(path);
+            checked += folder.len() + folder_errors.len();
+            errors.extend(folder_errors);
+            for runbook in folder.iter() {
+                if let Err(error) = library.insert(runbook.clone()) {
+                    errors.push(error);
+                }
+            }
+            continue;
+        }
+        checked += 1;
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(source) => {
+                errors.push(LoadError::Read {
+                    file: path.clone(),
+                    source,
+                });
+                continue;
+            }
+        };
+        match Runbook::parse(&text, &path.display().to_string()) {
+            Ok(runbook) => {
+                if let Err(error) = library.insert(runbook) {
+                    errors.push(error);
+                }
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    for error in &errors {
+        eprintln!("{error}");
+    }
+    if errors.is_empty() {
+        println!("ok: {} runbooks", library.len());
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{} of {checked} runbook files are invalid", errors.len());
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_short_and_iso_durations() {
+        for (text, seconds) in [
+            ("24h", 86_400),
+            ("30m", 1800),
+            ("7d", 604_800),
+            ("90s", 90),
+            ("P7D", 604_800),
+            ("pt4h", 14_400),
+        ] {
+            assert_eq!(
+                parse_since(text)
+                    .map(|duration| duration.whole_seconds())
+                    .ok(),
+                Some(seconds),
+                "{text}"
+            );
+        }
+        for text in ["", "h", "24x", "-1h", "P1M"] {
+            assert!(parse_since(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn sources_are_classified() {
+        let query = |sources: &[&str]| QueryArgs {
+            sources: sources.iter().map(|source| (*source).to_owned()).collect(),
+            params: Vec::new(),
+            since: None,
+            from: None,
+            to: None,
+        };
+        assert!(
+            matches!(source(&query(&["logs", "more"])), Ok(Source::Files(roots)) if roots.len() == 2)
+        );
+        assert!(matches!(source(&query(&["s3://b/p"])), Ok(Source::S3(_))));
+        assert!(matches!(source(&query(&["lookup"])), Ok(Source::Lookup)));
+        assert!(matches!(source(&query(&["athena"])), Ok(Source::Athena)));
+        assert!(source(&query(&[])).is_err());
+        assert!(source(&query(&["logs", "lookup"])).is_err());
+    }
+
+    fn repository(path: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path)
+    }
+
+    #[test]
+    fn check_accepts_the_library_and_rejects_a_broken_file() {
+        assert_eq!(check(&[repository("runbooks")]), ExitCode::SUCCESS);
+        let folder = std::env::temp_dir().join(format!("jitctl-check-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).expect("temp folder");
+        let bad = folder.join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "id: bad\ntitle: t\nseverity: low\nfilter:\n  field: eventName\n  regex: '('\n",
+        )
+        .expect("write");
+        assert_eq!(check(std::slice::from_ref(&bad)), ExitCode::FAILURE);
+        // The same id twice is an error too.
+        let good = folder.join("good.yaml");
+        std::fs::write(
+            &good,
+            "id: x\ntitle: t\nseverity: low\nfilter: {field: a, exists: true}\n",
+        )
+        .expect("write");
+        assert_eq!(check(&[good.clone(), good]), ExitCode::FAILURE);
+        let _ = std::fs::remove_dir_all(&folder);
+    }
+
+    #[test]
+    fn run_and_explain_work_on_the_real_logs() {
+        let logs = repository("../shared/data/cloudtrail");
+        if !logs.is_dir() {
+            println!("note: {} is absent; skipped", logs.display());
+            return;
+        }
+        let library = LibraryArgs {
+            dir: repository("runbooks"),
+        };
+        let query = QueryArgs {
+            sources: vec![logs.display().to_string()],
+            params: vec!["requester=benjamin".to_owned()],
+            since: None,
+            from: Some("2023-07-10T00:00:00Z".to_owned()),
+            to: Some("2023-07-11T00:00:00Z".to_owned()),
+        };
+        for format in [
+            OutputFormat::Text,
+            OutputFormat::Json,
+            OutputFormat::Markdown,
+        ] {
+            assert!(run_runbook("requester-activity", &library, &query, format).is_ok());
+        }
+        assert!(
+            explain(
+                "requester-activity",
+                &library,
+                &query,
+                SqlDialect::Athena,
+                "ct"
+            )
+            .is_ok()
+        );
+        assert!(
+            explain(
+                "requester-activity",
+                &library,
+                &query,
+                SqlDialect::Athena,
+                "a;b"
+            )
+            .is_err()
+        );
+        let missing = QueryArgs {
+            params: Vec::new(),
+            ..query
+        };
+        assert!(run_runbook("requester-activity", &library, &missing, OutputFormat::Text).is_err());
+    }
+
+    #[test]
+    fn params_reject_a_pair_without_equals() {
+        let query = QueryArgs {
+            sources: Vec::new(),
+            params: vec!["requester".to_owned()],
+            since: None,
+            from: None,
+            to: None,
+        };
+        assert!(params(&query).is_err());
+    }
+}

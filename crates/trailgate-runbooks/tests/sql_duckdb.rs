@@ -1,0 +1,500 @@
+//! The SQL compiler proven against the engine: every runbook of the library, bound to real
+//! parameter values, is compiled with `Dialect::DuckDb`, run by DuckDB over the same files the
+//! engine reads (the real logs in ../shared/data/cloudtrail and this crate's fixtures, through
+//! `sql::duckdb_view`, which exposes the Athena table's columns), and each output section must
+//! equal the engine's: summary counts, rows, groups, top values, distinct values, first/last seen.
+//!
+//! DuckDB comes from `.venv-duckdb` (`scripts/bootstrap.sh duckdb`). Without it the test fails
+//! when `CI` is set and is skipped with a note otherwise.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{all_time, fixture, library, real_data};
+use serde_json::{Value, json};
+use time::macros::datetime;
+use trailgate_runbooks::source::files::FileSource;
+use trailgate_runbooks::sql::{self, Dialect, FileLayout, Section};
+use trailgate_runbooks::{Params, RunbookResult, run, timefmt};
+
+/// A set of files read both ways.
+struct Dataset {
+    name: &'static str,
+    /// What the engine reads (a file or folder).
+    root: PathBuf,
+    /// The DuckDB view over the same files, one per layout.
+    views: Vec<(FileLayout, Vec<PathBuf>)>,
+}
+
+/// One runbook with one set of parameter values.
+struct Case {
+    runbook: String,
+    label: String,
+    params: Params,
+}
+
+fn duckdb_python() -> Option<PathBuf> {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-duckdb/bin/python");
+    if python.is_file() {
+        return Some(python);
+    }
+    let message = format!(
+        "{} is missing: run scripts/bootstrap.sh duckdb",
+        python.display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    println!("note: {message}; SQL-on-DuckDB proof skipped");
+    None
+}
+
+/// Parameter sets per runbook: values that find something in the data, values that find
+/// nothing, and injection attempts (which must find nothing, and not break the SQL).
+fn cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut add = |runbook: &str, label: &str, params: Params| {
+        cases.push(Case {
+            runbook: runbook.to_owned(),
+            label: label.to_owned(),
+            params,
+        });
+    };
+    for runbook in library().iter() {
+        let id = runbook.id();
+        match id {
+            "requester-activity" => {
+                add(id, "benjamin", all_time().set("requester", "benjamin"));
+                add(id, "bert-jan", all_time().set("requester", "Bert-Jan"));
+                add(id, "injection", all_time().set("requester", "' OR 1=1 --"));
+                add(
+                    id,
+                    "injection-2",
+                    all_time().set("requester", "x') OR ('a'='a"),
+                );
+            }
+            "access-key-activity" => {
+                add(
+                    id,
+                    "key",
+                    all_time().set("access_key_id", "AKIATFQR7NSCUXC3DDDP"),
+                );
+                // The condition is case-sensitive: the lower-case key finds nothing.
+                add(
+                    id,
+                    "lower-case key",
+                    all_time().set("access_key_id", "akiatfqr7nscuxc3dddp"),
+                );
+            }
+            "resource-history" => {
+                add(
+                    id,
+                    "role",
+                    all_time().set("resource", "stratus-red-team-backdoor-r-role"),
+                );
+                add(
+                    id,
+                    "snapshot",
+                    all_time().set("resource", "snap-083d3b857c13988bc"),
+                );
+                add(id, "quote", all_time().set("resource", "'"));
+                add(id, "percent", all_time().set("resource", "%"));
+            }
+            "jit-session-audit" => {
+                add(
+                    id,
+                    "bert-jan",
+                    all_time()
+                        .set("requester", "bert-jan")
+                        .set("request_id", "r-1"),
+                );
+                add(
+                    id,
+                    "alice",
+                    all_time()
+                        .set("requester", "alice")
+                        .set("request_id", "r-7f3a9c"),
+                );
+                add(
+                    id,
+                    "injection",
+                    all_time()
+                        .set("requester", "' OR ''='")
+                        .set("request_id", "1' OR '1'='1"),
+                );
+            }
+            _ => {
+                let required: Vec<&str> = runbook
+                    .spec()
+                    .parameters
+                    .iter()
+                    .filter(|param| param.required)
+                    .map(|param| param.name.as_str())
+                    .collect();
+                assert!(
+                    required.is_empty(),
+                    "runbook `{id}` has required parameters {required:?}: add a case here"
+                );
+                add(id, "defaults", all_time());
+                // A narrow window: 12:00 to 12:10 on the day of the attack simulation.
+                add(
+                    id,
+                    "12:00-12:10",
+                    Params::new().window(
+                        datetime!(2023-07-10 12:00 UTC),
+                        datetime!(2023-07-10 12:10 UTC),
+                    ),
+                );
+            }
+        }
+    }
+    cases
+}
+
+fn datasets() -> Vec<Dataset> {
+    let mut datasets = Vec::new();
+    if let Some(folder) = real_data() {
+        let files = FileSource::new(&folder).files().expect("real data lists");
+        datasets.push(Dataset {
+            name: "real",
+            root: folder,
+            views: vec![(FileLayout::Records, files)],
+        });
+    }
+    datasets.push(Dataset {
+        name: "benign",
+        root: fixture("benign.json"),
+        views: vec![(FileLayout::Records, vec![fixture("benign.json")])],
+    });
+    datasets.push(Dataset {
+        name: "attacks",
+        root: fixture("attacks.ndjson"),
+        views: vec![(FileLayout::Lines, vec![fixture("attacks.ndjson")])],
+    });
+    datasets
+}
+
+#[test]
+fn every_runbook_gives_the_same_result_in_duckdb_sql_and_in_the_engine() {
+    let Some(python) = duckdb_python() else {
+        return;
+    };
+    let library = library();
+    let cases = cases();
+    let mut setup = Vec::new();
+    let mut queries = Vec::new();
+    // (query id) -> (dataset, case index, section).
+    let mut expected: BTreeMap<String, (usize, usize, Section)> = BTreeMap::new();
+    let mut engine: BTreeMap<(usize, usize), RunbookResult> = BTreeMap::new();
+    let datasets = datasets();
+    for (dataset_index, dataset) in datasets.iter().enumerate() {
+        let view = format!("ct_{}", dataset.name);
+        let parts: Vec<String> = dataset
+            .views
+            .iter()
+            .enumerate()
+            .map(|(index, (layout, files))| {
+                let name = format!("{view}_{index}");
+                let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+                setup.push(sql::duckdb_view(&name, &files, *layout).expect("view compiles"));
+                format!("SELECT * FROM {name}")
+            })
+            .collect();
+        // The queries read the view's columns from a table: the same data, parsed once
+        // instead of once per query (hundreds of queries).
+        setup.push(format!(
+            "CREATE TABLE {view} AS {}",
+            parts.join(" UNION ALL ")
+        ));
+        for (case_index, case) in cases.iter().enumerate() {
+            let runbook = library.get(&case.runbook).expect("runbook exists");
+            let mut source = FileSource::new(&dataset.root);
+            let result = run(runbook, &case.params, &mut source).expect("engine runs");
+            let compiled = runbook.compile(&case.params).expect("binds");
+            let plan = match compiled.to_sql(Dialect::DuckDb, &view) {
+                Ok(plan) => plan,
+                Err(error) => panic!("{} does not compile to SQL: {error}", case.runbook),
+            };
+            for query in plan.queries {
+                let id = format!(
+                    "{}/{}/{}/{}",
+                    dataset.name,
+                    case.runbook,
+                    case.label,
+                    query.section.name()
+                );
+                queries.push(json!({"id": id, "sql": query.sql}));
+                expected.insert(id, (dataset_index, case_index, query.section));
+            }
+            engine.insert((dataset_index, case_index), result);
+        }
+    }
+    let answer = duckdb(&python, &json!({"setup": setup, "queries": queries}));
+    let errors = answer["errors"].as_object().expect("errors object");
+    assert!(errors.is_empty(), "DuckDB rejected queries: {errors:#?}");
+    let results = answer["results"].as_object().expect("results object");
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (id, (dataset_index, case_index, section)) in &expected {
+        let result = &engine[&(*dataset_index, *case_index)];
+        let rows = table(&results[id.as_str()]);
+        if let Err(difference) = compare(section, result, &rows) {
+            failures.push(format!("{id}: {difference}"));
+        }
+        compared += 1;
+    }
+    let mut matched_cases = 0;
+    for ((dataset_index, case_index), result) in &engine {
+        if result.coverage.events_matched > 0 {
+            matched_cases += 1;
+        }
+        println!(
+            "{:8} {:32} {:18} scanned {:5} matched {:4}",
+            datasets[*dataset_index].name,
+            cases[*case_index].runbook,
+            cases[*case_index].label,
+            result.coverage.events_scanned,
+            result.coverage.events_matched
+        );
+    }
+    println!(
+        "DuckDB {}: {compared} section queries compared over {} runs ({matched_cases} with matches)",
+        answer["duckdb"],
+        engine.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} sections differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The proof means something only if most runbooks find something somewhere.
+    let ids_with_matches: std::collections::BTreeSet<&str> = engine
+        .iter()
+        .filter(|(_, result)| result.coverage.events_matched > 0)
+        .map(|((_, case_index), _)| cases[*case_index].runbook.as_str())
+        .collect();
+    assert!(
+        ids_with_matches.len() >= 20,
+        "only {} runbooks matched anything: {ids_with_matches:?}",
+        ids_with_matches.len()
+    );
+}
+
+fn duckdb(python: &Path, request: &Value) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/duckdb_run.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    let body = serde_json::to_vec(request).expect("request serializes");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&body)
+        .expect("request is written");
+    let output = child.wait_with_output().expect("python finishes");
+    assert!(
+        output.status.success(),
+        "duckdb runner failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("runner answers JSON")
+}
+
+/// A result set as rows of text (numbers printed, NULL as `<null>`).
+fn table(result: &Value) -> Vec<Vec<String>> {
+    result["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .expect("row")
+                .iter()
+                .map(|value| match value {
+                    Value::Null => "<null>".to_owned(),
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn compare(section: &Section, result: &RunbookResult, sql: &[Vec<String>]) -> Result<(), String> {
+    let same = |engine: Vec<Vec<String>>| {
+        if engine == sql {
+            Ok(())
+        } else {
+            Err(format!("engine {engine:?}\n    sql    {sql:?}"))
+        }
+    };
+    match section {
+        Section::Summary => {
+            let coverage = &result.coverage;
+            same(vec![vec![
+                coverage.events_scanned.to_string(),
+                coverage.events_matched.to_string(),
+                coverage.events_outside_window.to_string(),
+            ]])
+        }
+        Section::Rows => {
+            let rows = result.rows.as_ref().ok_or("no rows section")?;
+            compare_rows(&rows.columns, &rows.rows, rows.matched, sql)
+        }
+        Section::CountBy => {
+            let counts = result.counts.as_ref().ok_or("no count_by section")?;
+            same(
+                counts
+                    .groups
+                    .iter()
+                    .map(|group| {
+                        let mut row = group.key.clone();
+                        row.push(group.count.to_string());
+                        if let Some(distinct) = group.distinct {
+                            row.push(distinct.to_string());
+                        }
+                        row.push(counts.groups_total.to_string());
+                        row
+                    })
+                    .collect(),
+            )
+        }
+        Section::Top => {
+            let top = result.top.as_ref().ok_or("no top section")?;
+            same(
+                top.values
+                    .iter()
+                    .map(|value| vec![value.value.clone(), value.count.to_string()])
+                    .collect(),
+            )
+        }
+        Section::Distinct(field) => {
+            let section = result
+                .distinct
+                .iter()
+                .find(|section| &section.field == field)
+                .ok_or("no distinct section")?;
+            same(
+                section
+                    .values
+                    .iter()
+                    .map(|value| vec![value.value.clone(), value.count.to_string()])
+                    .collect(),
+            )
+        }
+        Section::FirstLastSeen => {
+            let seen = result
+                .first_last_seen
+                .as_ref()
+                .ok_or("no first_last_seen")?;
+            same(
+                seen.entries
+                    .iter()
+                    .map(|entry| {
+                        let mut row = entry.key.clone();
+                        row.push(entry.first.clone());
+                        row.push(entry.last.clone());
+                        row.push(entry.count.to_string());
+                        row
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// Rows are compared as multisets: records with the same `eventTime` second have no defined
+/// order in either engine. When the limit cut the rows, records at the boundary second are
+/// interchangeable, so only the rows before it are compared as sets, and the counts must agree.
+fn compare_rows(
+    columns: &[String],
+    engine: &[Vec<String>],
+    matched: u64,
+    sql: &[Vec<String>],
+) -> Result<(), String> {
+    if engine.len() != sql.len() {
+        return Err(format!(
+            "engine {} rows, sql {} rows",
+            engine.len(),
+            sql.len()
+        ));
+    }
+    let cut = matched > engine.len() as u64;
+    let time_column = columns.iter().position(|column| column == "eventTime");
+    let second = |row: &Vec<String>| {
+        time_column
+            .and_then(|index| timefmt::parse_event_time(&row[index]))
+            .unwrap_or(0)
+    };
+    let (mut left, mut right): (Vec<Vec<String>>, Vec<Vec<String>>) = if cut {
+        let Some(_) = time_column else {
+            return Ok(());
+        };
+        let boundary = engine.last().map(second).unwrap_or(0);
+        let sql_boundary = sql.last().map(second).unwrap_or(0);
+        if boundary != sql_boundary {
+            return Err(format!(
+                "boundary second differs: engine {boundary}, sql {sql_boundary}"
+            ));
+        }
+        (
+            engine
+                .iter()
+                .filter(|row| second(row) != boundary)
+                .cloned()
+                .collect(),
+            sql.iter()
+                .filter(|row| second(row) != boundary)
+                .cloned()
+                .collect(),
+        )
+    } else {
+        (engine.to_vec(), sql.to_vec())
+    };
+    // The time order itself must agree: the multiset of seconds in order.
+    let engine_seconds: Vec<i64> = engine.iter().map(second).collect();
+    let sql_seconds: Vec<i64> = sql.iter().map(second).collect();
+    if engine_seconds != sql_seconds {
+        return Err("rows are not in the same time order".to_owned());
+    }
+    left.sort();
+    right.sort();
+    if left == right {
+        Ok(())
+    } else {
+        Err(format!("engine {left:?}\n    sql    {right:?}"))
+    }
+}
+
+/// Athena is not available here, so its dialect is checked for what can be checked offline:
+/// every runbook compiles, and parameters appear only as quoted literals.
+#[test]
+fn every_runbook_compiles_for_athena_with_quoted_parameters() {
+    for case in cases() {
+        let library = library();
+        let runbook = library.get(&case.runbook).expect("runbook exists");
+        let compiled = runbook.compile(&case.params).expect("binds");
+        let plan = match compiled.to_sql(Dialect::Athena, "default.cloudtrail_logs") {
+            Ok(plan) => plan,
+            Err(error) => panic!("{} does not compile for Athena: {error}", case.runbook),
+        };
+        assert!(plan.queries.len() >= 2, "{}", case.runbook);
+        for query in &plan.queries {
+            assert!(query.sql.contains("FROM \"default\".\"cloudtrail_logs\""));
+            assert!(query.sql.contains("from_iso8601_timestamp"));
+            assert!(!query.sql.contains("lambda "), "{}", query.sql);
+        }
+        if case.label.starts_with("injection") {
+            // The quotes of the attack are doubled inside a literal.
+            assert!(plan.filter.contains("''"), "{}", plan.filter);
+        }
+    }
+}
