@@ -4,11 +4,13 @@
 #   .venv-sam     aws-sam-cli, cargo-lambda, zig            (requirements/sam.txt)
 #   .venv-awscli  AWS CLI v1 for the demo                   (requirements/awscli.txt)
 #   .venv-duckdb  DuckDB for the runbook SQL proof + bench  (requirements/duckdb.txt)
-#   node_modules  asl-validator                             (package.json + package-lock.json, npm ci)
+#   .venv-lint    parliament, the IAM policy lint           (requirements/lint.txt)
+#   node_modules  asl-validator, playwright-core            (package.json + package-lock.json, npm ci)
+#   chromium      Debian's /usr/bin/chromium for the browser test (apt-get, as root, when missing)
 # Idempotent and fast when nothing changed: each step leaves a stamp holding the hash of its
 # inputs and is skipped while the stamp matches. Only package registries are needed.
 #
-# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|node]...   (no argument = all)
+# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|lint|node|chromium]...   (no argument = all)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -76,6 +78,25 @@ node_modules() {
   echo "bootstrap: node_modules ready in $((SECONDS - started)) s"
 }
 
+# The browser test drives Debian's chromium with playwright-core; playwright's own browser
+# download is never used (it cannot be fetched here, and a distribution package is pinned by apt).
+chromium_browser() {
+  if [[ -x /usr/bin/chromium ]]; then
+    echo "bootstrap: chromium is installed"
+    return
+  fi
+  [[ "$(id -u)" == 0 ]] \
+    || die "/usr/bin/chromium is missing and this is not root: run 'sudo apt-get install -y chromium'"
+  need apt-get "the browser test needs Debian's chromium at /usr/bin/chromium"
+  echo "bootstrap: apt-get install chromium"
+  local started=$SECONDS
+  apt-get update -qq || die "apt-get update failed (see above)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null \
+    || die "apt-get install -y chromium failed (see above)"
+  [[ -x /usr/bin/chromium ]] || die "apt-get installed chromium but /usr/bin/chromium is missing"
+  echo "bootstrap: chromium ready in $((SECONDS - started)) s"
+}
+
 check_python() {
   need "$python" "install Python 3.10+ (Debian: apt-get install python3 python3-venv)"
   "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
@@ -83,7 +104,7 @@ check_python() {
 }
 
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(moto sam awscli duckdb node)
+[[ ${#steps[@]} -gt 0 ]] || steps=(moto sam awscli duckdb lint node chromium)
 
 for step in "${steps[@]}"; do
   case "$step" in
@@ -105,11 +126,18 @@ for step in "${steps[@]}"; do
       check_python
       venv .venv-duckdb requirements/duckdb.txt
       ;;
+    lint)
+      check_python
+      venv .venv-lint requirements/lint.txt
+      ;;
     node)
       node_modules
       ;;
+    chromium)
+      chromium_browser
+      ;;
     *)
-      die "unknown step '$step' (expected moto, sam, awscli, duckdb or node)"
+      die "unknown step '$step' (expected moto, sam, awscli, duckdb, lint, node or chromium)"
       ;;
   esac
 done

@@ -63,7 +63,11 @@ build() {
   # .venv*, node_modules) once per function and never hit, since target/ changes on every build.
   # --build-dir: its own folder, so a later `sam deploy` (which reads .aws-sam/build) can never
   # ship these x86_64 check binaries to the arm64 functions.
-  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+  # Optimisation is off for the same reason: a cold optimised build of the AWS SDK took 15 min
+  # on a busy 2-core machine, and what this step proves (every function compiles, links for
+  # provided.al2023 and is packaged) does not depend on it.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
+    CARGO_PROFILE_RELEASE_DEBUG=0 \
     sam build --template-file template.yaml --build-dir "$build_dir" --no-cached --parallel \
     --language-extensions --parameter-overrides "${build_parameters[@]}"
 

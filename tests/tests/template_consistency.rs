@@ -607,7 +607,7 @@ fn api_routes_match_the_architecture_table() -> Result<()> {
         }
     }
     ensure!(
-        contract.len() == 5,
+        contract.len() == 7,
         "could not read the HTTP API table: {contract:?}"
     );
 
@@ -722,6 +722,58 @@ fn the_sample_target_role_is_grantable_and_trusts_only_the_credentials_function(
             "trust must require a source identity"
         );
     }
+    Ok(())
+}
+
+#[test]
+fn only_the_credentials_function_can_assume_target_roles() -> Result<()> {
+    // DESIGN.md decision 8: no other trailgate principal may assume a role (a second broker
+    // would bypass the ledger's ACTIVE check), and the broker only roles tagged trailgate:managed.
+    let template = template()?;
+    let resources = path(&template, &["Resources"])
+        .and_then(Yaml::as_mapping)
+        .ok_or_else(|| anyhow!("no Resources"))?;
+    let mut brokers = BTreeSet::new();
+    for (id, resource) in resources {
+        let id = id.as_str().unwrap_or_default();
+        let mut found = Vec::new();
+        // Policies of functions and the state machine, and inline/managed policy resources;
+        // trust policies (AssumeRolePolicyDocument) say who may assume, not what one may do.
+        for key in ["Policies", "PolicyDocument", "Policy"] {
+            if let Some(policies) = path(resource, &["Properties", key]) {
+                statements(policies, &mut found);
+            }
+        }
+        for statement in &found {
+            let allows = get(statement, "Effect").and_then(Yaml::as_str) == Some("Allow");
+            let actions = get(statement, "Action").map(strings).unwrap_or_default();
+            if allows
+                && actions
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case("sts:AssumeRole") || a == "sts:*" || a == "*")
+            {
+                brokers.insert(id.to_owned());
+                let managed_only = path(
+                    statement,
+                    &[
+                        "Condition",
+                        "StringEquals",
+                        "aws:ResourceTag/trailgate:managed",
+                    ],
+                )
+                .and_then(Yaml::as_str)
+                    == Some("true");
+                assert!(
+                    managed_only,
+                    "{id}: sts:AssumeRole is not limited to roles tagged trailgate:managed"
+                );
+            }
+        }
+    }
+    ensure!(
+        brokers == BTreeSet::from(["CredentialsFunction".to_owned()]),
+        "principals allowed sts:AssumeRole: {brokers:?}"
+    );
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //! commands. The system tests use the same client, so what they test is what users run.
 
 pub mod api;
+pub mod approve;
+pub mod console;
 pub mod demo;
 pub mod endpoint;
 pub mod local;

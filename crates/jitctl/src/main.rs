@@ -57,11 +57,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Approve a request as yourself (you must be one of its approvers).
+    Approve(jitctl::approve::DecisionArgs),
+    /// Deny a request as yourself (you must be one of its approvers).
+    Deny(jitctl::approve::DecisionArgs),
     /// Print credentials for an active grant in the AWS `credential_process` format.
     CredentialProcess {
         #[arg(long)]
         request: String,
     },
+    /// Write an AWS profile whose credentials come from `jitctl credential-process`.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
+    /// Print an AWS console sign-in URL for an active grant (federation endpoint).
+    Console(jitctl::console::ConsoleArgs),
     /// Run trailgate on this machine (moto, cargo-lambda, the router).
     Local {
         #[command(subcommand)]
@@ -72,6 +83,12 @@ enum Command {
         #[command(subcommand)]
         command: jitctl::runbook::RunbookCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Add (or replace) a profile for an active grant.
+    Add(jitctl::console::ProfileArgs),
 }
 
 #[tokio::main]
@@ -144,6 +161,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 anyhow::bail!("the server's answer is not in the credential_process format");
             }
             println!("{credentials}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Approve(args) => jitctl::approve::run(&target, args, true).await,
+        Command::Deny(args) => jitctl::approve::run(&target, args, false).await,
+        Command::Profile {
+            command: ProfileCommand::Add(args),
+        } => {
+            jitctl::console::add_profile(&target, args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Console(args) => {
+            jitctl::console::console(&target, args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Local { command } => local::run(command, &target).await,

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use trailgate_domain::error::{Error, Result};
 use trailgate_domain::ledger::{Change, Event};
 use trailgate_domain::ports::Ledger;
-use trailgate_domain::request::AccessRequest;
+use trailgate_domain::request::{AccessRequest, Status};
 use trailgate_domain::service::STALE;
 
 /// The DynamoDB ledger.
@@ -195,6 +195,35 @@ impl Ledger for DynamoLedger {
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":active", s("ACTIVE"))
                 .expression_attribute_values(":before", s(before))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| classify("DynamoDB Query ByStatus", &err))?;
+            for item in output.items() {
+                records.push(Self::parse_doc(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(records)
+    }
+
+    async fn expiring_after(&self, status: Status, after: &str) -> Result<Vec<AccessRequest>> {
+        // Same index and paging as `active_expiring_before`, for the reconciler (issue 5).
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(STATUS_INDEX)
+                .key_condition_expression("#status = :status AND expires_at > :after")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status.as_str()))
+                .expression_attribute_values(":after", s(after))
                 .set_exclusive_start_key(start)
                 .send()
                 .await

@@ -131,4 +131,12 @@ impl Roles for IamRoles {
             Err(err) => Err(classify("IAM DeleteRolePolicy", &err)),
         }
     }
+
+    async fn pause(&self, delay: std::time::Duration) {
+        // The SDK's own sleep (tokio in Lambda), so this crate needs no runtime of its own.
+        match self.client.config().sleep_impl() {
+            Some(sleep) => aws_sdk_iam::config::AsyncSleep::sleep(&sleep, delay).await,
+            None => std::thread::sleep(delay),
+        }
+    }
 }

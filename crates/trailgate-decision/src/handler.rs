@@ -1,9 +1,12 @@
-//! Translates the public decision routes. GET only shows the confirm page (e-mail link
-//! scanners prefetch GETs); POST decides. Both verify the signed link first; every refusal is
-//! a plain page with a 4xx status that changes nothing.
+//! Translates the decision routes. The public link routes: GET only shows the confirm page
+//! (e-mail link scanners prefetch GETs); POST decides. Both verify the signed link first; every
+//! refusal is a plain page with a 4xx status that changes nothing. The signed route
+//! `POST /requests/{id}/decision` (`AWS_IAM`, used by `jitctl approve|deny`) identifies the
+//! approver by the caller's ARN and answers in JSON like the other API routes.
 
 use crate::page;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use serde::Deserialize;
 use trailgate_aws::apigw;
 use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::{Error, ErrorKind, Result};
@@ -19,10 +22,25 @@ pub struct Deps<L, W> {
     pub catalog: Catalog,
 }
 
+/// The API Gateway resource of the signed route; every other resource is a link route.
+pub const SIGNED_ROUTE: &str = "/requests/{id}/decision";
+
+/// The body of the signed route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: String,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
 pub async fn handle<L: Ledger, W: Workflow>(
     request: ApiGatewayProxyRequest,
     deps: &Deps<L, W>,
 ) -> ApiGatewayProxyResponse {
+    if request.resource.as_deref() == Some(SIGNED_ROUTE) {
+        return apigw::respond(signed(&request, deps).await);
+    }
     match route(&request, deps).await {
         Ok(response) => response,
         Err(err) => {
@@ -111,6 +129,44 @@ async fn route<L: Ledger, W: Workflow>(
         }
         _ => Err(Error::forbidden("this link is not valid")),
     }
+}
+
+/// `POST /requests/{id}/decision`: the caller, established by SigV4, decides as the approver
+/// whose ARN it is, under the same rules as a link.
+async fn signed<L: Ledger, W: Workflow>(
+    request: &ApiGatewayProxyRequest,
+    deps: &Deps<L, W>,
+) -> Result<ApiGatewayProxyResponse> {
+    let caller = apigw::caller(request)?;
+    let id = apigw::path_param(request, "id")?;
+    if !is_request_id(id) {
+        return Err(Error::not_found(format!("no request `{id}`")));
+    }
+    let body: DecisionBody = apigw::json_body(request)?;
+    let approve = match body.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => {
+            return Err(Error::invalid(
+                "decision",
+                "the decision must be `approve` or `deny`",
+            ));
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let decided = service::decide_by_principal(
+        &deps.ledger,
+        &deps.workflow,
+        &deps.catalog,
+        &caller,
+        id,
+        approve,
+        body.comment,
+        now,
+    )
+    .await?;
+    tracing::info!(request_id = %id, caller = %caller.arn, approve, status = %decided.status, "decision recorded");
+    Ok(apigw::json(200, &decided.view()))
 }
 
 /// Decodes an `application/x-www-form-urlencoded` body.
@@ -235,6 +291,55 @@ mod tests {
             post.body = Some(format!("{query}&decision=deny"));
             assert_eq!(handle(post, &deps).await.status_code, expected);
         }
+    }
+
+    fn signed_event(id: &str, caller: &str, body: &str) -> ApiGatewayProxyRequest {
+        let mut event = event("POST", id);
+        event.resource = Some(SIGNED_ROUTE.into());
+        event.request_context.identity.user_arn =
+            Some(format!("arn:aws:iam::123456789012:user/{caller}"));
+        event.body = Some(body.into());
+        event
+    }
+
+    fn json_of(response: &ApiGatewayProxyResponse) -> serde_json::Value {
+        serde_json::from_str(&text(response)).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn the_signed_route_decides_as_the_callers_approver_and_answers_json() {
+        let deps = deps();
+        let (id, _) = pending_with_link(&deps).await;
+        let approve = r#"{"decision": "approve", "comment": "ok"}"#;
+        for (caller, body, status, code) in [
+            ("alice", approve, 403, "Forbidden"),
+            ("mallory", approve, 403, "Forbidden"),
+            ("bob", r#"{"decision": "maybe"}"#, 400, "InvalidRequest"),
+            (
+                "bob",
+                r#"{"decision": "approve", "as": "carol"}"#,
+                400,
+                "InvalidRequest",
+            ),
+        ] {
+            let refused = handle(signed_event(&id, caller, body), &deps).await;
+            assert_eq!(refused.status_code, status, "{caller}: {}", text(&refused));
+            assert_eq!(json_of(&refused)["error"]["code"], code);
+        }
+        assert_eq!(deps.ledger.record(&id).unwrap().status, Status::Pending);
+
+        let done = handle(signed_event(&id, "bob", approve), &deps).await;
+        assert_eq!(done.status_code, 200, "{}", text(&done));
+        assert_eq!(json_of(&done)["status"], "APPROVED");
+        assert!(!text(&done).contains("tok"), "the token leaked");
+        let again = handle(signed_event(&id, "carol", r#"{"decision": "deny"}"#), &deps).await;
+        assert_eq!(again.status_code, 409);
+        assert_eq!(json_of(&again)["error"]["code"], "Conflict");
+        // An unsigned call never reaches the domain.
+        let mut unsigned = signed_event(&id, "bob", approve);
+        unsigned.request_context.identity.user_arn = None;
+        assert_eq!(handle(unsigned, &deps).await.status_code, 403);
+        assert_eq!(deps.workflow.completed.lock().unwrap().len(), 1);
     }
 
     #[test]

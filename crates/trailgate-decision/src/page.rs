@@ -78,7 +78,12 @@ fn context(request: &AccessRequest) -> String {
             if !context.lines.is_empty() {
                 out.push_str("<ul>");
                 for line in &context.lines {
-                    out.push_str(&format!("<li>{}</li>", escape(line)));
+                    let class = if is_warning(line) {
+                        " class=\"warn\""
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!("<li{class}>{}</li>", escape(line)));
                 }
                 out.push_str("</ul>");
             }
@@ -91,11 +96,60 @@ fn context(request: &AccessRequest) -> String {
     }
 }
 
-/// The confirm page: the request, the context, and the Approve/Deny form (POST).
+/// Context lines the reviewer must not miss: runbook findings marked `!` or `warning`.
+fn is_warning(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with('!') || line.to_ascii_lowercase().starts_with("warning")
+}
+
+/// Who decided what so far, with their comments.
+fn decisions(request: &AccessRequest) -> String {
+    if request.decisions.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Decisions</h2><ul>");
+    for (approver, decision) in &request.decisions {
+        let verb = if decision.approve {
+            "approved"
+        } else {
+            "denied"
+        };
+        let comment = decision
+            .comment
+            .as_deref()
+            .map(|c| format!(": “{}”", escape(c)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "<li><strong>{}</strong> {verb} at {}{comment}</li>",
+            escape(approver),
+            escape(&decision.at)
+        ));
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// The confirm page: the request, the context, and the Approve/Deny form (POST). Once the
+/// request is decided, or this approver has decided, it shows the outcome instead of a form.
 pub fn confirm(review: &Review, link: &LinkParams) -> String {
     let request = &review.request;
+    if request.status.is_decided() || request.decisions.contains_key(&review.approver_id) {
+        let outcome = request
+            .outcome
+            .as_deref()
+            .map(|o| format!(" ({})", escape(o)))
+            .unwrap_or_default();
+        let body = format!(
+            "<p class=\"outcome\">The request is <strong>{}</strong>{outcome}. There is nothing left for you to decide.</p>{}{}{}",
+            escape(request.status.as_str()),
+            decisions(request),
+            details(request, &review.entry_description),
+            context(request),
+        );
+        return layout("Already decided", &body);
+    }
     let body = format!(
-        "<p>You are deciding as <strong>{approver}</strong>. Opening this page changed nothing.</p>{details}{context}\
+        "<p>You are deciding as <strong>{approver}</strong>. Opening this page changed nothing.</p>{details}{context}{decisions}\
 <form method=\"post\"><input type=\"hidden\" name=\"a\" value=\"{a}\"><input type=\"hidden\" name=\"e\" value=\"{e}\">\
 <input type=\"hidden\" name=\"s\" value=\"{s}\"><label for=\"comment\">Comment (optional)</label>\
 <textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"500\"></textarea><br>\
@@ -105,6 +159,7 @@ pub fn confirm(review: &Review, link: &LinkParams) -> String {
         approver = escape(&review.approver_id),
         details = details(request, &review.entry_description),
         context = context(request),
+        decisions = decisions(request),
         a = escape(&link.approver_id),
         e = link.expires,
         s = escape(&link.signature),
@@ -126,10 +181,11 @@ pub fn outcome(request: &AccessRequest, approver_id: &str, approve: bool) -> Str
     layout(
         "Decision recorded",
         &format!(
-            "<p>{} {verb} request {}.</p><p>{}</p>",
+            "<p>{} {verb} request {}.</p><p class=\"outcome\">{}</p>{}",
             escape(approver_id),
             escape(&request.id),
-            escape(&status)
+            escape(&status),
+            decisions(request)
         ),
     )
 }
@@ -145,6 +201,7 @@ pub fn refusal(title: &str, reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trailgate_domain::request::ContextSummary;
 
     #[test]
     fn everything_is_escaped() {
@@ -154,5 +211,66 @@ mod tests {
         );
         let page = refusal("t", "<img src=x onerror=alert(1)>");
         assert!(!page.contains("<img"));
+    }
+
+    fn review_of(request: AccessRequest) -> Review {
+        Review {
+            request,
+            approver_id: "bob".into(),
+            entry_description: "<desc>".into(),
+        }
+    }
+
+    fn link() -> LinkParams {
+        LinkParams {
+            request_id: "r-1".into(),
+            approver_id: "bob\"><x".into(),
+            expires: 1,
+            signature: "ab".repeat(32),
+        }
+    }
+
+    #[test]
+    fn the_confirm_page_escapes_every_value_and_highlights_warnings() {
+        let mut request = trailgate_domain::testing::pending_request();
+        request.reason = "<script>alert(1)</script>".into();
+        request.ticket = Some("\"><img src=x onerror=alert(2)>".into());
+        request.context = Some(ContextSummary {
+            available: true,
+            summary: "<b>3 calls</b>".into(),
+            lines: vec!["! DeleteTrail <i>x</i>".into(), "ListBuckets".into()],
+        });
+        let page = confirm(&review_of(request), &link());
+        for raw in ["<script", "<img", "<i>", "<b>3", "<desc>", "bob\"><x"] {
+            assert!(!page.contains(raw), "`{raw}` is not escaped");
+        }
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("<li class=\"warn\">! DeleteTrail &lt;i&gt;x&lt;/i&gt;</li>"));
+        assert!(page.contains("<li>ListBuckets</li>"));
+        // No JavaScript needed: a plain form whose buttons post the decision.
+        assert!(page.contains("<form method=\"post\">"));
+        assert!(page.contains("name=\"decision\" value=\"approve\""));
+        assert!(page.contains("name=\"viewport\""));
+    }
+
+    #[test]
+    fn a_decided_request_shows_the_outcome_and_who_decided_instead_of_a_form() {
+        let mut request = trailgate_domain::testing::pending_request();
+        request.status = trailgate_domain::request::Status::Denied;
+        request.outcome = Some("denied by carol".into());
+        request.decisions.insert(
+            "carol".into(),
+            trailgate_domain::request::Decision {
+                approve: false,
+                at: "2026-11-21T10:00:00Z".into(),
+                comment: Some("<no>".into()),
+            },
+        );
+        let page = confirm(&review_of(request.clone()), &link());
+        assert!(!page.contains("<form"), "{page}");
+        assert!(page.contains("DENIED") && page.contains("denied by carol"));
+        assert!(page.contains("<strong>carol</strong> denied") && page.contains("&lt;no&gt;"));
+        let after = outcome(&request, "carol", false);
+        assert!(after.contains("carol denied request") && after.contains("denied by carol"));
     }
 }

@@ -148,6 +148,119 @@ pub fn denies_request(document: &str, request_id: &str) -> bool {
     })
 }
 
+/// The actions a target role's trust policy may allow, and only to the credentials function.
+pub const BROKER_ACTIONS: [&str; 3] = ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"];
+
+/// Checks the trust half of the grantable-role contract (DESIGN.md decision 1): every `Allow`
+/// in `trust_policy` names only `broker_role_arn` as principal, allows only [`BROKER_ACTIONS`],
+/// and the statement allowing `sts:AssumeRole` requires a source identity. `Deny` statements
+/// only narrow who may assume the role, so they are accepted as they are.
+///
+/// Returns the reason the policy fails, as a sentence for the `NotGrantable` message.
+pub fn check_trust_policy(trust_policy: &str, broker_role_arn: &str) -> Result<(), String> {
+    let document: Value = serde_json::from_str(trust_policy)
+        .map_err(|err| format!("its trust policy is not JSON: {err}"))?;
+    let statements = match document.get("Statement") {
+        Some(Value::Array(statements)) => statements.clone(),
+        Some(statement @ Value::Object(_)) => vec![statement.clone()],
+        _ => return Err("its trust policy has no statements".into()),
+    };
+    let mut allows_assume = false;
+    for (n, statement) in statements.iter().enumerate() {
+        let sid = statement.get("Sid").and_then(Value::as_str).map_or_else(
+            || format!("statement {n}"),
+            |sid| format!("statement `{sid}`"),
+        );
+        match statement.get("Effect").and_then(Value::as_str) {
+            Some("Deny") => continue,
+            Some("Allow") => {}
+            other => return Err(format!("{sid} has an unknown Effect {other:?}")),
+        }
+        // The inverted forms allow everyone but the listed principals or actions.
+        for inverted in ["NotPrincipal", "NotAction"] {
+            if statement.get(inverted).is_some() {
+                return Err(format!("{sid} uses `{inverted}`"));
+            }
+        }
+        let principals = statement
+            .get("Principal")
+            .ok_or_else(|| format!("{sid} has no Principal"))?;
+        let only_broker = principals.as_object().is_some_and(|map| {
+            map.len() == 1
+                && one_or_many(map.get("AWS")).is_some_and(|arns| arns == [broker_role_arn])
+        });
+        if !only_broker {
+            return Err(format!(
+                "{sid} trusts {principals}, not only the credentials function's role `{broker_role_arn}`"
+            ));
+        }
+        let actions = one_or_many(statement.get("Action"))
+            .ok_or_else(|| format!("{sid} has no Action list"))?;
+        if let Some(extra) = actions.iter().find(|action| {
+            !BROKER_ACTIONS
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(action))
+        }) {
+            return Err(format!(
+                "{sid} allows `{extra}`; only {} are allowed",
+                BROKER_ACTIONS.join(", ")
+            ));
+        }
+        if actions
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("sts:AssumeRole"))
+        {
+            if !requires_source_identity(statement) {
+                return Err(format!(
+                    "{sid} allows sts:AssumeRole without a condition requiring a source identity (e.g. `\"Null\": {{\"sts:SourceIdentity\": \"false\"}}`)"
+                ));
+            }
+            allows_assume = true;
+        }
+    }
+    if !allows_assume {
+        return Err(format!(
+            "its trust policy does not let the credentials function's role `{broker_role_arn}` assume it"
+        ));
+    }
+    Ok(())
+}
+
+/// A string or a list of strings, as IAM allows for principals and actions.
+fn one_or_many(value: Option<&Value>) -> Option<Vec<&str>> {
+    match value? {
+        Value::String(one) => Some(vec![one.as_str()]),
+        Value::Array(many) => many.iter().map(Value::as_str).collect(),
+        _ => None,
+    }
+}
+
+/// Whether a statement's condition makes `sts:SourceIdentity` mandatory: `Null` false, or a
+/// string comparison on it without `IfExists` (which would pass when it is absent).
+fn requires_source_identity(statement: &Value) -> bool {
+    let Some(conditions) = statement.get("Condition").and_then(Value::as_object) else {
+        return false;
+    };
+    conditions.iter().any(|(operator, keys)| {
+        let Some(value) = keys
+            .as_object()
+            .and_then(|keys| {
+                keys.iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case("sts:SourceIdentity"))
+            })
+            .map(|(_, value)| value)
+        else {
+            return false;
+        };
+        if operator == "Null" {
+            return value.as_str() == Some("false") || value == &Value::Bool(false);
+        }
+        operator.starts_with("String")
+            && !operator.ends_with("IfExists")
+            && !operator.starts_with("StringNot")
+    })
+}
+
 fn current_statements(current: Option<&str>) -> Result<Vec<Value>> {
     let Some(text) = current else {
         return Ok(Vec::new());
@@ -223,6 +336,102 @@ mod tests {
         assert!(added > 20 && added < 200, "{added}");
         assert!(document.unwrap().len() <= INLINE_POLICY_LIMIT);
         // Once they expire, the same role takes new revocations again.
+    }
+
+    const BROKER: &str = "arn:aws:iam::123456789012:role/trailgate-CredentialsFunctionRole-X";
+
+    fn trust(statement: Value) -> String {
+        json!({"Version": "2012-10-17", "Statement": [statement]}).to_string()
+    }
+
+    fn good_statement() -> Value {
+        json!({"Sid": "TrailgateBrokerOnly", "Effect": "Allow", "Principal": {"AWS": BROKER},
+               "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+               "Condition": {"Null": {"sts:SourceIdentity": "false", "aws:RequestTag/trailgate-request": "false"}}})
+    }
+
+    #[test]
+    fn a_trust_policy_naming_only_the_broker_with_a_source_identity_is_accepted() {
+        assert_eq!(check_trust_policy(&trust(good_statement()), BROKER), Ok(()));
+        let mut string_like = good_statement();
+        string_like["Condition"] = json!({"StringLike": {"sts:SourceIdentity": "*"}});
+        assert_eq!(check_trust_policy(&trust(string_like), BROKER), Ok(()));
+        // A deny only narrows who may assume the role.
+        let with_deny = json!({"Version": "2012-10-17", "Statement": [good_statement(),
+            {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole",
+             "Condition": {"StringEquals": {"sts:SourceIdentity": "mallory"}}}]})
+        .to_string();
+        assert_eq!(check_trust_policy(&with_deny, BROKER), Ok(()));
+    }
+
+    #[test]
+    fn bad_trust_policies_are_refused_with_the_reason() {
+        let edit = |f: &dyn Fn(&mut Value)| {
+            let mut statement = good_statement();
+            f(&mut statement);
+            trust(statement)
+        };
+        let cases: Vec<(String, &str)> = vec![
+            ("not json".into(), "not JSON"),
+            (
+                json!({"Version": "2012-10-17"}).to_string(),
+                "no statements",
+            ),
+            (
+                edit(&|s| s["Principal"] = json!({"AWS": "arn:aws:iam::123456789012:root"})),
+                "not only the credentials",
+            ),
+            (
+                edit(&|s| {
+                    s["Principal"] = json!({"AWS": [BROKER, "arn:aws:iam::123456789012:user/eve"]})
+                }),
+                "not only the credentials",
+            ),
+            (
+                edit(&|s| s["Principal"] = json!("*")),
+                "not only the credentials",
+            ),
+            (
+                edit(&|s| s["Principal"] = json!({"AWS": BROKER, "Service": "ec2.amazonaws.com"})),
+                "not only the credentials",
+            ),
+            (edit(&|s| s["Action"] = json!("sts:*")), "allows `sts:*`"),
+            (
+                edit(&|s| s["Action"] = json!(["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"])),
+                "allows `sts:AssumeRoleWithWebIdentity`",
+            ),
+            (
+                edit(&|s| {
+                    s.as_object_mut().unwrap().remove("Condition");
+                }),
+                "without a condition",
+            ),
+            (
+                edit(&|s| {
+                    s["Condition"] = json!({"StringLikeIfExists": {"sts:SourceIdentity": "*"}})
+                }),
+                "without a condition",
+            ),
+            (
+                edit(&|s| s["Condition"] = json!({"Null": {"sts:SourceIdentity": "true"}})),
+                "without a condition",
+            ),
+            (
+                edit(&|s| s["Action"] = json!("sts:TagSession")),
+                "does not let",
+            ),
+            (
+                edit(&|s| {
+                    s.as_object_mut().unwrap().remove("Principal");
+                    s["NotPrincipal"] = json!({"AWS": BROKER});
+                }),
+                "`NotPrincipal`",
+            ),
+        ];
+        for (policy, expect) in cases {
+            let err = check_trust_policy(&policy, BROKER).expect_err(&policy);
+            assert!(err.contains(expect), "{policy}: {err}");
+        }
     }
 
     #[test]

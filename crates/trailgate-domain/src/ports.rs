@@ -6,7 +6,7 @@
 
 use crate::error::Result;
 use crate::ledger::{Change, Event};
-use crate::request::AccessRequest;
+use crate::request::{AccessRequest, Status};
 use std::future::Future;
 
 /// The DynamoDB ledger.
@@ -19,6 +19,13 @@ pub trait Ledger: Send + Sync {
     fn active_expiring_before(
         &self,
         before: &str,
+    ) -> impl Future<Output = Result<Vec<AccessRequest>>> + Send;
+    /// Requests in `status` whose `expires_at` is after `after` (RFC 3339): for the reconciler,
+    /// revoked grants whose deny statement is still needed.
+    fn expiring_after(
+        &self,
+        status: Status,
+        after: &str,
     ) -> impl Future<Output = Result<Vec<AccessRequest>>> + Send;
 }
 
@@ -117,4 +124,7 @@ pub trait Roles: Send + Sync {
         role_name: &str,
         policy_name: &str,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Waits `delay` before the next read-back. IAM is eventually consistent, and the domain
+    /// has no timer of its own, so the adapter that talks to IAM owns the sleeping.
+    fn pause(&self, delay: std::time::Duration) -> impl Future<Output = ()> + Send;
 }

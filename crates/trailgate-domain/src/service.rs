@@ -412,8 +412,7 @@ pub async fn review<L: Ledger>(
     })
 }
 
-/// Records one approver's decision. When it decides the request (the first deny, or the
-/// quorum-th approval) the waiting execution is told. Returns the request as it now stands.
+/// Records the decision of the approver a verified link names. See [`decide_as`].
 pub async fn decide<L: Ledger, W: Workflow>(
     ledger: &L,
     workflow: &W,
@@ -424,15 +423,92 @@ pub async fn decide<L: Ledger, W: Workflow>(
     comment: Option<String>,
     now: OffsetDateTime,
 ) -> Result<AccessRequest> {
+    // The link is verified once: the content hash it is bound to never changes after intake,
+    // and `decide_as` re-checks everything a decision can change on every attempt.
+    let review = review(ledger, catalog, key, link, now).await?;
+    decide_as(
+        ledger,
+        workflow,
+        catalog,
+        &link.request_id,
+        &review.approver_id,
+        approve,
+        comment,
+        now,
+    )
+    .await
+}
+
+/// Records the decision of a SigV4-signed caller (`jitctl approve|deny`): the caller's ARN must
+/// be one of the entry's approvers and must not be the requester. See [`decide_as`].
+pub async fn decide_by_principal<L: Ledger, W: Workflow>(
+    ledger: &L,
+    workflow: &W,
+    catalog: &Catalog,
+    caller: &Caller,
+    id: &str,
+    approve: bool,
+    comment: Option<String>,
+    now: OffsetDateTime,
+) -> Result<AccessRequest> {
+    let request = load(ledger, id).await?;
+    if request.requester == caller.arn {
+        return Err(Error::forbidden("you cannot approve your own request"));
+    }
+    let entry = entry_of(catalog, &request)?;
+    let approver = entry
+        .approvers
+        .iter()
+        .find(|approver| approver.arn == caller.arn)
+        .ok_or_else(|| {
+            Error::forbidden(format!(
+                "`{}` is not an approver of catalog entry `{}`",
+                caller.arn, entry.id
+            ))
+        })?;
+    decide_as(
+        ledger,
+        workflow,
+        catalog,
+        id,
+        &approver.id,
+        approve,
+        comment,
+        now,
+    )
+    .await
+}
+
+/// Records one approver's decision: the core shared by the link and the signed-principal paths,
+/// so both obey the same rules. When it decides the request (the first deny, or the
+/// quorum-th approval) the waiting execution is told. Returns the request as it now stands.
+#[allow(clippy::too_many_arguments)]
+pub async fn decide_as<L: Ledger, W: Workflow>(
+    ledger: &L,
+    workflow: &W,
+    catalog: &Catalog,
+    id: &str,
+    approver_id: &str,
+    approve: bool,
+    comment: Option<String>,
+    now: OffsetDateTime,
+) -> Result<AccessRequest> {
     let comment = comment
         .map(|c| c.trim().chars().take(500).collect::<String>())
         .filter(|c| !c.is_empty());
     let decided = with_retry(|| {
         let comment = comment.clone();
         async move {
-            let review = review(ledger, catalog, key, link, now).await?;
-            let current = review.request;
-            if let Some(previous) = current.decisions.get(&review.approver_id) {
+            let current = load(ledger, id).await?;
+            let entry = entry_of(catalog, &current)?;
+            // Re-checked on every attempt: the catalog is per cold start, the request is not.
+            let approver = entry
+                .approver(approver_id)
+                .ok_or_else(|| Error::forbidden("you are no longer an approver for this role"))?;
+            if approver.arn == current.requester {
+                return Err(Error::forbidden("you cannot approve your own request"));
+            }
+            if let Some(previous) = current.decisions.get(approver_id) {
                 return Err(Error::conflict(format!(
                     "you already {} this request at {}",
                     if previous.approve {
@@ -454,10 +530,23 @@ pub async fn decide<L: Ledger, W: Workflow>(
                         .unwrap_or_default()
                 )));
             }
-            let entry = entry_of(catalog, &current)?;
+            // A link cannot outlive the window, but a signed caller has no link: the window is
+            // enforced here for both, so a decision never lands after the execution gave up.
+            if parse_utc(&current.approval_expires_at)? <= now {
+                return Err(Error::conflict(
+                    "the approval window has closed; the request is expiring",
+                ));
+            }
+            // Before the approval step stored the token nobody has been asked yet, and a
+            // decision could not be handed to the execution.
+            if current.task_token.is_none() {
+                return Err(Error::conflict(
+                    "the request is not open for approval yet; try again in a moment",
+                ));
+            }
             let mut next = current.clone();
             next.decisions.insert(
-                review.approver_id.clone(),
+                approver_id.to_owned(),
                 Decision {
                     approve,
                     at: format_utc(now),
@@ -467,7 +556,7 @@ pub async fn decide<L: Ledger, W: Workflow>(
             let action = if approve { "Approved" } else { "Denied" };
             if !approve {
                 next.status = Status::Denied;
-                next.outcome = Some(format!("denied by {}", review.approver_id));
+                next.outcome = Some(format!("denied by {approver_id}"));
             } else if next.approvals() >= entry.quorum as usize {
                 next.status = Status::Approved;
                 let approvers: Vec<&str> = next
@@ -478,7 +567,7 @@ pub async fn decide<L: Ledger, W: Workflow>(
                     .collect();
                 next.outcome = Some(format!("approved by {}", approvers.join(", ")));
             }
-            let actor = format!("approver:{}", review.approver_id);
+            let actor = format!("approver:{approver_id}");
             commit(
                 ledger,
                 change(Some(&current), next, &actor, action, None, now)?,
@@ -506,11 +595,14 @@ pub async fn decide<L: Ledger, W: Workflow>(
 
 /// Checks that the request's role is one trailgate may grant, and marks the request ACTIVE.
 /// Idempotent: a retried call on an ACTIVE request returns the same expiry.
+/// `broker_role_arn` is the credentials function's role, the only principal the target
+/// role may trust.
 pub async fn activate<L: Ledger, R: Roles>(
     ledger: &L,
     roles: &R,
     catalog: &Catalog,
     own_role_prefix: &str,
+    broker_role_arn: &str,
     id: &str,
     now: OffsetDateTime,
 ) -> Result<String> {
@@ -532,7 +624,7 @@ pub async fn activate<L: Ledger, R: Roles>(
             "the catalog entry now points at another role",
         ));
     }
-    check_grantable(roles, &current.role_arn, own_role_prefix).await?;
+    check_grantable(roles, &current.role_arn, own_role_prefix, broker_role_arn).await?;
     with_retry(|| async {
         let current = load(ledger, id).await?;
         if current.status == Status::Active {
@@ -562,12 +654,14 @@ pub async fn activate<L: Ledger, R: Roles>(
     .await
 }
 
-/// The grantable-role contract: the role exists, carries `trailgate:managed=true`, and is not
-/// one of trailgate's own roles.
+/// The grantable-role contract: the role exists, carries `trailgate:managed=true`, is not
+/// one of trailgate's own roles, and its trust policy lets only the credentials function's role
+/// (`broker_role_arn`) assume it, with a source identity ([`policy::check_trust_policy`]).
 pub async fn check_grantable<R: Roles>(
     roles: &R,
     role_arn: &str,
     own_role_prefix: &str,
+    broker_role_arn: &str,
 ) -> Result<()> {
     let name = role_name(role_arn)
         .ok_or_else(|| Error::not_grantable(format!("`{role_arn}` is not a role ARN")))?;
@@ -589,6 +683,11 @@ pub async fn check_grantable<R: Roles>(
             "role `{role_arn}` is not tagged `{MANAGED_TAG}=true`"
         )));
     }
+    policy::check_trust_policy(&info.trust_policy, broker_role_arn).map_err(|reason| {
+        Error::not_grantable(format!(
+            "role `{role_arn}` breaks the trust contract: {reason}"
+        ))
+    })?;
     Ok(())
 }
 
@@ -690,6 +789,8 @@ pub fn session_name(request: &AccessRequest) -> String {
 
 /// Margin past `expires_at` before a deny statement may be collected, for clock skew.
 const GC_MARGIN: Duration = Duration::minutes(5);
+/// How far back the reconciler looks for ended grants whose roles may hold expired statements.
+const GC_LOOKBACK: Duration = Duration::days(1);
 
 /// Ends a grant: the per-request deny on the target role (read back to verify), then REVOKED.
 /// Idempotent, and a no-op for requests that never got access.
@@ -720,7 +821,9 @@ pub async fn revoke<L: Ledger, R: Roles>(
         next.status = Status::Revoked;
         next.revoked_at = Some(format_utc(now));
         next.outcome = Some(if current.status == Status::Approved {
-            format!("never activated: {reason}")
+            // Only the Activate step's Catch revokes an APPROVED request, and the state machine
+            // passes its usual reason there; the event detail keeps that reason.
+            "never activated: the grant step failed".to_owned()
         } else {
             format!("revoked: {reason}")
         });
@@ -741,11 +844,46 @@ pub async fn revoke<L: Ledger, R: Roles>(
     .await
 }
 
+/// Ends a grant before its expiry, at the request of its requester or one of its entry's
+/// approvers (`POST /requests/{id}/revoke`). It does exactly what the timer's revoke does, so
+/// the later timer revoke finds the deny in place and changes nothing; it touches no other
+/// request's deny statement on the role.
+pub async fn revoke_early<L: Ledger, R: Roles>(
+    ledger: &L,
+    roles: &R,
+    catalog: &Catalog,
+    caller: &Caller,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<AccessRequest> {
+    // Same visibility rule as `show`: others get the answer a missing request gets.
+    let current = show(ledger, catalog, caller, id).await?;
+    if !matches!(
+        current.status,
+        Status::Approved | Status::Active | Status::Revoked | Status::Audited
+    ) {
+        return Err(Error::conflict(format!(
+            "the request is {}: only a granted request can be revoked",
+            current.status
+        )));
+    }
+    let who = if current.requester == caller.arn {
+        "the requester"
+    } else {
+        "an approver"
+    };
+    let reason = format!("revoked early by {who} ({})", caller.arn);
+    revoke(ledger, roles, id, &reason, now).await?;
+    load(ledger, id).await
+}
+
+/// Puts the request's deny on its role unless it is already there, and waits until IAM shows
+/// it. Returns whether it had to write.
 async fn apply_deny<R: Roles>(
     roles: &R,
     request: &AccessRequest,
     now: OffsetDateTime,
-) -> Result<()> {
+) -> Result<bool> {
     let name = role_name(&request.role_arn)
         .ok_or_else(|| Error::internal(format!("`{}` is not a role ARN", request.role_arn)))?;
     let expires_at = parse_utc(request.expires_at.as_deref().unwrap_or_default())?;
@@ -755,7 +893,7 @@ async fn apply_deny<R: Roles>(
         .as_deref()
         .is_some_and(|doc| policy::denies_request(doc, &request.id))
     {
-        return Ok(());
+        return Ok(false);
     }
     let document = policy::add_revocation(
         current.as_deref(),
@@ -766,18 +904,42 @@ async fn apply_deny<R: Roles>(
     roles
         .put_inline_policy(name, REVOCATIONS_POLICY_NAME, &document)
         .await?;
-    // Read back: report success only once IAM returns the deny (eventual consistency).
-    let read_back = roles.inline_policy(name, REVOCATIONS_POLICY_NAME).await?;
-    if !read_back
-        .as_deref()
-        .is_some_and(|doc| policy::denies_request(doc, &request.id))
-    {
-        return Err(Error::retryable(format!(
-            "the deny for {} is not visible on `{name}` yet",
-            request.id
-        )));
+    wait_until_visible(roles, name, &request.id).await?;
+    Ok(true)
+}
+
+/// How long a revoke waits for IAM to show its deny before it reports failure, and the
+/// pauses between read-backs (doubling). IAM changes usually show within a second or two but
+/// "might take a few minutes" (IAM user guide), so the bound is a step's budget, not a promise:
+/// past it the step fails `Retryable` and the state machine (or the reconciler) tries again.
+pub const VISIBILITY_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads the revocations policy back until it denies `request_id`, pausing with backoff, for
+/// at most [`VISIBILITY_BOUND`] of pauses. Success is reported only once IAM returns the deny.
+async fn wait_until_visible<R: Roles>(roles: &R, role: &str, request_id: &str) -> Result<()> {
+    let mut waited = std::time::Duration::ZERO;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let read_back = roles.inline_policy(role, REVOCATIONS_POLICY_NAME).await?;
+        if read_back
+            .as_deref()
+            .is_some_and(|doc| policy::denies_request(doc, request_id))
+        {
+            return Ok(());
+        }
+        if waited >= VISIBILITY_BOUND {
+            return Err(Error::retryable(format!(
+                "the deny for {request_id} is not visible on `{role}` after {}s",
+                waited.as_secs()
+            )));
+        }
+        let this_pause = pause.min(VISIBILITY_BOUND - waited);
+        roles.pause(this_pause).await;
+        waited += this_pause;
+        pause = (pause * 2).min(LONGEST_PAUSE);
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -828,42 +990,127 @@ pub async fn audit<L: Ledger>(
 /// What one reconciler run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReconcileReport {
+    /// ACTIVE grants past expiry that it revoked.
     pub revoked: Vec<String>,
+    /// REVOKED or AUDITED requests whose deny was missing (a failed or lost write) and is back.
+    pub reapplied: Vec<String>,
+    /// Roles whose expired deny statements it removed.
+    pub collected: Vec<String>,
+    /// (request id or role name, error) for anything it could not do; the next run retries.
     pub failed: Vec<(String, String)>,
 }
 
-/// Revokes every ACTIVE grant past its expiry: the backstop for a stopped execution or a
-/// replaced state machine. Any grant it has to revoke is reported on the alerts topic, because
-/// it means the state machine did not.
+impl ReconcileReport {
+    /// Whether the run found something the state machine should have done.
+    pub fn found_anything(&self) -> bool {
+        !self.revoked.is_empty() || !self.reapplied.is_empty() || !self.failed.is_empty()
+    }
+}
+
+/// The reconciler: the backstop for a stopped execution, a deleted or replaced state machine,
+/// a revoke whose retries ran out, or a deny lost to a concurrent write. It
+/// 1. revokes every ACTIVE grant past its expiry,
+/// 2. re-applies the deny of every REVOKED or AUDITED request whose deny is still needed
+///    (`expires_at` + the collection margin is in the future),
+/// 3. collects expired deny statements on the roles it looked at.
+///
+/// Every step is idempotent and reads before it writes, so it is safe to run while executions
+/// revoke. IAM has no conditional write, so a revoke racing this run's collection on the same
+/// role could lose its statement; collection therefore runs before the re-apply step, and the
+/// revoke itself reads its deny back, so a lost statement is re-applied by this run or the next.
+/// Anything it has to do is reported on the alerts topic: it means the state machine did not.
 pub async fn reconcile<L: Ledger, R: Roles, N: Notifier>(
     ledger: &L,
     roles: &R,
     notifier: &N,
     now: OffsetDateTime,
 ) -> Result<ReconcileReport> {
-    let overdue = ledger.active_expiring_before(&format_utc(now)).await?;
     let mut report = ReconcileReport::default();
-    for request in overdue {
-        match revoke(ledger, roles, &request.id, "past expiry (reconciler)", now).await {
-            Ok(_) => report.revoked.push(request.id),
-            Err(err) => report.failed.push((request.id, err.message)),
+    let overdue = ledger.active_expiring_before(&format_utc(now)).await?;
+    // Requests that ended within the look-back put their roles on the collection round even
+    // once their own deny is no longer needed, so the last statements on a role go too.
+    let looked_back = format_utc(now - GC_MARGIN - GC_LOOKBACK);
+    let mut ended = ledger.expiring_after(Status::Revoked, &looked_back).await?;
+    ended.extend(ledger.expiring_after(Status::Audited, &looked_back).await?);
+    let still_needed_after = now - GC_MARGIN;
+    let revoked: Vec<&AccessRequest> = ended
+        .iter()
+        .filter(|request| {
+            request
+                .expires_at
+                .as_deref()
+                .and_then(|e| parse_utc(e).ok())
+                .is_some_and(|e| e > still_needed_after)
+        })
+        .collect();
+
+    let mut touched: Vec<&str> = overdue
+        .iter()
+        .chain(&ended)
+        .filter_map(|request| role_name(&request.role_arn))
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    for role in touched {
+        match collect_role(roles, role, now).await {
+            Ok(true) => report.collected.push(role.to_owned()),
+            Ok(false) => {}
+            Err(err) => report.failed.push((role.to_owned(), err.message)),
         }
     }
-    if !report.revoked.is_empty() || !report.failed.is_empty() {
+
+    for request in &overdue {
+        match revoke(ledger, roles, &request.id, "past expiry (reconciler)", now).await {
+            Ok(_) => report.revoked.push(request.id.clone()),
+            Err(err) => report.failed.push((request.id.clone(), err.message)),
+        }
+    }
+    for request in revoked {
+        match apply_deny(roles, request, now).await {
+            Ok(true) => report.reapplied.push(request.id.clone()),
+            Ok(false) => {}
+            Err(err) => report.failed.push((request.id.clone(), err.message)),
+        }
+    }
+
+    if report.found_anything() {
         let message = format!(
-            "The reconciler found grants still ACTIVE past their expiry.\nRevoked: {:?}\nFailed (will retry): {:?}\n",
-            report.revoked, report.failed
+            "The reconciler found grants the state machine did not end.\nRevoked (ACTIVE past expiry): {:?}\nDeny re-applied: {:?}\nFailed (will retry): {:?}\n",
+            report.revoked, report.reapplied, report.failed
         );
         notifier
             .publish(
                 Topic::Alerts,
-                "trailgate: overdue grants found by the reconciler",
+                "trailgate: reconciler revoked overdue grants",
                 &message,
                 None,
             )
             .await?;
     }
     Ok(report)
+}
+
+/// Removes the expired deny statements of one role's revocations policy. Returns whether it
+/// wrote.
+async fn collect_role<R: Roles>(roles: &R, role: &str, now: OffsetDateTime) -> Result<bool> {
+    let Some(current) = roles.inline_policy(role, REVOCATIONS_POLICY_NAME).await? else {
+        return Ok(false);
+    };
+    match policy::collect_garbage(&current, now.unix_timestamp())? {
+        None => Ok(false),
+        Some(None) => {
+            roles
+                .delete_inline_policy(role, REVOCATIONS_POLICY_NAME)
+                .await?;
+            Ok(true)
+        }
+        Some(Some(smaller)) => {
+            roles
+                .put_inline_policy(role, REVOCATIONS_POLICY_NAME, &smaller)
+                .await?;
+            Ok(true)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -336,6 +336,205 @@ fn expiry_closes_a_pending_request_and_leaves_decided_ones_alone() {
     );
 }
 
+fn quorum_two_catalog() -> Catalog {
+    Catalog::load(
+        &sample_catalog_json().replace("\"quorum\": 1", "\"quorum\": 2"),
+        "trailgate-",
+    )
+    .unwrap()
+}
+
+fn user(name: &str) -> Caller {
+    Caller {
+        arn: format!("arn:aws:iam::123456789012:user/{name}"),
+    }
+}
+
+#[test]
+fn signed_callers_decide_by_their_arn_under_the_same_rules() {
+    let (ledger, _, id) = awaiting_approval();
+    let workflow = MemoryWorkflow::default();
+    let by = |caller: Caller, approve: bool| {
+        block_on(decide_by_principal(
+            &ledger,
+            &workflow,
+            &catalog(),
+            &caller,
+            &id,
+            approve,
+            None,
+            now(),
+        ))
+    };
+    let own = by(alice(), true).unwrap_err();
+    assert_eq!(
+        (own.kind, own.message.as_str()),
+        (ErrorKind::Forbidden, "you cannot approve your own request")
+    );
+    let stranger = by(user("mallory"), true).unwrap_err();
+    assert_eq!(stranger.kind, ErrorKind::Forbidden, "{stranger}");
+    let missing = block_on(decide_by_principal(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &user("bob"),
+        "r-zzzzzzzzzzzzzzzzzzzzzzzzzz",
+        true,
+        None,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound);
+    assert_eq!(
+        ledger.event_actions(&id).len(),
+        2,
+        "a refusal wrote an event"
+    );
+
+    let decided = by(user("bob"), true).unwrap();
+    assert_eq!(
+        (decided.status, decided.outcome.as_deref()),
+        (Status::Approved, Some("approved by bob"))
+    );
+    // The same approver through the link path, and the other approver, are now conflicts.
+    let again = block_on(decide(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &key(),
+        &link_for(&ledger, &id, "bob"),
+        true,
+        None,
+        now(),
+    ))
+    .unwrap_err();
+    assert!(again.message.starts_with("you already approved"), "{again}");
+    assert_eq!(
+        by(user("carol"), false).unwrap_err().kind,
+        ErrorKind::Conflict
+    );
+    assert_eq!(workflow.completed.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_quorum_of_two_needs_both_and_a_deny_after_one_approval_ends_it() {
+    let catalog = quorum_two_catalog();
+    for second_approves in [true, false] {
+        let (ledger, _, id) = awaiting_approval();
+        let workflow = MemoryWorkflow::default();
+        let first = block_on(decide(
+            &ledger,
+            &workflow,
+            &catalog,
+            &key(),
+            &link_for(&ledger, &id, "bob"),
+            true,
+            None,
+            now(),
+        ))
+        .unwrap();
+        assert_eq!((first.status, first.outcome), (Status::Pending, None));
+        assert!(workflow.completed.lock().unwrap().is_empty());
+        let second = block_on(decide_by_principal(
+            &ledger,
+            &workflow,
+            &catalog,
+            &user("carol"),
+            &id,
+            second_approves,
+            None,
+            now(),
+        ))
+        .unwrap();
+        let (status, outcome, output) = if second_approves {
+            (Status::Approved, "approved by bob, carol", "APPROVED")
+        } else {
+            (Status::Denied, "denied by carol", "DENIED")
+        };
+        assert_eq!(
+            (second.status, second.outcome.as_deref()),
+            (status, Some(outcome))
+        );
+        assert_eq!(
+            workflow.completed.lock().unwrap().as_slice(),
+            [("token-1".to_owned(), json!({"outcome": output}))]
+        );
+    }
+}
+
+#[test]
+fn no_decision_lands_before_the_token_is_stored_or_after_the_window() {
+    let ledger = MemoryLedger::default();
+    let id = seed(&ledger, pending_request()).id;
+    let workflow = MemoryWorkflow::default();
+    let early = block_on(decide_by_principal(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &user("bob"),
+        &id,
+        true,
+        None,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(early.kind, ErrorKind::Conflict, "{early}");
+
+    let (ledger, _, id) = awaiting_approval();
+    let closed = parse_utc(&ledger.record(&id).unwrap().approval_expires_at).unwrap();
+    let late = block_on(decide_by_principal(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &user("bob"),
+        &id,
+        true,
+        None,
+        closed,
+    ))
+    .unwrap_err();
+    assert_eq!(late.kind, ErrorKind::Conflict, "{late}");
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Pending);
+    assert!(workflow.completed.lock().unwrap().is_empty());
+}
+
+#[test]
+fn the_approval_email_is_plain_text_with_everything_an_approver_needs() {
+    let mut request = pending_request();
+    request.ticket = Some("OPS-42".into());
+    request.reason = "fix prod <b>now</b>".into();
+    request.context = Some(ContextSummary {
+        available: true,
+        summary: "40 calls in the last 24 h".into(),
+        lines: (1..=40).map(|n| format!("event {n}")).collect(),
+    });
+    let entry = catalog().entry("sandbox-admin").unwrap().clone();
+    let (subject, body) = approval_message(&request, &entry, "https://x/v1/decisions/r-1?a=bob");
+    assert_eq!(subject, "trailgate: alice requests sandbox-admin for PT2H");
+    for needle in [
+        "Reason:    fix prod <b>now</b>",
+        "Ticket:    OPS-42",
+        "Duration:  PT2H",
+        &request.role_arn,
+        "https://x/v1/decisions/r-1?a=bob",
+    ] {
+        assert!(body.contains(needle), "no `{needle}` in\n{body}");
+    }
+    let context: Vec<&str> = body
+        .lines()
+        .skip_while(|l| !l.starts_with("What the requester has been doing"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(context.len(), 20, "{context:?}");
+    assert_eq!(context[0], "  40 calls in the last 24 h");
+    assert!(!body.contains("event 20\n"));
+    // Subjects stay printable ASCII under SNS's 100 characters, whatever the requester is called.
+    request.requester_identity = format!("ä\n{}", "x".repeat(200));
+    let (subject, _) = approval_message(&request, &entry, "u");
+    assert!(subject.len() < 100 && subject.chars().all(|c| c.is_ascii_graphic() || c == ' '));
+}
+
 fn approved() -> (MemoryLedger, String) {
     let (ledger, _, id) = awaiting_approval();
     block_on(decide(
@@ -362,6 +561,7 @@ fn activation_requires_a_managed_role_and_is_idempotent() {
         &unmanaged,
         &catalog(),
         "trailgate-",
+        BROKER_ROLE,
         &id,
         now(),
     ))
@@ -375,6 +575,7 @@ fn activation_requires_a_managed_role_and_is_idempotent() {
         &roles,
         &catalog(),
         "trailgate-",
+        BROKER_ROLE,
         &id,
         now(),
     ))
@@ -387,6 +588,7 @@ fn activation_requires_a_managed_role_and_is_idempotent() {
             &roles,
             &catalog(),
             "trailgate-",
+            BROKER_ROLE,
             &id,
             later
         ))
@@ -404,6 +606,7 @@ fn active() -> (MemoryLedger, MemoryRoles, String) {
         &roles,
         &catalog(),
         "trailgate-",
+        BROKER_ROLE,
         &id,
         now(),
     ))
@@ -575,4 +778,297 @@ fn the_audit_verifies_the_chain_and_records_the_report() {
         ]
     );
     assert_eq!(ledger.record(&id).unwrap().status, Status::Audited);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 5: the trust contract at grant, early revoke, bounded read-back, the reconciler.
+
+#[test]
+fn activation_refuses_a_role_whose_trust_breaks_the_contract() {
+    let (ledger, id) = approved();
+    let roles = MemoryRoles::with_sample_role();
+    let open_trust = broker_trust_policy().replace(BROKER_ROLE, "arn:aws:iam::123456789012:root");
+    roles.set_trust("sample-target-trailgate", &open_trust);
+    let err = block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        "trailgate-",
+        BROKER_ROLE,
+        &id,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotGrantable);
+    assert!(err.message.contains("trust contract"), "{err}");
+    // The broker named in the trust policy must be this deployment's credentials role.
+    roles.set_trust("sample-target-trailgate", &broker_trust_policy());
+    let other_broker = "arn:aws:iam::123456789012:role/someone-else";
+    let err = block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        "trailgate-",
+        other_broker,
+        &id,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotGrantable);
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
+    assert!(
+        block_on(activate(
+            &ledger,
+            &roles,
+            &catalog(),
+            "trailgate-",
+            BROKER_ROLE,
+            &id,
+            now()
+        ))
+        .is_ok()
+    );
+}
+
+/// A second ACTIVE request from alice on the same role, activated at `now()`.
+fn second_active(ledger: &MemoryLedger, roles: &MemoryRoles) -> String {
+    let mut request = pending_request();
+    request.id = "r-bbbbbbbbbbbbbbbbbbbbbbbbbb".into();
+    request.status = Status::Approved;
+    let id = seed(ledger, request).id;
+    block_on(activate(
+        ledger,
+        roles,
+        &catalog(),
+        "trailgate-",
+        BROKER_ROLE,
+        &id,
+        now(),
+    ))
+    .unwrap();
+    id
+}
+
+#[test]
+fn early_revoke_ends_one_grant_and_leaves_an_overlapping_one_alone() {
+    let (ledger, roles, first) = active();
+    let second = second_active(&ledger, &roles);
+    let mallory = Caller {
+        arn: "arn:aws:iam::123456789012:user/mallory".into(),
+    };
+    let err = block_on(revoke_early(
+        &ledger,
+        &roles,
+        &catalog(),
+        &mallory,
+        &first,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(
+        roles
+            .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+            .is_none()
+    );
+
+    let bob = Caller {
+        arn: "arn:aws:iam::123456789012:user/bob".into(),
+    };
+    let soon = now() + Duration::minutes(10);
+    let revoked = block_on(revoke_early(
+        &ledger,
+        &roles,
+        &catalog(),
+        &bob,
+        &first,
+        soon,
+    ))
+    .unwrap();
+    assert_eq!(revoked.status, Status::Revoked);
+    assert!(revoked.outcome.unwrap().contains("an approver"));
+    let document = roles
+        .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+        .unwrap();
+    assert!(policy::denies_request(&document, &first));
+    assert!(!policy::denies_request(&document, &second), "{document}");
+    // The overlapping grant still gets credentials.
+    block_on(vend(
+        &ledger,
+        &MemoryIssuer::default(),
+        &alice(),
+        &second,
+        soon,
+    ))
+    .unwrap();
+    assert_eq!(
+        block_on(vend(
+            &ledger,
+            &MemoryIssuer::default(),
+            &alice(),
+            &first,
+            soon
+        ))
+        .unwrap_err()
+        .kind,
+        ErrorKind::Conflict
+    );
+    // The timer's revoke later is a no-op: no second event, the deny stays as it is.
+    let writes = *roles.writes.lock().unwrap();
+    block_on(revoke(
+        &ledger,
+        &roles,
+        &first,
+        "expired",
+        now() + Duration::hours(2),
+    ))
+    .unwrap();
+    assert_eq!(*roles.writes.lock().unwrap(), writes);
+    assert_eq!(
+        ledger
+            .event_actions(&first)
+            .iter()
+            .filter(|a| *a == "Revoked")
+            .count(),
+        1
+    );
+    // Requester may revoke too; a request never granted cannot be.
+    block_on(revoke_early(
+        &ledger,
+        &roles,
+        &catalog(),
+        &alice(),
+        &second,
+        soon,
+    ))
+    .unwrap();
+    let (pending_ledger, _, pending) = awaiting_approval();
+    let err = block_on(revoke_early(
+        &pending_ledger,
+        &roles,
+        &catalog(),
+        &alice(),
+        &pending,
+        soon,
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+}
+
+#[test]
+fn revoke_waits_boundedly_for_iam_to_show_the_deny() {
+    // Visible after three stale reads: success, after three growing pauses.
+    let (ledger, roles, id) = active();
+    *roles.stale_reads.lock().unwrap() = 3;
+    assert_eq!(
+        block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(),
+        Status::Revoked
+    );
+    let pauses = roles.pauses.lock().unwrap().clone();
+    assert_eq!(pauses.len(), 3);
+    assert!(pauses.windows(2).all(|w| w[0] < w[1]), "{pauses:?}");
+
+    // Never visible: fails Retryable once the pauses reach the bound, and stays ACTIVE.
+    let (ledger, roles, id) = active();
+    *roles.stale_reads.lock().unwrap() = u32::MAX;
+    let err = block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable);
+    assert!(err.message.contains("not visible"), "{err}");
+    let waited: std::time::Duration = roles.pauses.lock().unwrap().iter().sum();
+    assert_eq!(waited, VISIBILITY_BOUND);
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Active);
+}
+
+#[test]
+fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
+    let (ledger, roles, first) = active();
+    let second = second_active(&ledger, &roles);
+    block_on(revoke(&ledger, &roles, &first, "expired", now())).unwrap();
+    block_on(revoke(&ledger, &roles, &second, "expired", now())).unwrap();
+    // Someone (or a lost concurrent write) removes the deny policy while it is still needed.
+    block_on(roles.delete_inline_policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME))
+        .unwrap();
+    let notifier = MemoryNotifier::default();
+    let at = now() + Duration::minutes(30);
+    let report = block_on(reconcile(&ledger, &roles, &notifier, at)).unwrap();
+    let mut reapplied = report.reapplied.clone();
+    reapplied.sort();
+    assert_eq!(reapplied, [first.clone(), second.clone()]);
+    let document = roles
+        .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+        .unwrap();
+    assert!(
+        policy::denies_request(&document, &first) && policy::denies_request(&document, &second)
+    );
+    assert_eq!(notifier.sent.lock().unwrap().len(), 1);
+
+    // Idempotent: a second run finds nothing to do and writes nothing.
+    let writes = *roles.writes.lock().unwrap();
+    let report = block_on(reconcile(&ledger, &roles, &notifier, at)).unwrap();
+    assert_eq!(report, ReconcileReport::default());
+    assert_eq!(*roles.writes.lock().unwrap(), writes);
+    assert_eq!(notifier.sent.lock().unwrap().len(), 1);
+
+    // An AUDITED request's deny is re-applied as well.
+    block_on(audit(&ledger, &first, json!({}), at)).unwrap();
+    block_on(roles.delete_inline_policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME))
+        .unwrap();
+    let report = block_on(reconcile(&ledger, &roles, &notifier, at)).unwrap();
+    assert_eq!(report.reapplied.len(), 2, "{report:?}");
+
+    // Past expiry + margin the denies are no longer needed: collected, the policy deleted.
+    // A third grant still ACTIVE past its expiry on the same role is revoked in the same run.
+    let mut late = pending_request();
+    late.id = "r-cccccccccccccccccccccccccc".into();
+    late.status = Status::Approved;
+    let late = seed(&ledger, late).id;
+    block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        "trailgate-",
+        BROKER_ROLE,
+        &late,
+        now() + Duration::minutes(1),
+    ))
+    .unwrap();
+    // An old statement whose removal time has passed is collected on the same role.
+    let current = roles
+        .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+        .unwrap();
+    let with_old = current.replace(
+        "\"Statement\":[",
+        &format!("\"Statement\":[{{\"Sid\":\"{}\",\"Effect\":\"Deny\",\"Action\":\"*\",\"Resource\":\"*\",\"Condition\":{{\"StringEquals\":{{\"aws:PrincipalTag/trailgate-request\":\"r-old\"}}}}}},", policy::revocation_sid("r-old", 0)),
+    );
+    roles.put_policy(
+        "sample-target-trailgate",
+        REVOCATIONS_POLICY_NAME,
+        &with_old,
+    );
+    assert!(policy::denies_request(&with_old, "r-old"));
+    let after = now() + Duration::hours(2) + Duration::minutes(3);
+    let report = block_on(reconcile(&ledger, &roles, &notifier, after)).unwrap();
+    assert_eq!(report.revoked, std::slice::from_ref(&late));
+    assert_eq!(report.collected, ["sample-target-trailgate"]);
+    assert!(report.reapplied.is_empty(), "{report:?}");
+    let document = roles
+        .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+        .unwrap();
+    assert!(!policy::denies_request(&document, "r-old"));
+    for id in [&first, &second, &late] {
+        assert!(
+            policy::denies_request(&document, id),
+            "{id} lost its deny: {document}"
+        );
+    }
+    // Once every credential they cover has expired (expiry + margin), the denies go and the
+    // empty policy is deleted.
+    let much_later = now() + Duration::hours(3);
+    let report = block_on(reconcile(&ledger, &roles, &notifier, much_later)).unwrap();
+    assert_eq!(report.collected, ["sample-target-trailgate"], "{report:?}");
+    assert!(
+        roles
+            .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+            .is_none()
+    );
 }

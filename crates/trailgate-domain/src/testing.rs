@@ -157,6 +157,20 @@ impl Ledger for MemoryLedger {
             .cloned()
             .collect())
     }
+
+    async fn expiring_after(
+        &self,
+        status: crate::request::Status,
+        after: &str,
+    ) -> Result<Vec<AccessRequest>> {
+        let state = self.state.lock().expect("lock");
+        Ok(state
+            .records
+            .values()
+            .filter(|r| r.status == status && r.expires_at.as_deref().is_some_and(|e| e > after))
+            .cloned()
+            .collect())
+    }
 }
 
 /// Step Functions, in memory: records starts and completions; tokens can be made invalid.
@@ -238,20 +252,41 @@ impl CredentialIssuer for MemoryIssuer {
     }
 }
 
-/// IAM, in memory: roles with tags and inline policies.
+/// The credentials function's role in the fakes: the only principal target roles trust.
+pub const BROKER_ROLE: &str = "arn:aws:iam::123456789012:role/trailgate-CredentialsFunctionRole";
+
+/// A trust policy that keeps the grantable-role contract for [`BROKER_ROLE`].
+pub fn broker_trust_policy() -> String {
+    serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "TrailgateBrokerOnly", "Effect": "Allow", "Principal": {"AWS": BROKER_ROLE},
+        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+        "Condition": {"Null": {"sts:SourceIdentity": "false"}}}]})
+    .to_string()
+}
+
+/// IAM, in memory: roles with tags and inline policies, and the faults the use cases must
+/// survive: failing puts and read-backs that do not see the last write yet.
 #[derive(Default)]
 pub struct MemoryRoles {
     pub roles: Mutex<BTreeMap<String, (RoleInfo, BTreeMap<String, String>)>>,
     pub fail_puts: Mutex<u32>,
+    /// How many reads after a put still return the document as it was before the put.
+    pub stale_reads: Mutex<u32>,
+    stale: Mutex<BTreeMap<(String, String), Option<String>>>,
+    /// Every pause asked for, in order.
+    pub pauses: Mutex<Vec<std::time::Duration>>,
+    /// How many puts and deletes reached the (fake) IAM.
+    pub writes: Mutex<u32>,
 }
 
 impl MemoryRoles {
-    /// Has the sample target role, tagged as managed.
+    /// Has the sample target role, tagged as managed and trusting only [`BROKER_ROLE`].
     pub fn with_sample_role() -> MemoryRoles {
         let roles = MemoryRoles::default();
         roles.add_role("sample-target-trailgate", &[("trailgate:managed", "true")]);
         roles
     }
+    /// Adds a role trusting only [`BROKER_ROLE`]; see [`MemoryRoles::set_trust`].
     pub fn add_role(&self, name: &str, tags: &[(&str, &str)]) {
         let info = RoleInfo {
             name: name.to_owned(),
@@ -259,12 +294,24 @@ impl MemoryRoles {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-            trust_policy: "{}".into(),
+            trust_policy: broker_trust_policy(),
         };
         self.roles
             .lock()
             .expect("lock")
             .insert(name.to_owned(), (info, BTreeMap::new()));
+    }
+    /// Replaces a role's trust policy.
+    pub fn set_trust(&self, role: &str, trust_policy: &str) {
+        if let Some((info, _)) = self.roles.lock().expect("lock").get_mut(role) {
+            info.trust_policy = trust_policy.to_owned();
+        }
+    }
+    /// Writes an inline policy directly, bypassing faults (test setup).
+    pub fn put_policy(&self, role: &str, name: &str, document: &str) {
+        if let Some((_, policies)) = self.roles.lock().expect("lock").get_mut(role) {
+            policies.insert(name.to_owned(), document.to_owned());
+        }
     }
     pub fn policy(&self, role: &str, name: &str) -> Option<String> {
         self.roles
@@ -286,6 +333,14 @@ impl Roles for MemoryRoles {
             .map(|(info, _)| info.clone()))
     }
     async fn inline_policy(&self, role_name: &str, policy_name: &str) -> Result<Option<String>> {
+        let mut stale_reads = self.stale_reads.lock().expect("lock");
+        let key = (role_name.to_owned(), policy_name.to_owned());
+        if *stale_reads > 0
+            && let Some(before) = self.stale.lock().expect("lock").get(&key)
+        {
+            *stale_reads -= 1;
+            return Ok(before.clone());
+        }
         Ok(self.policy(role_name, policy_name))
     }
     async fn put_inline_policy(
@@ -303,13 +358,22 @@ impl Roles for MemoryRoles {
         let (_, policies) = roles
             .get_mut(role_name)
             .ok_or_else(|| Error::not_found(format!("no role {role_name}")))?;
-        policies.insert(policy_name.to_owned(), document.to_owned());
+        let before = policies.insert(policy_name.to_owned(), document.to_owned());
+        self.stale
+            .lock()
+            .expect("lock")
+            .insert((role_name.to_owned(), policy_name.to_owned()), before);
+        *self.writes.lock().expect("lock") += 1;
         Ok(())
     }
     async fn delete_inline_policy(&self, role_name: &str, policy_name: &str) -> Result<()> {
         if let Some((_, policies)) = self.roles.lock().expect("lock").get_mut(role_name) {
             policies.remove(policy_name);
         }
+        *self.writes.lock().expect("lock") += 1;
         Ok(())
+    }
+    async fn pause(&self, delay: std::time::Duration) {
+        self.pauses.lock().expect("lock").push(delay);
     }
 }

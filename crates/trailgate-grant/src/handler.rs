@@ -13,6 +13,8 @@ pub struct Deps<L, R> {
     pub roles: R,
     pub catalog: Catalog,
     pub own_role_prefix: String,
+    /// `CREDENTIALS_ROLE_ARN`: the only principal a target role's trust policy may name.
+    pub broker_role_arn: String,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +34,7 @@ pub async fn handle<L: Ledger, R: Roles>(
         &deps.roles,
         &deps.catalog,
         &deps.own_role_prefix,
+        &deps.broker_role_arn,
         &input.request_id,
         now,
     )
@@ -56,6 +59,7 @@ mod tests {
             roles: MemoryRoles::with_sample_role(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             own_role_prefix: "trailgate-".into(),
+            broker_role_arn: BROKER_ROLE.into(),
         };
         let event: Value =
             serde_json::from_str(include_str!("../../../events/grant/activate.json")).unwrap();
@@ -73,8 +77,39 @@ mod tests {
             roles: MemoryRoles::with_sample_role(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             own_role_prefix: "trailgate-".into(),
+            broker_role_arn: BROKER_ROLE.into(),
         };
         let err = handle(json!({"request_id": id}), &deps).await.unwrap_err();
         assert_eq!(err.0.kind.name(), "Conflict");
+    }
+
+    #[tokio::test]
+    async fn a_role_trusting_more_than_the_broker_is_not_grantable() {
+        let ledger = MemoryLedger::default();
+        let mut request = pending_request();
+        request.status = trailgate_domain::request::Status::Approved;
+        let id = seed(&ledger, request).id;
+        let roles = MemoryRoles::with_sample_role();
+        roles.set_trust(
+            "sample-target-trailgate",
+            &broker_trust_policy().replace(
+                "\"sts:SourceIdentity\":\"false\"",
+                "\"sts:SourceIdentity\":\"true\"",
+            ),
+        );
+        let deps = Deps {
+            ledger,
+            roles,
+            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            own_role_prefix: "trailgate-".into(),
+            broker_role_arn: BROKER_ROLE.into(),
+        };
+        let err = handle(json!({"request_id": id}), &deps).await.unwrap_err();
+        assert_eq!(err.0.kind.name(), "NotGrantable");
+        assert!(
+            err.0.message.contains("source identity"),
+            "{}",
+            err.0.message
+        );
     }
 }

@@ -16,6 +16,7 @@ async fn main() -> Result<(), Error> {
         roles: IamRoles::from_sdk(&sdk),
         catalog,
         own_role_prefix,
+        broker_role_arn: config::required("CREDENTIALS_ROLE_ARN")?,
     };
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handler::handle(event.payload, &deps)

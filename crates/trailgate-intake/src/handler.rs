@@ -1,31 +1,34 @@
-//! Translates the request API: `POST /requests` (submit) and `GET /requests/{id}` (show).
+//! Translates the request API: `POST /requests` (submit), `GET /requests/{id}` (show) and
+//! `POST /requests/{id}/revoke` (early revoke).
 //! The requester is whoever API Gateway's SigV4 check says signed the call.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use trailgate_aws::apigw;
 use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::{Error, Result};
-use trailgate_domain::ports::{Ledger, Workflow};
+use trailgate_domain::ports::{Ledger, Roles, Workflow};
 use trailgate_domain::request::{NewRequest, is_request_id, request_id_from_bytes};
 use trailgate_domain::service::{self, IntakeSettings};
 
-pub struct Deps<L, W> {
+pub struct Deps<L, W, R> {
     pub ledger: L,
     pub workflow: W,
+    /// IAM on target roles, for early revoke.
+    pub roles: R,
     pub settings: IntakeSettings,
     pub catalog: Catalog,
 }
 
-pub async fn handle<L: Ledger, W: Workflow>(
+pub async fn handle<L: Ledger, W: Workflow, R: Roles>(
     request: ApiGatewayProxyRequest,
-    deps: &Deps<L, W>,
+    deps: &Deps<L, W, R>,
 ) -> ApiGatewayProxyResponse {
     apigw::respond(route(&request, deps).await)
 }
 
-async fn route<L: Ledger, W: Workflow>(
+async fn route<L: Ledger, W: Workflow, R: Roles>(
     request: &ApiGatewayProxyRequest,
-    deps: &Deps<L, W>,
+    deps: &Deps<L, W, R>,
 ) -> Result<ApiGatewayProxyResponse> {
     let caller = apigw::caller(request)?;
     let now = time::OffsetDateTime::now_utc();
@@ -61,6 +64,17 @@ async fn route<L: Ledger, W: Workflow>(
             let found = service::show(&deps.ledger, &deps.catalog, &caller, id).await?;
             Ok(apigw::json(200, &found.view()))
         }
+        ("POST", "/requests/{id}/revoke") => {
+            let id = apigw::path_param(request, "id")?;
+            if !is_request_id(id) {
+                return Err(Error::not_found("no such request"));
+            }
+            let revoked =
+                service::revoke_early(&deps.ledger, &deps.roles, &deps.catalog, &caller, id, now)
+                    .await?;
+            tracing::info!(request_id = %id, by = %caller.arn, status = %revoked.status, "revoked early");
+            Ok(apigw::json(200, &revoked.view()))
+        }
         (method, resource) => Err(Error::not_found(format!("no route {method} {resource}"))),
     }
 }
@@ -72,10 +86,11 @@ mod tests {
     use serde_json::Value;
     use trailgate_domain::testing::*;
 
-    fn deps() -> Deps<MemoryLedger, MemoryWorkflow> {
+    fn deps() -> Deps<MemoryLedger, MemoryWorkflow, MemoryRoles> {
         Deps {
             ledger: MemoryLedger::default(),
             workflow: MemoryWorkflow::default(),
+            roles: MemoryRoles::with_sample_role(),
             settings: IntakeSettings {
                 audit_delay: time::Duration::seconds(900),
             },
@@ -145,5 +160,38 @@ mod tests {
             assert_eq!(body(&response)["error"]["field"], field);
         }
         assert!(deps.workflow.started.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_requester_or_an_approver_can_revoke_early_and_nobody_else() {
+        let deps = deps();
+        let mut request = pending_request();
+        request.status = trailgate_domain::request::Status::Active;
+        request.expires_at = Some("2099-01-01T00:00:00Z".into());
+        let id = seed(&deps.ledger, request).id;
+        let revoke_as = |arn: &str| {
+            let mut event = event("get_request");
+            event.http_method = "POST".parse().unwrap();
+            event.resource = Some("/requests/{id}/revoke".into());
+            event.path_parameters.insert("id".into(), id.clone());
+            event.request_context.identity.user_arn = Some(arn.into());
+            event
+        };
+        let other = handle(revoke_as("arn:aws:iam::123456789012:user/mallory"), &deps).await;
+        assert_eq!(other.status_code, 404);
+        assert!(
+            deps.roles
+                .policy("sample-target-trailgate", "trailgate-revocations")
+                .is_none()
+        );
+        let revoked = handle(revoke_as("arn:aws:iam::123456789012:user/alice"), &deps).await;
+        assert_eq!(revoked.status_code, 200, "{:?}", revoked.body);
+        assert_eq!(body(&revoked)["status"], "REVOKED");
+        assert!(
+            deps.roles
+                .policy("sample-target-trailgate", "trailgate-revocations")
+                .unwrap()
+                .contains(&id)
+        );
     }
 }

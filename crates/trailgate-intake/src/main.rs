@@ -1,11 +1,11 @@
 //! The intake function's entry point: reads the catalog once per cold start, then serves
-//! `POST /requests` and `GET /requests/{id}`.
+//! `POST /requests`, `GET /requests/{id}` and `POST /requests/{id}/revoke`.
 
 mod handler;
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use trailgate_aws::{config, ledger::DynamoLedger, sdk, workflow::SfnWorkflow};
+use trailgate_aws::{config, ledger::DynamoLedger, roles::IamRoles, sdk, workflow::SfnWorkflow};
 use trailgate_domain::service::IntakeSettings;
 
 #[tokio::main]
@@ -16,6 +16,7 @@ async fn main() -> Result<(), Error> {
     let deps = handler::Deps {
         ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
         workflow: SfnWorkflow::from_sdk(&sdk, config::required("STATE_MACHINE_ARN")?),
+        roles: IamRoles::from_sdk(&sdk),
         settings: IntakeSettings {
             audit_delay: config::seconds("AUDIT_DELAY_SECONDS", 900)?,
         },

@@ -22,12 +22,15 @@ pub async fn handle<L: Ledger, R: Roles, N: Notifier>(
         time::OffsetDateTime::now_utc(),
     )
     .await?;
-    if !report.revoked.is_empty() || !report.failed.is_empty() {
-        tracing::warn!(revoked = ?report.revoked, failed = ?report.failed, "reconciler found overdue grants");
+    if report.found_anything() {
+        tracing::warn!(revoked = ?report.revoked, reapplied = ?report.reapplied, failed = ?report.failed, "reconciler found grants the state machine did not end");
     }
-    Ok(
-        json!({ "revoked": report.revoked, "failed": report.failed.iter().map(|(id, why)| json!({"id": id, "error": why})).collect::<Vec<_>>() }),
-    )
+    Ok(json!({
+        "revoked": report.revoked,
+        "reapplied": report.reapplied,
+        "collected": report.collected,
+        "failed": report.failed.iter().map(|(id, why)| json!({"id": id, "error": why})).collect::<Vec<_>>(),
+    }))
 }
 
 #[cfg(test)]
@@ -51,5 +54,28 @@ mod tests {
         let out = handle(&deps).await.unwrap();
         assert_eq!(out["revoked"], json!([id]));
         assert_eq!(deps.notifier.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_revoked_grant_whose_deny_went_missing_gets_it_back() {
+        let ledger = MemoryLedger::default();
+        let mut request = pending_request();
+        request.status = Status::Revoked;
+        request.expires_at = Some("2099-01-01T00:00:00Z".into());
+        let id = seed(&ledger, request).id;
+        let deps = Deps {
+            ledger,
+            roles: MemoryRoles::with_sample_role(),
+            notifier: MemoryNotifier::default(),
+        };
+        let out = handle(&deps).await.unwrap();
+        assert_eq!(out["reapplied"], json!([id]));
+        assert!(
+            deps.roles
+                .policy("sample-target-trailgate", "trailgate-revocations")
+                .unwrap()
+                .contains(&id)
+        );
+        assert_eq!(handle(&deps).await.unwrap()["reapplied"], json!([]));
     }
 }

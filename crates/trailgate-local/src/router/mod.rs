@@ -2,8 +2,9 @@
 //!
 //! - The AWS port is what every SDK client and moto's Step Functions interpreter (through
 //!   `MOTO_PORT`) calls. Lambda Invoke goes to `cargo lambda watch`, CloudTrail `LookupEvents` is
-//!   answered from local files, `/_local/cloudtrail` seeds more records, and everything else is
-//!   streamed to moto unchanged.
+//!   answered from local files, `/_local/cloudtrail` seeds more records, `/_local/faults` injects
+//!   AWS errors into the next matching calls ([`faults`]), and everything else is streamed to
+//!   moto unchanged.
 //! - The API port emulates the REST API of template.yaml (stage `v1`, SigV4 checked against the
 //!   local users) and serves the outbox page.
 //!
@@ -13,6 +14,7 @@
 
 pub mod apigw;
 pub mod cloudtrail;
+pub mod faults;
 pub mod lambda;
 pub mod outbox;
 pub mod sigv4;
@@ -111,6 +113,7 @@ struct Shared {
     config: RwLock<RouterConfig>,
     users: RwLock<HashMap<String, LocalUser>>,
     cloudtrail: CloudTrail,
+    faults: faults::Faults,
     outbox_seen: Mutex<HashMap<String, u64>>,
     forward: reqwest::Client,
     invoke: reqwest::Client,
@@ -170,6 +173,7 @@ impl Router {
             config: RwLock::new(RouterConfig::default()),
             users: RwLock::new(HashMap::new()),
             cloudtrail,
+            faults: faults::Faults::default(),
             outbox_seen: Mutex::new(HashMap::new()),
             forward: client(None)?,
             invoke: client(Some(INVOKE_READ_TIMEOUT))?,
@@ -428,7 +432,75 @@ async fn handle_aws(
     if path == "/_local/health" {
         return json_response(200, &json!({"ok": true}));
     }
+    if path == "/_local/faults" {
+        return manage_faults(shared, request).await;
+    }
+    if shared.faults.armed() {
+        // Only while faults are armed are bodies buffered: the query protocols name the
+        // action in the body.
+        let (parts, body) = request.into_parts();
+        let body = match read_body(body, 64 * 1024 * 1024).await {
+            Ok(body) => body,
+            Err(message) => return json_response(400, &json!({"message": message})),
+        };
+        if let Some(fault) = shared.faults.take(&parts.headers, parts.uri.query(), &body) {
+            shared.log.line(format!(
+                "fault injected: {} {} -> {} {}",
+                parts.method, path, fault.status, fault.code
+            ));
+            return respond(
+                fault.status,
+                &[
+                    ("content-type", fault.content_type),
+                    ("x-amzn-ErrorType", &fault.code),
+                ],
+                fault.body,
+            );
+        }
+        return forward_parts(shared, parts, reqwest::Body::from(body)).await;
+    }
     forward_to_moto(shared, request).await
+}
+
+/// `POST /_local/faults` adds rules, `GET` lists them, `DELETE` removes them (all, or those
+/// with the body's `match`).
+async fn manage_faults(
+    shared: &Arc<Shared>,
+    request: http::Request<Incoming>,
+) -> http::Response<Body> {
+    match *request.method() {
+        Method::POST => {
+            let body = match read_body(request.into_body(), API_BODY_LIMIT).await {
+                Ok(body) => body,
+                Err(message) => return json_response(400, &json!({"message": message})),
+            };
+            let spec: Value = match serde_json::from_slice(&body) {
+                Ok(spec) => spec,
+                Err(err) => return json_response(400, &json!({"message": err.to_string()})),
+            };
+            match shared.faults.add(&spec) {
+                Ok(added) => {
+                    shared.log.line(format!("fault rules added: {spec}"));
+                    json_response(200, &json!({"added": added, "rules": shared.faults.list()}))
+                }
+                Err(message) => json_response(400, &json!({"message": message})),
+            }
+        }
+        Method::DELETE => {
+            let body = read_body(request.into_body(), API_BODY_LIMIT)
+                .await
+                .unwrap_or_default();
+            let matching = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|spec| spec.get("match").and_then(Value::as_str).map(str::to_owned));
+            shared.faults.clear(matching.as_deref());
+            shared
+                .log
+                .line(format!("fault rules cleared (match {matching:?})"));
+            json_response(200, &json!({"rules": shared.faults.list()}))
+        }
+        _ => json_response(200, &json!({"rules": shared.faults.list()})),
+    }
 }
 
 async fn invoke(
@@ -595,6 +667,14 @@ async fn forward_to_moto(
     request: http::Request<Incoming>,
 ) -> http::Response<Body> {
     let (parts, body) = request.into_parts();
+    forward_parts(shared, parts, reqwest::Body::wrap(body)).await
+}
+
+async fn forward_parts(
+    shared: &Arc<Shared>,
+    parts: http::request::Parts,
+    body: reqwest::Body,
+) -> http::Response<Body> {
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{path_and_query}", shared.moto_url);
     // The Host header stays as sent, so moto builds URLs (queue URLs and the like) that point
@@ -603,7 +683,7 @@ async fn forward_to_moto(
         .forward
         .request(parts.method.clone(), &url)
         .headers(strip_hop_by_hop(&parts.headers))
-        .body(reqwest::Body::wrap(body))
+        .body(body)
         .send()
         .await;
     match forwarded {

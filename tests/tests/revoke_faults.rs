@@ -1,0 +1,673 @@
+//! System tests of revoke and its failure paths on the local stack (issue 5), with faults
+//! injected through the router's `POST /_local/faults`:
+//! - IAM fails the first revoke attempts, then recovers: the state machine's Retry ends REVOKED;
+//! - IAM keeps failing past the retries: `Alert Revoke Failed` publishes to the alerts topic,
+//!   the execution fails `RevokeFailed`, and the reconciler revokes once IAM is back;
+//! - the execution is stopped while ACTIVE: nothing is vended past expiry, the reconciler revokes;
+//! - the state machine is deleted: the reconciler revokes;
+//! - early revoke through the API ends one of two overlapping grants on a role and leaves the
+//!   other alone; the timer's later revoke is a no-op.
+//!
+//! Each fault scenario has its own target role, so its fault rule (matched on the role name)
+//! cannot touch the scenarios running beside it; deleting the state machine ends every
+//! execution, so that scenario runs last, alone.
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use jitctl::api::Client;
+use jitctl::endpoint::Target;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use trailgate_local::{LocalStack, StackState};
+
+const SHARED_ROLE: &str = "sample-target-trailgate";
+/// One role per fault scenario; no name is a prefix of another (fault rules match substrings).
+const FAULT_ROLES: [(&str, &str); 4] = [
+    ("fault-retry", "fault-retry-target"),
+    ("fault-exhaust", "fault-exhaust-target"),
+    ("fault-stopped", "fault-stopped-target"),
+    ("fault-deleted", "fault-deleted-target"),
+];
+
+fn role_arn(name: &str) -> String {
+    format!("arn:aws:iam::123456789012:role/{name}")
+}
+
+fn catalog() -> String {
+    let approvers = json!([
+        {"id": "bob", "email": "bob@example.com", "arn": "arn:aws:iam::123456789012:user/bob"},
+        {"id": "carol", "email": "carol@example.com", "arn": "arn:aws:iam::123456789012:user/carol"}
+    ]);
+    let entry = |id: &str, role: &str| {
+        json!({"id": id, "role_arn": role_arn(role), "description": "revoke fault test", "max_duration": "PT1H",
+               "approval_window": "PT5M", "approvers": approvers, "quorum": 1,
+               "requesters": ["arn:aws:iam::123456789012:user/alice"]})
+    };
+    let mut entries = vec![entry("sandbox-admin", SHARED_ROLE)];
+    entries.extend(FAULT_ROLES.iter().map(|(id, role)| entry(id, role)));
+    json!({ "entries": entries }).to_string()
+}
+
+struct Ctx {
+    state: StackState,
+    alice: Client,
+    bob: Client,
+    http: reqwest::Client,
+    iam: aws_sdk_iam::Client,
+    sfn: aws_sdk_sfn::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl Ctx {
+    fn output(&self, name: &str) -> Result<&str> {
+        self.state
+            .outputs
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow!("no output {name}"))
+    }
+
+    /// A target role as an operator would set one up: tagged, trusting only the broker.
+    async fn create_target_role(&self, name: &str) -> Result<()> {
+        let trust = json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "TrailgateBrokerOnly", "Effect": "Allow",
+            "Principal": {"AWS": self.output("CredentialsFunctionRoleArn")?},
+            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+            "Condition": {"Null": {"sts:SourceIdentity": "false", "aws:RequestTag/trailgate-request": "false"}}}]});
+        self.iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("trailgate:managed")
+                    .value("true")
+                    .build()?,
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// A request from alice, approved by bob through his signed link; returns once ACTIVE.
+    async fn granted(&self, catalog_id: &str, duration: &str) -> Result<(String, Value)> {
+        let created = self
+            .alice
+            .post_json(
+                "/requests",
+                &json!({"catalog_id": catalog_id, "duration": duration, "reason": "revoke fault test"}),
+            )
+            .await?;
+        let id = created["id"].as_str().context("no id")?.to_owned();
+        let link = self.approval_link(&id, "bob@example.com").await?;
+        let (action, query) = link.split_once('?').context("link without query")?;
+        let response = self
+            .http
+            .post(action)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("{query}&decision=approve"))
+            .send()
+            .await?;
+        ensure!(
+            response.status() == 200,
+            "approve answered {}",
+            response.status()
+        );
+        let active = self
+            .wait_for_any(&id, &["ACTIVE"], Duration::from_secs(30))
+            .await?;
+        Ok((id, active))
+    }
+
+    async fn approval_link(&self, id: &str, approver: &str) -> Result<String> {
+        let started = Instant::now();
+        loop {
+            for message in self.outbox().await? {
+                let body = message["message"].as_str().unwrap_or_default();
+                if body.contains(id) && message["attributes"]["approver"] == approver {
+                    return body
+                        .lines()
+                        .find(|l| l.starts_with("http") && l.contains("/decisions/"))
+                        .map(str::to_owned)
+                        .context("no link in the approval message");
+                }
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("no approval message for {id} to {approver}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn outbox(&self) -> Result<Vec<Value>> {
+        let messages: Value = self
+            .http
+            .get(format!("{}.json", self.state.outbox_url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(messages.as_array().cloned().unwrap_or_default())
+    }
+
+    async fn status(&self, id: &str) -> Result<Value> {
+        self.alice.get(&format!("/requests/{id}")).await
+    }
+
+    async fn wait_for_any(&self, id: &str, statuses: &[&str], limit: Duration) -> Result<Value> {
+        let started = Instant::now();
+        loop {
+            // A slow answer (two cores shared by the stack and the functions) is not a verdict:
+            // polling goes on until the limit.
+            let request = match self.status(id).await {
+                Ok(request) => request,
+                Err(err) if started.elapsed() <= limit => {
+                    eprintln!("polling {id}: {err:#}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            if statuses.iter().any(|status| request["status"] == *status) {
+                return Ok(request);
+            }
+            if started.elapsed() > limit {
+                bail!(
+                    "{id} is {} after {limit:?}, expected one of {statuses:?}",
+                    request["status"]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn credentials(&self, id: &str) -> Result<Value> {
+        self.alice.get(&format!("/requests/{id}/credentials")).await
+    }
+
+    /// Credentials must be refused (Conflict: not ACTIVE, or past expiry).
+    async fn refused(&self, id: &str, when: &str) -> Result<()> {
+        let attempt = self.credentials(id).await;
+        ensure!(
+            attempt
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("Conflict")),
+            "credentials {when}: {attempt:?}"
+        );
+        Ok(())
+    }
+
+    async fn revocations(&self, role: &str) -> Result<String> {
+        match self
+            .iam
+            .get_role_policy()
+            .role_name(role)
+            .policy_name("trailgate-revocations")
+            .send()
+            .await
+        {
+            Ok(output) => Ok(
+                percent_encoding::percent_decode_str(output.policy_document())
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            ),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                Ok(String::new())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn denies(&self, role: &str, id: &str) -> Result<bool> {
+        Ok(self
+            .revocations(role)
+            .await?
+            .contains(&format!("\"aws:PrincipalTag/trailgate-request\":\"{id}\"")))
+    }
+
+    fn execution_arn(&self, id: &str) -> Result<String> {
+        Ok(format!(
+            "{}:{id}",
+            self.output("StateMachineArn")?
+                .replace(":stateMachine:", ":execution:")
+        ))
+    }
+
+    /// (status, error, states entered, event types) of the request's execution.
+    async fn execution(&self, id: &str) -> Result<(String, String, Vec<String>, Vec<String>)> {
+        let arn = self.execution_arn(id)?;
+        let described = self
+            .sfn
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await?;
+        let history = self
+            .sfn
+            .get_execution_history()
+            .execution_arn(&arn)
+            .max_results(1000)
+            .send()
+            .await?;
+        let mut entered = Vec::new();
+        let mut kinds = Vec::new();
+        for event in history.events() {
+            kinds.push(event.r#type().as_str().to_owned());
+            if let Some(details) = event.state_entered_event_details() {
+                entered.push(details.name().to_owned());
+            }
+        }
+        Ok((
+            described.status().as_str().to_owned(),
+            described.error().unwrap_or_default().to_owned(),
+            entered,
+            kinds,
+        ))
+    }
+
+    async fn execution_done(
+        &self,
+        id: &str,
+        limit: Duration,
+    ) -> Result<(String, String, Vec<String>, Vec<String>)> {
+        let started = Instant::now();
+        loop {
+            let execution = self.execution(id).await?;
+            if execution.0 != "RUNNING" {
+                return Ok(execution);
+            }
+            if started.elapsed() > limit {
+                bail!("execution {id} still running: {:?}", execution.2);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The ledger's events for `id` as (action, detail), straight from DynamoDB.
+    async fn ledger_events(&self, id: &str) -> Result<Vec<(String, String)>> {
+        use aws_sdk_dynamodb::types::AttributeValue::S;
+        let output = self
+            .dynamodb
+            .query()
+            .table_name(self.output("LedgerTableName")?)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
+            .expression_attribute_values(":pk", S(format!("REQ#{id}")))
+            .expression_attribute_values(":evt", S("EVT#".into()))
+            .send()
+            .await?;
+        output
+            .items()
+            .iter()
+            .map(|item| {
+                let doc: Value = serde_json::from_str(
+                    item.get("doc")
+                        .and_then(|d| d.as_s().ok())
+                        .context("no doc")?,
+                )?;
+                Ok((
+                    doc["action"].as_str().unwrap_or_default().to_owned(),
+                    doc["detail"].as_str().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    async fn faults(&self, method: reqwest::Method, body: Value) -> Result<Value> {
+        let response = self
+            .http
+            .request(method, format!("{}/_local/faults", self.state.aws_endpoint))
+            .json(&body)
+            .send()
+            .await?;
+        ensure!(
+            response.status() == 200,
+            "faults endpoint: {}",
+            response.status()
+        );
+        Ok(response.json().await?)
+    }
+
+    /// Injected failures so far for the rule matching `role`.
+    async fn injected(&self, role: &str) -> Result<u64> {
+        let listed = self.faults(reqwest::Method::GET, json!({})).await?;
+        Ok(listed["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|rule| rule["match"] == format!("RoleName={role}"))
+            .filter_map(|rule| rule["injected"].as_u64())
+            .sum())
+    }
+
+    /// Runs the reconciler once, as its schedule would, through the router's Lambda endpoint.
+    async fn reconcile(&self) -> Result<Value> {
+        let response = self
+            .http
+            .post(format!(
+                "{}/2015-03-31/functions/trailgate-reconcile/invocations",
+                self.state.aws_endpoint
+            ))
+            .json(&json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}))
+            .send()
+            .await?;
+        ensure!(
+            response.headers().get("x-amz-function-error").is_none(),
+            "the reconciler failed: {}",
+            response.text().await?
+        );
+        Ok(response.json().await?)
+    }
+
+    async fn wait_past(&self, expires_at: &str) -> Result<()> {
+        let expires = time::OffsetDateTime::parse(
+            expires_at,
+            &time::format_description::well_known::Rfc3339,
+        )?;
+        let left = expires - time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+        if left.is_positive() {
+            tokio::time::sleep(left.unsigned_abs()).await;
+        }
+        Ok(())
+    }
+}
+
+/// (a) IAM fails the first revoke attempts (every SDK attempt of two Lambda invocations), then
+/// recovers: the state machine's Retry revokes, and the request ends REVOKED.
+async fn iam_fails_then_recovers(ctx: &Ctx) -> Result<()> {
+    let role = "fault-retry-target";
+    let (id, _) = ctx.granted("fault-retry", "PT6S").await?;
+    ctx.faults(
+        reqwest::Method::POST,
+        json!({"service": "iam", "action": "PutRolePolicy", "error": "ServiceFailure", "count": 6, "match": format!("RoleName={role}")}),
+    )
+    .await?;
+    ctx.wait_for_any(&id, &["REVOKED", "AUDITED"], Duration::from_secs(120))
+        .await?;
+    ensure!(ctx.denies(role, &id).await?, "no deny for {id}");
+    ctx.refused(&id, "after the retried revoke").await?;
+    ensure!(
+        ctx.injected(role).await? == 6,
+        "the faults were not all hit"
+    );
+    let (status, _, entered, kinds) = ctx.execution_done(&id, Duration::from_secs(60)).await?;
+    ensure!(status == "SUCCEEDED", "execution {status}: {entered:?}");
+    ensure!(
+        kinds.iter().filter(|k| *k == "TaskFailed").count() >= 1,
+        "the state machine never retried the revoke: {kinds:?}"
+    );
+    ensure!(
+        !entered.iter().any(|s| s == "Alert Revoke Failed"),
+        "alerted although a retry succeeded"
+    );
+    Ok(())
+}
+
+/// (b) IAM keeps failing past every retry: the alert goes out, the execution fails
+/// `RevokeFailed`, nothing is vended past expiry, and the reconciler revokes once IAM is back.
+async fn iam_fails_past_the_retries(ctx: &Ctx) -> Result<()> {
+    let role = "fault-exhaust-target";
+    let matching = format!("RoleName={role}");
+    let (id, _) = ctx.granted("fault-exhaust", "PT6S").await?;
+    ctx.faults(
+        reqwest::Method::POST,
+        json!({"service": "iam", "action": "PutRolePolicy", "error": "Throttling", "count": 10_000, "match": matching}),
+    )
+    .await?;
+    let (status, error, entered, _) = ctx.execution_done(&id, Duration::from_secs(240)).await?;
+    ensure!(
+        status == "FAILED" && error == "RevokeFailed",
+        "execution {status} {error}: {entered:?}"
+    );
+    ensure!(entered.iter().any(|s| s == "Alert Revoke Failed"));
+    let alert = ctx
+        .outbox()
+        .await?
+        .into_iter()
+        .find(|m| {
+            m["message"]
+                .as_str()
+                .is_some_and(|b| b.contains(&id) && b.contains("could not revoke"))
+        })
+        .context("no revoke-failed alert in the outbox")?;
+    ensure!(
+        alert["subject"] == "trailgate: revoke failed",
+        "alert {alert}"
+    );
+    ensure!(ctx.status(&id).await?["status"] == "ACTIVE");
+    ensure!(
+        !ctx.denies(role, &id).await?,
+        "a deny got through the fault"
+    );
+    // Still ACTIVE in the ledger, but past expires_at: never vended.
+    ctx.refused(&id, "past expiry with the revoke failed")
+        .await?;
+
+    ctx.faults(reqwest::Method::DELETE, json!({"match": matching}))
+        .await?;
+    ctx.reconcile().await?;
+    ctx.wait_for_any(&id, &["REVOKED"], Duration::from_secs(10))
+        .await?;
+    ensure!(ctx.denies(role, &id).await?, "the reconciler left no deny");
+    ensure!(
+        ctx.ledger_events(&id)
+            .await?
+            .iter()
+            .any(|(action, detail)| action == "Revoked" && detail.contains("reconciler")),
+        "the Revoked event is not the reconciler's"
+    );
+    Ok(())
+}
+
+/// (c) The execution is stopped while ACTIVE: nothing revokes on time, but nothing is vended
+/// past expiry either, and the reconciler revokes.
+async fn execution_stopped(ctx: &Ctx) -> Result<()> {
+    let role = "fault-stopped-target";
+    let (id, active) = ctx.granted("fault-stopped", "PT8S").await?;
+    ctx.credentials(&id)
+        .await
+        .context("credentials while ACTIVE")?;
+    ctx.sfn
+        .stop_execution()
+        .execution_arn(ctx.execution_arn(&id)?)
+        .error("Stopped")
+        .cause("revoke fault test")
+        .send()
+        .await?;
+    let expires_at = active["expires_at"].as_str().context("no expires_at")?;
+    ctx.wait_past(expires_at).await?;
+    ensure!(
+        ctx.status(&id).await?["status"] == "ACTIVE" && !ctx.denies(role, &id).await?,
+        "the stopped execution still revoked"
+    );
+    ctx.refused(&id, "past expiry with the execution stopped")
+        .await?;
+    ctx.reconcile().await?;
+    ctx.wait_for_any(&id, &["REVOKED"], Duration::from_secs(10))
+        .await?;
+    ensure!(ctx.denies(role, &id).await?, "the reconciler left no deny");
+    ctx.refused(&id, "after the reconciler's revoke").await?;
+    Ok(())
+}
+
+/// Early revoke: two overlapping grants on one role; revoking one (by its requester) leaves the
+/// other's credentials and deny untouched; the timer's later revoke changes nothing.
+async fn early_revoke_of_one_of_two(ctx: &Ctx) -> Result<()> {
+    let ((first, _), (second, _)) = tokio::try_join!(
+        ctx.granted("sandbox-admin", "PT20S"),
+        ctx.granted("sandbox-admin", "PT20S")
+    )?;
+    ctx.credentials(&first).await?;
+    ctx.credentials(&second).await?;
+
+    let revoked = ctx
+        .alice
+        .post_json(&format!("/requests/{first}/revoke"), &json!({}))
+        .await?;
+    ensure!(revoked["status"] == "REVOKED", "early revoke: {revoked}");
+    ensure!(
+        ctx.denies(SHARED_ROLE, &first).await?,
+        "no deny for {first}"
+    );
+    ensure!(
+        !ctx.denies(SHARED_ROLE, &second).await?,
+        "revoking {first} denied {second}"
+    );
+    ctx.refused(&first, "after the early revoke").await?;
+    let still = ctx.credentials(&second).await?;
+    ensure!(
+        still["Version"] == 1,
+        "the other grant lost its credentials"
+    );
+
+    // An approver may revoke early too, and a second early revoke is a no-op.
+    let by_bob = ctx
+        .bob
+        .post_json(&format!("/requests/{second}/revoke"), &json!({}))
+        .await?;
+    ensure!(by_bob["status"] == "REVOKED");
+    ctx.alice
+        .post_json(&format!("/requests/{first}/revoke"), &json!({}))
+        .await?;
+
+    // The timers fire later and find nothing to do; the deny stays.
+    for id in [&first, &second] {
+        let (status, _, entered, _) = ctx.execution_done(id, Duration::from_secs(90)).await?;
+        ensure!(status == "SUCCEEDED", "{id}: execution {status}");
+        ensure!(entered.iter().any(|s| s == "Revoke"), "{id}: {entered:?}");
+        let revokes = ctx
+            .ledger_events(id)
+            .await?
+            .iter()
+            .filter(|(action, _)| action == "Revoked")
+            .count();
+        ensure!(revokes == 1, "{id}: {revokes} Revoked events");
+        ensure!(ctx.denies(SHARED_ROLE, id).await?, "{id}: the deny is gone");
+        ctx.refused(id, "after the timer").await?;
+    }
+    Ok(())
+}
+
+/// (d) The state machine is deleted while a grant is ACTIVE: the reconciler revokes it.
+async fn state_machine_deleted(ctx: &Ctx) -> Result<()> {
+    let role = "fault-deleted-target";
+    let (id, active) = ctx.granted("fault-deleted", "PT8S").await?;
+    // AWS terminates a deleted state machine's executions at their next state transition
+    // (DeleteStateMachine API reference), so the Wait's end never reaches Revoke. moto 5.2.5
+    // lets them run on (an earlier version of this test saw the timer still revoke), so the
+    // test ends the execution the way AWS would, then deletes the state machine.
+    ctx.sfn
+        .stop_execution()
+        .execution_arn(ctx.execution_arn(&id)?)
+        .error("States.Runtime")
+        .cause("the state machine was deleted")
+        .send()
+        .await?;
+    ctx.sfn
+        .delete_state_machine()
+        .state_machine_arn(ctx.output("StateMachineArn")?)
+        .send()
+        .await?;
+    let expires_at = active["expires_at"].as_str().context("no expires_at")?;
+    ctx.wait_past(expires_at).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = ctx.status(&id).await?;
+    ensure!(
+        status["status"] == "ACTIVE",
+        "something other than the reconciler revoked after the state machine was deleted: {status}, {:?}",
+        ctx.ledger_events(&id).await?
+    );
+    ctx.refused(&id, "past expiry with the state machine deleted")
+        .await?;
+    let report = ctx.reconcile().await?;
+    ensure!(
+        report["revoked"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|v| v == id.as_str())),
+        "reconciler report {report}"
+    );
+    ensure!(ctx.status(&id).await?["status"] == "REVOKED");
+    ensure!(ctx.denies(role, &id).await?, "the reconciler left no deny");
+    Ok(())
+}
+
+async fn connect(state: &StackState, user: &str) -> Result<Client> {
+    Client::connect(&Target {
+        endpoint: Some(state.api_url.clone()),
+        profile: Some(user.into()),
+        region: Some(state.region.clone()),
+        aws_config_file: Some(state.aws_config_file.clone()),
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoke_ends_access_through_injected_faults() -> Result<()> {
+    let repo_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut options = trailgate_local::UpOptions::new(&repo_root);
+    options.state_dir = repo_root
+        .join("target")
+        .join("system-tests")
+        .join(format!("revoke-faults-{}", std::process::id()));
+    options.aws_port = 0;
+    options.api_port = 0;
+    options.parameters.insert("Catalog".into(), catalog());
+    options
+        .parameters
+        .insert("AuditDelaySeconds".into(), "1".into());
+    let stack = LocalStack::up(options)
+        .await
+        .context("bringing the local stack up")?;
+    let state = stack.state().clone();
+    let result = async {
+        let sdk = trailgate_local::deployer::sdk_config(&state.aws_endpoint);
+        let ctx = Ctx {
+            alice: connect(&state, "alice").await?,
+            bob: connect(&state, "bob").await?,
+            http: reqwest::Client::new(),
+            iam: aws_sdk_iam::Client::new(&sdk),
+            sfn: aws_sdk_sfn::Client::new(&sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            state: state.clone(),
+        };
+        for (_, role) in FAULT_ROLES {
+            ctx.create_target_role(role).await?;
+        }
+        let (retried, exhausted, stopped, early) = tokio::join!(
+            iam_fails_then_recovers(&ctx),
+            iam_fails_past_the_retries(&ctx),
+            execution_stopped(&ctx),
+            early_revoke_of_one_of_two(&ctx),
+        );
+        // Deleting the state machine ends every execution: last, alone.
+        let deleted = state_machine_deleted(&ctx).await;
+        let mut failures = Vec::new();
+        for (name, result) in [
+            ("(a) IAM fails, then recovers", retried),
+            ("(b) IAM fails past the retries", exhausted),
+            ("(c) execution stopped", stopped),
+            ("early revoke of one of two", early),
+            ("(d) state machine deleted", deleted),
+        ] {
+            match result {
+                Ok(()) => println!("ok: {name}"),
+                Err(err) => failures.push(format!("{name}: {err:#}")),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!("{}", failures.join("\n")))
+        }
+    }
+    .await;
+    let logs = state.logs_dir.clone();
+    stack.shutdown().await.context("stopping the local stack")?;
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&state.state_dir);
+    }
+    result.with_context(|| format!("local stack logs: {}", logs.display()))
+}
