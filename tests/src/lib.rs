@@ -1,1 +1,14 @@
-//! System tests against the local stack live in tests/*.rs.
+//! The harness the system tests share: bringing a local stack up and down, the catalog they
+//! deploy, and a context of signed clients and AWS SDK clients with the polling helpers every
+//! scenario leans on.
+//!
+//! The scenarios themselves stay in `tests/*.rs`; this library holds only what more than one
+//! of them needs, in its general form (limits and roles are parameters), so a fix to how the
+//! tests wait or read the stack is made once.
+
+pub mod catalog;
+pub mod ctx;
+pub mod stack;
+
+pub use ctx::{Answer, Ctx, Execution, Mail, post_link};
+pub use stack::{report, run_on_stack};

@@ -8,141 +8,62 @@
 //! the execution history. Every refusal is checked to change nothing: same status, same ledger
 //! events, no extra SendTaskSuccess.
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
-use jitctl::api::Client;
-use jitctl::endpoint::Target;
+use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use trailgate_local::{LocalStack, StackState, UpOptions};
+use trailgate_system_tests::catalog::{Entry, catalog};
+use trailgate_system_tests::{Answer, Ctx, post_link, report, run_on_stack};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/sample-target-trailgate";
 
 /// The catalog of this file: quorum 1 and 2, an entry alice both requests and approves (carol
 /// is not one of its approvers), and one whose approval window is 4 seconds.
-fn catalog() -> String {
-    let user = |name: &str| json!({"id": name, "email": format!("{name}@example.com"), "arn": format!("arn:aws:iam::123456789012:user/{name}")});
-    let entry = |id: &str, window: &str, approvers: Value, quorum: u32| {
-        json!({"id": id, "role_arn": ROLE, "description": "approvals test entry", "max_duration": "PT2H",
-               "approval_window": window, "approvers": approvers, "quorum": quorum,
-               "requesters": ["arn:aws:iam::123456789012:user/alice"]})
+fn approvals_catalog() -> String {
+    let entry = |id| Entry {
+        description: "approvals test entry",
+        max_duration: "PT2H",
+        ..Entry::new(id, ROLE)
     };
-    let bob_and_carol = json!([user("bob"), user("carol")]);
-    json!({"entries": [
-        entry("sandbox-admin", "PT5M", bob_and_carol.clone(), 1),
-        entry("two-person", "PT5M", bob_and_carol.clone(), 2),
-        entry("alice-approves", "PT5M", json!([user("alice"), user("bob")]), 1),
-        entry("fast-expiry", "PT4S", bob_and_carol, 1),
-    ]})
-    .to_string()
+    catalog(&[
+        entry("sandbox-admin"),
+        Entry {
+            quorum: 2,
+            ..entry("two-person")
+        },
+        Entry {
+            approvers: vec!["alice", "bob"],
+            ..entry("alice-approves")
+        },
+        Entry {
+            approval_window: "PT4S",
+            ..entry("fast-expiry")
+        },
+    ])
 }
 
-struct Ctx {
-    state: StackState,
-    alice: Client,
-    bob: Client,
-    carol: Client,
-    http: reqwest::Client,
-    sfn: aws_sdk_sfn::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
+/// This file's requests (fixed duration and ticket) and its checks that a refusal changed
+/// nothing, on the shared harness context.
+trait ApprovalSteps {
+    async fn request(&self, catalog_id: &str, reason: &str) -> Result<String>;
+
+    async fn link_of(&self, id: &str, approver: &str) -> Result<String>;
+
+    /// How many TaskSucceeded events the `Await Approval` state got (each is one accepted
+    /// SendTaskSuccess), and every event type, for messages.
+    async fn approval_task_successes(&self, id: &str) -> Result<(usize, Vec<String>)>;
+
+    /// The status and ledger events, to prove a refusal changed nothing.
+    async fn snapshot(&self, id: &str) -> Result<(Value, Vec<String>)>;
+
+    /// Waits until the approval step has run (its event is in the ledger).
+    async fn wait_approval_requested(&self, id: &str) -> Result<()>;
 }
 
-/// One approval e-mail from the outbox.
-#[derive(Debug, Clone)]
-struct Mail {
-    to: String,
-    subject: String,
-    body: String,
-    link: String,
-}
-
-/// A POST to a link route: its status, content type and page.
-struct Answer {
-    status: u16,
-    content_type: String,
-    text: String,
-}
-
-impl Ctx {
-    fn output(&self, name: &str) -> Result<&str> {
-        self.state
-            .outputs
-            .get(name)
-            .map(String::as_str)
-            .ok_or_else(|| anyhow!("no output {name}"))
-    }
-
+impl ApprovalSteps for Ctx {
     async fn request(&self, catalog_id: &str, reason: &str) -> Result<String> {
-        let created = self
-            .alice
-            .post_json(
-                "/requests",
-                &json!({"catalog_id": catalog_id, "duration": "PT1H", "reason": reason, "ticket": "OPS-7"}),
-            )
-            .await?;
-        ensure!(created["status"] == "PENDING", "new request: {created}");
-        Ok(created["id"].as_str().context("no id")?.to_owned())
-    }
-
-    async fn status(&self, id: &str) -> Result<Value> {
-        self.alice.get(&format!("/requests/{id}")).await
-    }
-
-    async fn wait_for(&self, id: &str, status: &str, limit: Duration) -> Result<Value> {
-        let started = Instant::now();
-        loop {
-            let request = self.status(id).await?;
-            if request["status"] == status {
-                return Ok(request);
-            }
-            if started.elapsed() > limit {
-                bail!(
-                    "{id} is {} after {limit:?}, expected {status}",
-                    request["status"]
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// The approval e-mails for `id`, once `count` of them have been published.
-    async fn mails(&self, id: &str, count: usize) -> Result<Vec<Mail>> {
-        let started = Instant::now();
-        loop {
-            let messages: Value = self
-                .http
-                .get(format!("{}.json", self.state.outbox_url))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let found: Vec<Mail> = messages
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|m| m["message"].as_str().is_some_and(|body| body.contains(id)))
-                .filter_map(|m| {
-                    let body = m["message"].as_str()?.to_owned();
-                    let link = body
-                        .lines()
-                        .find(|l| l.starts_with("http") && l.contains("/decisions/"))?
-                        .to_owned();
-                    Some(Mail {
-                        to: m["attributes"]["approver"].as_str()?.to_owned(),
-                        subject: m["subject"].as_str().unwrap_or_default().to_owned(),
-                        body,
-                        link,
-                    })
-                })
-                .collect();
-            if found.len() >= count {
-                return Ok(found);
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("approval messages for {id}: {found:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.new_request(json!({"catalog_id": catalog_id, "duration": "PT1H", "reason": reason, "ticket": "OPS-7"}))
+            .await
     }
 
     async fn link_of(&self, id: &str, approver: &str) -> Result<String> {
@@ -156,30 +77,9 @@ impl Ctx {
             .link)
     }
 
-    async fn post_decision(&self, link: &str, extra: &str) -> Result<Answer> {
-        post_link(&self.http, link, extra).await
-    }
-
-    fn execution_arn(&self, id: &str) -> Result<String> {
-        Ok(format!(
-            "{}:{id}",
-            self.output("StateMachineArn")?
-                .replace(":stateMachine:", ":execution:")
-        ))
-    }
-
-    /// How many TaskSucceeded events the `Await Approval` state got (each is one accepted
-    /// SendTaskSuccess), and every event type, for messages.
     async fn approval_task_successes(&self, id: &str) -> Result<(usize, Vec<String>)> {
-        let history = self
-            .sfn
-            .get_execution_history()
-            .execution_arn(self.execution_arn(id)?)
-            .max_results(1000)
-            .send()
-            .await?;
         let (mut inside, mut count, mut kinds) = (false, 0, Vec::new());
-        for event in history.events() {
+        for event in self.history_events(id).await? {
             kinds.push(event.r#type().as_str().to_owned());
             if let Some(details) = event.state_entered_event_details() {
                 inside = details.name() == "Await Approval";
@@ -194,38 +94,6 @@ impl Ctx {
         Ok((count, kinds))
     }
 
-    /// The ledger's event actions for `id`, straight from DynamoDB.
-    async fn ledger_actions(&self, id: &str) -> Result<Vec<String>> {
-        let output = self
-            .dynamodb
-            .query()
-            .table_name(self.output("LedgerTableName")?)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
-            .expression_attribute_values(
-                ":pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("REQ#{id}")),
-            )
-            .expression_attribute_values(
-                ":evt",
-                aws_sdk_dynamodb::types::AttributeValue::S("EVT#".into()),
-            )
-            .send()
-            .await?;
-        output
-            .items()
-            .iter()
-            .map(|item| {
-                let doc: Value = serde_json::from_str(
-                    item.get("doc")
-                        .and_then(|d| d.as_s().ok())
-                        .context("no doc")?,
-                )?;
-                Ok(doc["action"].as_str().unwrap_or_default().to_owned())
-            })
-            .collect()
-    }
-
-    /// The status and ledger events, to prove a refusal changed nothing.
     async fn snapshot(&self, id: &str) -> Result<(Value, Vec<String>)> {
         let request = self.status(id).await?;
         Ok((
@@ -234,7 +102,6 @@ impl Ctx {
         ))
     }
 
-    /// Waits until the approval step has run (its event is in the ledger).
     async fn wait_approval_requested(&self, id: &str) -> Result<()> {
         let started = Instant::now();
         while !self
@@ -250,28 +117,6 @@ impl Ctx {
         }
         Ok(())
     }
-}
-
-async fn post_link(http: &reqwest::Client, link: &str, extra: &str) -> Result<Answer> {
-    let (action, query) = link.split_once('?').context("link without query")?;
-    let response = http
-        .post(action)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("{query}&{extra}"))
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    Ok(Answer {
-        status,
-        content_type,
-        text: response.text().await?,
-    })
 }
 
 /// The error text of a signed call that must fail.
@@ -699,42 +544,10 @@ async fn browser(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-async fn connect(state: &StackState, user: &str) -> Result<Client> {
-    Client::connect(&Target {
-        endpoint: Some(state.api_url.clone()),
-        profile: Some(user.into()),
-        region: Some(state.region.clone()),
-        aws_config_file: Some(state.aws_config_file.clone()),
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_approval_rules_on_the_local_stack() -> Result<()> {
-    let repo_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut options = UpOptions::new(&repo_root);
-    options.state_dir = repo_root
-        .join("target")
-        .join("system-tests")
-        .join(format!("approvals-{}", std::process::id()));
-    options.aws_port = 0;
-    options.api_port = 0;
-    options.parameters.insert("Catalog".into(), catalog());
-    let stack = LocalStack::up(options)
-        .await
-        .context("bringing the local stack up")?;
-    let state = stack.state().clone();
-    let result = async {
-        let sdk = trailgate_local::deployer::sdk_config(&state.aws_endpoint);
-        let ctx = Ctx {
-            alice: connect(&state, "alice").await?,
-            bob: connect(&state, "bob").await?,
-            carol: connect(&state, "carol").await?,
-            http: reqwest::Client::new(),
-            sfn: aws_sdk_sfn::Client::new(&sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-            state: state.clone(),
-        };
+    let parameters = [("Catalog", approvals_catalog())];
+    run_on_stack("approvals", &parameters, |ctx| async move {
         let (quorum, deny, own, cli, clicks, expired, links, chromium) = tokio::join!(
             quorum_two(&ctx),
             deny_after_approval(&ctx),
@@ -745,8 +558,7 @@ async fn the_approval_rules_on_the_local_stack() -> Result<()> {
             bad_links(&ctx),
             browser(&ctx),
         );
-        let mut failures = Vec::new();
-        for (name, result) in [
+        report([
             ("quorum 2 of 2", quorum),
             ("deny after one approval", deny),
             ("self-approval", own),
@@ -755,24 +567,7 @@ async fn the_approval_rules_on_the_local_stack() -> Result<()> {
             ("expired link", expired),
             ("bad links", links),
             ("browser", chromium),
-        ] {
-            match result {
-                Ok(()) => println!("ok: {name}"),
-                Err(err) => failures.push(format!("{name}: {err:#}")),
-            }
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(anyhow!("{}", failures.join("\n")))
-        }
-    }
-    .await;
-    let logs = state.logs_dir.clone();
-    stack.shutdown().await.context("stopping the local stack")?;
-    if result.is_ok() {
-        // Keep the state and logs of a failed run for reading; a passing run leaves nothing behind.
-        let _ = std::fs::remove_dir_all(&state.state_dir);
-    }
-    result.with_context(|| format!("local stack logs: {}", logs.display()))
+        ])
+    })
+    .await
 }

@@ -7,265 +7,50 @@
 //! path's waits. Each path asserts on the ledger, the SNS outbox, the IAM deny policy and the
 //! execution history.
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
-use jitctl::api::Client;
-use jitctl::endpoint::Target;
-use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use trailgate_local::{LocalStack, StackState, UpOptions};
+use anyhow::{Context, Result, ensure};
+use serde_json::json;
+use std::time::Duration;
+use trailgate_system_tests::catalog::{Entry, catalog, role_arn};
+use trailgate_system_tests::ctx::request_body;
+use trailgate_system_tests::{Answer, Ctx, Execution, report, run_on_stack};
 
-const ROLE: &str = "arn:aws:iam::123456789012:role/sample-target-trailgate";
 const ROLE_NAME: &str = "sample-target-trailgate";
+/// How long an execution may take to finish once its request has reached its last status.
+const EXECUTION_LIMIT: Duration = Duration::from_secs(60);
 
 /// The catalog the tests deploy: a normal entry, and one whose approval window is 3 seconds.
-fn catalog() -> String {
-    let approvers = json!([
-        {"id": "bob", "email": "bob@example.com", "arn": "arn:aws:iam::123456789012:user/bob"},
-        {"id": "carol", "email": "carol@example.com", "arn": "arn:aws:iam::123456789012:user/carol"}
-    ]);
-    let entry = |id: &str, window: &str| {
-        json!({"id": id, "role_arn": ROLE, "description": "test entry", "max_duration": "PT1H", "approval_window": window,
-               "approvers": approvers, "quorum": 1, "requesters": ["arn:aws:iam::123456789012:user/alice"]})
-    };
-    json!({"entries": [entry("sandbox-admin", "PT5M"), entry("sandbox-fast-expiry", "PT3S")]})
-        .to_string()
+fn lifecycle_catalog() -> String {
+    catalog(&[
+        Entry::new("sandbox-admin", role_arn(ROLE_NAME)),
+        Entry {
+            approval_window: "PT3S",
+            ..Entry::new("sandbox-fast-expiry", role_arn(ROLE_NAME))
+        },
+    ])
 }
 
-struct Ctx {
-    state: StackState,
-    alice: Client,
-    bob: Client,
-    http: reqwest::Client,
-    iam: aws_sdk_iam::Client,
-    sfn: aws_sdk_sfn::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
+/// This file's shorthand for requests and approval e-mails, on the shared harness context.
+trait LifecycleSteps {
+    async fn request(&self, catalog_id: &str, duration: &str) -> Result<String>;
+
+    /// The approval messages for `id` as (approver e-mail, link, body), once both have been
+    /// published.
+    async fn approval_links(&self, id: &str) -> Result<Vec<(String, String, String)>>;
 }
 
-impl Ctx {
-    fn output(&self, name: &str) -> Result<&str> {
-        self.state
-            .outputs
-            .get(name)
-            .map(String::as_str)
-            .ok_or_else(|| anyhow!("no output {name}"))
-    }
-
+impl LifecycleSteps for Ctx {
     async fn request(&self, catalog_id: &str, duration: &str) -> Result<String> {
-        let created = self
-            .alice
-            .post_json(
-                "/requests",
-                &json!({"catalog_id": catalog_id, "duration": duration, "reason": "system test"}),
-            )
-            .await?;
-        ensure!(
-            created["status"] == "PENDING",
-            "new request is {}",
-            created["status"]
-        );
-        Ok(created["id"].as_str().context("no id")?.to_owned())
-    }
-
-    async fn status(&self, id: &str) -> Result<Value> {
-        self.alice.get(&format!("/requests/{id}")).await
-    }
-
-    async fn wait_for(&self, id: &str, status: &str, limit: Duration) -> Result<Value> {
-        self.wait_for_any(id, &[status], limit).await
-    }
-
-    async fn wait_for_any(&self, id: &str, statuses: &[&str], limit: Duration) -> Result<Value> {
-        let started = Instant::now();
-        loop {
-            let request = self.status(id).await?;
-            if statuses.iter().any(|status| request["status"] == *status) {
-                return Ok(request);
-            }
-            if started.elapsed() > limit {
-                bail!(
-                    "{id} is {} after {:?}, expected one of {statuses:?}",
-                    request["status"],
-                    limit
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// The task token Step Functions handed the approval step, from the execution history.
-    async fn task_token(&self, id: &str) -> Result<String> {
-        let history = self
-            .sfn
-            .get_execution_history()
-            .execution_arn(self.execution_arn(id)?)
-            .max_results(1000)
-            .send()
-            .await?;
-        for event in history.events() {
-            if let Some(details) = event.task_scheduled_event_details() {
-                let parameters: Value = serde_json::from_str(details.parameters())?;
-                if let Some(token) = parameters
-                    .pointer("/Payload/task_token")
-                    .and_then(Value::as_str)
-                {
-                    return Ok(token.to_owned());
-                }
-            }
-        }
-        bail!("no task token in the history of {id}")
-    }
-
-    /// The approval messages for `id`, by approver e-mail, once both have been published.
-    async fn approval_links(&self, id: &str) -> Result<Vec<(String, String, String)>> {
-        let started = Instant::now();
-        loop {
-            let messages: Value = self
-                .http
-                .get(format!("{}.json", self.state.outbox_url))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let found: Vec<(String, String, String)> = messages
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|m| m["message"].as_str().is_some_and(|body| body.contains(id)))
-                .filter_map(|m| {
-                    let body = m["message"].as_str()?.to_owned();
-                    let link = body
-                        .lines()
-                        .find(|l| l.starts_with("http") && l.contains("/decisions/"))?
-                        .to_owned();
-                    Some((m["attributes"]["approver"].as_str()?.to_owned(), link, body))
-                })
-                .collect();
-            if found.len() >= 2 {
-                return Ok(found);
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("approval messages for {id}: {found:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn post_decision(&self, link: &str, extra: &str) -> Result<(u16, String)> {
-        let (action, query) = link.split_once('?').context("link without query")?;
-        let response = self
-            .http
-            .post(action)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("{query}&{extra}"))
-            .send()
-            .await?;
-        Ok((response.status().as_u16(), response.text().await?))
-    }
-
-    fn execution_arn(&self, id: &str) -> Result<String> {
-        Ok(format!(
-            "{}:{id}",
-            self.output("StateMachineArn")?
-                .replace(":stateMachine:", ":execution:")
-        ))
-    }
-
-    /// The names of the states the execution entered, in order, and its status.
-    async fn history(&self, id: &str) -> Result<(String, Vec<String>, Vec<String>)> {
-        let arn = self.execution_arn(id)?;
-        let described = self
-            .sfn
-            .describe_execution()
-            .execution_arn(&arn)
-            .send()
-            .await?;
-        let history = self
-            .sfn
-            .get_execution_history()
-            .execution_arn(&arn)
-            .max_results(1000)
-            .send()
-            .await?;
-        let mut entered = Vec::new();
-        let mut kinds = Vec::new();
-        for event in history.events() {
-            kinds.push(event.r#type().as_str().to_owned());
-            if let Some(details) = event.state_entered_event_details() {
-                entered.push(details.name().to_owned());
-            }
-        }
-        Ok((described.status().as_str().to_owned(), entered, kinds))
-    }
-
-    async fn wait_execution_done(&self, id: &str) -> Result<(String, Vec<String>, Vec<String>)> {
-        let started = Instant::now();
-        loop {
-            let history = self.history(id).await?;
-            if history.0 != "RUNNING" {
-                return Ok(history);
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("execution {id} still running: {:?}", history.1);
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    async fn revocations(&self) -> Result<String> {
-        match self
-            .iam
-            .get_role_policy()
-            .role_name(ROLE_NAME)
-            .policy_name("trailgate-revocations")
-            .send()
+        self.new_request(request_body(catalog_id, duration, "system test"))
             .await
-        {
-            Ok(output) => Ok(
-                percent_encoding::percent_decode_str(output.policy_document())
-                    .decode_utf8_lossy()
-                    .into_owned(),
-            ),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
-            {
-                Ok(String::new())
-            }
-            Err(err) => Err(err.into()),
-        }
     }
 
-    /// The ledger's event actions for `id`, straight from DynamoDB.
-    async fn ledger_actions(&self, id: &str) -> Result<Vec<String>> {
-        let output = self
-            .dynamodb
-            .query()
-            .table_name(self.output("LedgerTableName")?)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
-            .expression_attribute_values(
-                ":pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("REQ#{id}")),
-            )
-            .expression_attribute_values(
-                ":evt",
-                aws_sdk_dynamodb::types::AttributeValue::S("EVT#".into()),
-            )
-            .send()
-            .await?;
-        output
-            .items()
-            .iter()
-            .map(|item| {
-                let doc: Value = serde_json::from_str(
-                    item.get("doc")
-                        .and_then(|d| d.as_s().ok())
-                        .context("no doc")?,
-                )?;
-                Ok(doc["action"].as_str().unwrap_or_default().to_owned())
-            })
-            .collect()
+    async fn approval_links(&self, id: &str) -> Result<Vec<(String, String, String)>> {
+        Ok(self
+            .mails(id, 2)
+            .await?
+            .into_iter()
+            .map(|mail| (mail.to, mail.link, mail.body))
+            .collect())
     }
 }
 
@@ -328,7 +113,7 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
         .collect::<String>();
     let tampered = bob_link.replace("a=bob", "a=carol");
     for bad in [forged, tampered] {
-        let (status, _) = ctx.post_decision(&bad, "decision=approve").await?;
+        let Answer { status, .. } = ctx.post_decision(&bad, "decision=approve").await?;
         ensure!(status == 403, "a bad link answered {status}");
     }
     ensure!(
@@ -336,13 +121,13 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
         "a bad link changed the request"
     );
 
-    let (status, text) = ctx
+    let Answer { status, text, .. } = ctx
         .post_decision(&bob_link, "decision=approve&comment=ok")
         .await?;
     ensure!(status == 200, "approve answered {status}: {text}");
-    let (status, _) = ctx.post_decision(&bob_link, "decision=approve").await?;
+    let Answer { status, .. } = ctx.post_decision(&bob_link, "decision=approve").await?;
     ensure!(status == 409, "a replayed approval answered {status}");
-    let (status, _) = ctx.post_decision(&carol_link, "decision=deny").await?;
+    let Answer { status, .. } = ctx.post_decision(&carol_link, "decision=deny").await?;
     ensure!(status == 409, "a late deny answered {status}");
 
     let active = ctx.wait_for(&id, "ACTIVE", Duration::from_secs(30)).await?;
@@ -389,7 +174,7 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
     // The audit follows the revoke within a second: either status proves the revoke happened.
     ctx.wait_for_any(&id, &["REVOKED", "AUDITED"], Duration::from_secs(40))
         .await?;
-    let revocations = ctx.revocations().await?;
+    let revocations = ctx.revocations(ROLE_NAME).await?;
     ensure!(
         revocations.contains(&format!("\"aws:PrincipalTag/trailgate-request\":\"{id}\"")),
         "no deny for {id}: {revocations}"
@@ -412,7 +197,9 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
     );
     ensure!(audited["audit"]["ledger_chain_verified"] == true);
 
-    let (status, entered, _) = ctx.wait_execution_done(&id).await?;
+    let Execution {
+        status, entered, ..
+    } = ctx.wait_execution_done(&id, EXECUTION_LIMIT).await?;
     ensure!(status == "SUCCEEDED", "execution {status}");
     for state in [
         "Gather Context",
@@ -457,7 +244,7 @@ async fn deny_path(ctx: &Ctx) -> Result<()> {
         .find(|(to, _, _)| to == "carol@example.com")
         .context("no carol")?
         .1;
-    let (status, text) = ctx
+    let Answer { status, text, .. } = ctx
         .post_decision(carol_link, "decision=deny&comment=no")
         .await?;
     ensure!(status == 200, "deny answered {status}: {text}");
@@ -467,7 +254,9 @@ async fn deny_path(ctx: &Ctx) -> Result<()> {
         "outcome {}",
         denied["outcome"]
     );
-    let (status, entered, _) = ctx.wait_execution_done(&id).await?;
+    let Execution {
+        status, entered, ..
+    } = ctx.wait_execution_done(&id, EXECUTION_LIMIT).await?;
     ensure!(
         status == "SUCCEEDED" && entered.last().map(String::as_str) == Some("Denied"),
         "{status} {entered:?}"
@@ -479,7 +268,7 @@ async fn deny_path(ctx: &Ctx) -> Result<()> {
     let refused = ctx.alice.get(&format!("/requests/{id}/credentials")).await;
     ensure!(refused.is_err(), "a denied request vended credentials");
     ensure!(
-        !ctx.revocations().await?.contains(&id),
+        !ctx.revocations(ROLE_NAME).await?.contains(&id),
         "a denied request touched IAM"
     );
     ensure!(ctx.ledger_actions(&id).await?.last().map(String::as_str) == Some("Denied"));
@@ -499,7 +288,12 @@ async fn timeout_path(ctx: &Ctx) -> Result<()> {
         "outcome {}",
         expired["outcome"]
     );
-    let (status, entered, kinds) = ctx.wait_execution_done(&id).await?;
+    let Execution {
+        status,
+        entered,
+        kinds,
+        ..
+    } = ctx.wait_execution_done(&id, EXECUTION_LIMIT).await?;
     ensure!(
         status == "SUCCEEDED" && entered.contains(&"Record Expiry".to_owned()),
         "{status} {entered:?}"
@@ -508,7 +302,7 @@ async fn timeout_path(ctx: &Ctx) -> Result<()> {
         kinds.iter().any(|k| k == "TaskTimedOut"),
         "no TaskTimedOut in {kinds:?}"
     );
-    let (status, _) = ctx.post_decision(&links[0].1, "decision=approve").await?;
+    let Answer { status, .. } = ctx.post_decision(&links[0].1, "decision=approve").await?;
     ensure!(
         status == 403 || status == 409,
         "a click after expiry answered {status}"
@@ -567,75 +361,25 @@ async fn bad_input(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-async fn connect(state: &StackState, user: &str) -> Result<Client> {
-    Client::connect(&Target {
-        endpoint: Some(state.api_url.clone()),
-        profile: Some(user.into()),
-        region: Some(state.region.clone()),
-        aws_config_file: Some(state.aws_config_file.clone()),
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_request_lifecycle_on_the_local_stack() -> Result<()> {
-    let repo_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut options = UpOptions::new(&repo_root);
-    options.state_dir = repo_root
-        .join("target")
-        .join("system-tests")
-        .join(format!("lifecycle-{}", std::process::id()));
-    options.aws_port = 0;
-    options.api_port = 0;
-    options.parameters.insert("Catalog".into(), catalog());
-    options
-        .parameters
-        .insert("AuditDelaySeconds".into(), "1".into());
-    let stack = LocalStack::up(options)
-        .await
-        .context("bringing the local stack up")?;
-    let state = stack.state().clone();
-    let result = async {
-        let sdk = trailgate_local::deployer::sdk_config(&state.aws_endpoint);
-        let ctx = Ctx {
-            alice: connect(&state, "alice").await?,
-            bob: connect(&state, "bob").await?,
-            http: reqwest::Client::new(),
-            iam: aws_sdk_iam::Client::new(&sdk),
-            sfn: aws_sdk_sfn::Client::new(&sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-            state: state.clone(),
-        };
+    let parameters = [
+        ("Catalog", lifecycle_catalog()),
+        ("AuditDelaySeconds", "1".to_owned()),
+    ];
+    run_on_stack("lifecycle", &parameters, |ctx| async move {
         let (approve, deny, timeout, bad) = tokio::join!(
             approve_path(&ctx),
             deny_path(&ctx),
             timeout_path(&ctx),
             bad_input(&ctx)
         );
-        let mut failures = Vec::new();
-        for (name, result) in [
+        report([
             ("approve path", approve),
             ("deny path", deny),
             ("approval timeout", timeout),
             ("bad input", bad),
-        ] {
-            match result {
-                Ok(()) => println!("ok: {name}"),
-                Err(err) => failures.push(format!("{name}: {err:#}")),
-            }
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(anyhow!("{}", failures.join("\n")))
-        }
-    }
-    .await;
-    let logs = state.logs_dir.clone();
-    stack.shutdown().await.context("stopping the local stack")?;
-    if result.is_ok() {
-        // Keep the state and logs of a failed run for reading; a passing run leaves nothing behind.
-        let _ = std::fs::remove_dir_all(&state.state_dir);
-    }
-    result.with_context(|| format!("local stack logs: {}", logs.display()))
+        ])
+    })
+    .await
 }

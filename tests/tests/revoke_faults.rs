@@ -12,13 +12,12 @@
 //! cannot touch the scenarios running beside it; deleting the state machine ends every
 //! execution, so that scenario runs last, alone.
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
-use jitctl::api::Client;
-use jitctl::endpoint::Target;
+use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use trailgate_local::{LocalStack, StackState};
+use std::time::Duration;
+use trailgate_system_tests::catalog::{Entry, catalog, role_arn};
+use trailgate_system_tests::ctx::request_body;
+use trailgate_system_tests::{Ctx, Execution, report, run_on_stack};
 
 const SHARED_ROLE: &str = "sample-target-trailgate";
 /// One role per fault scenario; no name is a prefix of another (fault rules match substrings).
@@ -29,45 +28,42 @@ const FAULT_ROLES: [(&str, &str); 4] = [
     ("fault-deleted", "fault-deleted-target"),
 ];
 
-fn role_arn(name: &str) -> String {
-    format!("arn:aws:iam::123456789012:role/{name}")
-}
-
-fn catalog() -> String {
-    let approvers = json!([
-        {"id": "bob", "email": "bob@example.com", "arn": "arn:aws:iam::123456789012:user/bob"},
-        {"id": "carol", "email": "carol@example.com", "arn": "arn:aws:iam::123456789012:user/carol"}
-    ]);
-    let entry = |id: &str, role: &str| {
-        json!({"id": id, "role_arn": role_arn(role), "description": "revoke fault test", "max_duration": "PT1H",
-               "approval_window": "PT5M", "approvers": approvers, "quorum": 1,
-               "requesters": ["arn:aws:iam::123456789012:user/alice"]})
+fn revoke_catalog() -> String {
+    let entry = |id, role| Entry {
+        description: "revoke fault test",
+        ..Entry::new(id, role_arn(role))
     };
     let mut entries = vec![entry("sandbox-admin", SHARED_ROLE)];
     entries.extend(FAULT_ROLES.iter().map(|(id, role)| entry(id, role)));
-    json!({ "entries": entries }).to_string()
+    catalog(&entries)
 }
 
-struct Ctx {
-    state: StackState,
-    alice: Client,
-    bob: Client,
-    http: reqwest::Client,
-    iam: aws_sdk_iam::Client,
-    sfn: aws_sdk_sfn::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
-}
-
-impl Ctx {
-    fn output(&self, name: &str) -> Result<&str> {
-        self.state
-            .outputs
-            .get(name)
-            .map(String::as_str)
-            .ok_or_else(|| anyhow!("no output {name}"))
-    }
-
+/// This file's grants, target roles, fault injection and reconciler runs, on the shared
+/// harness context.
+trait RevokeSteps {
     /// A target role as an operator would set one up: tagged, trusting only the broker.
+    async fn create_target_role(&self, name: &str) -> Result<()>;
+
+    /// A request from alice, approved by bob through his signed link; returns once ACTIVE.
+    async fn granted(&self, catalog_id: &str, duration: &str) -> Result<(String, Value)>;
+
+    async fn credentials(&self, id: &str) -> Result<Value>;
+
+    /// Credentials must be refused (Conflict: not ACTIVE, or past expiry).
+    async fn refused(&self, id: &str, when: &str) -> Result<()>;
+
+    async fn faults(&self, method: reqwest::Method, body: Value) -> Result<Value>;
+
+    /// Injected failures so far for the rule matching `role`.
+    async fn injected(&self, role: &str) -> Result<u64>;
+
+    /// Runs the reconciler once, as its schedule would, through the router's Lambda endpoint.
+    async fn reconcile(&self) -> Result<Value>;
+
+    async fn wait_past(&self, expires_at: &str) -> Result<()>;
+}
+
+impl RevokeSteps for Ctx {
     async fn create_target_role(&self, name: &str) -> Result<()> {
         let trust = json!({"Version": "2012-10-17", "Statement": [{
             "Sid": "TrailgateBrokerOnly", "Effect": "Allow",
@@ -89,103 +85,28 @@ impl Ctx {
         Ok(())
     }
 
-    /// A request from alice, approved by bob through his signed link; returns once ACTIVE.
     async fn granted(&self, catalog_id: &str, duration: &str) -> Result<(String, Value)> {
         let created = self
             .alice
             .post_json(
                 "/requests",
-                &json!({"catalog_id": catalog_id, "duration": duration, "reason": "revoke fault test"}),
+                &request_body(catalog_id, duration, "revoke fault test"),
             )
             .await?;
         let id = created["id"].as_str().context("no id")?.to_owned();
-        let link = self.approval_link(&id, "bob@example.com").await?;
-        let (action, query) = link.split_once('?').context("link without query")?;
-        let response = self
-            .http
-            .post(action)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("{query}&decision=approve"))
-            .send()
-            .await?;
-        ensure!(
-            response.status() == 200,
-            "approve answered {}",
-            response.status()
-        );
+        let link = self.mail_to(&id, "bob@example.com").await?.link;
+        let answer = self.post_decision(&link, "decision=approve").await?;
+        ensure!(answer.status == 200, "approve answered {}", answer.status);
         let active = self
-            .wait_for_any(&id, &["ACTIVE"], Duration::from_secs(30))
+            .wait_for_any_retrying(&id, &["ACTIVE"], Duration::from_secs(30))
             .await?;
         Ok((id, active))
-    }
-
-    async fn approval_link(&self, id: &str, approver: &str) -> Result<String> {
-        let started = Instant::now();
-        loop {
-            for message in self.outbox().await? {
-                let body = message["message"].as_str().unwrap_or_default();
-                if body.contains(id) && message["attributes"]["approver"] == approver {
-                    return body
-                        .lines()
-                        .find(|l| l.starts_with("http") && l.contains("/decisions/"))
-                        .map(str::to_owned)
-                        .context("no link in the approval message");
-                }
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("no approval message for {id} to {approver}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn outbox(&self) -> Result<Vec<Value>> {
-        let messages: Value = self
-            .http
-            .get(format!("{}.json", self.state.outbox_url))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(messages.as_array().cloned().unwrap_or_default())
-    }
-
-    async fn status(&self, id: &str) -> Result<Value> {
-        self.alice.get(&format!("/requests/{id}")).await
-    }
-
-    async fn wait_for_any(&self, id: &str, statuses: &[&str], limit: Duration) -> Result<Value> {
-        let started = Instant::now();
-        loop {
-            // A slow answer (two cores shared by the stack and the functions) is not a verdict:
-            // polling goes on until the limit.
-            let request = match self.status(id).await {
-                Ok(request) => request,
-                Err(err) if started.elapsed() <= limit => {
-                    eprintln!("polling {id}: {err:#}");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                Err(err) => return Err(err),
-            };
-            if statuses.iter().any(|status| request["status"] == *status) {
-                return Ok(request);
-            }
-            if started.elapsed() > limit {
-                bail!(
-                    "{id} is {} after {limit:?}, expected one of {statuses:?}",
-                    request["status"]
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
     }
 
     async fn credentials(&self, id: &str) -> Result<Value> {
         self.alice.get(&format!("/requests/{id}/credentials")).await
     }
 
-    /// Credentials must be refused (Conflict: not ACTIVE, or past expiry).
     async fn refused(&self, id: &str, when: &str) -> Result<()> {
         let attempt = self.credentials(id).await;
         ensure!(
@@ -195,125 +116,6 @@ impl Ctx {
             "credentials {when}: {attempt:?}"
         );
         Ok(())
-    }
-
-    async fn revocations(&self, role: &str) -> Result<String> {
-        match self
-            .iam
-            .get_role_policy()
-            .role_name(role)
-            .policy_name("trailgate-revocations")
-            .send()
-            .await
-        {
-            Ok(output) => Ok(
-                percent_encoding::percent_decode_str(output.policy_document())
-                    .decode_utf8_lossy()
-                    .into_owned(),
-            ),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
-            {
-                Ok(String::new())
-            }
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    async fn denies(&self, role: &str, id: &str) -> Result<bool> {
-        Ok(self
-            .revocations(role)
-            .await?
-            .contains(&format!("\"aws:PrincipalTag/trailgate-request\":\"{id}\"")))
-    }
-
-    fn execution_arn(&self, id: &str) -> Result<String> {
-        Ok(format!(
-            "{}:{id}",
-            self.output("StateMachineArn")?
-                .replace(":stateMachine:", ":execution:")
-        ))
-    }
-
-    /// (status, error, states entered, event types) of the request's execution.
-    async fn execution(&self, id: &str) -> Result<(String, String, Vec<String>, Vec<String>)> {
-        let arn = self.execution_arn(id)?;
-        let described = self
-            .sfn
-            .describe_execution()
-            .execution_arn(&arn)
-            .send()
-            .await?;
-        let history = self
-            .sfn
-            .get_execution_history()
-            .execution_arn(&arn)
-            .max_results(1000)
-            .send()
-            .await?;
-        let mut entered = Vec::new();
-        let mut kinds = Vec::new();
-        for event in history.events() {
-            kinds.push(event.r#type().as_str().to_owned());
-            if let Some(details) = event.state_entered_event_details() {
-                entered.push(details.name().to_owned());
-            }
-        }
-        Ok((
-            described.status().as_str().to_owned(),
-            described.error().unwrap_or_default().to_owned(),
-            entered,
-            kinds,
-        ))
-    }
-
-    async fn execution_done(
-        &self,
-        id: &str,
-        limit: Duration,
-    ) -> Result<(String, String, Vec<String>, Vec<String>)> {
-        let started = Instant::now();
-        loop {
-            let execution = self.execution(id).await?;
-            if execution.0 != "RUNNING" {
-                return Ok(execution);
-            }
-            if started.elapsed() > limit {
-                bail!("execution {id} still running: {:?}", execution.2);
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    /// The ledger's events for `id` as (action, detail), straight from DynamoDB.
-    async fn ledger_events(&self, id: &str) -> Result<Vec<(String, String)>> {
-        use aws_sdk_dynamodb::types::AttributeValue::S;
-        let output = self
-            .dynamodb
-            .query()
-            .table_name(self.output("LedgerTableName")?)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
-            .expression_attribute_values(":pk", S(format!("REQ#{id}")))
-            .expression_attribute_values(":evt", S("EVT#".into()))
-            .send()
-            .await?;
-        output
-            .items()
-            .iter()
-            .map(|item| {
-                let doc: Value = serde_json::from_str(
-                    item.get("doc")
-                        .and_then(|d| d.as_s().ok())
-                        .context("no doc")?,
-                )?;
-                Ok((
-                    doc["action"].as_str().unwrap_or_default().to_owned(),
-                    doc["detail"].as_str().unwrap_or_default().to_owned(),
-                ))
-            })
-            .collect()
     }
 
     async fn faults(&self, method: reqwest::Method, body: Value) -> Result<Value> {
@@ -331,7 +133,6 @@ impl Ctx {
         Ok(response.json().await?)
     }
 
-    /// Injected failures so far for the rule matching `role`.
     async fn injected(&self, role: &str) -> Result<u64> {
         let listed = self.faults(reqwest::Method::GET, json!({})).await?;
         Ok(listed["rules"]
@@ -343,7 +144,6 @@ impl Ctx {
             .sum())
     }
 
-    /// Runs the reconciler once, as its schedule would, through the router's Lambda endpoint.
     async fn reconcile(&self) -> Result<Value> {
         let response = self
             .http
@@ -385,7 +185,7 @@ async fn iam_fails_then_recovers(ctx: &Ctx) -> Result<()> {
         json!({"service": "iam", "action": "PutRolePolicy", "error": "ServiceFailure", "count": 6, "match": format!("RoleName={role}")}),
     )
     .await?;
-    ctx.wait_for_any(&id, &["REVOKED", "AUDITED"], Duration::from_secs(120))
+    ctx.wait_for_any_retrying(&id, &["REVOKED", "AUDITED"], Duration::from_secs(120))
         .await?;
     ensure!(ctx.denies(role, &id).await?, "no deny for {id}");
     ctx.refused(&id, "after the retried revoke").await?;
@@ -393,7 +193,14 @@ async fn iam_fails_then_recovers(ctx: &Ctx) -> Result<()> {
         ctx.injected(role).await? == 6,
         "the faults were not all hit"
     );
-    let (status, _, entered, kinds) = ctx.execution_done(&id, Duration::from_secs(60)).await?;
+    let Execution {
+        status,
+        entered,
+        kinds,
+        ..
+    } = ctx
+        .wait_execution_done(&id, Duration::from_secs(60))
+        .await?;
     ensure!(status == "SUCCEEDED", "execution {status}: {entered:?}");
     ensure!(
         kinds.iter().filter(|k| *k == "TaskFailed").count() >= 1,
@@ -417,7 +224,14 @@ async fn iam_fails_past_the_retries(ctx: &Ctx) -> Result<()> {
         json!({"service": "iam", "action": "PutRolePolicy", "error": "Throttling", "count": 10_000, "match": matching}),
     )
     .await?;
-    let (status, error, entered, _) = ctx.execution_done(&id, Duration::from_secs(240)).await?;
+    let Execution {
+        status,
+        error,
+        entered,
+        ..
+    } = ctx
+        .wait_execution_done(&id, Duration::from_secs(240))
+        .await?;
     ensure!(
         status == "FAILED" && error == "RevokeFailed",
         "execution {status} {error}: {entered:?}"
@@ -449,7 +263,7 @@ async fn iam_fails_past_the_retries(ctx: &Ctx) -> Result<()> {
     ctx.faults(reqwest::Method::DELETE, json!({"match": matching}))
         .await?;
     ctx.reconcile().await?;
-    ctx.wait_for_any(&id, &["REVOKED"], Duration::from_secs(10))
+    ctx.wait_for_any_retrying(&id, &["REVOKED"], Duration::from_secs(10))
         .await?;
     ensure!(ctx.denies(role, &id).await?, "the reconciler left no deny");
     ensure!(
@@ -486,7 +300,7 @@ async fn execution_stopped(ctx: &Ctx) -> Result<()> {
     ctx.refused(&id, "past expiry with the execution stopped")
         .await?;
     ctx.reconcile().await?;
-    ctx.wait_for_any(&id, &["REVOKED"], Duration::from_secs(10))
+    ctx.wait_for_any_retrying(&id, &["REVOKED"], Duration::from_secs(10))
         .await?;
     ensure!(ctx.denies(role, &id).await?, "the reconciler left no deny");
     ctx.refused(&id, "after the reconciler's revoke").await?;
@@ -535,7 +349,9 @@ async fn early_revoke_of_one_of_two(ctx: &Ctx) -> Result<()> {
 
     // The timers fire later and find nothing to do; the deny stays.
     for id in [&first, &second] {
-        let (status, _, entered, _) = ctx.execution_done(id, Duration::from_secs(90)).await?;
+        let Execution {
+            status, entered, ..
+        } = ctx.wait_execution_done(id, Duration::from_secs(90)).await?;
         ensure!(status == "SUCCEEDED", "{id}: execution {status}");
         ensure!(entered.iter().any(|s| s == "Revoke"), "{id}: {entered:?}");
         let revokes = ctx
@@ -594,45 +410,13 @@ async fn state_machine_deleted(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-async fn connect(state: &StackState, user: &str) -> Result<Client> {
-    Client::connect(&Target {
-        endpoint: Some(state.api_url.clone()),
-        profile: Some(user.into()),
-        region: Some(state.region.clone()),
-        aws_config_file: Some(state.aws_config_file.clone()),
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revoke_ends_access_through_injected_faults() -> Result<()> {
-    let repo_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut options = trailgate_local::UpOptions::new(&repo_root);
-    options.state_dir = repo_root
-        .join("target")
-        .join("system-tests")
-        .join(format!("revoke-faults-{}", std::process::id()));
-    options.aws_port = 0;
-    options.api_port = 0;
-    options.parameters.insert("Catalog".into(), catalog());
-    options
-        .parameters
-        .insert("AuditDelaySeconds".into(), "1".into());
-    let stack = LocalStack::up(options)
-        .await
-        .context("bringing the local stack up")?;
-    let state = stack.state().clone();
-    let result = async {
-        let sdk = trailgate_local::deployer::sdk_config(&state.aws_endpoint);
-        let ctx = Ctx {
-            alice: connect(&state, "alice").await?,
-            bob: connect(&state, "bob").await?,
-            http: reqwest::Client::new(),
-            iam: aws_sdk_iam::Client::new(&sdk),
-            sfn: aws_sdk_sfn::Client::new(&sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-            state: state.clone(),
-        };
+    let parameters = [
+        ("Catalog", revoke_catalog()),
+        ("AuditDelaySeconds", "1".to_owned()),
+    ];
+    run_on_stack("revoke-faults", &parameters, |ctx| async move {
         for (_, role) in FAULT_ROLES {
             ctx.create_target_role(role).await?;
         }
@@ -644,30 +428,13 @@ async fn revoke_ends_access_through_injected_faults() -> Result<()> {
         );
         // Deleting the state machine ends every execution: last, alone.
         let deleted = state_machine_deleted(&ctx).await;
-        let mut failures = Vec::new();
-        for (name, result) in [
+        report([
             ("(a) IAM fails, then recovers", retried),
             ("(b) IAM fails past the retries", exhausted),
             ("(c) execution stopped", stopped),
             ("early revoke of one of two", early),
             ("(d) state machine deleted", deleted),
-        ] {
-            match result {
-                Ok(()) => println!("ok: {name}"),
-                Err(err) => failures.push(format!("{name}: {err:#}")),
-            }
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(anyhow!("{}", failures.join("\n")))
-        }
-    }
-    .await;
-    let logs = state.logs_dir.clone();
-    stack.shutdown().await.context("stopping the local stack")?;
-    if result.is_ok() {
-        let _ = std::fs::remove_dir_all(&state.state_dir);
-    }
-    result.with_context(|| format!("local stack logs: {}", logs.display()))
+        ])
+    })
+    .await
 }
