@@ -61,6 +61,13 @@ enum Command {
     Approve(jitctl::approve::DecisionArgs),
     /// Deny a request as yourself (you must be one of its approvers).
     Deny(jitctl::approve::DecisionArgs),
+    /// End an active grant now (the requester or one of its approvers): trailgate denies every
+    /// session of the request on the target role and stops vending credentials.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print credentials for an active grant in the AWS `credential_process` format.
     CredentialProcess {
         #[arg(long)]
@@ -150,6 +157,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     .await?,
                 json,
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Revoke { id, json } => {
+            let client = api::Client::connect(&target).await?;
+            let revoked = client
+                .post_json(
+                    &format!("/requests/{}/revoke", api::segment(&id)),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            print_request(&revoked, json);
             Ok(ExitCode::SUCCESS)
         }
         Command::CredentialProcess { request } => {
