@@ -5,12 +5,13 @@
 #   .venv-awscli  AWS CLI v1 for the demo                   (requirements/awscli.txt)
 #   .venv-duckdb  DuckDB for the runbook SQL proof + bench  (requirements/duckdb.txt)
 #   .venv-lint    parliament, the IAM policy lint           (requirements/lint.txt)
+#   .venv-schemathesis  schemathesis, the API fuzzer        (requirements/schemathesis.txt)
 #   node_modules  asl-validator, playwright-core            (package.json + package-lock.json, npm ci)
 #   chromium      Debian's /usr/bin/chromium for the browser test (apt-get, as root, when missing)
 # Idempotent and fast when nothing changed: each step leaves a stamp holding the hash of its
 # inputs and is skipped while the stamp matches. Only package registries are needed.
 #
-# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|lint|node|chromium]...   (no argument = all)
+# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|lint|schemathesis|node|chromium]...   (no argument = all)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -104,7 +105,7 @@ check_python() {
 }
 
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(moto sam awscli duckdb lint node chromium)
+[[ ${#steps[@]} -gt 0 ]] || steps=(moto sam awscli duckdb lint schemathesis node chromium)
 
 for step in "${steps[@]}"; do
   case "$step" in
@@ -130,6 +131,10 @@ for step in "${steps[@]}"; do
       check_python
       venv .venv-lint requirements/lint.txt
       ;;
+    schemathesis)
+      check_python
+      venv .venv-schemathesis requirements/schemathesis.txt
+      ;;
     node)
       node_modules
       ;;
@@ -137,7 +142,7 @@ for step in "${steps[@]}"; do
       chromium_browser
       ;;
     *)
-      die "unknown step '$step' (expected moto, sam, awscli, duckdb, lint, node or chromium)"
+      die "unknown step '$step' (expected moto, sam, awscli, duckdb, lint, schemathesis, node or chromium)"
       ;;
   esac
 done

@@ -410,6 +410,21 @@ impl Ctx {
             .collect()
     }
 
+    /// Adds CloudTrail records to the router's LookupEvents history (`POST /_local/cloudtrail`);
+    /// returns how many it indexed.
+    pub async fn seed_cloudtrail(&self, records: &[Value]) -> Result<u64> {
+        let response = self
+            .http
+            .post(format!("{}/_local/cloudtrail", self.state.aws_endpoint))
+            .json(&json!({ "Records": records }))
+            .send()
+            .await?;
+        let status = response.status();
+        let answer: Value = response.json().await?;
+        ensure!(status.is_success(), "seeding CloudTrail: {status} {answer}");
+        answer["added"].as_u64().context("no `added` in the answer")
+    }
+
     /// The ledger's event actions for `id`, in order.
     pub async fn ledger_actions(&self, id: &str) -> Result<Vec<String>> {
         Ok(self

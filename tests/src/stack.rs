@@ -26,6 +26,14 @@ where
     // Port 0: the test binaries may run side by side, each with its own stack.
     options.aws_port = 0;
     options.api_port = 0;
+    // Scenarios that are not about the request policy run several requests for one role at
+    // once; tests of the policy (tests/requests.rs) pass the production values explicitly.
+    options
+        .parameters
+        .insert("OneOpenRequestPerRole".into(), "false".into());
+    options
+        .parameters
+        .insert("RequestsPerMinute".into(), "1000".into());
     for (key, value) in parameters {
         options.parameters.insert((*key).into(), value.clone());
     }

@@ -141,7 +141,7 @@ async fn quorum_two(ctx: &Ctx) -> Result<()> {
         for needle in [
             "Reason:    quorum test",
             "Ticket:    OPS-7",
-            "NOT checked",
+            "CloudTrail events of the requester",
             ROLE,
         ] {
             ensure!(mail.body.contains(needle), "no {needle:?} in {}", mail.body);
@@ -515,6 +515,16 @@ async fn bad_links(ctx: &Ctx) -> Result<()> {
 /// The confirm page in headless Chromium, JavaScript off and phone-sized: it shows the request
 /// and the context, Approve leads to the outcome page, and the request becomes ACTIVE.
 async fn browser(ctx: &Ctx) -> Result<()> {
+    // Something for the context step to warn about, so the page has a highlighted finding.
+    let at = (time::OffsetDateTime::now_utc() - Duration::from_secs(600))
+        .format(&time::format_description::well_known::Rfc3339)?;
+    ctx.seed_cloudtrail(&[json!({
+        "eventID": "approvals-browser-stoplogging", "eventTime": at, "eventName": "StopLogging",
+        "eventSource": "cloudtrail.amazonaws.com", "awsRegion": "us-east-1",
+        "userIdentity": {"type": "IAMUser", "userName": "alice",
+            "arn": "arn:aws:iam::123456789012:user/alice"},
+    })])
+    .await?;
     let id = ctx.request("sandbox-admin", "browser test").await?;
     let link = ctx.link_of(&id, "bob").await?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -71,7 +71,7 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
         .context("no bob")?
         .clone();
     ensure!(
-        body.contains("NOT checked"),
+        body.contains("CloudTrail events of the requester"),
         "the e-mail does not carry the context summary: {body}"
     );
     let carol_link = links

@@ -15,6 +15,26 @@ use serde_json::Value;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 
+/// A raw API answer, for callers that need the status or headers (tests, idempotent retries).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON, or as a JSON string when it is not JSON.
+    pub body: Value,
+}
+
+impl Reply {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 pub struct Client {
     base_url: String,
     region: String,
@@ -80,8 +100,43 @@ impl Client {
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<Value> {
+        let reply = self
+            .send(method, path, body.unwrap_or_default(), &[])
+            .await?;
+        let (status, value) = (reply.status, reply.body);
+        if (200..300).contains(&status) {
+            return Ok(value);
+        }
+        if let Some(error) = value.get("error") {
+            let field = error["field"]
+                .as_str()
+                .map(|f| format!(", field `{f}`"))
+                .unwrap_or_default();
+            bail!(
+                "{} ({}{field})",
+                error["message"].as_str().unwrap_or("error"),
+                error["code"].as_str().unwrap_or("?")
+            );
+        }
+        // API Gateway's own refusals (auth) have only a message.
+        let message = value
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| value.to_string());
+        bail!("{message} (HTTP {status})")
+    }
+
+    /// Sends one signed call and returns the answer whatever its status; `headers` are added
+    /// (and signed) as given.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<Reply> {
         let url = format!("{}{}", self.base_url, path);
-        let body = body.unwrap_or_default();
         let uri: http::Uri = url
             .parse()
             .with_context(|| format!("bad endpoint URL `{url}`"))?;
@@ -95,6 +150,9 @@ impl Client {
             .header("host", host);
         if !body.is_empty() {
             request = request.header("content-type", "application/json");
+        }
+        for (name, value) in extra_headers {
+            request = request.header(*name, *value);
         }
         let mut request = request.body(body)?;
 
@@ -134,30 +192,21 @@ impl Client {
             .execute(request)
             .await
             .with_context(|| format!("calling {url}"))?;
-        let status = response.status();
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
         let text = response.text().await?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-        if status.is_success() {
-            return Ok(value);
-        }
-        if let Some(error) = value.get("error") {
-            let field = error["field"]
-                .as_str()
-                .map(|f| format!(", field `{f}`"))
-                .unwrap_or_default();
-            bail!(
-                "{} ({}{field})",
-                error["message"].as_str().unwrap_or("error"),
-                error["code"].as_str().unwrap_or("?")
-            );
-        }
-        // API Gateway's own refusals (auth) have only a message.
-        let message = value
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or(text.as_str())
-            .to_owned();
-        bail!("{message} (HTTP {})", status.as_u16())
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Polls a request until its status leaves `statuses`, showing a live status line when

@@ -49,6 +49,11 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
     };
     let alice = Client::connect(&as_user("alice")).await?;
 
+    let seeded = seed_history(&state).await?;
+    timeline.step(&format!(
+        "seeded {seeded} CloudTrail records of alice's week into the local LookupEvents (demo data)"
+    ));
+
     let created = alice
         .post_json(
             "/requests",
@@ -68,6 +73,14 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
         .unwrap_or("context unavailable")
         .to_owned();
     timeline.step(&format!("context gathered: {context}"));
+    for line in shown["context"]["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(5)
+    {
+        println!("{:>28}{}", "", line.as_str().unwrap_or_default());
+    }
     timeline.step(&format!(
         "approval e-mail in the outbox for bob: {}",
         shorten(&link)
@@ -205,6 +218,76 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
     println!("\ndone: {id} went PENDING -> APPROVED -> ACTIVE -> REVOKED -> AUDITED");
     println!("the stack is still running: `jitctl local down` stops it");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Seeds the local LookupEvents with a week of alice's activity, so that the context step has
+/// something to find: routine reads, a StopLogging, an administrator policy attached to a role,
+/// and failed console sign-ins. Clearly demo data; the router serves it like CloudTrail.
+async fn seed_history(state: &StackState) -> Result<u64> {
+    let account = &state.account_id;
+    let record = |n: u32, minutes_ago: i64, name: &str, source: &str, extra: Value| {
+        let at = time::OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago);
+        let mut record = serde_json::json!({
+            "eventVersion": "1.08", "eventID": format!("demo-alice-{n}"),
+            "eventTime": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "eventName": name, "eventSource": source, "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.9", "userAgent": "aws-cli/2.15",
+            "readOnly": name.starts_with("List") || name.starts_with("Describe"),
+            "recipientAccountId": account,
+            "userIdentity": {"type": "IAMUser", "userName": "alice", "accountId": account,
+                             "principalId": "AIDAALICE", "arn": format!("arn:aws:iam::{account}:user/alice")},
+        });
+        if let (Some(target), Some(more)) = (record.as_object_mut(), extra.as_object()) {
+            target.extend(more.clone());
+        }
+        record
+    };
+    let mut records: Vec<Value> = (0..20)
+        .map(|n| {
+            record(
+                n,
+                600 + i64::from(n) * 30,
+                "ListBuckets",
+                "s3.amazonaws.com",
+                Value::Null,
+            )
+        })
+        .collect();
+    records.push(record(
+        100,
+        300,
+        "StopLogging",
+        "cloudtrail.amazonaws.com",
+        serde_json::json!({"requestParameters": {"name": "org-trail"}}),
+    ));
+    records.push(record(
+        101,
+        240,
+        "AttachRolePolicy",
+        "iam.amazonaws.com",
+        serde_json::json!({"requestParameters": {"roleName": "ops", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}}),
+    ));
+    for n in 0..3 {
+        records.push(record(
+            110 + n,
+            120 + i64::from(n),
+            "ConsoleLogin",
+            "signin.amazonaws.com",
+            serde_json::json!({"responseElements": {"ConsoleLogin": "Failure"}, "errorMessage": "Failed authentication",
+                               "additionalEventData": {"MFAUsed": "No"}}),
+        ));
+    }
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/_local/cloudtrail", state.aws_endpoint))
+        .json(&serde_json::json!({"Records": records}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    answer["added"]
+        .as_u64()
+        .context("the router did not say how many records it added")
 }
 
 /// Polls the outbox for the approval message addressed to `approver` and returns its link.

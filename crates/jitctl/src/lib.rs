@@ -3,8 +3,10 @@
 
 pub mod api;
 pub mod approve;
+pub mod catalog_check;
 pub mod console;
 pub mod demo;
 pub mod endpoint;
 pub mod local;
+pub mod requests;
 pub mod runbook;

@@ -57,6 +57,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List your requests, newest first.
+    List(jitctl::requests::ListArgs),
+    /// Cancel one of your requests while it is PENDING.
+    Cancel(jitctl::requests::CancelArgs),
+    /// Show the catalog entries you may request.
+    Catalog(jitctl::requests::CatalogArgs),
     /// Approve a request as yourself (you must be one of its approvers).
     Approve(jitctl::approve::DecisionArgs),
     /// Deny a request as yourself (you must be one of its approvers).
@@ -181,6 +187,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{credentials}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::List(args) => jitctl::requests::list(&target, args).await,
+        Command::Cancel(args) => jitctl::requests::cancel(&target, args).await,
+        Command::Catalog(args) => jitctl::requests::catalog(&target, args).await,
         Command::Approve(args) => jitctl::approve::run(&target, args, true).await,
         Command::Deny(args) => jitctl::approve::run(&target, args, false).await,
         Command::Profile {

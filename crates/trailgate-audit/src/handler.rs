@@ -1,34 +1,45 @@
 //! Translates the `Audit Session` step: records the end-of-session report.
 //!
-//! Until a CloudTrail source is wired in, the report covers what the ledger knows (grant
-//! window, credentials issued, the verified event chain) and says the API calls were not analysed.
+//! The report covers what the ledger knows (grant window, credentials issued, the verified event
+//! chain) and what CloudTrail shows the session did (see [`crate::session`]).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
 use trailgate_domain::error::Error;
 use trailgate_domain::ports::Ledger;
+use trailgate_domain::request::Status;
 use trailgate_domain::service;
+use trailgate_runbooks::source::lookup::LookupEventsApi;
+
+use crate::session::{Settings, analyse};
 
 #[derive(Deserialize)]
 struct Input {
     request_id: String,
 }
 
-pub async fn handle<L: Ledger>(payload: Value, ledger: &L) -> Result<Value, LambdaError> {
+pub async fn handle<L: Ledger, A: LookupEventsApi + Sync>(
+    payload: Value,
+    ledger: &L,
+    api: &A,
+    settings: &Settings,
+) -> Result<Value, LambdaError> {
     let input: Input = serde_json::from_value(payload)
         .map_err(|err| Error::internal(format!("bad Audit Session input: {err}")))?;
-    let cloudtrail = json!({
-        "analysed": false,
-        "reason": "no CloudTrail source is configured: the session's API calls were not analysed",
-    });
-    let report = service::audit(
-        ledger,
-        &input.request_id,
-        cloudtrail,
-        time::OffsetDateTime::now_utc(),
-    )
-    .await?;
+    let request = ledger
+        .get(&input.request_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("request {} not found", input.request_id)))?;
+    let now = time::OffsetDateTime::now_utc();
+    // Only a REVOKED request gets analysed; `service::audit` decides what the others get
+    // (the stored report, or a Conflict), so a retried step does not scan CloudTrail again.
+    let cloudtrail = if request.status == Status::Revoked {
+        analyse(api, settings, &request, now).await
+    } else {
+        json!({"analysed": false, "reason": "not REVOKED"})
+    };
+    let report = service::audit(ledger, &input.request_id, cloudtrail, now).await?;
     Ok(
         json!({ "credentials_issued": report["credentials_issued"], "ledger_chain_verified": report["ledger_chain_verified"] }),
     )
@@ -37,14 +48,79 @@ pub async fn handle<L: Ledger>(payload: Value, ledger: &L) -> Result<Value, Lamb
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trailgate_domain::request::Status;
+    use std::time::Duration;
     use trailgate_domain::testing::*;
+    use trailgate_runbooks::source::lookup::{
+        LookupCallError, LookupEvent, LookupPage, LookupRequest,
+    };
+
+    /// LookupEvents answering `Username` = the session name with fixed records.
+    struct FakeApi {
+        records: Vec<Value>,
+        fail: bool,
+    }
+
+    impl LookupEventsApi for FakeApi {
+        async fn lookup(&self, request: LookupRequest) -> Result<LookupPage, LookupCallError> {
+            if self.fail {
+                return Err(LookupCallError::Failed("AccessDeniedException".into()));
+            }
+            let events = self
+                .records
+                .iter()
+                .filter(|r| {
+                    r["userIdentity"]["arn"]
+                        .as_str()
+                        .is_some_and(|arn| arn.ends_with(&format!("/{}", request.value)))
+                })
+                .map(|r| LookupEvent {
+                    event_id: r["eventID"].as_str().map(str::to_owned),
+                    cloud_trail_event: Some(r.to_string()),
+                })
+                .collect();
+            Ok(LookupPage {
+                events,
+                next_token: None,
+            })
+        }
+
+        async fn sleep(&self, _duration: Duration) {}
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            regions: vec!["us-east-1".into()],
+            budget: Duration::from_secs(5),
+        }
+    }
+
+    fn session_call(i: u32, session: &str, id: &str, name: &str, read_only: bool) -> Value {
+        json!({
+            "eventID": format!("e{i}"),
+            "eventTime": trailgate_domain::time::format_utc(time::OffsetDateTime::now_utc() - time::Duration::seconds(30)),
+            "eventName": name,
+            "eventSource": "s3.amazonaws.com",
+            "readOnly": read_only,
+            "requestParameters": {"bucketName": "team-data"},
+            "userIdentity": {
+                "type": "AssumedRole",
+                "principalId": format!("AROAEXAMPLE:{session}"),
+                "arn": format!("arn:aws:sts::123456789012:assumed-role/sandbox/{session}"),
+                "sessionContext": {"sourceIdentity": "alice"},
+            },
+            "x": id,
+        })
+    }
 
     #[tokio::test]
     async fn only_revoked_requests_are_audited() {
+        let api = FakeApi {
+            records: Vec::new(),
+            fail: false,
+        };
         let ledger = MemoryLedger::default();
         let id = seed(&ledger, pending_request()).id;
-        let err = handle(json!({"request_id": id}), &ledger)
+        let err = handle(json!({"request_id": id}), &ledger, &api, &settings())
             .await
             .unwrap_err();
         assert_eq!(err.0.kind.name(), "Conflict");
@@ -53,8 +129,64 @@ mod tests {
         let mut request = pending_request();
         request.status = Status::Revoked;
         let id = seed(&ledger, request).id;
-        let out = handle(json!({"request_id": id}), &ledger).await.unwrap();
+        let out = handle(json!({"request_id": id}), &ledger, &api, &settings())
+            .await
+            .unwrap();
         assert_eq!(out["ledger_chain_verified"], true);
         assert_eq!(ledger.record(&id).unwrap().status, Status::Audited);
+    }
+
+    #[tokio::test]
+    async fn the_report_names_what_the_session_did() {
+        let mut request = pending_request();
+        request.status = Status::Revoked;
+        request.requester_identity = "alice".into();
+        let session = service::session_name(&request);
+        let id = request.id.clone();
+        let api = FakeApi {
+            records: vec![
+                session_call(1, &session, &id, "ListObjects", true),
+                session_call(2, &session, &id, "PutObject", false),
+                // Another request's session of the same requester: not this audit's business.
+                session_call(3, "tg-alice-r-other", "r-other", "DeleteBucket", false),
+            ],
+            fail: false,
+        };
+        let ledger = MemoryLedger::default();
+        seed(&ledger, request);
+        handle(json!({"request_id": id}), &ledger, &api, &settings())
+            .await
+            .unwrap();
+        let report = ledger.record(&id).unwrap().audit.unwrap();
+        let cloudtrail = &report["cloudtrail"];
+        assert_eq!(cloudtrail["analysed"], true, "{cloudtrail}");
+        assert_eq!(cloudtrail["events"], 2);
+        assert_eq!(cloudtrail["reads"], 1);
+        assert_eq!(cloudtrail["writes"], 1);
+        assert_eq!(cloudtrail["resources"], json!(["s3:team-data"]));
+        assert_eq!(
+            cloudtrail["suggested_policy"]["Statement"][0]["Action"],
+            json!(["s3:ListObjects", "s3:PutObject"])
+        );
+
+        let mut request = pending_request();
+        request.status = Status::Revoked;
+        let ledger = MemoryLedger::default();
+        let id = seed(&ledger, request).id;
+        let failing = FakeApi {
+            records: Vec::new(),
+            fail: true,
+        };
+        handle(json!({"request_id": id}), &ledger, &failing, &settings())
+            .await
+            .unwrap();
+        let report = ledger.record(&id).unwrap().audit.unwrap();
+        assert_eq!(report["cloudtrail"]["analysed"], false);
+        assert!(
+            report["cloudtrail"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("AccessDeniedException")
+        );
     }
 }

@@ -41,10 +41,9 @@ pub fn body_bytes(request: &ApiGatewayProxyRequest) -> Result<Vec<u8>> {
         body.as_bytes().to_vec()
     };
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(Error::invalid(
-            "body",
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        ));
+        return Err(Error::too_large(format!(
+            "the body is larger than {MAX_BODY_BYTES} bytes"
+        )));
     }
     Ok(bytes)
 }
@@ -161,6 +160,7 @@ mod tests {
         assert_eq!(err.field.as_deref(), Some("body"));
         let err = json_body::<Body2>(&request(&"x".repeat(MAX_BODY_BYTES + 1))).unwrap_err();
         assert!(err.message.contains("larger"));
+        assert_eq!(err.kind.http_status(), 413);
     }
 
     #[test]

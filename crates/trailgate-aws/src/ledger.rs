@@ -5,14 +5,19 @@
 //! conditions and the `ByStatus` index; one item per event (`sk = EVT#<seq>`).
 //! A change is one `TransactWriteItems`: the record only if `event_seq` is still what was read,
 //! the event only if it does not exist. Either both land or neither does.
+//! The request policy keeps two small item kinds beside the requests, both purged by TTL
+//! (`purge_at`): rate counters (`pk = RATE#<requester>`, `sk = <window>`) and idempotency keys
+//! (`pk = IDEM#<scope>`, `sk = IDEM`). Neither carries `status`, `requester` or
+//! `created_at`, so neither index sees them.
 
 use crate::errors::classify;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use base64::Engine;
 use std::collections::HashMap;
 use trailgate_domain::error::{Error, Result};
 use trailgate_domain::ledger::{Change, Event};
-use trailgate_domain::ports::Ledger;
+use trailgate_domain::ports::{IdempotencyRecord, Ledger, RequestPage};
 use trailgate_domain::request::{AccessRequest, Status};
 use trailgate_domain::service::STALE;
 
@@ -24,6 +29,41 @@ pub struct DynamoLedger {
 }
 
 const STATUS_INDEX: &str = "ByStatus";
+const REQUESTER_INDEX: &str = "ByRequester";
+
+/// The `GET /requests` page token: the last request's key on `ByRequester`, as base64url
+/// JSON. The requester is never in it (it is always the caller), so a token cannot widen a
+/// query to someone else's requests.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageToken {
+    id: String,
+    created_at: String,
+}
+
+fn bad_token() -> Error {
+    Error::invalid("next", "`next` is not a page token from this API")
+}
+
+fn decode_token(token: &str) -> Result<PageToken> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad_token())?;
+    let token: PageToken = serde_json::from_slice(&bytes).map_err(|_| bad_token())?;
+    if !trailgate_domain::request::is_request_id(&token.id) || token.created_at.len() > 64 {
+        return Err(bad_token());
+    }
+    Ok(token)
+}
+
+fn encode_token(record: &AccessRequest) -> Result<String> {
+    let json = serde_json::to_vec(&PageToken {
+        id: record.id.clone(),
+        created_at: record.created_at.clone(),
+    })
+    .map_err(|err| Error::internal(err.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+}
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -237,5 +277,167 @@ impl Ledger for DynamoLedger {
             }
         }
         Ok(records)
+    }
+
+    async fn by_requester(
+        &self,
+        requester: &str,
+        limit: usize,
+        next: Option<&str>,
+    ) -> Result<RequestPage> {
+        let start = match next {
+            None => None,
+            Some(token) => {
+                let token = decode_token(token)?;
+                Some(HashMap::from([
+                    ("pk".to_owned(), s(pk(&token.id))),
+                    ("sk".to_owned(), s("META")),
+                    ("requester".to_owned(), s(requester)),
+                    ("created_at".to_owned(), s(token.created_at)),
+                ]))
+            }
+        };
+        // One more than asked: whether it exists says if there is a next page, so the last
+        // page never hands out a token that leads to an empty page.
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(REQUESTER_INDEX)
+            .key_condition_expression("requester = :requester")
+            .expression_attribute_values(":requester", s(requester))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|err| classify("DynamoDB Query ByRequester", &err))?;
+        let mut requests: Vec<AccessRequest> = output
+            .items()
+            .iter()
+            .map(Self::parse_doc)
+            .collect::<Result<_>>()?;
+        let more = requests.len() > limit;
+        requests.truncate(limit);
+        let next = match requests.last() {
+            Some(last) if more => Some(encode_token(last)?),
+            _ => None,
+        };
+        Ok(RequestPage { requests, next })
+    }
+
+    async fn count_call(
+        &self,
+        requester: &str,
+        window: &str,
+        limit: u32,
+        purge_at: i64,
+    ) -> Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RATE#{requester}")))
+            .key("sk", s(window))
+            .update_expression("ADD calls :one SET purge_at = :purge")
+            .condition_expression("attribute_not_exists(calls) OR calls < :limit")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .expression_attribute_values(":purge", AttributeValue::N(purge_at.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(classify("DynamoDB UpdateItem rate counter", &err)),
+        }
+    }
+
+    async fn idempotency(&self, scope: &str) -> Result<Option<IdempotencyRecord>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("IDEM#{scope}")))
+            .key("sk", s("IDEM"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| classify("DynamoDB GetItem idempotency", &err))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(|value| value.as_s().ok())
+                .cloned()
+                .ok_or_else(|| Error::internal(format!("an idempotency item has no `{name}`")))
+        };
+        let status = item
+            .get("http_status")
+            .and_then(|value| value.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Error::internal("an idempotency item has no `http_status`"))?;
+        Ok(Some(IdempotencyRecord {
+            scope: scope.to_owned(),
+            body_hash: text("body_hash")?,
+            request_id: text("request_id")?,
+            status,
+        }))
+    }
+
+    async fn remember(&self, record: &IdempotencyRecord, purge_at: i64) -> Result<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("IDEM#{}", record.scope)))
+            .item("sk", s("IDEM"))
+            .item("body_hash", s(&record.body_hash))
+            .item("request_id", s(&record.request_id))
+            .item("http_status", AttributeValue::N(record.status.to_string()))
+            .item("purge_at", AttributeValue::N(purge_at.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(classify("DynamoDB PutItem idempotency", &err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod page_token_tests {
+    use super::*;
+    use trailgate_domain::testing::pending_request;
+
+    #[test]
+    fn page_tokens_round_trip_and_forged_ones_are_400s_on_next() {
+        let record = pending_request();
+        let token = decode_token(&encode_token(&record).unwrap()).unwrap();
+        assert_eq!(
+            (token.id.as_str(), token.created_at.as_str()),
+            (record.id.as_str(), record.created_at.as_str())
+        );
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"id":"../x","created_at":"z"}"#);
+        for bad in ["not-a-token", "", &forged] {
+            let err = decode_token(bad).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("next"), "{bad}");
+        }
     }
 }

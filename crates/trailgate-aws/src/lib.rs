@@ -5,10 +5,13 @@
 //! - [`config`]: environment variables, read once at cold start.
 //! - [`errors`]: SDK errors classified into domain kinds; domain errors into Lambda `Diagnostic`s.
 //! - [`ledger`], [`workflow`], [`notifier`], [`credentials`], [`roles`], [`secrets`]: the ports.
+//! - `cloudtrail` (feature `cloudtrail`): LookupEvents behind trailgate-runbooks' lookup source.
 //! - [`s3`]: the object store behind trailgate-runbooks' S3 source (CloudTrail trail buckets).
 //! - [`apigw`]: API Gateway proxy events in, JSON or HTML responses out.
 
 pub mod apigw;
+#[cfg(feature = "cloudtrail")]
+pub mod cloudtrail;
 pub mod config;
 pub mod credentials;
 pub mod errors;

@@ -1,59 +1,192 @@
-//! Translates the `Gather Context` step: records what reviewers will be shown.
+//! Translates the `Gather Context` step: gathers and records what reviewers will be shown.
 //!
-//! No CloudTrail source is wired in yet, and the summary says exactly that, so no reviewer
-//! mistakes "nothing checked" for "nothing found".
+//! The step never blocks a request: a missing request is an error (nothing to approve), but a
+//! CloudTrail failure becomes `available: false` with the reason, and the approval goes out.
 
 use serde::Deserialize;
 use serde_json::Value;
 use trailgate_aws::LambdaError;
 use trailgate_domain::error::Error;
 use trailgate_domain::ports::Ledger;
-use trailgate_domain::request::ContextSummary;
 use trailgate_domain::service;
+use trailgate_runbooks::source::lookup::LookupEventsApi;
+
+use crate::gather::{Settings, gather};
 
 #[derive(Deserialize)]
 struct Input {
     request_id: String,
 }
 
-/// What reviewers see until a CloudTrail source is configured.
-pub fn unconfigured() -> ContextSummary {
-    ContextSummary {
-        available: false,
-        summary:
-            "No CloudTrail source is configured: the requester's recent activity was NOT checked."
-                .into(),
-        lines: Vec::new(),
-    }
-}
-
-pub async fn handle<L: Ledger>(payload: Value, ledger: &L) -> Result<Value, LambdaError> {
+pub async fn handle<L: Ledger, A: LookupEventsApi + Sync>(
+    payload: Value,
+    ledger: &L,
+    api: &A,
+    settings: &Settings,
+) -> Result<Value, LambdaError> {
     let input: Input = serde_json::from_value(payload)
         .map_err(|err| Error::internal(format!("bad Gather Context input: {err}")))?;
-    let context = service::record_context(
-        ledger,
-        &input.request_id,
-        unconfigured(),
-        time::OffsetDateTime::now_utc(),
-    )
-    .await?;
-    serde_json::to_value(context).map_err(|err| LambdaError(Error::internal(err.to_string())))
+    let request = ledger
+        .get(&input.request_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("request {} not found", input.request_id)))?;
+    let now = time::OffsetDateTime::now_utc();
+    let context = gather(api, settings, &request.requester_identity, now).await;
+    tracing::info!(
+        request_id = %input.request_id,
+        available = context.available,
+        findings = context.lines.len(),
+        "context gathered"
+    );
+    let context = service::record_context(ledger, &input.request_id, context, now).await?;
+    // Only `available` and `summary` go back: the ASL keeps the payload small; lines live in
+    // the ledger.
+    Ok(serde_json::json!({"available": context.available, "summary": context.summary}))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use trailgate_domain::testing::*;
+    use trailgate_runbooks::source::lookup::{
+        LookupCallError, LookupEvent, LookupPage, LookupRequest,
+    };
+
+    /// LookupEvents over fixed records (all for the requester), or failing every call.
+    struct FakeApi {
+        records: Vec<Value>,
+        fail: Option<LookupCallError>,
+    }
+
+    impl LookupEventsApi for FakeApi {
+        async fn lookup(&self, request: LookupRequest) -> Result<LookupPage, LookupCallError> {
+            if let Some(error) = &self.fail {
+                return Err(error.clone());
+            }
+            if request.region != "us-east-1" {
+                return Ok(LookupPage::default());
+            }
+            Ok(LookupPage {
+                events: self
+                    .records
+                    .iter()
+                    .map(|r| LookupEvent {
+                        event_id: r["eventID"].as_str().map(str::to_owned),
+                        cloud_trail_event: Some(r.to_string()),
+                    })
+                    .collect(),
+                next_token: None,
+            })
+        }
+
+        async fn sleep(&self, _duration: Duration) {}
+    }
+
+    fn event(i: u32, name: &str, source: &str, extra: Value) -> Value {
+        let at = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+        let mut record = serde_json::json!({
+            "eventID": format!("e{i}"),
+            "eventTime": trailgate_domain::time::format_utc(at),
+            "eventName": name,
+            "eventSource": source,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "198.51.100.7",
+            "userIdentity": {"type": "IAMUser", "userName": "alice",
+                "arn": "arn:aws:iam::123456789012:user/alice"},
+        });
+        if let (Some(target), Some(more)) = (record.as_object_mut(), extra.as_object()) {
+            target.extend(more.clone());
+        }
+        record
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            regions: vec!["us-east-1".into(), "eu-west-1".into()],
+            budget: Duration::from_secs(10),
+        }
+    }
 
     #[tokio::test]
-    async fn the_context_is_recorded_and_honest() {
+    async fn findings_are_ranked_with_coverage() {
+        let ledger = MemoryLedger::default();
+        let mut request = pending_request();
+        request.requester_identity = "alice".into();
+        let id = seed(&ledger, request).id;
+        let api = FakeApi {
+            records: vec![
+                event(1, "ListBuckets", "s3.amazonaws.com", Value::Null),
+                event(2, "StopLogging", "cloudtrail.amazonaws.com", Value::Null),
+                event(
+                    3,
+                    "AttachRolePolicy",
+                    "iam.amazonaws.com",
+                    serde_json::json!({"requestParameters": {"policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}}),
+                ),
+                event(
+                    4,
+                    "ConsoleLogin",
+                    "signin.amazonaws.com",
+                    serde_json::json!({"responseElements": {"ConsoleLogin": "Failure"}, "errorMessage": "Failed authentication"}),
+                ),
+                event(
+                    5,
+                    "ConsoleLogin",
+                    "signin.amazonaws.com",
+                    serde_json::json!({"responseElements": {"ConsoleLogin": "Failure"}, "errorMessage": "Failed authentication"}),
+                ),
+            ],
+            fail: None,
+        };
+        let out = handle(
+            serde_json::json!({"request_id": id}),
+            &ledger,
+            &api,
+            &settings(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["available"], true, "{out}");
+        assert_eq!(out.as_object().unwrap().len(), 2, "small payload: {out}");
+        let summary = out["summary"].as_str().unwrap();
+        assert!(summary.contains("from 5 CloudTrail events"), "{summary}");
+        assert!(summary.contains("us-east-1, eu-west-1"), "{summary}");
+        let context = ledger.record(&id).unwrap().context.unwrap();
+        let lines = context.lines.join("\n");
+        assert!(context.lines[0].starts_with("! HIGH"), "{lines}");
+        assert!(lines.contains("StopLogging"), "{lines}");
+        assert!(lines.contains("AttachRolePolicy"), "{lines}");
+        assert!(
+            lines.contains("! MEDIUM Failed console sign-ins"),
+            "{lines}"
+        );
+        assert!(
+            context.lines.last().unwrap().starts_with("- INFO activity"),
+            "{lines}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lookup_failure_never_blocks() {
         let ledger = MemoryLedger::default();
         let id = seed(&ledger, pending_request()).id;
-        let out = handle(serde_json::json!({"request_id": id}), &ledger)
-            .await
-            .unwrap();
+        let api = FakeApi {
+            records: Vec::new(),
+            fail: Some(LookupCallError::Failed("AccessDeniedException: no".into())),
+        };
+        let out = handle(
+            serde_json::json!({"request_id": id}),
+            &ledger,
+            &api,
+            &settings(),
+        )
+        .await
+        .unwrap();
         assert_eq!(out["available"], false);
-        assert!(out["summary"].as_str().unwrap().contains("NOT checked"));
-        assert_eq!(ledger.record(&id).unwrap().context, Some(unconfigured()));
+        let summary = out["summary"].as_str().unwrap();
+        assert!(summary.starts_with("context unavailable"), "{summary}");
+        assert!(summary.contains("AccessDeniedException"), "{summary}");
+        assert!(summary.contains("NOT checked"), "{summary}");
     }
 }

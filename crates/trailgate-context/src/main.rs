@@ -1,8 +1,12 @@
 //! The context function's entry point: serves the state machine's `Gather Context` step.
 
+mod gather;
 mod handler;
 
+use std::time::Duration;
+
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::cloudtrail::CloudTrailLookup;
 use trailgate_aws::{config, ledger::DynamoLedger, sdk};
 
 #[tokio::main]
@@ -10,8 +14,19 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = sdk::load().await;
     let ledger = DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?);
+    let budget = config::seconds("CONTEXT_BUDGET_SECONDS", 10)?;
+    let settings = gather::Settings {
+        regions: config::optional("CONTEXT_REGIONS", "us-east-1")
+            .split(',')
+            .map(str::trim)
+            .filter(|region| !region.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        budget: Duration::from_secs(u64::try_from(budget.whole_seconds()).unwrap_or(10)),
+    };
+    let api = CloudTrailLookup::new(&sdk);
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        handler::handle(event.payload, &ledger)
+        handler::handle(event.payload, &ledger, &api, &settings)
     }))
     .await
 }

@@ -204,6 +204,30 @@ impl Entry {
     pub fn approver(&self, id: &str) -> Option<&Approver> {
         self.approvers.iter().find(|approver| approver.id == id)
     }
+
+    /// What a requester is shown about the entry (`GET /catalog`): never the approvers'
+    /// ARNs or e-mail addresses, which are nobody's business but the stack's.
+    pub fn public_view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "role_arn": self.role_arn,
+            "description": self.description,
+            "max_duration": self.max_duration,
+            "approval_window": self.approval_window.as_deref().unwrap_or("PT1H"),
+            "quorum": self.quorum,
+            "ticket_pattern": self.ticket_pattern,
+        })
+    }
+}
+
+impl Catalog {
+    /// The entries `caller_arn` may request, in catalog order.
+    pub fn requestable_by<'c>(&'c self, caller_arn: &str) -> Vec<&'c Entry> {
+        self.entries
+            .iter()
+            .filter(|entry| entry.allows_requester(caller_arn))
+            .collect()
+    }
 }
 
 /// The role name of an IAM role ARN (`arn:aws:iam::123:role/path/name` → `name`).

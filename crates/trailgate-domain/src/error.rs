@@ -22,6 +22,10 @@ pub enum ErrorKind {
     Retryable,
     /// A bug or a misconfiguration: retrying will not help.
     Internal,
+    /// The request body is larger than the API reads (HTTP 413).
+    PayloadTooLarge,
+    /// The caller sent too many requests in a short time (HTTP 429).
+    RateLimited,
 }
 
 impl ErrorKind {
@@ -35,6 +39,8 @@ impl ErrorKind {
             ErrorKind::NotGrantable => "NotGrantable",
             ErrorKind::Retryable => "Retryable",
             ErrorKind::Internal => "Internal",
+            ErrorKind::PayloadTooLarge => "PayloadTooLarge",
+            ErrorKind::RateLimited => "RateLimited",
         }
     }
 
@@ -48,11 +54,13 @@ impl ErrorKind {
             ErrorKind::NotGrantable => 409,
             ErrorKind::Retryable => 503,
             ErrorKind::Internal => 500,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::RateLimited => 429,
         }
     }
 
     /// Every kind, for tests that keep the ASL and this list in step.
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::InvalidRequest,
         ErrorKind::Forbidden,
         ErrorKind::NotFound,
@@ -60,6 +68,8 @@ impl ErrorKind {
         ErrorKind::NotGrantable,
         ErrorKind::Retryable,
         ErrorKind::Internal,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::RateLimited,
     ];
 }
 
@@ -118,6 +128,20 @@ impl Error {
 
     pub fn internal(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Internal, message)
+    }
+
+    /// A body over the API's size limit.
+    pub fn too_large(message: impl Into<String>) -> Error {
+        Error {
+            kind: ErrorKind::PayloadTooLarge,
+            message: message.into(),
+            field: Some("body".to_owned()),
+        }
+    }
+
+    /// Too many calls by one caller; the API adds `Retry-After`.
+    pub fn rate_limited(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::RateLimited, message)
     }
 
     /// The body every trailgate API answers a mistake with.

@@ -16,6 +16,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod findings;
 pub mod ledger;
 pub mod link;
 pub mod policy;

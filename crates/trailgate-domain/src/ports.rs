@@ -27,6 +27,56 @@ pub trait Ledger: Send + Sync {
         status: Status,
         after: &str,
     ) -> impl Future<Output = Result<Vec<AccessRequest>>> + Send;
+    /// One page of `requester`'s requests, newest first (the `ByRequester` index). `next` is
+    /// the opaque token of the previous page; a token the adapter did not make is
+    /// `InvalidRequest` on field `next`.
+    fn by_requester(
+        &self,
+        requester: &str,
+        limit: usize,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<RequestPage>> + Send;
+    /// Counts one call by `requester` in the rate window `window` unless the window already
+    /// holds `limit` calls; `false` when it does. The counter may be purged after `purge_at`
+    /// (unix seconds).
+    fn count_call(
+        &self,
+        requester: &str,
+        window: &str,
+        limit: u32,
+        purge_at: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// What an idempotency key (already scoped to its requester) remembered, if anything.
+    fn idempotency(
+        &self,
+        scope: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>>> + Send;
+    /// Remembers an idempotency key unless it is already remembered (`false` then).
+    fn remember(
+        &self,
+        record: &IdempotencyRecord,
+        purge_at: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// One page of a requester's requests, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestPage {
+    pub requests: Vec<AccessRequest>,
+    /// Opaque token for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// What an `Idempotency-Key` header is bound to: the body it came with and the answer given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The key, scoped to its requester and hashed (see `service::idempotency_scope`).
+    pub scope: String,
+    /// SHA-256 (hex) of the normalised request body.
+    pub body_hash: String,
+    pub request_id: String,
+    /// The HTTP status first answered (201 created, 200 an existing request).
+    pub status: u16,
 }
 
 /// Step Functions.

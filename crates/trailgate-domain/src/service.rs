@@ -11,12 +11,14 @@ use crate::ledger::{Change, change};
 use crate::link::{LinkKey, LinkParams};
 use crate::policy::{self, MANAGED_TAG, REQUEST_TAG, REVOCATIONS_POLICY_NAME};
 use crate::ports::{
-    AssumeRequest, CredentialIssuer, IssuedCredentials, Ledger, Notifier, Roles, Topic, Workflow,
+    AssumeRequest, CredentialIssuer, IdempotencyRecord, IssuedCredentials, Ledger, Notifier,
+    RequestPage, Roles, Topic, Workflow,
 };
 use crate::request::{AccessRequest, Caller, ContextSummary, Decision, NewRequest, Status};
 use crate::time::{format_duration, format_utc, parse_utc};
 use ::time::{Duration, OffsetDateTime};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 /// How often a use case re-reads after losing a race before giving up.
 const CONFLICT_RETRIES: usize = 4;
@@ -143,6 +145,285 @@ pub async fn show<L: Ledger>(
         return Err(Error::not_found(format!("no request `{id}`")));
     }
     Ok(request)
+}
+
+/// The request policy intake applies on top of the catalog's rules.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestPolicy {
+    /// Submissions one requester may make per minute (counted whatever their outcome).
+    pub per_minute: u32,
+    /// At most one PENDING, APPROVED or ACTIVE request per requester and role. Off only
+    /// where a test needs concurrent requests for one role (template `OneOpenRequestPerRole`).
+    pub one_open_per_role: bool,
+}
+
+impl Default for RequestPolicy {
+    fn default() -> RequestPolicy {
+        RequestPolicy {
+            per_minute: 10,
+            one_open_per_role: true,
+        }
+    }
+}
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+/// The most requests `GET /requests` returns in one page, and its default page size.
+pub const MAX_PAGE: usize = 50;
+pub const DEFAULT_PAGE: usize = 20;
+
+/// The outcome of [`submit_with_policy`]: the request, and whether this call created it
+/// (201) or found an existing one (200).
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub request: AccessRequest,
+    pub created: bool,
+}
+
+impl Submitted {
+    /// The HTTP status the API answers with.
+    pub fn http_status(&self) -> u16 {
+        if self.created { 201 } else { 200 }
+    }
+}
+
+/// Scopes an idempotency key to its requester, so two callers' keys never collide and a key
+/// cannot be used to read someone else's request. Hashed to keep ledger keys bounded.
+pub fn idempotency_scope(caller: &Caller, key: &str) -> String {
+    hex::encode(Sha256::digest(format!("{}\n{key}", caller.arn)))
+}
+
+fn check_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_CHARS
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Error::invalid(
+            "Idempotency-Key",
+            format!(
+                "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn body_hash(input: &NewRequest) -> Result<String> {
+    // The parsed body, re-serialised: retries that differ only in whitespace or key order
+    // are the same request.
+    let bytes = serde_json::to_vec(input).map_err(|err| Error::internal(err.to_string()))?;
+    Ok(hex::encode(Sha256::digest(bytes)))
+}
+
+/// Submits a request under the request policy: an `Idempotency-Key` replays the first answer
+/// (or is a `Conflict` when the body differs), the per-requester rate limit applies, and a
+/// requester with an open (PENDING, APPROVED or ACTIVE) request for the same role gets that
+/// request back instead of a second one.
+#[allow(clippy::too_many_arguments)]
+pub async fn submit_with_policy<L: Ledger, W: Workflow>(
+    ledger: &L,
+    workflow: &W,
+    catalog: &Catalog,
+    settings: IntakeSettings,
+    policy: RequestPolicy,
+    caller: &Caller,
+    input: &NewRequest,
+    idempotency_key: Option<&str>,
+    id: String,
+    now: OffsetDateTime,
+) -> Result<Submitted> {
+    let idempotency = match idempotency_key {
+        None => None,
+        Some(key) => {
+            check_idempotency_key(key)?;
+            Some((idempotency_scope(caller, key), body_hash(input)?))
+        }
+    };
+    if let Some((scope, hash)) = &idempotency
+        && let Some(remembered) = ledger.idempotency(scope).await?
+    {
+        if &remembered.body_hash != hash {
+            return Err(Error {
+                kind: ErrorKind::Conflict,
+                message: "this `Idempotency-Key` was used with a different request body".into(),
+                field: Some("Idempotency-Key".into()),
+            });
+        }
+        let request = ledger.get(&remembered.request_id).await?.ok_or_else(|| {
+            Error::internal("an idempotency key names a request the ledger does not hold")
+        })?;
+        return Ok(Submitted {
+            request,
+            created: remembered.status == 201,
+        });
+    }
+
+    check_rate(ledger, policy, caller, now).await?;
+
+    // Validate before looking for a duplicate, so a bad repeat is still a 400.
+    let entry = catalog.entry(&input.catalog_id).ok_or_else(|| {
+        Error::invalid(
+            "catalog_id",
+            format!("there is no catalog entry `{}`", input.catalog_id),
+        )
+    })?;
+    AccessRequest::create(id.clone(), caller, input, entry, now)?;
+    let open = if policy.one_open_per_role {
+        open_request(ledger, &caller.arn, &entry.role_arn).await?
+    } else {
+        None
+    };
+    let submitted = match open {
+        Some(request) => Submitted {
+            request,
+            created: false,
+        },
+        None => Submitted {
+            request: submit(ledger, workflow, catalog, settings, caller, input, id, now).await?,
+            created: true,
+        },
+    };
+    if let Some((scope, hash)) = idempotency {
+        // Remembered only once there is an answer to replay. Two retries racing with one key
+        // may both get here; the first write wins, and the open-request rule keeps the second
+        // from usually creating another request.
+        let record = IdempotencyRecord {
+            scope,
+            body_hash: hash,
+            request_id: submitted.request.id.clone(),
+            status: submitted.http_status(),
+        };
+        ledger
+            .remember(&record, (now + IDEMPOTENCY_TTL).unix_timestamp())
+            .await?;
+    }
+    Ok(submitted)
+}
+
+async fn check_rate<L: Ledger>(
+    ledger: &L,
+    policy: RequestPolicy,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let window_start = now.unix_timestamp() - now.unix_timestamp().rem_euclid(60);
+    let window = format!("{window_start}");
+    // Counters live two windows, so a clock slightly behind DynamoDB's TTL sweep never
+    // finds a purged counter for the current minute.
+    if !ledger
+        .count_call(&caller.arn, &window, policy.per_minute, window_start + 120)
+        .await?
+    {
+        let wait = retry_after(now);
+        return Err(Error::rate_limited(format!(
+            "at most {} requests a minute; try again in {wait} seconds",
+            policy.per_minute
+        )));
+    }
+    Ok(())
+}
+
+/// Seconds until the current rate window ends (at least 1): the `Retry-After` of a 429.
+pub fn retry_after(now: OffsetDateTime) -> i64 {
+    (60 - now.unix_timestamp().rem_euclid(60)).max(1)
+}
+
+/// The requester's open request for `role_arn`, if any: PENDING, APPROVED or ACTIVE.
+async fn open_request<L: Ledger>(
+    ledger: &L,
+    requester: &str,
+    role_arn: &str,
+) -> Result<Option<AccessRequest>> {
+    let mut next: Option<String> = None;
+    loop {
+        let page = ledger
+            .by_requester(requester, MAX_PAGE, next.as_deref())
+            .await?;
+        if let Some(open) = page.requests.into_iter().find(|r| {
+            r.role_arn == role_arn
+                && matches!(
+                    r.status,
+                    Status::Pending | Status::Approved | Status::Active
+                )
+        }) {
+            return Ok(Some(open));
+        }
+        match page.next {
+            Some(token) => next = Some(token),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Parses `GET /requests`' `limit` (1 to [`MAX_PAGE`], default [`DEFAULT_PAGE`]).
+pub fn parse_limit(text: Option<&str>) -> Result<usize> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_PAGE);
+    };
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        _ => Err(Error::invalid(
+            "limit",
+            format!("`limit` must be a whole number from 1 to {MAX_PAGE}"),
+        )),
+    }
+}
+
+/// The longest `next` token accepted, so a forged one is refused before it reaches the ledger.
+const MAX_TOKEN_CHARS: usize = 1024;
+
+/// The caller's own requests, newest first, one page at a time.
+pub async fn list_mine<L: Ledger>(
+    ledger: &L,
+    caller: &Caller,
+    limit: usize,
+    next: Option<&str>,
+) -> Result<RequestPage> {
+    if next.is_some_and(|token| token.is_empty() || token.len() > MAX_TOKEN_CHARS) {
+        return Err(Error::invalid("next", "`next` is not a page token"));
+    }
+    ledger.by_requester(&caller.arn, limit, next).await
+}
+
+/// Cancels a PENDING request at its requester's word. The waiting execution is left to time
+/// out (intake may not stop executions): the decision core refuses a non-PENDING request,
+/// and the expiry step records nothing for a CANCELLED one, so nothing is ever granted.
+pub async fn cancel<L: Ledger>(
+    ledger: &L,
+    catalog: &Catalog,
+    caller: &Caller,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<AccessRequest> {
+    with_retry(|| async {
+        let current = show(ledger, catalog, caller, id).await?;
+        if current.requester != caller.arn {
+            return Err(Error::forbidden("only the requester can cancel a request"));
+        }
+        if current.status == Status::Cancelled {
+            // A double click: the request is already what the caller wants.
+            return Ok(current);
+        }
+        if current.status != Status::Pending {
+            return Err(Error::conflict(format!(
+                "the request is {}; only a PENDING request can be cancelled",
+                current.status
+            )));
+        }
+        let mut next = current.clone();
+        next.status = Status::Cancelled;
+        next.task_token = None;
+        next.outcome = Some("cancelled by the requester".into());
+        let actor = caller.arn.clone();
+        commit(
+            ledger,
+            change(Some(&current), next, &actor, "Cancelled", None, now)?,
+        )
+        .await
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@
 use crate::error::{Error, Result};
 use crate::ledger::{Change, Event, change};
 use crate::ports::{
-    AssumeRequest, CredentialIssuer, IssuedCredentials, Ledger, Notifier, RoleInfo, Roles, Topic,
-    Workflow,
+    AssumeRequest, CredentialIssuer, IdempotencyRecord, IssuedCredentials, Ledger, Notifier,
+    RequestPage, RoleInfo, Roles, Topic, Workflow,
 };
 use crate::request::{AccessRequest, Caller, NewRequest};
 use crate::service::STALE;
@@ -89,6 +89,9 @@ pub fn seed(ledger: &MemoryLedger, request: AccessRequest) -> AccessRequest {
 struct LedgerState {
     records: BTreeMap<String, AccessRequest>,
     events: BTreeMap<String, Vec<Event>>,
+    /// Rate counters by (requester, window).
+    counters: BTreeMap<(String, String), u32>,
+    idempotency: BTreeMap<String, IdempotencyRecord>,
 }
 
 /// The ledger, in memory, with the DynamoDB adapter's conditional semantics.
@@ -170,6 +173,87 @@ impl Ledger for MemoryLedger {
             .filter(|r| r.status == status && r.expires_at.as_deref().is_some_and(|e| e > after))
             .cloned()
             .collect())
+    }
+
+    async fn by_requester(
+        &self,
+        requester: &str,
+        limit: usize,
+        next: Option<&str>,
+    ) -> Result<RequestPage> {
+        // The token is `created_at|id` of the last request shown: opaque to callers, like
+        // the DynamoDB adapter's.
+        let after = match next {
+            None => None,
+            Some(token) => Some(
+                token
+                    .split_once('|')
+                    .map(|(at, id)| (at.to_owned(), id.to_owned()))
+                    .ok_or_else(|| Error::invalid("next", "`next` is not a page token"))?,
+            ),
+        };
+        let state = self.state.lock().expect("lock");
+        let mut mine: Vec<&AccessRequest> = state
+            .records
+            .values()
+            .filter(|r| r.requester == requester)
+            .filter(|r| {
+                after
+                    .as_ref()
+                    .is_none_or(|(at, id)| (&r.created_at, &r.id) < (at, id))
+            })
+            .collect();
+        mine.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
+        let more = mine.len() > limit;
+        let requests: Vec<AccessRequest> = mine.into_iter().take(limit).cloned().collect();
+        let next = if more {
+            requests
+                .last()
+                .map(|r| format!("{}|{}", r.created_at, r.id))
+        } else {
+            None
+        };
+        Ok(RequestPage { requests, next })
+    }
+
+    async fn count_call(
+        &self,
+        requester: &str,
+        window: &str,
+        limit: u32,
+        _purge_at: i64,
+    ) -> Result<bool> {
+        let mut state = self.state.lock().expect("lock");
+        let count = state
+            .counters
+            .entry((requester.to_owned(), window.to_owned()))
+            .or_default();
+        if *count >= limit {
+            return Ok(false);
+        }
+        *count += 1;
+        Ok(true)
+    }
+
+    async fn idempotency(&self, scope: &str) -> Result<Option<IdempotencyRecord>> {
+        Ok(self
+            .state
+            .lock()
+            .expect("lock")
+            .idempotency
+            .get(scope)
+            .cloned())
+    }
+
+    async fn remember(&self, record: &IdempotencyRecord, _purge_at: i64) -> Result<bool> {
+        let mut state = self.state.lock().expect("lock");
+        if state.idempotency.contains_key(&record.scope) {
+            return Ok(false);
+        }
+        state
+            .idempotency
+            .insert(record.scope.clone(), record.clone());
+        Ok(true)
     }
 }
 

@@ -1,14 +1,19 @@
-//! Translates the request API: `POST /requests` (submit), `GET /requests/{id}` (show) and
-//! `POST /requests/{id}/revoke` (early revoke).
+//! Translates the request API: `POST /requests` (submit under the request policy),
+//! `GET /requests` (the caller's own), `GET /requests/{id}` (show),
+//! `POST /requests/{id}/cancel`, `POST /requests/{id}/revoke` (early revoke) and
+//! `GET /catalog` (what the caller may request). `openapi.yaml` is the contract.
 //! The requester is whoever API Gateway's SigV4 check says signed the call.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use trailgate_aws::apigw;
 use trailgate_domain::catalog::Catalog;
-use trailgate_domain::error::{Error, Result};
+use trailgate_domain::error::{Error, ErrorKind, Result};
 use trailgate_domain::ports::{Ledger, Roles, Workflow};
 use trailgate_domain::request::{NewRequest, is_request_id, request_id_from_bytes};
-use trailgate_domain::service::{self, IntakeSettings};
+use trailgate_domain::service::{self, IntakeSettings, RequestPolicy};
+
+/// The header that makes `POST /requests` safe to retry.
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 pub struct Deps<L, W, R> {
     pub ledger: L,
@@ -16,6 +21,7 @@ pub struct Deps<L, W, R> {
     /// IAM on target roles, for early revoke.
     pub roles: R,
     pub settings: IntakeSettings,
+    pub policy: RequestPolicy,
     pub catalog: Catalog,
 }
 
@@ -23,52 +29,130 @@ pub async fn handle<L: Ledger, W: Workflow, R: Roles>(
     request: ApiGatewayProxyRequest,
     deps: &Deps<L, W, R>,
 ) -> ApiGatewayProxyResponse {
-    apigw::respond(route(&request, deps).await)
+    let now = time::OffsetDateTime::now_utc();
+    match route(&request, deps, now).await {
+        Ok(response) => response,
+        Err(err) => {
+            let mut response = apigw::error(&err);
+            if err.kind == ErrorKind::RateLimited {
+                let wait = service::retry_after(now).to_string();
+                if let Ok(value) = wait.parse() {
+                    response.headers.insert("retry-after", value);
+                }
+            }
+            response
+        }
+    }
+}
+
+/// A request id from the path, or the same 404 an unknown id gets (nothing else is looked up).
+fn request_id(request: &ApiGatewayProxyRequest) -> Result<&str> {
+    let id = apigw::path_param(request, "id")?;
+    if !is_request_id(id) {
+        return Err(Error::not_found(format!(
+            "no request `{}`",
+            id.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(id)
+}
+
+/// The `Idempotency-Key` header, if sent. A header that is not text is a 400, not ignored:
+/// silently dropping it would make the retry unsafe.
+fn idempotency_key(request: &ApiGatewayProxyRequest) -> Result<Option<&str>> {
+    match request.headers.get(IDEMPOTENCY_HEADER) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| {
+            Error::invalid(
+                "Idempotency-Key",
+                "`Idempotency-Key` must be printable ASCII",
+            )
+        }),
+    }
+}
+
+/// `GET /requests`' query: `limit` and `next`; anything else is refused rather than ignored.
+fn list_query(request: &ApiGatewayProxyRequest) -> Result<(usize, Option<&str>)> {
+    let query = &request.query_string_parameters;
+    for (name, _) in query.iter() {
+        if name != "limit" && name != "next" {
+            return Err(Error::invalid(
+                name,
+                format!(
+                    "unknown query parameter `{}`",
+                    name.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok((
+        service::parse_limit(query.first("limit"))?,
+        query.first("next"),
+    ))
 }
 
 async fn route<L: Ledger, W: Workflow, R: Roles>(
     request: &ApiGatewayProxyRequest,
     deps: &Deps<L, W, R>,
+    now: time::OffsetDateTime,
 ) -> Result<ApiGatewayProxyResponse> {
     let caller = apigw::caller(request)?;
-    let now = time::OffsetDateTime::now_utc();
     match (
         request.http_method.as_str(),
         request.resource.as_deref().unwrap_or_default(),
     ) {
         ("POST", "/requests") => {
+            let key = idempotency_key(request)?;
             let input: NewRequest = apigw::json_body(request)?;
             let id = request_id_from_bytes(rand::random());
-            let created = service::submit(
+            let submitted = service::submit_with_policy(
                 &deps.ledger,
                 &deps.workflow,
                 &deps.catalog,
                 deps.settings,
+                deps.policy,
                 &caller,
                 &input,
+                key,
                 id,
                 now,
             )
             .await?;
-            tracing::info!(request_id = %created.id, requester = %caller.arn, catalog_id = %created.catalog_id, "request submitted");
-            Ok(apigw::json(201, &created.view()))
+            let created = &submitted.request;
+            tracing::info!(request_id = %created.id, requester = %caller.arn, catalog_id = %created.catalog_id, new = submitted.created, "request submitted");
+            Ok(apigw::json(submitted.http_status(), &created.view()))
+        }
+        ("GET", "/requests") => {
+            let (limit, next) = list_query(request)?;
+            let page = service::list_mine(&deps.ledger, &caller, limit, next).await?;
+            let requests: Vec<_> = page.requests.iter().map(|r| r.view()).collect();
+            Ok(apigw::json(
+                200,
+                &serde_json::json!({"requests": requests, "next": page.next}),
+            ))
         }
         ("GET", "/requests/{id}") => {
-            let id = apigw::path_param(request, "id")?;
-            if !is_request_id(id) {
-                return Err(Error::not_found(format!(
-                    "no request `{}`",
-                    id.chars().take(40).collect::<String>()
-                )));
-            }
+            let id = request_id(request)?;
             let found = service::show(&deps.ledger, &deps.catalog, &caller, id).await?;
             Ok(apigw::json(200, &found.view()))
         }
+        ("POST", "/requests/{id}/cancel") => {
+            let id = request_id(request)?;
+            let cancelled = service::cancel(&deps.ledger, &deps.catalog, &caller, id, now).await?;
+            tracing::info!(request_id = %id, by = %caller.arn, "cancelled");
+            Ok(apigw::json(200, &cancelled.view()))
+        }
+        ("GET", "/catalog") => {
+            let entries: Vec<_> = deps
+                .catalog
+                .requestable_by(&caller.arn)
+                .into_iter()
+                .map(|entry| entry.public_view())
+                .collect();
+            Ok(apigw::json(200, &serde_json::json!({"entries": entries})))
+        }
         ("POST", "/requests/{id}/revoke") => {
-            let id = apigw::path_param(request, "id")?;
-            if !is_request_id(id) {
-                return Err(Error::not_found("no such request"));
-            }
+            let id = request_id(request)?;
             let revoked =
                 service::revoke_early(&deps.ledger, &deps.roles, &deps.catalog, &caller, id, now)
                     .await?;
@@ -94,6 +178,7 @@ mod tests {
             settings: IntakeSettings {
                 audit_delay: time::Duration::seconds(900),
             },
+            policy: RequestPolicy::default(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
         }
     }
@@ -193,5 +278,109 @@ mod tests {
                 .unwrap()
                 .contains(&id)
         );
+    }
+
+    fn submit_with_key(reason: &str, key: &str) -> ApiGatewayProxyRequest {
+        let mut post = event("post_request");
+        post.body = Some(format!(
+            r#"{{"catalog_id":"sandbox-admin","duration":"1h","reason":"{reason}"}}"#
+        ));
+        post.headers
+            .insert(IDEMPOTENCY_HEADER, key.parse().unwrap());
+        post
+    }
+
+    #[tokio::test]
+    async fn list_cancel_and_catalog_answer_the_caller() {
+        let deps = deps();
+        let created = handle(event("post_request"), &deps).await;
+        assert_eq!(created.status_code, 201);
+        let id = body(&created)["id"].as_str().unwrap().to_owned();
+        // A repeat for the same role returns the open request.
+        let repeat = handle(event("post_request"), &deps).await;
+        assert_eq!(repeat.status_code, 200);
+        assert_eq!(body(&repeat)["id"], id.as_str());
+
+        let listed = handle(event("list_requests"), &deps).await;
+        assert_eq!(listed.status_code, 200, "{:?}", listed.body);
+        let listed = body(&listed);
+        assert_eq!(listed["requests"][0]["id"], id.as_str());
+        assert_eq!(listed["next"], Value::Null);
+
+        let mut cancel = event("cancel_request");
+        cancel.path_parameters.insert("id".into(), id.clone());
+        let cancelled = handle(cancel.clone(), &deps).await;
+        assert_eq!(cancelled.status_code, 200, "{:?}", cancelled.body);
+        assert_eq!(body(&cancelled)["status"], "CANCELLED");
+        cancel.request_context.identity.user_arn =
+            Some("arn:aws:iam::123456789012:user/bob".into());
+        assert_eq!(handle(cancel, &deps).await.status_code, 403);
+
+        let catalog = handle(event("get_catalog"), &deps).await;
+        assert_eq!(catalog.status_code, 200);
+        let catalog = body(&catalog);
+        assert_eq!(catalog["entries"][0]["id"], "sandbox-admin");
+        assert!(!catalog.to_string().contains("example.com"));
+    }
+
+    #[tokio::test]
+    async fn each_error_class_is_its_status_with_a_json_body() {
+        let deps = deps();
+        let first = handle(submit_with_key("first", "key-1"), &deps).await;
+        assert_eq!(first.status_code, 201);
+        let replay = handle(submit_with_key("first", "key-1"), &deps).await;
+        assert_eq!(replay.status_code, 201);
+        assert_eq!(body(&replay)["id"], body(&first)["id"]);
+        let mut unknown_query = event("list_requests");
+        unknown_query.query_string_parameters =
+            std::collections::HashMap::from([("evil".to_owned(), "1".to_owned())]).into();
+        let mut bad_limit = event("list_requests");
+        bad_limit.query_string_parameters =
+            std::collections::HashMap::from([("limit".to_owned(), "51".to_owned())]).into();
+        let mut huge = event("post_request");
+        huge.body = Some(format!(r#"{{"reason":"{}"}}"#, "x".repeat(20_000)));
+        let mut unknown_cancel = event("cancel_request");
+        unknown_cancel
+            .path_parameters
+            .insert("id".into(), "r-bbbbbbbbbbbbbbbbbbbbbbbbbb".into());
+        for (request, status, code, field) in [
+            (
+                submit_with_key("second", "key-1"),
+                409,
+                "Conflict",
+                Value::from("Idempotency-Key"),
+            ),
+            (unknown_query, 400, "InvalidRequest", Value::from("evil")),
+            (bad_limit, 400, "InvalidRequest", Value::from("limit")),
+            (huge, 413, "PayloadTooLarge", Value::from("body")),
+            (unknown_cancel, 404, "NotFound", Value::Null),
+        ] {
+            let response = handle(request, &deps).await;
+            assert_eq!(response.status_code, status, "{:?}", response.body);
+            let error = &body(&response)["error"];
+            assert_eq!(
+                (&error["code"], &error["field"]),
+                (&Value::from(code), &field)
+            );
+        }
+        // Replays and unparseable bodies are not counted; everything else is. The loop
+        // allows for the wall clock crossing into a new minute once.
+        let mut limited = None;
+        for _ in 0..25 {
+            let response = handle(event("post_request"), &deps).await;
+            if response.status_code == 429 {
+                limited = Some(response);
+                break;
+            }
+        }
+        let limited = limited.expect("the rate limit never applied");
+        assert_eq!(limited.status_code, 429, "{:?}", limited.body);
+        assert_eq!(body(&limited)["error"]["code"], "RateLimited");
+        let wait: i64 = limited.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait));
     }
 }

@@ -1,12 +1,15 @@
 //! The intake function's entry point: reads the catalog once per cold start, then serves
-//! `POST /requests`, `GET /requests/{id}` and `POST /requests/{id}/revoke`.
+//! the request API (`POST|GET /requests`, `GET /requests/{id}`, `POST /requests/{id}/cancel`,
+//! `POST /requests/{id}/revoke`, `GET /catalog`).
 
 mod handler;
+#[cfg(test)]
+mod openapi_check;
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use trailgate_aws::{config, ledger::DynamoLedger, roles::IamRoles, sdk, workflow::SfnWorkflow};
-use trailgate_domain::service::IntakeSettings;
+use trailgate_domain::service::{IntakeSettings, RequestPolicy};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,6 +22,12 @@ async fn main() -> Result<(), Error> {
         roles: IamRoles::from_sdk(&sdk),
         settings: IntakeSettings {
             audit_delay: config::seconds("AUDIT_DELAY_SECONDS", 900)?,
+        },
+        policy: RequestPolicy {
+            per_minute: config::required("REQUESTS_PER_MINUTE")?
+                .parse()
+                .map_err(|_| "`REQUESTS_PER_MINUTE` is not a whole number")?,
+            one_open_per_role: config::required("ONE_OPEN_REQUEST_PER_ROLE")? == "true",
         },
         catalog,
     };

@@ -569,7 +569,8 @@ async fn lookup_events(
         .and_then(sigv4::credential_region)
         .unwrap_or_else(|| REGION.to_owned());
     let content_type = [("content-type", "application/x-amz-json-1.1")];
-    let body = match read_body(request.into_body(), API_BODY_LIMIT).await {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, API_BODY_LIMIT).await {
         Ok(body) => body,
         Err(message) => {
             return json_response(
@@ -578,6 +579,22 @@ async fn lookup_events(
             );
         }
     };
+    // LookupEvents is served here rather than by moto, so injected faults are applied here too:
+    // tests make the context step's CloudTrail source fail deterministically this way.
+    if let Some(fault) = shared.faults.take(&parts.headers, parts.uri.query(), &body) {
+        shared.log.line(format!(
+            "fault injected: LookupEvents -> {} {}",
+            fault.status, fault.code
+        ));
+        return respond(
+            fault.status,
+            &[
+                ("content-type", fault.content_type),
+                ("x-amzn-ErrorType", &fault.code),
+            ],
+            fault.body,
+        );
+    }
     let error = |error: cloudtrail::ApiError| {
         let mut response = respond(400, &content_type, error.body().to_string());
         if let Ok(kind) = HeaderValue::from_str(error.kind) {

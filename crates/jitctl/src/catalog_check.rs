@@ -1,0 +1,150 @@
+//! `jitctl catalog check FILE`: validates a catalog file before it is deployed, with every
+//! problem reported as `file:line:column: message`.
+//!
+//! The rules are the functions' own (`trailgate_domain::catalog::Catalog`), so a file that
+//! passes here loads at cold start. JSON syntax errors carry serde's position; a broken entry is
+//! reported at the line of its `"id"`, and every entry is checked, not just the first bad one.
+//! Whether each role carries the `trailgate:managed` tag needs IAM, and is checked again at
+//! grant time.
+
+use std::collections::{HashMap, HashSet};
+use trailgate_domain::catalog::Catalog;
+
+/// Checks `text` (the contents of `file`) and returns the problems found, empty when valid.
+pub fn check(file: &str, text: &str, own_role_prefix: &str) -> Vec<String> {
+    let catalog: Catalog = match serde_json::from_str(text) {
+        Ok(catalog) => catalog,
+        Err(err) => {
+            // serde_json appends " at line L column C"; report the position in front instead.
+            let message = err.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            return vec![format!("{file}:{}:{}: {message}", err.line(), err.column())];
+        }
+    };
+    let lines = id_lines(text);
+    let position = |id: &str| {
+        lines
+            .get(id)
+            .map(|(line, column)| format!("{line}:{column}"))
+            .unwrap_or_else(|| "1:1".into())
+    };
+    let mut problems = Vec::new();
+    let mut seen = HashSet::new();
+    for entry in &catalog.entries {
+        if !seen.insert(entry.id.as_str()) {
+            problems.push(format!(
+                "{file}:{}: catalog entry `{}` is defined twice",
+                position(&entry.id),
+                entry.id
+            ));
+            continue;
+        }
+        let single = Catalog {
+            entries: vec![entry.clone()],
+        };
+        if let Err(err) = single.validate(own_role_prefix) {
+            problems.push(format!("{file}:{}: {}", position(&entry.id), err.message));
+        }
+    }
+    if catalog.entries.is_empty() {
+        problems.push(format!("{file}:1:1: the catalog has no entries"));
+    }
+    problems
+}
+
+/// The line and column of each entry's `"id": "<value>"`, for pointing at a broken entry.
+/// Only the first occurrence of each value is kept; a duplicate is then reported at the first.
+fn id_lines(text: &str) -> HashMap<String, (usize, usize)> {
+    let pattern = regex::Regex::new(r#""id"\s*:\s*"([^"\\]*)""#).expect("static regex");
+    let mut found = HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        for capture in pattern.captures_iter(line) {
+            let (Some(whole), Some(value)) = (capture.get(0), capture.get(1)) else {
+                continue;
+            };
+            found
+                .entry(value.as_str().to_owned())
+                .or_insert((index + 1, whole.start() + 1));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(entries: &str) -> String {
+        format!("{{\"entries\": [\n{entries}\n]}}\n")
+    }
+
+    fn entry(id: &str, role: &str, quorum: u32) -> String {
+        format!(
+            r#"  {{"id": "{id}",
+   "role_arn": "arn:aws:iam::123456789012:role/{role}",
+   "max_duration": "PT4H",
+   "approvers": [{{"id": "bob", "email": "bob@example.com", "arn": "arn:aws:iam::123456789012:user/bob"}}],
+   "quorum": {quorum},
+   "requesters": ["arn:aws:iam::123456789012:user/*"]}}"#
+        )
+    }
+
+    #[test]
+    fn a_valid_catalog_has_no_problems() {
+        let text = catalog(&entry("sandbox-admin", "sandbox", 1));
+        assert_eq!(check("c.json", &text, "trailgate-"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_broken_entry_is_reported_at_its_id_line() {
+        let text = catalog(
+            &[
+                entry("ok", "sandbox", 1),
+                entry("own", "trailgate-GrantRole", 1),
+                entry("quorum", "db", 2),
+            ]
+            .join(",\n"),
+        );
+        let problems = check("c.json", &text, "trailgate-");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("c.json:8:4: ")
+                && problems[0].contains("trailgate's own roles"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("c.json:14:4: ") && problems[1].contains("quorum 2"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_fields_carry_their_position() {
+        let problems = check(
+            "c.json",
+            "{\"entries\": [\n  {\"id\": \"x\",,}\n]}",
+            "trailgate-",
+        );
+        assert!(problems[0].starts_with("c.json:2:"), "{problems:?}");
+        let unknown = catalog(
+            &entry("x", "sandbox", 1)
+                .replace("\"quorum\": 1", "\"quorum\": 1, \"colour\": \"red\""),
+        );
+        let problems = check("c.json", &unknown, "trailgate-");
+        assert!(
+            problems[0].contains("unknown field `colour`"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn duplicates_and_empty_catalogs_are_problems() {
+        let text = catalog(&[entry("same", "a", 1), entry("same", "b", 1)].join(",\n"));
+        assert!(check("c.json", &text, "trailgate-")[0].contains("defined twice"));
+        assert!(check("c.json", "{\"entries\": []}", "trailgate-")[0].contains("no entries"));
+    }
+}

@@ -1,0 +1,224 @@
+//! `jitctl list|cancel|catalog`: a requester's view of their own requests and of what they may
+//! request. Human tables by default, `--json` for scripts (the server's JSON, unchanged).
+
+use crate::api::{Client, segment};
+use crate::endpoint::Target;
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::Value;
+use std::process::ExitCode;
+
+/// Arguments of `jitctl list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// How many requests per page (1 to 50).
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Follow the pages to the end instead of showing only the newest page.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON (one array of requests).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `jitctl cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The request id, e.g. r-...
+    pub id: String,
+    /// Print the request as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `jitctl catalog`: without a subcommand, the entries you may request.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CatalogArgs {
+    #[command(subcommand)]
+    pub command: Option<CatalogCommand>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `jitctl catalog` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum CatalogCommand {
+    /// Validate catalog files before deploying them; problems are printed as
+    /// `file:line:column: message` and the exit code is 1.
+    Check {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Roles whose name starts with this belong to trailgate and can never be requested
+        /// (the stack name and a dash).
+        #[arg(long, default_value = "trailgate-")]
+        role_prefix: String,
+    },
+}
+
+/// `jitctl list`: your requests, newest first.
+pub async fn list(target: &Target, args: ListArgs) -> Result<ExitCode> {
+    let client = Client::connect(target).await?;
+    let mut requests = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut path = format!("/requests?limit={}", args.limit);
+        if let Some(token) = &next {
+            path.push_str(&format!("&next={}", segment(token)));
+        }
+        let page = client.get(&path).await?;
+        requests.extend(page["requests"].as_array().cloned().unwrap_or_default());
+        next = page["next"].as_str().map(str::to_owned);
+        if !args.all || next.is_none() {
+            break;
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&requests)?);
+    } else if requests.is_empty() {
+        println!("no requests");
+    } else {
+        let text = |r: &Value, name: &str| r[name].as_str().unwrap_or("-").to_owned();
+        let rows: Vec<Vec<String>> = requests
+            .iter()
+            .map(|r| {
+                vec![
+                    text(r, "id"),
+                    text(r, "status"),
+                    text(r, "catalog_id"),
+                    text(r, "duration"),
+                    text(r, "created_at"),
+                    text(r, "expires_at"),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &["ID", "STATUS", "CATALOG", "DURATION", "CREATED", "EXPIRES"],
+                &rows
+            )
+        );
+        if next.is_some() {
+            println!("(more: jitctl list --all)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jitctl cancel ID`: withdraw a pending request.
+pub async fn cancel(target: &Target, args: CancelArgs) -> Result<ExitCode> {
+    let client = Client::connect(target).await?;
+    let request = client
+        .post_json(
+            &format!("/requests/{}/cancel", segment(&args.id)),
+            &serde_json::json!({}),
+        )
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&request)?);
+    } else {
+        println!(
+            "request {} is {}",
+            request["id"].as_str().unwrap_or("-"),
+            request["status"].as_str().unwrap_or("-")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jitctl catalog`: the entries you may request.
+pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
+    if let Some(CatalogCommand::Check { files, role_prefix }) = args.command {
+        let mut problems = 0;
+        for file in &files {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            for problem in
+                crate::catalog_check::check(&file.display().to_string(), &text, &role_prefix)
+            {
+                println!("{problem}");
+                problems += 1;
+            }
+        }
+        if problems > 0 {
+            return Ok(ExitCode::FAILURE);
+        }
+        println!("{} catalog file(s) valid", files.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = Client::connect(target).await?;
+    let catalog = client.get("/catalog").await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&catalog)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let entries = catalog["entries"].as_array().cloned().unwrap_or_default();
+    if entries.is_empty() {
+        println!("there is nothing you may request");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e["id"].as_str().unwrap_or("-").to_owned(),
+                e["max_duration"].as_str().unwrap_or("-").to_owned(),
+                e["quorum"].to_string(),
+                e["ticket_pattern"].as_str().unwrap_or("-").to_owned(),
+                e["description"].as_str().unwrap_or("").to_owned(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["ID", "MAX", "APPROVALS", "TICKET", "DESCRIPTION"], &rows)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A plain left-aligned table: a header row, then one row per item, columns two spaces apart.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (n, cell) in row.iter().enumerate() {
+            widths[n] = widths[n].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        let mut out = String::new();
+        for (n, cell) in cells.into_iter().enumerate() {
+            if n == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  ", width = widths[n]));
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns_and_trim_the_last() {
+        let rows = vec![
+            vec!["r-1".to_owned(), "PENDING".to_owned()],
+            vec!["r-22".to_owned(), "ACTIVE".to_owned()],
+        ];
+        assert_eq!(
+            table(&["ID", "STATUS"], &rows),
+            "ID    STATUS\nr-1   PENDING\nr-22  ACTIVE\n"
+        );
+    }
+}

@@ -1,0 +1,377 @@
+//! System tests of reviewer context and the session audit on the local stack: CloudTrail
+//! history seeded into the router's LookupEvents (with its real 2 calls/s limit and 50-event
+//! pages), the context function's ranked findings in the approval e-mail and the ledger, the
+//! audit report of what a session did, and "context unavailable" when LookupEvents fails.
+
+use anyhow::{Context, Result, ensure};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use trailgate_system_tests::catalog::{ACCOUNT, Entry, catalog, role_arn};
+use trailgate_system_tests::ctx::request_body;
+use trailgate_system_tests::{Ctx, report, run_on_stack};
+
+const ROLE_NAME: &str = "sample-target-trailgate";
+
+fn at(ago: Duration) -> String {
+    (OffsetDateTime::now_utc() - ago)
+        .format(&Rfc3339)
+        .expect("RFC 3339")
+}
+
+/// A CloudTrail record of alice (IAM user) `ago` in the past; `extra` fields are merged in.
+fn alice(n: u32, ago_minutes: u64, name: &str, source: &str, extra: Value) -> Value {
+    let mut record = json!({
+        "eventVersion": "1.08",
+        "eventID": format!("ctx-alice-{n}"),
+        "eventTime": at(Duration::from_secs(ago_minutes * 60)),
+        "eventName": name,
+        "eventSource": source,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.9",
+        "userAgent": "aws-cli/2.15",
+        "readOnly": name.starts_with("List") || name.starts_with("Get") || name.starts_with("Describe"),
+        "recipientAccountId": ACCOUNT,
+        "userIdentity": {"type": "IAMUser", "userName": "alice", "accountId": ACCOUNT,
+            "principalId": "AIDAALICE", "arn": format!("arn:aws:iam::{ACCOUNT}:user/alice")},
+    });
+    if let (Some(target), Some(more)) = (record.as_object_mut(), extra.as_object()) {
+        target.extend(more.clone());
+    }
+    record
+}
+
+/// alice's week: routine reads, then a StopLogging, an admin policy attached to a role, failed
+/// console sign-ins and a burst of denied calls.
+fn alice_history() -> Vec<Value> {
+    let mut records: Vec<Value> = (0..30)
+        .map(|i| {
+            alice(
+                i,
+                60 + u64::from(i) * 90,
+                "ListBuckets",
+                "s3.amazonaws.com",
+                Value::Null,
+            )
+        })
+        .collect();
+    records.push(alice(
+        100,
+        50,
+        "StopLogging",
+        "cloudtrail.amazonaws.com",
+        json!({"requestParameters": {"name": "org-trail"}}),
+    ));
+    records.push(alice(101, 40, "AttachRolePolicy", "iam.amazonaws.com",
+        json!({"requestParameters": {"roleName": "ops", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}})));
+    for i in 0..3 {
+        records.push(alice(110 + i, 30 + u64::from(i), "ConsoleLogin", "signin.amazonaws.com",
+            json!({"readOnly": false, "responseElements": {"ConsoleLogin": "Failure"},
+                   "errorMessage": "Failed authentication", "additionalEventData": {"MFAUsed": "No"}})));
+    }
+    for (i, action) in [
+        "GetSecretValue",
+        "ListUsers",
+        "DescribeInstances",
+        "GetObject",
+        "ListRoles",
+        "CreateAccessKey",
+    ]
+    .iter()
+    .enumerate()
+    {
+        records.push(alice(
+            120 + i as u32,
+            20,
+            action,
+            "iam.amazonaws.com",
+            json!({"errorCode": "AccessDenied", "errorMessage": "not authorized"}),
+        ));
+    }
+    records
+}
+
+/// A call made in trailgate session `tg-alice-<id>`: what the audit must find.
+fn session_call(n: u32, id: &str, name: &str, source: &str, extra: Value) -> Value {
+    let session = format!("tg-alice-{id}");
+    let mut record = json!({
+        "eventVersion": "1.08",
+        "eventID": format!("ctx-session-{id}-{n}"),
+        "eventTime": at(Duration::from_secs(1)),
+        "eventName": name,
+        "eventSource": source,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.9",
+        "readOnly": name.starts_with("List") || name.starts_with("Get"),
+        "recipientAccountId": ACCOUNT,
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": format!("AROASAMPLE:{session}"),
+            "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/{session}"),
+            "accountId": ACCOUNT,
+            "sessionContext": {
+                "sourceIdentity": "alice",
+                "sessionIssuer": {"type": "Role", "userName": ROLE_NAME, "arn": role_arn(ROLE_NAME)},
+            },
+        },
+    });
+    if let (Some(target), Some(more)) = (record.as_object_mut(), extra.as_object()) {
+        target.extend(more.clone());
+    }
+    record
+}
+
+/// Findings ranked in the e-mail and the ledger with their coverage; the audit names what the
+/// session did and suggests a policy of exactly those actions.
+async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
+    let added = ctx.seed_cloudtrail(&alice_history()).await?;
+    ensure!(added == 41, "seeded {added} records");
+
+    let started = Instant::now();
+    let id = ctx
+        .new_request(request_body("sandbox-admin", "PT6S", "context test"))
+        .await?;
+    let mail = ctx.mail_to(&id, "bob@example.com").await?;
+    println!("request to approval e-mail: {:?}", started.elapsed());
+    let body = &mail.body;
+    for needle in [
+        "4 warnings from 41 CloudTrail events of the requester",
+        "us-east-1",
+        "StopLogging",
+        "AttachRolePolicy",
+        "! MEDIUM Failed console sign-ins (3 events)",
+        "denied calls on 6 distinct actions",
+        "- INFO activity",
+    ] {
+        ensure!(
+            body.contains(needle),
+            "no {needle:?} in the e-mail:\n{body}"
+        );
+    }
+    // Ranked: the high-severity findings come before the medium ones, context comes last.
+    let high = body.find("! HIGH").context("no HIGH line")?;
+    let medium = body.find("! MEDIUM").context("no MEDIUM line")?;
+    let info = body.find("- INFO").context("no INFO line")?;
+    ensure!(high < medium && medium < info, "not ranked:\n{body}");
+
+    let request = ctx.status(&id).await?;
+    let context = &request["context"];
+    ensure!(context["available"] == true, "context: {context}");
+    let lines: Vec<&str> = context["lines"]
+        .as_array()
+        .context("no lines")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    ensure!(lines.len() <= 19 && lines.len() >= 5, "lines: {lines:?}");
+    ensure!(lines[0].starts_with("! HIGH"), "first line {:?}", lines[0]);
+
+    // The grant: approve, then the session's calls land in CloudTrail during the grant.
+    let approved = ctx.post_decision(&mail.link, "decision=approve").await?;
+    ensure!(approved.status == 200, "approve: {}", approved.text);
+    // Retrying polls: `cargo lambda watch` restarts functions when sources change, and a poll
+    // caught in a restart is no verdict.
+    ctx.wait_for_any_retrying(
+        &id,
+        &["ACTIVE", "REVOKED", "AUDITED"],
+        Duration::from_secs(30),
+    )
+    .await?;
+    let session = vec![
+        session_call(1, &id, "ListBuckets", "s3.amazonaws.com", Value::Null),
+        session_call(
+            2,
+            &id,
+            "PutObject",
+            "s3.amazonaws.com",
+            json!({"requestParameters": {"bucketName": "team-data", "key": "report.csv"}}),
+        ),
+        session_call(
+            3,
+            &id,
+            "CreateUser",
+            "iam.amazonaws.com",
+            json!({"errorCode": "AccessDenied", "requestParameters": {"userName": "backdoor"}}),
+        ),
+        // Another grant's session of alice: not this audit's business.
+        session_call(
+            4,
+            "r-someoneelse",
+            "DeleteBucket",
+            "s3.amazonaws.com",
+            Value::Null,
+        ),
+    ];
+    ensure!(ctx.seed_cloudtrail(&session).await? == 4);
+
+    let audited = ctx
+        .wait_for(&id, "AUDITED", Duration::from_secs(60))
+        .await?;
+    let cloudtrail = &audited["audit"]["cloudtrail"];
+    ensure!(cloudtrail["analysed"] == true, "audit: {cloudtrail}");
+    ensure!(cloudtrail["events"] == 3, "audit events: {cloudtrail}");
+    ensure!(
+        cloudtrail["actions_by_service"]["s3"]["PutObject"] == 1,
+        "{cloudtrail}"
+    );
+    ensure!(
+        cloudtrail["actions_by_service"]["s3"]["DeleteBucket"].is_null(),
+        "{cloudtrail}"
+    );
+    ensure!(
+        cloudtrail["reads"] == 1 && cloudtrail["writes"] == 2,
+        "{cloudtrail}"
+    );
+    ensure!(
+        cloudtrail["errors"]
+            == json!([{"code": "AccessDenied", "action": "CreateUser", "count": 1}]),
+        "{cloudtrail}"
+    );
+    ensure!(
+        cloudtrail["resources"] == json!(["iam:backdoor", "s3:team-data"]),
+        "{cloudtrail}"
+    );
+    ensure!(
+        cloudtrail["suggested_policy"]["Statement"]
+            == json!([{"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:ListBuckets", "s3:PutObject"], "Resource": "*"}]),
+        "{cloudtrail}"
+    );
+    ensure!(cloudtrail["coverage"]["truncated"] == false, "{cloudtrail}");
+    Ok(())
+}
+
+/// LookupEvents refusing every call with `ThrottlingException` (a fault rule in the router):
+/// the approval still goes out, saying the context is unavailable and why.
+async fn context_unavailable(ctx: &Ctx) -> Result<()> {
+    let faults = format!("{}/_local/faults", ctx.state.aws_endpoint);
+    let rule = serde_json::json!({"service": "cloudtrail", "action": "LookupEvents",
+                                  "error": "ThrottlingException", "count": 10_000});
+    let added = ctx.http.post(&faults).json(&rule).send().await?;
+    ensure!(added.status() == 200, "faults endpoint: {}", added.status());
+    let result = async {
+        let id = ctx
+            .new_request(request_body(
+                "sandbox-admin",
+                "PT1H",
+                "context when throttled",
+            ))
+            .await?;
+        let mail = ctx.mail_to(&id, "bob@example.com").await?;
+        Ok::<_, anyhow::Error>((id, mail))
+    }
+    .await;
+    let listed: serde_json::Value = ctx.http.get(&faults).send().await?.json().await?;
+    ctx.http.delete(&faults).send().await?;
+    let (id, mail) = result?;
+    ensure!(
+        listed["rules"][0]["injected"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "the fault never fired: {listed}"
+    );
+    for needle in ["context unavailable", "throttled", "NOT checked"] {
+        ensure!(
+            mail.body.contains(needle),
+            "no {needle:?} in the e-mail:\n{}",
+            mail.body
+        );
+    }
+    let request = ctx.status(&id).await?;
+    ensure!(request["status"] == "PENDING", "{request}");
+    ensure!(
+        request["context"]["available"] == false,
+        "{}",
+        request["context"]
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reviewer_context_and_session_audit_on_the_local_stack() -> Result<()> {
+    let parameters = [
+        (
+            "Catalog",
+            catalog(&[Entry::new("sandbox-admin", role_arn(ROLE_NAME))]),
+        ),
+        ("AuditDelaySeconds", "1".to_owned()),
+    ];
+    run_on_stack("context", &parameters, |ctx| async move {
+        // One after the other: the second makes every LookupEvents call fail.
+        let findings = findings_and_audit(&ctx).await;
+        let unavailable = context_unavailable(&ctx).await;
+        report([
+            ("findings and audit", findings),
+            ("context unavailable", unavailable),
+        ])
+    })
+    .await
+}
+
+/// Benchmark for BENCHMARKS.md ("Reviewer context"): time from request to approval e-mail for
+/// 100, 1,000 and 10,000 events of requester history, against the router's real limits.
+/// Ignored by default (it takes a few minutes); run it with
+/// `cargo test -p trailgate-system-tests --test context -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run explicitly"]
+async fn bench_reviewer_context_by_history_size() -> Result<()> {
+    let parameters = [
+        (
+            "Catalog",
+            catalog(&[Entry::new("sandbox-admin", role_arn(ROLE_NAME))]),
+        ),
+        ("AuditDelaySeconds", "1".to_owned()),
+    ];
+    run_on_stack("context-bench", &parameters, |ctx| async move {
+        let mut seeded: u32 = 0;
+        println!("| events | request → e-mail | events scanned | budget cut | naive full pagination at 2 req/s |");
+        println!("|---:|---:|---:|---|---:|");
+        for target in [100u32, 1_000, 10_000] {
+            // Spread over the week, newest first; every 50th a denied call, so there is something
+            // to find at any depth.
+            let records: Vec<Value> = (seeded..target)
+                .map(|i| {
+                    let minutes = 1 + u64::from(i) * (7 * 24 * 60 - 10) / 10_000;
+                    let extra = if i % 50 == 0 {
+                        json!({"errorCode": "AccessDenied"})
+                    } else {
+                        Value::Null
+                    };
+                    alice(1_000_000 + i, minutes, "GetObject", "s3.amazonaws.com", extra)
+                })
+                .collect();
+            for chunk in records.chunks(2_000) {
+                ctx.seed_cloudtrail(chunk).await?;
+            }
+            seeded = target;
+            // Let the previous request's LookupEvents window drain.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let started = Instant::now();
+            let id = ctx
+                .new_request(request_body("sandbox-admin", "PT1H", "benchmark"))
+                .await?;
+            ctx.mail_to(&id, "bob@example.com").await?;
+            let elapsed = started.elapsed();
+            let context = ctx.status(&id).await?["context"].clone();
+            let summary = context["summary"].as_str().unwrap_or_default().to_owned();
+            let scanned = summary
+                .split(" from ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .unwrap_or("?")
+                .to_owned();
+            println!(
+                "| {target} | {:.1} s | {scanned} | {} | {:.0} s |",
+                elapsed.as_secs_f64(),
+                if summary.contains("INCOMPLETE") { "yes" } else { "no" },
+                f64::from(target) / 50.0 / 2.0
+            );
+            ensure!(context["available"] == true, "context: {context}");
+            // Deny so the next request's e-mail is the only new one.
+            let mail = ctx.mail_to(&id, "bob@example.com").await?;
+            ctx.post_decision(&mail.link, "decision=deny").await?;
+        }
+        Ok(())
+    })
+    .await
+}
