@@ -12,6 +12,7 @@
 
 use crate::errors::classify;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use base64::Engine;
 use std::collections::HashMap;
@@ -112,6 +113,32 @@ impl DynamoLedger {
         ]))
     }
 
+    /// Runs a query to its last page and parses every item's `doc`. `query` is the prepared
+    /// request (table, index, conditions); only the start key changes between pages.
+    async fn query_all<T: serde::de::DeserializeOwned>(
+        &self,
+        query: QueryFluentBuilder,
+        what: &str,
+    ) -> Result<Vec<T>> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| classify(what, &err))?;
+            for item in output.items() {
+                found.push(Self::parse_doc(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+
     fn parse_doc<T: serde::de::DeserializeOwned>(
         item: &HashMap<String, AttributeValue>,
     ) -> Result<T> {
@@ -196,87 +223,42 @@ impl Ledger for DynamoLedger {
     }
 
     async fn events(&self, id: &str) -> Result<Vec<Event>> {
-        let mut events = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
-                .expression_attribute_values(":pk", s(pk(id)))
-                .expression_attribute_values(":evt", s("EVT#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|err| classify("DynamoDB Query", &err))?;
-            for item in output.items() {
-                events.push(Self::parse_doc(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(events)
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
+            .expression_attribute_values(":pk", s(pk(id)))
+            .expression_attribute_values(":evt", s("EVT#"))
+            .consistent_read(true);
+        self.query_all(query, "DynamoDB Query").await
     }
 
     async fn active_expiring_before(&self, before: &str) -> Result<Vec<AccessRequest>> {
-        let mut records = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(STATUS_INDEX)
-                .key_condition_expression("#status = :active AND expires_at < :before")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":active", s("ACTIVE"))
-                .expression_attribute_values(":before", s(before))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|err| classify("DynamoDB Query ByStatus", &err))?;
-            for item in output.items() {
-                records.push(Self::parse_doc(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(records)
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(STATUS_INDEX)
+            .key_condition_expression("#status = :active AND expires_at < :before")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", s("ACTIVE"))
+            .expression_attribute_values(":before", s(before));
+        self.query_all(query, "DynamoDB Query ByStatus").await
     }
 
     async fn expiring_after(&self, status: Status, after: &str) -> Result<Vec<AccessRequest>> {
-        // Same index and paging as `active_expiring_before`, for the reconciler (issue 5).
-        let mut records = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(STATUS_INDEX)
-                .key_condition_expression("#status = :status AND expires_at > :after")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":status", s(status.as_str()))
-                .expression_attribute_values(":after", s(after))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|err| classify("DynamoDB Query ByStatus", &err))?;
-            for item in output.items() {
-                records.push(Self::parse_doc(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(records)
+        // The reconciler's view of REVOKED/AUDITED grants whose deny is still needed.
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(STATUS_INDEX)
+            .key_condition_expression("#status = :status AND expires_at > :after")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":after", s(after));
+        self.query_all(query, "DynamoDB Query ByStatus").await
     }
 
     async fn by_requester(
