@@ -72,14 +72,7 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
         .await
         .map_err(|error| format!("LookupEvents failed: {error}"))?;
     let coverage = &result.coverage;
-    if coverage.files_read == 0 {
-        let why = coverage
-            .notes
-            .iter()
-            .rev()
-            .find(|note| !note.starts_with("LookupEvents:"))
-            .cloned()
-            .unwrap_or_else(|| "no LookupEvents call succeeded".into());
+    if let Some(why) = coverage.nothing_read() {
         return Err(format!("LookupEvents failed: {why}"));
     }
     let session: Vec<Value> = source

@@ -198,14 +198,7 @@ async fn try_gather<A: LookupEventsApi + Sync>(
     let coverage = &result.coverage;
     let queried = source.regions().to_vec();
     // A scan that read no page at all failed outright: say so rather than "0 events, all clear".
-    if coverage.files_read == 0 {
-        let why = coverage
-            .notes
-            .iter()
-            .rev()
-            .find(|note| !note.starts_with("LookupEvents:"))
-            .cloned()
-            .unwrap_or_else(|| "no LookupEvents call succeeded".into());
+    if let Some(why) = coverage.nothing_read() {
         return Err(format!("LookupEvents failed: {why}"));
     }
     let records = source.api().records();

@@ -312,6 +312,22 @@ fn order(resources: &BTreeMap<String, Resource>) -> Result<Vec<(String, Node)>> 
     Ok(ordered)
 }
 
+/// A resource's `Tags` as key/value pairs (CloudFormation's list of `{Key, Value}`).
+fn tags(properties: &Value) -> Vec<(String, String)> {
+    properties
+        .get("Tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|tag| {
+            (
+                text(tag, "Key").unwrap_or_default(),
+                text(tag, "Value").unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 fn text(value: &Value, key: &str) -> Option<String> {
     value.get(key).and_then(template::scalar_string)
 }
@@ -592,16 +608,11 @@ async fn create_table(
                 .map_err(|e| build("StreamSpecification", e))?,
         );
     }
-    for tag in p
-        .get("Tags")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for (key, value) in tags(p) {
         request = request.tags(
             Tag::builder()
-                .key(text(tag, "Key").unwrap_or_default())
-                .value(text(tag, "Value").unwrap_or_default())
+                .key(key)
+                .value(value)
                 .build()
                 .map_err(|e| build("Tags", e))?,
         );
@@ -666,16 +677,11 @@ async fn create_topic(
             request = request.attributes(attribute, value);
         }
     }
-    for tag in p
-        .get("Tags")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for (key, value) in tags(p) {
         request = request.tags(
             aws_sdk_sns::types::Tag::builder()
-                .key(text(tag, "Key").unwrap_or_default())
-                .value(text(tag, "Value").unwrap_or_default())
+                .key(key)
+                .value(value)
                 .build()
                 .map_err(|e| sdk_error(id, "Tags", e))?,
         );
@@ -829,16 +835,11 @@ async fn create_role_with(
         .set_description(text(p, "Description"))
         .set_permissions_boundary(text(p, "PermissionsBoundary"))
         .set_max_session_duration(text(p, "MaxSessionDuration").and_then(|s| s.parse().ok()));
-    for tag in p
-        .get("Tags")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for (key, value) in tags(p) {
         request = request.tags(
             aws_sdk_iam::types::Tag::builder()
-                .key(text(tag, "Key").unwrap_or_default())
-                .value(text(tag, "Value").unwrap_or_default())
+                .key(key)
+                .value(value)
                 .build()
                 .map_err(|e| sdk_error(id, "Tags", e))?,
         );

@@ -82,6 +82,25 @@ pub struct Coverage {
     pub notes: Vec<String>,
 }
 
+impl Coverage {
+    /// Why a scan failed outright, when it read no file or page at all: the last note that is
+    /// not a per-call LookupEvents detail. A scan that read nothing must not be reported as
+    /// "no findings", so callers turn this into an error.
+    pub fn nothing_read(&self) -> Option<String> {
+        if self.files_read > 0 {
+            return None;
+        }
+        Some(
+            self.notes
+                .iter()
+                .rev()
+                .find(|note| !note.starts_with("LookupEvents:"))
+                .cloned()
+                .unwrap_or_else(|| "no LookupEvents call succeeded".into()),
+        )
+    }
+}
+
 /// A value and how often it was seen.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ValueCount {
