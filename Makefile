@@ -1,6 +1,6 @@
 # The commands a developer needs. Each installs what it uses (scripts/bootstrap.sh).
 
-.PHONY: demo test bootstrap build up down fmt lint static-checks
+.PHONY: demo test bootstrap build up down fmt lint static-checks bench-runbooks
 
 ## The main job on the local stack: a request from submit to audit, with a timeline.
 demo:
@@ -31,3 +31,7 @@ lint:
 
 static-checks:
 	scripts/static-checks.sh
+
+## Runbook engine speed vs DuckDB and the decompress+parse floor (slow: builds a 1 GB corpus once).
+bench-runbooks:
+	scripts/bench-runbooks.sh

@@ -74,6 +74,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sign off a break-glass session after reviewing it (an approver of the entry, not the
+    /// requester). Until an approver does, the request stays flagged for review.
+    Ack {
+        id: String,
+        /// What you checked (kept in the ledger).
+        #[arg(long, short)]
+        comment: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print credentials for an active grant in the AWS `credential_process` format.
     CredentialProcess {
         #[arg(long)]
@@ -176,6 +186,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_request(&revoked, json);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ack { id, comment, json } => {
+            let client = api::Client::connect(&target).await?;
+            let acked = client
+                .post_json(
+                    &format!("/requests/{}/ack", api::segment(&id)),
+                    &serde_json::json!({ "comment": comment }),
+                )
+                .await?;
+            print_request(&acked, json);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CredentialProcess { request } => {
             let client = api::Client::connect(&target).await?;
             let credentials = client
@@ -203,7 +224,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Local { command } => local::run(command, &target).await,
-        Command::Runbook { command } => jitctl::runbook::run(command),
+        Command::Runbook { command } => {
+            let aws = jitctl::runbook::AwsTarget {
+                profile: target.profile.clone(),
+                region: target.region.clone(),
+            };
+            jitctl::runbook::run(command, &aws).await
+        }
     }
 }
 
@@ -216,16 +243,5 @@ fn print_request(request: &serde_json::Value, json: bool) {
         );
         return;
     }
-    let field = |name: &str| request[name].as_str().unwrap_or("-").to_owned();
-    println!("request   {}", field("id"));
-    println!("status    {}", field("status"));
-    println!("role      {}", field("role_arn"));
-    println!("duration  {}", field("duration"));
-    println!("reason    {}", field("reason"));
-    if let Some(outcome) = request["outcome"].as_str() {
-        println!("outcome   {outcome}");
-    }
-    if let Some(expires_at) = request["expires_at"].as_str() {
-        println!("expires   {expires_at}");
-    }
+    print!("{}", jitctl::requests::summary(request));
 }

@@ -1,5 +1,7 @@
 //! `jitctl list|cancel|catalog`: a requester's view of their own requests and of what they may
 //! request. Human tables by default, `--json` for scripts (the server's JSON, unchanged).
+//! [`summary`] is the human view of one request that `status`, `request`, `revoke` and `ack`
+//! print: the decision, the reviewer context, the break-glass review state and the audit.
 
 use crate::api::{Client, segment};
 use crate::endpoint::Target;
@@ -220,5 +222,147 @@ mod tests {
             table(&["ID", "STATUS"], &rows),
             "ID    STATUS\nr-1   PENDING\nr-22  ACTIVE\n"
         );
+    }
+}
+
+/// One request for a human: what was asked, how it ended, what reviewers saw, whether a
+/// break-glass session still needs review, and what the audit found.
+pub fn summary(request: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let field = |name: &str| request[name].as_str().unwrap_or("-").to_owned();
+    let _ = writeln!(out, "request   {}", field("id"));
+    let _ = writeln!(out, "status    {}", field("status"));
+    let _ = writeln!(out, "role      {}", field("role_arn"));
+    let _ = writeln!(out, "duration  {}", field("duration"));
+    let _ = writeln!(out, "reason    {}", field("reason"));
+    if let Some(outcome) = request["outcome"].as_str() {
+        let _ = writeln!(out, "outcome   {outcome}");
+    }
+    if let Some(expires_at) = request["expires_at"].as_str() {
+        let _ = writeln!(out, "expires   {expires_at}");
+    }
+    if request["break_glass"] == true {
+        let review = &request["review"];
+        let state = if review["required"] == true {
+            "NEEDS REVIEW (an approver runs `jitctl ack ID`)".to_owned()
+        } else {
+            let ack = &review["acknowledgement"];
+            format!(
+                "acknowledged by {} at {}{}",
+                ack["by"].as_str().unwrap_or("?"),
+                ack["at"].as_str().unwrap_or("?"),
+                ack["comment"]
+                    .as_str()
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default()
+            )
+        };
+        let _ = writeln!(out, "break-glass  {state}");
+    }
+    if let Some(context) = request["context"].as_object() {
+        let _ = writeln!(
+            out,
+            "context   {}",
+            context
+                .get("summary")
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+        );
+        for line in context
+            .get("lines")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let _ = writeln!(out, "          {line}");
+        }
+    }
+    let cloudtrail = &request["audit"]["cloudtrail"];
+    if request["audit"].is_object() {
+        if cloudtrail["analysed"] == true {
+            let number = |name: &str| cloudtrail[name].as_u64().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "audit     {} calls ({} writes, {} reads), {} resources",
+                number("events"),
+                number("writes"),
+                number("reads"),
+                number("resources_total")
+            );
+            for (service, actions) in cloudtrail["actions_by_service"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                let names: Vec<String> = actions
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, count)| format!("{name} x{count}"))
+                    .collect();
+                let _ = writeln!(out, "          {service}: {}", names.join(", "));
+            }
+            for finding in cloudtrail["incident_findings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                let _ = writeln!(out, "          ! {finding}");
+            }
+            if cloudtrail["suggested_policy"].is_object() {
+                let _ = writeln!(
+                    out,
+                    "          least-privilege policy from the calls made: `--json`, audit.cloudtrail.suggested_policy"
+                );
+            }
+        } else {
+            let _ = writeln!(
+                out,
+                "audit     CloudTrail not analysed: {}",
+                cloudtrail["reason"].as_str().unwrap_or("-")
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_summary_shows_review_state_context_and_audit() {
+        let request = json!({
+            "id": "r-1", "status": "AUDITED", "role_arn": "arn:aws:iam::1:role/x", "duration": "30m",
+            "reason": "incident", "break_glass": true,
+            "review": {"required": true, "acknowledgement": null},
+            "context": {"available": true, "summary": "12 events", "lines": ["! high: Logging tampering (1 events)"]},
+            "audit": {"cloudtrail": {"analysed": true, "events": 3, "writes": 1, "reads": 2, "resources_total": 1,
+                "actions_by_service": {"s3": {"GetObject": 2, "PutObject": 1}},
+                "incident_findings": ["high: Logging and monitoring tampering (1 events)"],
+                "suggested_policy": {"Version": "2012-10-17"}}}
+        });
+        let text = summary(&request);
+        assert!(text.contains("break-glass  NEEDS REVIEW"), "{text}");
+        assert!(text.contains("! high: Logging tampering"), "{text}");
+        assert!(
+            text.contains("audit     3 calls (1 writes, 2 reads), 1 resources"),
+            "{text}"
+        );
+        assert!(text.contains("s3: GetObject x2, PutObject x1"), "{text}");
+        assert!(
+            text.contains("! high: Logging and monitoring tampering"),
+            "{text}"
+        );
+
+        let acked = json!({"id": "r-1", "break_glass": true, "review": {"required": false,
+            "acknowledgement": {"by": "bob", "at": "2026-11-21T10:00:00Z", "comment": "fine"}}});
+        assert!(summary(&acked).contains("acknowledged by bob at 2026-11-21T10:00:00Z: fine"));
+        // A normal request says nothing about break-glass.
+        assert!(!summary(&json!({"id": "r-2"})).contains("break-glass"));
     }
 }

@@ -2,9 +2,11 @@
 //! from the command line.
 //!
 //! Runbooks are read from a folder (`--dir`, default `runbooks`), or from a YAML file given in
-//! place of an id. `run` reads local files and folders; the other sources of issue 6 (`s3://`,
-//! `lookup`, `athena`) are recognised and refused with a clear message until they are wired.
+//! place of an id. `run` reads local files and folders, a trail in S3 (`s3://bucket/prefix`),
+//! LookupEvents (`lookup`) or an Athena table (`athena`); the AWS sources are in [`sources`].
 //! `explain` shows the whole plan without reading any record.
+
+mod sources;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -16,9 +18,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use time::OffsetDateTime;
 use trailgate_runbooks::render::Format;
-use trailgate_runbooks::source::files::{self, DEFAULT_MAX_RECORD_BYTES, FileSource};
+use trailgate_runbooks::source::files::{DEFAULT_MAX_RECORD_BYTES, FileSource};
+use trailgate_runbooks::source::parallel;
 use trailgate_runbooks::sql::{Dialect, SqlError};
 use trailgate_runbooks::{Library, LoadError, Params, Runbook, filter, params, timefmt};
+
+pub use sources::{AwsSourceArgs, AwsTarget};
 
 /// Appends one formatted line to a `String` (output is built first, then written by [`emit`]).
 macro_rules! say {
@@ -122,6 +127,9 @@ pub struct QueryArgs {
     /// Window end, exclusive (RFC 3339).
     #[arg(long, requires = "from")]
     pub to: Option<String>,
+    /// Boxed: the AWS options would make every `jitctl` command as large as this one.
+    #[command(flatten)]
+    pub aws: Box<AwsSourceArgs>,
 }
 
 /// Result formats of `run`.
@@ -133,6 +141,8 @@ pub enum OutputFormat {
     Json,
     /// GitHub-flavoured markdown.
     Markdown,
+    /// One self-contained HTML page, every value escaped.
+    Html,
 }
 
 /// SQL dialects of `explain`.
@@ -144,8 +154,9 @@ pub enum SqlDialect {
     Duckdb,
 }
 
-/// Runs one `jitctl runbook` subcommand.
-pub fn run(command: RunbookCommand) -> Result<ExitCode> {
+/// Runs one `jitctl runbook` subcommand; `target` holds the global `--profile` and `--region`
+/// used by the AWS sources.
+pub async fn run(command: RunbookCommand, target: &AwsTarget) -> Result<ExitCode> {
     match command {
         RunbookCommand::List { library, json } => list(&library, json),
         RunbookCommand::Show { runbook, library } => show(&runbook, &library),
@@ -154,14 +165,14 @@ pub fn run(command: RunbookCommand) -> Result<ExitCode> {
             library,
             query,
             format,
-        } => run_runbook(&runbook, &library, &query, format),
+        } => run_runbook(&runbook, &library, &query, format, target).await,
         RunbookCommand::Explain {
             runbook,
             library,
             query,
             dialect,
             table,
-        } => explain(&runbook, &library, &query, dialect, &table),
+        } => explain(&runbook, &library, &query, dialect, &table, target).await,
         RunbookCommand::Check { paths } => Ok(check(&paths)),
     }
 }
@@ -358,7 +369,9 @@ enum Source {
 
 fn source(query: &QueryArgs) -> Result<Source> {
     let Some(first) = query.sources.first() else {
-        bail!("no `--source`: give a file or folder of CloudTrail logs");
+        bail!(
+            "no `--source`: give a file or folder of CloudTrail logs, s3://bucket/prefix, lookup or athena"
+        );
     };
     let special = |text: &str| text.starts_with("s3://") || text == "lookup" || text == "athena";
     if query.sources.len() > 1 && query.sources.iter().any(|source| special(source)) {
@@ -372,44 +385,27 @@ fn source(query: &QueryArgs) -> Result<Source> {
     })
 }
 
-fn run_runbook(
+async fn run_runbook(
     name: &str,
     args: &LibraryArgs,
     query: &QueryArgs,
     format: OutputFormat,
+    target: &AwsTarget,
 ) -> Result<ExitCode> {
     let runbook = load_runbook(name, args)?;
     let params = params(query)?;
     let compiled = runbook.compile(&params)?;
-    let roots = match source(query)? {
-        Source::Files(roots) => roots,
-        Source::S3(url) => bail!(
-            "the S3 source (trailgate-runbooks S3Source + trailgate-aws S3Store) is not wired into jitctl yet: download the objects (aws s3 sync {url} logs/) and run with `--source logs/`"
-        ),
-        Source::Lookup => bail!(
-            "the LookupEvents source is not wired into jitctl yet (the engine supports it through trailgate-runbooks' LookupSource)"
-        ),
-        Source::Athena => bail!(
-            "jitctl does not run Athena queries yet: `jitctl runbook explain {name}` prints the SQL to run in Athena"
-        ),
+    let result = match source(query)? {
+        Source::Files(roots) => run_files(&compiled, roots)?,
+        Source::S3(url) => sources::run_s3(&compiled, &url, target, &query.aws).await?,
+        Source::Lookup => sources::run_lookup(&compiled, target, &query.aws).await?,
+        Source::Athena => sources::run_athena(&compiled, target, &query.aws).await?,
     };
-    let file_source = FileSource::with_roots(roots);
-    let files = file_source.files()?;
-    let mut scan = compiled.scan();
-    let mut progress = Progress::new(files.len());
-    for file in &files {
-        files::read_file(file, DEFAULT_MAX_RECORD_BYTES, &mut scan);
-        let bytes = std::fs::metadata(file)
-            .map(|metadata| metadata.len())
-            .unwrap_or(0);
-        progress.file_done(bytes, scan.events_scanned(), scan.events_matched());
-    }
-    progress.finish(scan.events_scanned());
-    let result = scan.finish();
     let format = match format {
         OutputFormat::Text => Format::Text,
         OutputFormat::Json => Format::Json,
         OutputFormat::Markdown => Format::Markdown,
+        OutputFormat::Html => Format::Html,
     };
     let mut out = result.render(format);
     if !out.ends_with('\n') {
@@ -419,34 +415,83 @@ fn run_runbook(
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_files(
+    compiled: &trailgate_runbooks::Compiled<'_>,
+    roots: Vec<PathBuf>,
+) -> Result<trailgate_runbooks::RunbookResult> {
+    let file_source = FileSource::with_roots(roots);
+    let files = file_source.files()?;
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|file| std::fs::metadata(file).map_or(0, |metadata| metadata.len()))
+        .collect();
+    let mut scan = compiled.scan();
+    // Files are scanned on every core; the workers report each finished file here, and the
+    // merged result is the same as a sequential scan's (trailgate-runbooks' parallel tests).
+    let progress = std::sync::Mutex::new((
+        Progress::new("files", Some(files.len()), "scanned"),
+        0u64,
+        0u64,
+    ));
+    parallel::scan_files_with(
+        &files,
+        DEFAULT_MAX_RECORD_BYTES,
+        parallel::available_threads(),
+        &mut scan,
+        &|done: parallel::FileDone| {
+            if let Ok(mut guard) = progress.lock() {
+                let (progress, scanned, matched) = &mut *guard;
+                *scanned += done.events_scanned;
+                *matched += done.events_matched;
+                let (scanned, matched) = (*scanned, *matched);
+                progress.step(sizes.get(done.index).copied(), scanned, Some(matched));
+            }
+        },
+    );
+    if let Ok(guard) = progress.lock() {
+        guard.0.finish(scan.events_scanned(), scan.events_matched());
+    }
+    Ok(scan.finish())
+}
+
 /// The progress line on stderr: shown after the first second of a scan, refreshed in place on a
-/// terminal (every 200 ms) or printed every 5 s when stderr is a file or pipe.
+/// terminal (every 200 ms) or printed every 5 s when stderr is a file or pipe. Units are files,
+/// S3 objects, LookupEvents pages or Athena queries; MB/s is shown when bytes are known.
 struct Progress {
     started: Instant,
     last: Option<Instant>,
-    files_total: usize,
-    files_done: usize,
-    bytes: u64,
+    unit: &'static str,
+    total: Option<usize>,
+    /// What happens to the events counted: `scanned` by the engine, or `received` from an API
+    /// (LookupEvents, whose source holds the scan until it ends).
+    events_verb: &'static str,
+    done: usize,
+    bytes: Option<u64>,
     terminal: bool,
     shown: bool,
 }
 
 impl Progress {
-    fn new(files_total: usize) -> Progress {
+    fn new(unit: &'static str, total: Option<usize>, events_verb: &'static str) -> Progress {
         Progress {
             started: Instant::now(),
             last: None,
-            files_total,
-            files_done: 0,
-            bytes: 0,
+            unit,
+            total,
+            events_verb,
+            done: 0,
+            bytes: None,
             terminal: std::io::stderr().is_terminal(),
             shown: false,
         }
     }
 
-    fn file_done(&mut self, bytes: u64, events: u64, matched: u64) {
-        self.files_done += 1;
-        self.bytes += bytes;
+    /// One unit done, with its size when known, and the running event counts.
+    fn step(&mut self, bytes: Option<u64>, events: u64, matched: Option<u64>) {
+        self.done += 1;
+        if let Some(bytes) = bytes {
+            *self.bytes.get_or_insert(0) += bytes;
+        }
         let elapsed = self.started.elapsed();
         let every = if self.terminal {
             Duration::from_millis(200)
@@ -462,15 +507,18 @@ impl Progress {
         self.last = Some(Instant::now());
         self.shown = true;
         let seconds = elapsed.as_secs_f64().max(1e-9);
-        let line = format!(
-            "{}/{} files, {} events scanned, {} matched, {:.0} events/s, {:.1} MB/s",
-            self.files_done,
-            self.files_total,
-            events,
-            matched,
-            events as f64 / seconds,
-            self.bytes as f64 / 1e6 / seconds
-        );
+        let mut line = match self.total {
+            Some(total) => format!("{}/{total} {}", self.done, self.unit),
+            None => format!("{} {}", self.done, self.unit),
+        };
+        let _ = write!(line, ", {events} events {}", self.events_verb);
+        if let Some(matched) = matched {
+            let _ = write!(line, ", {matched} matched");
+        }
+        let _ = write!(line, ", {:.0} events/s", events as f64 / seconds);
+        if let Some(bytes) = self.bytes {
+            let _ = write!(line, ", {:.1} MB/s", bytes as f64 / 1e6 / seconds);
+        }
         let mut stderr = std::io::stderr();
         if self.terminal {
             let _ = write!(stderr, "\r\x1b[2K{line}");
@@ -480,17 +528,23 @@ impl Progress {
         let _ = stderr.flush();
     }
 
-    fn finish(&self, events: u64) {
-        if !self.shown {
+    /// The summary line, when a progress line was shown (or the scan took over a second).
+    fn finish(&self, events: u64, matched: u64) {
+        let elapsed = self.started.elapsed();
+        if !self.shown && elapsed < Duration::from_secs(1) {
             return;
         }
-        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
-        let line = format!(
-            "{} files, {events} events in {seconds:.1} s ({:.0} events/s, {:.1} MB/s read)",
-            self.files_done,
-            events as f64 / seconds,
-            self.bytes as f64 / 1e6 / seconds
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        let mut line = format!(
+            "{} {}, {events} events scanned, {matched} matched in {seconds:.1} s ({:.0} events/s",
+            self.done,
+            self.unit,
+            events as f64 / seconds
         );
+        if let Some(bytes) = self.bytes {
+            let _ = write!(line, ", {:.1} MB/s read", bytes as f64 / 1e6 / seconds);
+        }
+        line.push(')');
         if self.terminal {
             eprintln!("\r\x1b[2K{line}");
         } else {
@@ -499,12 +553,13 @@ impl Progress {
     }
 }
 
-fn explain(
+async fn explain(
     name: &str,
     args: &LibraryArgs,
     query: &QueryArgs,
     dialect: SqlDialect,
     table: &str,
+    target: &AwsTarget,
 ) -> Result<ExitCode> {
     let runbook = load_runbook(name, args)?;
     let params = params(query)?;
@@ -517,6 +572,9 @@ fn explain(
         say!(out, "param:    {name} = {}", values.join(","));
     }
     say!(out, "\nsource:");
+    // With `--source athena` the SQL shown is the one that runs: Athena's, on its table.
+    let mut dialect = dialect;
+    let mut table = table.to_owned();
     if query.sources.is_empty() {
         say!(out, "  none given (`--source PATH|s3://...|lookup|athena`)");
     } else {
@@ -539,9 +597,23 @@ fn explain(
                     "  every record is read; the window and the filter are applied locally"
                 );
             }
-            Source::S3(url) => say!(out, "  {url}: not wired into jitctl yet"),
-            Source::Lookup => say!(out, "  LookupEvents: not wired into jitctl yet"),
-            Source::Athena => say!(out, "  Athena: run the SQL below"),
+            Source::S3(url) => {
+                for line in sources::explain_s3(&compiled, &url, target, &query.aws).await? {
+                    say!(out, "{line}");
+                }
+            }
+            Source::Lookup => {
+                for line in sources::explain_lookup(&compiled, target, &query.aws).await? {
+                    say!(out, "{line}");
+                }
+            }
+            Source::Athena => {
+                for line in sources::explain_athena(&query.aws) {
+                    say!(out, "{line}");
+                }
+                dialect = SqlDialect::Athena;
+                table.clone_from(&query.aws.athena_table);
+            }
         }
     }
     say!(out, "\nLookupEvents (server-side attribute):");
@@ -567,7 +639,7 @@ fn explain(
         SqlDialect::Duckdb => Dialect::DuckDb,
     };
     say!(out, "\nSQL ({}, table {table}):", dialect.as_str());
-    match compiled.to_sql(dialect, table) {
+    match compiled.to_sql(dialect, &table) {
         Ok(plan) => {
             for query in plan.queries {
                 say!(out, "-- {}\n{};\n", query.section.name(), query.sql);
@@ -665,6 +737,7 @@ mod tests {
             since: None,
             from: None,
             to: None,
+            aws: Box::default(),
         };
         assert!(
             matches!(source(&query(&["logs", "more"])), Ok(Source::Files(roots)) if roots.len() == 2)
@@ -705,8 +778,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&folder);
     }
 
-    #[test]
-    fn run_and_explain_work_on_the_real_logs() {
+    #[tokio::test]
+    async fn run_and_explain_work_on_the_real_logs() {
         let logs = repository("../shared/data/cloudtrail");
         if !logs.is_dir() {
             println!("note: {} is absent; skipped", logs.display());
@@ -715,19 +788,26 @@ mod tests {
         let library = LibraryArgs {
             dir: repository("runbooks"),
         };
+        let target = AwsTarget::default();
         let query = QueryArgs {
             sources: vec![logs.display().to_string()],
             params: vec!["requester=benjamin".to_owned()],
             since: None,
             from: Some("2023-07-10T00:00:00Z".to_owned()),
             to: Some("2023-07-11T00:00:00Z".to_owned()),
+            aws: Box::default(),
         };
         for format in [
             OutputFormat::Text,
             OutputFormat::Json,
             OutputFormat::Markdown,
+            OutputFormat::Html,
         ] {
-            assert!(run_runbook("requester-activity", &library, &query, format).is_ok());
+            assert!(
+                run_runbook("requester-activity", &library, &query, format, &target)
+                    .await
+                    .is_ok()
+            );
         }
         assert!(
             explain(
@@ -735,8 +815,10 @@ mod tests {
                 &library,
                 &query,
                 SqlDialect::Athena,
-                "ct"
+                "ct",
+                &target
             )
+            .await
             .is_ok()
         );
         assert!(
@@ -745,15 +827,27 @@ mod tests {
                 &library,
                 &query,
                 SqlDialect::Athena,
-                "a;b"
+                "a;b",
+                &target
             )
+            .await
             .is_err()
         );
         let missing = QueryArgs {
             params: Vec::new(),
             ..query
         };
-        assert!(run_runbook("requester-activity", &library, &missing, OutputFormat::Text).is_err());
+        assert!(
+            run_runbook(
+                "requester-activity",
+                &library,
+                &missing,
+                OutputFormat::Text,
+                &target
+            )
+            .await
+            .is_err()
+        );
     }
 
     #[test]
@@ -764,6 +858,7 @@ mod tests {
             since: None,
             from: None,
             to: None,
+            aws: Box::default(),
         };
         assert!(params(&query).is_err());
     }

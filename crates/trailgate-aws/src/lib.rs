@@ -7,9 +7,12 @@
 //! - [`ledger`], [`workflow`], [`notifier`], [`credentials`], [`roles`], [`secrets`]: the ports.
 //! - `cloudtrail` (feature `cloudtrail`): LookupEvents behind trailgate-runbooks' lookup source.
 //! - [`s3`]: the object store behind trailgate-runbooks' S3 source (CloudTrail trail buckets).
+//! - `athena` (feature `athena`): runs the SQL of trailgate-runbooks' SQL back-end in Athena.
 //! - [`apigw`]: API Gateway proxy events in, JSON or HTML responses out.
 
 pub mod apigw;
+#[cfg(feature = "athena")]
+pub mod athena;
 #[cfg(feature = "cloudtrail")]
 pub mod cloudtrail;
 pub mod config;

@@ -2,7 +2,10 @@
 //! records ([`Scan`]), and [`run`].
 //!
 //! Sources push records into a [`Scan`] one at a time; the scan keeps only the output shape's
-//! state, so memory does not grow with the input.
+//! state, so memory does not grow with the input. Raw records go through
+//! [`Scan::record_bytes`], which uses the literal prefilter (`crate::prefilter`) to avoid
+//! building a `Value` for records that cannot match. Scans over disjoint inputs (one per thread)
+//! combine with [`Scan::merge`].
 
 use std::collections::BTreeMap;
 
@@ -12,6 +15,7 @@ use crate::error::{ParamError, RunError};
 use crate::filter::{self, Bound, Matcher};
 use crate::output::{Aggregator, Coverage, RunbookResult, SkipReason};
 use crate::params::{self, Params, Window};
+use crate::prefilter::{self, Prefilter, Shape};
 use crate::runbook::Runbook;
 use crate::source::Source;
 use crate::spec::LookupAttribute;
@@ -26,6 +30,7 @@ pub struct Compiled<'r> {
     bound: Bound,
     window: Window,
     lookup: Option<LookupPlan>,
+    prefilter: Option<Prefilter>,
 }
 
 /// The server-side part of a LookupEvents scan: one attribute, one or more values.
@@ -58,12 +63,14 @@ impl Runbook {
                 .filter(|value| !value.is_empty())
                 .collect(),
         });
+        let prefilter = Prefilter::new(&matcher);
         Ok(Compiled {
             runbook: self,
             matcher,
             bound,
             window,
             lookup,
+            prefilter,
         })
     }
 }
@@ -95,6 +102,13 @@ impl<'r> Compiled<'r> {
         self.matcher.matches(record)
     }
 
+    /// The same runbook without the literal prefilter, to prove the prefilter changes nothing.
+    #[cfg(test)]
+    pub(crate) fn without_prefilter(mut self) -> Compiled<'r> {
+        self.prefilter = None;
+        self
+    }
+
     /// Starts a streaming evaluation.
     pub fn scan(&self) -> Scan<'_, 'r> {
         Scan {
@@ -107,6 +121,7 @@ impl<'r> Compiled<'r> {
             skips: BTreeMap::new(),
             truncated: false,
             notes: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 }
@@ -123,9 +138,11 @@ pub struct Scan<'c, 'r> {
     skips: BTreeMap<SkipReason, u64>,
     truncated: bool,
     notes: Vec<String>,
+    /// The prefilter's working copy of a record, reused.
+    scratch: Vec<u8>,
 }
 
-impl Scan<'_, '_> {
+impl<'c, 'r> Scan<'c, 'r> {
     /// The window, so a source can avoid reading what cannot match.
     pub fn window(&self) -> Window {
         self.compiled.window
@@ -149,6 +166,88 @@ impl Scan<'_, '_> {
     /// Files (or pages) read so far.
     pub fn files_read(&self) -> u64 {
         self.files_read
+    }
+
+    /// The bound runbook this scan evaluates (so a source can start sibling scans).
+    pub fn compiled(&self) -> &'c Compiled<'r> {
+        self.compiled
+    }
+
+    /// Marks the start of file `index` (in the source's reading order). Scans that read files
+    /// in parallel call it so kept rows with equal times keep file order after [`Scan::merge`].
+    pub fn begin_file(&mut self, index: usize) {
+        self.aggregator.begin_file(index);
+    }
+
+    /// Parses and evaluates one raw record (the bytes of one JSON object), counting it as
+    /// skipped when it is not valid JSON or not an object.
+    ///
+    /// Records that cannot match the filter, by the prefilter's proof, are only validated and
+    /// their time read: the coverage counts equal those of parsing everything.
+    pub fn record_bytes(&mut self, bytes: &[u8]) {
+        if self.ruled_out(bytes) {
+            match prefilter::shape(bytes) {
+                Ok(Shape::Object(time)) => self.unmatchable(time),
+                Ok(Shape::NotObject) => self.skip(SkipReason::NonObjectRecord),
+                Err(error) => self.skip(parse_error(&error)),
+            }
+            return;
+        }
+        self.parse_and_record(bytes);
+    }
+
+    /// [`Scan::record_bytes`] for a record the fast validator (`crate::validate`) found to be
+    /// a valid object with this time.
+    pub(crate) fn checked_record(&mut self, bytes: &[u8], time: Option<i64>) {
+        if self.ruled_out(bytes) {
+            self.unmatchable(time);
+        } else {
+            self.parse_and_record(bytes);
+        }
+    }
+
+    /// Whether the prefilter proves the record cannot match.
+    fn ruled_out(&mut self, bytes: &[u8]) -> bool {
+        self.compiled
+            .prefilter
+            .as_ref()
+            .is_some_and(|prefilter| !prefilter.may_match(bytes, &mut self.scratch))
+    }
+
+    fn parse_and_record(&mut self, bytes: &[u8]) {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(record) if record.is_object() => self.record(&record),
+            Ok(_) => self.skip(SkipReason::NonObjectRecord),
+            Err(error) => self.skip(parse_error(&error)),
+        }
+    }
+
+    /// Counts a record the filter cannot match, as [`Scan::record`] would.
+    fn unmatchable(&mut self, time: Option<i64>) {
+        let Some(time) = time else {
+            self.skip(SkipReason::MissingEventTime);
+            return;
+        };
+        self.events_scanned += 1;
+        if !self.compiled.window.contains(time) {
+            self.events_outside_window += 1;
+        }
+    }
+
+    /// Adds the counts and output state of `other`, a scan of the same compiled runbook over
+    /// other input. Sums, groups and kept rows equal those of one scan over both inputs, except
+    /// past a grouping cap, where which keys are kept depends on arrival order.
+    pub fn merge(&mut self, other: Scan<'_, '_>) {
+        self.events_scanned += other.events_scanned;
+        self.events_matched += other.events_matched;
+        self.events_outside_window += other.events_outside_window;
+        self.files_read += other.files_read;
+        for (reason, count) in other.skips {
+            *self.skips.entry(reason).or_insert(0) += count;
+        }
+        self.truncated |= other.truncated;
+        self.notes.extend(other.notes);
+        self.aggregator.merge(other.aggregator);
     }
 
     /// Evaluates one record.
@@ -252,4 +351,13 @@ pub fn run(
     let mut scan = compiled.scan();
     source.scan(&mut scan)?;
     Ok(scan.finish())
+}
+
+/// The skip reason of a record that does not parse: cut off, or not JSON.
+fn parse_error(error: &serde_json::Error) -> SkipReason {
+    if error.is_eof() {
+        SkipReason::TruncatedRecord
+    } else {
+        SkipReason::InvalidJson
+    }
 }

@@ -313,6 +313,28 @@ impl Matcher {
 }
 
 impl Condition {
+    /// For the literal prefilter (`crate::prefilter`): the needles of a string operator as
+    /// `(text, case_sensitive, numeric)`, with whether the operator is `equals`/`any_of`;
+    /// `None` for every other operator.
+    pub(crate) fn literal_needles(&self) -> Option<(bool, Vec<(&str, bool, bool)>)> {
+        let (equals, needles) = match &self.op {
+            Op::Equals(needles) => (true, needles),
+            Op::Prefix(needles) | Op::Suffix(needles) | Op::Contains(needles) => (false, needles),
+            _ => return None,
+        };
+        let needles = needles
+            .iter()
+            .map(|needle| {
+                (
+                    &*needle.text,
+                    needle.case_sensitive,
+                    needle.number.is_some(),
+                )
+            })
+            .collect();
+        Some((equals, needles))
+    }
+
     fn matches(&self, record: &Value) -> bool {
         match &self.op {
             Op::Exists(expected) => self.path.first(record).is_some() == *expected,

@@ -11,10 +11,12 @@
 //! - `params`: parameter values and the time window.
 //! - `filter`: field paths and the compiled matcher.
 //! - `engine`: binding, the streaming [`engine::Scan`], and [`run`].
-//! - `output` and `render`: the result, its bounded aggregators, and text/markdown/JSON rendering.
+//! - `output` and `render`: the result, its bounded aggregators, and text/markdown/JSON/HTML rendering.
 //! - `source`: the [`source::Source`] trait, local files and folders, and LookupEvents.
 //! - `library`: loading a folder of runbooks.
+//! - `sigma`: Sigma rules for aws/cloudtrail translated into runbooks (recognised by `Runbook::parse`).
 //! - `sql`: the same bound runbook compiled to SQL for Athena's CloudTrail table (and DuckDB).
+//! - `sql_result`: a result assembled from the rows of those SQL queries.
 //!
 //! The crate does no I/O except the file source (std::fs + flate2); LookupEvents is reached
 //! through the [`source::lookup::LookupEventsApi`] trait, implemented elsewhere.
@@ -25,13 +27,17 @@ pub mod filter;
 pub mod library;
 pub mod output;
 pub mod params;
+mod prefilter;
 pub mod render;
 pub mod runbook;
+pub mod sigma;
 pub mod source;
 pub mod spec;
 pub mod sql;
+pub mod sql_result;
 mod template;
 pub mod timefmt;
+mod validate;
 
 pub use engine::{Compiled, Scan, run};
 pub use error::{InvalidRunbook, LoadError, ParamError, Problem, RunError, SourceError};

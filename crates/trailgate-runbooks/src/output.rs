@@ -274,6 +274,19 @@ struct Tally {
 }
 
 impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.truncated |= other.truncated;
+        for (value, count) in other.counts {
+            if let Some(existing) = self.counts.get_mut(&value) {
+                *existing += count;
+            } else if self.counts.len() < MAX_GROUPS {
+                self.counts.insert(value, count);
+            } else {
+                self.truncated = true;
+            }
+        }
+    }
+
     fn add(&mut self, value: String) {
         if let Some(count) = self.counts.get_mut(&value) {
             *count += 1;
@@ -406,6 +419,71 @@ impl Aggregator {
                     seen.insert(entry_key, (time, time, 1));
                 }
                 None => *truncated = true,
+            }
+        }
+    }
+
+    /// Orders rows of file `index` after those of earlier files (ties on time are broken by
+    /// arrival order, which parallel scans must reproduce across threads).
+    pub(crate) fn begin_file(&mut self, index: usize) {
+        self.seq = (index as u64) << 32;
+    }
+
+    /// Adds the state of `other`, built from the same spec over other records.
+    pub(crate) fn merge(&mut self, other: Aggregator) {
+        if let (Some(rows), Some(other)) = (&mut self.rows, other.rows) {
+            rows.matched += other.matched;
+            for entry in other.heap {
+                rows.heap.push(entry);
+                if rows.heap.len() > rows.limit {
+                    rows.heap.pop();
+                }
+            }
+        }
+        if let (Some(counts), Some(other)) = (&mut self.counts, other.counts) {
+            counts.truncated |= other.truncated;
+            for (group_key, (count, seen)) in other.groups {
+                let len = counts.groups.len();
+                let entry = match counts.groups.get_mut(&group_key) {
+                    Some(entry) => entry,
+                    None if len < MAX_GROUPS => counts.groups.entry(group_key).or_default(),
+                    None => {
+                        counts.truncated = true;
+                        continue;
+                    }
+                };
+                entry.0 += count;
+                for value in seen {
+                    if entry.1.len() >= MAX_DISTINCT_PER_GROUP {
+                        break;
+                    }
+                    entry.1.insert(value);
+                }
+            }
+        }
+        if let (Some((_, _, tally)), Some((_, _, other))) = (&mut self.top, other.top) {
+            tally.merge(other);
+        }
+        for ((_, tally), (_, other)) in self.distinct.iter_mut().zip(other.distinct) {
+            tally.merge(other);
+        }
+        if let (Some((_, seen, truncated)), Some((_, other, other_truncated))) =
+            (&mut self.first_last, other.first_last)
+        {
+            *truncated |= other_truncated;
+            for (entry_key, (first, last, count)) in other {
+                let len = seen.len();
+                match seen.get_mut(&entry_key) {
+                    Some(entry) => {
+                        entry.0 = entry.0.min(first);
+                        entry.1 = entry.1.max(last);
+                        entry.2 += count;
+                    }
+                    None if len < MAX_GROUPS => {
+                        seen.insert(entry_key, (first, last, count));
+                    }
+                    None => *truncated = true,
+                }
             }
         }
     }

@@ -13,6 +13,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use crate::error::{InvalidRunbook, LoadError, Problem};
 use crate::filter::{self, Cidr, FieldPath};
 use crate::params::{self, type_name};
+use crate::sigma;
 use crate::spec::{FilterSpec, OneOrMany, ParamType, RunbookSpec, Scalar, Severity};
 use crate::template::{self, Piece};
 use crate::timefmt;
@@ -27,16 +28,28 @@ pub struct Runbook {
 }
 
 impl Runbook {
-    /// Parses and validates a runbook; `file_name` is used in error messages.
+    /// Parses and validates a runbook; `file_name` is used in error messages. A Sigma rule
+    /// (top-level `detection`, `logsource` or `correlation`) is translated first, see `sigma`.
     pub fn parse(text: &str, file_name: &str) -> Result<Runbook, LoadError> {
-        let spec: RunbookSpec = serde_yaml::from_str(text)
-            .map_err(|error| LoadError::Invalid(Box::new(from_yaml_error(&error, file_name))))?;
+        let is_sigma = sigma::is_sigma(text);
+        let spec: RunbookSpec = if is_sigma {
+            sigma::translate(text, file_name)
+                .map_err(|failure| LoadError::Invalid(Box::new((*failure).into())))?
+        } else {
+            serde_yaml::from_str(text)
+                .map_err(|error| LoadError::Invalid(Box::new(from_yaml_error(&error, file_name))))?
+        };
         let mut validator = Validator {
             declared: BTreeMap::new(),
             regexes: BTreeMap::new(),
         };
         validator.runbook(&spec).map_err(|(path, problem)| {
-            let (line, column) = locate(text, &path).unzip();
+            // A translated Sigma rule's paths are in the translation, not in the text.
+            let (line, column) = if is_sigma {
+                (None, None)
+            } else {
+                locate(text, &path).unzip()
+            };
             LoadError::Invalid(Box::new(InvalidRunbook {
                 file: file_name.to_owned(),
                 line,

@@ -3,13 +3,13 @@
 //! This is the crate's only I/O (std::fs and flate2). Folders are walked recursively in sorted
 //! order so results are reproducible; digest and Insights files are skipped by name because they
 //! are not management or data events. A bad file or record is counted and skipped, never fatal.
+//! With [`FileSource::threads`] above one, files are read in parallel ([`super::parallel`]).
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
-use serde_json::Value;
 
 use super::Source;
 use super::split::{self, Item};
@@ -25,6 +25,7 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub struct FileSource {
     roots: Vec<PathBuf>,
     max_record_bytes: usize,
+    threads: usize,
 }
 
 impl FileSource {
@@ -33,6 +34,7 @@ impl FileSource {
         FileSource {
             roots: vec![root.into()],
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            threads: 1,
         }
     }
 
@@ -41,12 +43,21 @@ impl FileSource {
         FileSource {
             roots,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            threads: 1,
         }
     }
 
     /// Records larger than this (in bytes, uncompressed) are skipped without being parsed.
     pub fn max_record_bytes(mut self, limit: usize) -> FileSource {
         self.max_record_bytes = limit;
+        self
+    }
+
+    /// Reads files on this many threads (1, the default, reads them in order on the caller's
+    /// thread; [`super::parallel::available_threads`] gives the machine's parallelism). The
+    /// result is the same either way, except which keys a grouping keeps past its cap.
+    pub fn threads(mut self, threads: usize) -> FileSource {
+        self.threads = threads.max(1);
         self
     }
 
@@ -74,8 +85,14 @@ impl FileSource {
 
 impl Source for FileSource {
     fn scan(&mut self, scan: &mut Scan<'_, '_>) -> Result<(), SourceError> {
-        for file in self.files()? {
-            read_file(&file, self.max_record_bytes, scan);
+        let files = self.files()?;
+        if self.threads > 1 && files.len() > 1 {
+            super::parallel::scan_files(&files, self.max_record_bytes, self.threads, scan);
+            return Ok(());
+        }
+        let mut buffer = Vec::new();
+        for file in &files {
+            read_file_with(file, self.max_record_bytes, scan, &mut buffer);
         }
         Ok(())
     }
@@ -112,7 +129,18 @@ fn is_log_file(name: &str) -> bool {
 
 /// Reads one file into the scan; problems are counted, never returned.
 pub fn read_file(path: &Path, max_record_bytes: usize, scan: &mut Scan<'_, '_>) {
-    let mut bytes = Vec::new();
+    read_file_with(path, max_record_bytes, scan, &mut Vec::new());
+}
+
+/// [`read_file`] decompressing into `bytes`, a buffer reused across files (its contents are
+/// replaced) so large files do not reallocate it every time.
+pub fn read_file_with(
+    path: &Path,
+    max_record_bytes: usize,
+    scan: &mut Scan<'_, '_>,
+    bytes: &mut Vec<u8>,
+) {
+    bytes.clear();
     let file = match File::open(path) {
         Ok(file) => file,
         Err(_) => {
@@ -122,9 +150,9 @@ pub fn read_file(path: &Path, max_record_bytes: usize, scan: &mut Scan<'_, '_>) 
     };
     let gzipped = path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
     let read = if gzipped {
-        MultiGzDecoder::new(file).read_to_end(&mut bytes)
+        MultiGzDecoder::new(file).read_to_end(bytes)
     } else {
-        { file }.read_to_end(&mut bytes)
+        { file }.read_to_end(bytes)
     };
     if read.is_err() {
         // Whatever was decompressed before the error is still in `bytes`: keep those records.
@@ -135,18 +163,14 @@ pub fn read_file(path: &Path, max_record_bytes: usize, scan: &mut Scan<'_, '_>) 
         });
     }
     scan.file_read();
-    feed_bytes(&bytes, max_record_bytes, scan);
+    feed_bytes(bytes, max_record_bytes, scan);
 }
 
 /// Splits and parses a file's (decompressed) bytes into the scan.
 pub fn feed_bytes(bytes: &[u8], max_record_bytes: usize, scan: &mut Scan<'_, '_>) {
     split::split(bytes, max_record_bytes, &mut |item| match item {
         Item::Skip(reason) => scan.skip(reason),
-        Item::Record(slice) => match serde_json::from_slice::<Value>(slice) {
-            Ok(record) if record.is_object() => scan.record(&record),
-            Ok(_) => scan.skip(SkipReason::NonObjectRecord),
-            Err(error) if error.is_eof() => scan.skip(SkipReason::TruncatedRecord),
-            Err(_) => scan.skip(SkipReason::InvalidJson),
-        },
+        Item::Record(slice) => scan.record_bytes(slice),
+        Item::Checked(slice, time) => scan.checked_record(slice, time),
     });
 }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The runbook engine speed benchmark (issue 6, item 6; figures in BENCHMARKS.md).
+#
+# Builds trailgate-bench in release, builds (or reuses) the corpus under target/bench-corpus
+# (>= 1 GB of gzipped trail files replaying ../shared/data/cloudtrail/aws_dataset/CloudTrail,
+# deterministic: same seed, same files), then times the engine, DuckDB and the
+# decompress-plus-parse floor on every core and prints a markdown table (progress on stderr).
+# The engine and DuckDB must agree on the counts or the run fails.
+#
+# Usage: scripts/bench-runbooks.sh [trailgate-bench options]   (e.g. --runs 5, --threads 1;
+#        see `target/release/trailgate-bench --help`)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+scripts/bootstrap.sh duckdb
+cargo build --release -p trailgate-bench
+exec target/release/trailgate-bench --repo "$root" "$@"
