@@ -37,6 +37,8 @@ pub struct Entry {
     pub approvers: Vec<&'static str>,
     /// How many approvals grant the request.
     pub quorum: u32,
+    /// Emergency access without approval (max_duration must be at most PT1H).
+    pub break_glass: bool,
 }
 
 impl Entry {
@@ -51,6 +53,7 @@ impl Entry {
             approval_window: "PT5M",
             approvers: vec!["bob", "carol"],
             quorum: 1,
+            break_glass: false,
         }
     }
 
@@ -59,7 +62,8 @@ impl Entry {
         json!({"id": self.id, "role_arn": self.role_arn, "description": self.description,
                "max_duration": self.max_duration, "approval_window": self.approval_window,
                "approvers": self.approvers.iter().map(|name| user(name)).collect::<Vec<_>>(),
-               "quorum": self.quorum, "requesters": [format!("arn:aws:iam::{ACCOUNT}:user/alice")]})
+               "quorum": self.quorum, "requesters": [format!("arn:aws:iam::{ACCOUNT}:user/alice")],
+               "break_glass": self.break_glass})
     }
 }
 

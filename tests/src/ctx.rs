@@ -223,9 +223,11 @@ impl Ctx {
             .filter(|m| m["message"].as_str().is_some_and(|body| body.contains(id)))
             .filter_map(|m| {
                 let body = m["message"].as_str()?.to_owned();
+                // The link names the request: another request's e-mail may mention this id in
+                // its context (the requester's previous requests) but carries its own link.
                 let link = body
                     .lines()
-                    .find(|l| l.starts_with("http") && l.contains("/decisions/"))?
+                    .find(|l| l.starts_with("http") && l.contains(&format!("/decisions/{id}?")))?
                     .to_owned();
                 Some(Mail {
                     to: m["attributes"]["approver"].as_str()?.to_owned(),

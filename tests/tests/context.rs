@@ -1,7 +1,9 @@
 //! System tests of reviewer context and the session audit on the local stack: CloudTrail
 //! history seeded into the router's LookupEvents (with its real 2 calls/s limit and 50-event
-//! pages), the context function's ranked findings in the approval e-mail and the ledger, the
-//! audit report of what a session did, and "context unavailable" when LookupEvents fails.
+//! pages), the context function's ranked findings in the approval e-mail and the ledger, their
+//! evidence on the confirm page, a Region and IP new to the requester, the previous grant and
+//! what it did, the audit report of what a session did, and "context unavailable" when
+//! LookupEvents fails.
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
@@ -43,7 +45,8 @@ fn alice(n: u32, ago_minutes: u64, name: &str, source: &str, extra: Value) -> Va
 }
 
 /// alice's week: routine reads, then a StopLogging, an admin policy attached to a role, failed
-/// console sign-ins and a burst of denied calls.
+/// console sign-ins, a burst of denied calls and, ten minutes ago, a call from a Region and an
+/// IP she had not used before.
 fn alice_history() -> Vec<Value> {
     let mut records: Vec<Value> = (0..30)
         .map(|i| {
@@ -89,6 +92,13 @@ fn alice_history() -> Vec<Value> {
             json!({"errorCode": "AccessDenied", "errorMessage": "not authorized"}),
         ));
     }
+    records.push(alice(
+        130,
+        10,
+        "GetCallerIdentity",
+        "sts.amazonaws.com",
+        json!({"awsRegion": "eu-north-1", "sourceIPAddress": "198.51.100.77"}),
+    ));
     records
 }
 
@@ -122,11 +132,12 @@ fn session_call(n: u32, id: &str, name: &str, source: &str, extra: Value) -> Val
     record
 }
 
-/// Findings ranked in the e-mail and the ledger with their coverage; the audit names what the
-/// session did and suggests a policy of exactly those actions.
+/// Findings ranked in the e-mail and the ledger with their coverage, and with their evidence on
+/// the confirm page; the audit names what the session did and suggests a policy of exactly
+/// those actions; the next request's context names that grant and what it did.
 async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
     let added = ctx.seed_cloudtrail(&alice_history()).await?;
-    ensure!(added == 41, "seeded {added} records");
+    ensure!(added == 42, "seeded {added} records");
 
     let started = Instant::now();
     let id = ctx
@@ -136,13 +147,16 @@ async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
     println!("request to approval e-mail: {:?}", started.elapsed());
     let body = &mail.body;
     for needle in [
-        "4 warnings from 41 CloudTrail events of the requester",
+        "6 warnings from 42 CloudTrail events of the requester",
         "us-east-1",
-        "StopLogging",
+        "! HIGH Logging and monitoring tampering: StopLogging (1 event, latest ",
         "AttachRolePolicy",
-        "! MEDIUM Failed console sign-ins (3 events)",
+        "! MEDIUM Failed console sign-ins (3 events, latest ",
         "denied calls on 6 distinct actions",
+        "! MEDIUM Regions not seen before in the window: eu-north-1 (compared with ",
+        "! LOW source IPs not seen before in the window: 198.51.100.77 (compared with ",
         "- INFO activity",
+        "- INFO no previous trailgate requests",
     ] {
         ensure!(
             body.contains(needle),
@@ -166,6 +180,26 @@ async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
         .collect();
     ensure!(lines.len() <= 19 && lines.len() >= 5, "lines: {lines:?}");
     ensure!(lines[0].starts_with("! HIGH"), "first line {:?}", lines[0]);
+    let findings = context["findings"].as_array().context("no findings")?;
+    ensure!(findings.len() == lines.len(), "findings: {findings:?}");
+    let stored = serde_json::to_vec(context)?.len();
+    ensure!(stored <= 32 * 1024, "stored context: {stored} bytes");
+
+    // The confirm page: every finding with its events one click away.
+    let page = ctx.http.get(&mail.link).send().await?.text().await?;
+    for needle in [
+        "<li class=\"warn\"><details><summary>! HIGH Logging and monitoring tampering: StopLogging (1 event, latest ",
+        "<td>StopLogging</td><td>cloudtrail.amazonaws.com</td><td>us-east-1</td><td>203.0.113.9</td><td></td><td>ctx-alice-100</td>",
+        "<td>ConsoleLogin</td><td>signin.amazonaws.com</td><td>us-east-1</td><td>203.0.113.9</td><td>Failed authentication</td>",
+        "<td>AccessDenied: not authorized</td>",
+        "<td>GetCallerIdentity</td><td>sts.amazonaws.com</td><td>eu-north-1</td><td>198.51.100.77</td>",
+        "<li>- INFO no previous trailgate requests</li>",
+    ] {
+        ensure!(
+            page.contains(needle),
+            "no {needle:?} on the confirm page:\n{page}"
+        );
+    }
 
     // The grant: approve, then the session's calls land in CloudTrail during the grant.
     let approved = ctx.post_decision(&mail.link, "decision=approve").await?;
@@ -238,6 +272,28 @@ async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
         "{cloudtrail}"
     );
     ensure!(cloudtrail["coverage"]["truncated"] == false, "{cloudtrail}");
+
+    // The next request: the reviewers see that grant and what its session did (a refused call
+    // makes it worth a look).
+    let next = ctx
+        .new_request(request_body("sandbox-admin", "PT1H", "second look"))
+        .await?;
+    ensure!(next != id, "the audited request is closed");
+    let mail = ctx.mail_to(&next, "bob@example.com").await?;
+    let previous = format!("! LOW previous request {id} for sandbox-admin: AUDITED (asked ");
+    for needle in [
+        previous.as_str(),
+        "; its session made 3 calls (2 writes, 1 failed) on s3, iam",
+    ] {
+        ensure!(
+            mail.body.contains(needle),
+            "no {needle:?} in the e-mail:\n{}",
+            mail.body
+        );
+    }
+    // Deny it, so the next test's request is a new one.
+    let denied = ctx.post_decision(&mail.link, "decision=deny").await?;
+    ensure!(denied.status == 200, "deny: {}", denied.text);
     Ok(())
 }
 
@@ -324,8 +380,8 @@ async fn bench_reviewer_context_by_history_size() -> Result<()> {
     ];
     run_on_stack("context-bench", &parameters, |ctx| async move {
         let mut seeded: u32 = 0;
-        println!("| events | request → e-mail | events scanned | budget cut | naive full pagination at 2 req/s |");
-        println!("|---:|---:|---:|---|---:|");
+        println!("| events | request → e-mail | events scanned | budget cut | oldest event (StopLogging) found | naive full pagination at 2 req/s |");
+        println!("|---:|---:|---:|---|---|---:|");
         for target in [100u32, 1_000, 10_000] {
             // Spread over the week, newest first; every 50th a denied call, so there is something
             // to find at any depth.
@@ -337,6 +393,11 @@ async fn bench_reviewer_context_by_history_size() -> Result<()> {
                     } else {
                         Value::Null
                     };
+                    // The oldest event of the 10,000 is the one that matters most: the scan
+                    // cannot reach it in the budget, the priority lookups must.
+                    if i + 1 == 10_000 {
+                        return alice(1_000_000 + i, minutes, "StopLogging", "cloudtrail.amazonaws.com", Value::Null);
+                    }
                     alice(1_000_000 + i, minutes, "GetObject", "s3.amazonaws.com", extra)
                 })
                 .collect();
@@ -360,13 +421,24 @@ async fn bench_reviewer_context_by_history_size() -> Result<()> {
                 .and_then(|rest| rest.split(' ').next())
                 .unwrap_or("?")
                 .to_owned();
+            let found = context["lines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .any(|line| line.starts_with("! HIGH Logging and monitoring tampering: StopLogging"));
             println!(
-                "| {target} | {:.1} s | {scanned} | {} | {:.0} s |",
+                "| {target} | {:.1} s | {scanned} | {} | {} | {:.0} s |",
                 elapsed.as_secs_f64(),
                 if summary.contains("INCOMPLETE") { "yes" } else { "no" },
+                if found { "yes" } else { "no" },
                 f64::from(target) / 50.0 / 2.0
             );
             ensure!(context["available"] == true, "context: {context}");
+            ensure!(
+                found == (target == 10_000),
+                "StopLogging found: {found} at {target}: {context}"
+            );
             // Deny so the next request's e-mail is the only new one.
             let mail = ctx.mail_to(&id, "bob@example.com").await?;
             ctx.post_decision(&mail.link, "decision=deny").await?;

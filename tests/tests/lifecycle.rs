@@ -18,7 +18,8 @@ const ROLE_NAME: &str = "sample-target-trailgate";
 /// How long an execution may take to finish once its request has reached its last status.
 const EXECUTION_LIMIT: Duration = Duration::from_secs(60);
 
-/// The catalog the tests deploy: a normal entry, and one whose approval window is 3 seconds.
+/// The catalog the tests deploy: a normal entry, one whose approval window is 3 seconds, and a
+/// break-glass entry.
 fn lifecycle_catalog() -> String {
     catalog(&[
         Entry::new("sandbox-admin", role_arn(ROLE_NAME)),
@@ -26,7 +27,48 @@ fn lifecycle_catalog() -> String {
             approval_window: "PT3S",
             ..Entry::new("sandbox-fast-expiry", role_arn(ROLE_NAME))
         },
+        Entry {
+            break_glass: true,
+            ..Entry::new("sandbox-break-glass", role_arn(ROLE_NAME))
+        },
     ])
+}
+
+/// The messages in the outbox whose subject starts with `prefix` and whose body names `id`,
+/// as (topic, approver attribute, subject, body), once `count` of them are there.
+async fn messages(
+    ctx: &Ctx,
+    id: &str,
+    prefix: &str,
+    count: usize,
+) -> Result<Vec<(String, String, String, String)>> {
+    let started = std::time::Instant::now();
+    loop {
+        let found: Vec<_> = ctx
+            .outbox()
+            .await?
+            .iter()
+            .filter(|m| m["subject"].as_str().is_some_and(|s| s.starts_with(prefix)))
+            .filter(|m| m["message"].as_str().is_some_and(|body| body.contains(id)))
+            .map(|m| {
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                (
+                    text(&m["topic_arn"]),
+                    text(&m["attributes"]["approver"]),
+                    text(&m["subject"]),
+                    text(&m["message"]),
+                )
+            })
+            .collect();
+        if found.len() >= count {
+            return Ok(found);
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "{prefix} messages for {id}: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// This file's shorthand for requests and approval e-mails, on the shared harness context.
@@ -196,6 +238,20 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
         audited["audit"]
     );
     ensure!(audited["audit"]["ledger_chain_verified"] == true);
+    // The report goes to both approvers (and not to the requester), without a review flag.
+    let reports = messages(ctx, &id, "trailgate audit", 2).await?;
+    let mut to: Vec<_> = reports.iter().map(|m| m.1.clone()).collect();
+    to.sort();
+    ensure!(
+        to == ["bob@example.com", "carol@example.com"],
+        "audit mails {reports:?}"
+    );
+    ensure!(
+        reports
+            .iter()
+            .all(|m| !m.2.contains("NEEDS REVIEW") && m.3.contains("credential set(s) issued")),
+        "audit mail {reports:?}"
+    );
 
     let Execution {
         status, entered, ..
@@ -229,6 +285,130 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
                 "CredentialsIssued",
                 "Revoked",
                 "Audited"
+            ],
+        "ledger events {actions:?}"
+    );
+    Ok(())
+}
+
+/// Break-glass: no approval, every approver and the alerts topic told at once, the grant
+/// capped, the audit flagged until an approver (never the requester) acknowledges it.
+async fn break_glass_path(ctx: &Ctx) -> Result<()> {
+    // Over the one-hour cap: refused before anything starts.
+    let long = ctx
+        .alice
+        .post_json(
+            "/requests",
+            &request_body("sandbox-break-glass", "PT2H", "incident"),
+        )
+        .await
+        .err()
+        .context("a break-glass request longer than its cap was accepted")?;
+    ensure!(long.to_string().contains("field `duration`"), "{long}");
+
+    let id = ctx.request("sandbox-break-glass", "PT5S").await?;
+    let active = ctx
+        .wait_for_any(
+            &id,
+            &["ACTIVE", "REVOKED", "AUDITED"],
+            Duration::from_secs(30),
+        )
+        .await?;
+    ensure!(
+        active["break_glass"] == true && active["review"]["required"] == true,
+        "{active}"
+    );
+    let alerts = messages(ctx, &id, "trailgate BREAK-GLASS", 3).await?;
+    let alerts_topic = ctx.output("AlertsTopicArn")?;
+    ensure!(
+        alerts.iter().filter(|m| m.0 == alerts_topic).count() == 1,
+        "alerts {alerts:?}"
+    );
+    let mut approvers: Vec<_> = alerts
+        .iter()
+        .filter(|m| !m.1.is_empty())
+        .map(|m| m.1.clone())
+        .collect();
+    approvers.sort();
+    ensure!(
+        approvers == ["bob@example.com", "carol@example.com"],
+        "alerts {alerts:?}"
+    );
+    ensure!(
+        alerts
+            .iter()
+            .all(|m| !m.3.contains("/decisions/") && m.3.contains(&format!("jitctl ack {id}"))),
+        "a break-glass alert carries a decision link or no ack hint: {alerts:?}"
+    );
+    // The requester can never sign off their own emergency access.
+    let own = ctx
+        .alice
+        .post_json(&format!("/requests/{id}/ack"), &json!({}))
+        .await;
+    ensure!(
+        own.as_ref()
+            .is_err_and(|e| e.to_string().contains("Forbidden")),
+        "self-ack: {own:?}"
+    );
+
+    let audited = ctx
+        .wait_for(&id, "AUDITED", Duration::from_secs(60))
+        .await?;
+    ensure!(audited["review"]["required"] == true, "{audited}");
+    let reports = messages(ctx, &id, "trailgate audit [NEEDS REVIEW]", 2).await?;
+    ensure!(
+        reports
+            .iter()
+            .all(|m| m.3.contains(&format!("jitctl ack {id}"))),
+        "{reports:?}"
+    );
+
+    let bad = ctx
+        .bob
+        .post_json(&format!("/requests/{id}/ack"), &json!({"comment": 5}))
+        .await;
+    ensure!(
+        bad.as_ref()
+            .is_err_and(|e| e.to_string().contains("InvalidRequest")),
+        "bad ack body: {bad:?}"
+    );
+    let acked = ctx
+        .bob
+        .post_json(
+            &format!("/requests/{id}/ack"),
+            &json!({"comment": "checked the audit"}),
+        )
+        .await?;
+    ensure!(
+        acked["review"]["required"] == false && acked["review"]["acknowledgement"]["by"] == "bob",
+        "{acked}"
+    );
+    let again = ctx
+        .carol
+        .post_json(&format!("/requests/{id}/ack"), &json!({}))
+        .await?;
+    ensure!(again["review"]["acknowledgement"]["by"] == "bob", "{again}");
+
+    let Execution {
+        status, entered, ..
+    } = ctx.wait_execution_done(&id, EXECUTION_LIMIT).await?;
+    ensure!(status == "SUCCEEDED", "execution {status}");
+    ensure!(
+        entered.iter().any(|s| s == "Break Glass")
+            && !entered.iter().any(|s| s == "Await Approval"),
+        "states {entered:?}"
+    );
+    let actions = ctx.ledger_actions(&id).await?;
+    ensure!(
+        actions
+            == [
+                "Requested",
+                "ContextGathered",
+                "BreakGlassActivated",
+                "Activated",
+                "Revoked",
+                "Audited",
+                "Acknowledged"
             ],
         "ledger events {actions:?}"
     );
@@ -368,14 +548,16 @@ async fn the_request_lifecycle_on_the_local_stack() -> Result<()> {
         ("AuditDelaySeconds", "1".to_owned()),
     ];
     run_on_stack("lifecycle", &parameters, |ctx| async move {
-        let (approve, deny, timeout, bad) = tokio::join!(
+        let (approve, deny, timeout, bad, glass) = tokio::join!(
             approve_path(&ctx),
             deny_path(&ctx),
             timeout_path(&ctx),
-            bad_input(&ctx)
+            bad_input(&ctx),
+            break_glass_path(&ctx)
         );
         report([
             ("approve path", approve),
+            ("break-glass path", glass),
             ("deny path", deny),
             ("approval timeout", timeout),
             ("bad input", bad),

@@ -607,7 +607,7 @@ fn api_routes_match_the_architecture_table() -> Result<()> {
         }
     }
     ensure!(
-        contract.len() == 10,
+        contract.len() == 11,
         "could not read the HTTP API table: {contract:?}"
     );
 

@@ -1,4 +1,5 @@
-//! Translates the approval steps: `request_approval` (with the task token) and `expire`.
+//! Translates the approval steps: `request_approval` (with the task token), `break_glass`
+//! (approval skipped, everyone alerted) and `expire`.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -23,6 +24,9 @@ enum Input {
     RequestApproval {
         request_id: String,
         task_token: String,
+    },
+    BreakGlass {
+        request_id: String,
     },
     Expire {
         request_id: String,
@@ -58,6 +62,18 @@ pub async fn handle<L: Ledger, N: Notifier>(
             // The token is deliberately not logged.
             tracing::info!(%request_id, ?notified, "approval requested");
             Ok(json!({ "notified": notified }))
+        }
+        Input::BreakGlass { request_id } => {
+            let alerted = service::break_glass(
+                &deps.ledger,
+                &deps.notifier,
+                &deps.catalog,
+                &request_id,
+                now,
+            )
+            .await?;
+            tracing::warn!(%request_id, ?alerted, "break-glass access: approval skipped");
+            Ok(json!({ "outcome": "APPROVED", "alerted": alerted }))
         }
         Input::Expire { request_id } => {
             let status = service::expire(&deps.ledger, &request_id, now).await?;
@@ -104,5 +120,40 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, json!({"status": "EXPIRED"}));
+    }
+
+    #[tokio::test]
+    async fn the_break_glass_fixture_approves_and_alerts_only_a_break_glass_request() {
+        let mut event: Value =
+            serde_json::from_str(include_str!("../../../events/approval/break_glass.json"))
+                .unwrap();
+
+        // A normal request is refused with a typed error the ASL can catch.
+        let normal = deps();
+        let id = seed(&normal.ledger, pending_request()).id;
+        event["request_id"] = json!(id);
+        let err = handle(event.clone(), &normal).await.unwrap_err();
+        assert_eq!(err.0.kind.name(), "Forbidden");
+        assert!(normal.notifier.sent.lock().unwrap().is_empty());
+
+        let glass = sample_catalog_json()
+            .replace("\"break_glass\": false", "\"break_glass\": true")
+            .replace("\"PT4H\"", "\"PT1H\"");
+        let deps = Deps {
+            catalog: Catalog::load(&glass, "trailgate-").unwrap(),
+            ..deps()
+        };
+        let mut request = pending_request();
+        request.break_glass = true;
+        request.duration_seconds = 1800;
+        let id = seed(&deps.ledger, request).id;
+        event["request_id"] = json!(id);
+        let out = handle(event, &deps).await.unwrap();
+        assert_eq!(
+            out,
+            json!({"outcome": "APPROVED", "alerted": ["bob", "carol"]})
+        );
+        // The alerts topic plus one message per approver.
+        assert_eq!(deps.notifier.sent.lock().unwrap().len(), 3);
     }
 }

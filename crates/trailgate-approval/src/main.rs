@@ -1,5 +1,5 @@
 //! The approval function's entry point: reads the catalog and the link signing key once per
-//! cold start, then serves the `Await Approval` and `Record Expiry` steps.
+//! cold start, then serves the `Await Approval`, `Break Glass` and `Record Expiry` steps.
 
 mod handler;
 
@@ -13,7 +13,12 @@ async fn main() -> Result<(), Error> {
     let sdk = sdk::load().await;
     let deps = handler::Deps {
         ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
-        notifier: SnsNotifier::from_sdk(&sdk, Some(config::required("APPROVALS_TOPIC_ARN")?), None),
+        // Alerts: break-glass tells the alerts topic as well as every approver.
+        notifier: SnsNotifier::from_sdk(
+            &sdk,
+            Some(config::required("APPROVALS_TOPIC_ARN")?),
+            Some(config::required("ALERTS_TOPIC_ARN")?),
+        ),
         key: secrets::link_key_from_sdk(&sdk, &config::required("LINK_SECRET_ARN")?).await?,
         decision_base_url: config::required("DECISION_BASE_URL")?
             .trim_end_matches('/')

@@ -6,8 +6,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
+use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::Error;
-use trailgate_domain::ports::Ledger;
+use trailgate_domain::ports::{Ledger, Notifier};
 use trailgate_domain::request::Status;
 use trailgate_domain::service;
 use trailgate_runbooks::source::lookup::LookupEventsApi;
@@ -19,12 +20,20 @@ struct Input {
     request_id: String,
 }
 
-pub async fn handle<L: Ledger, A: LookupEventsApi + Sync>(
+/// What the handler needs, built once at cold start.
+pub struct Deps<L, N, A> {
+    pub ledger: L,
+    pub notifier: N,
+    pub api: A,
+    pub catalog: Catalog,
+    pub settings: Settings,
+}
+
+pub async fn handle<L: Ledger, N: Notifier, A: LookupEventsApi + Sync>(
     payload: Value,
-    ledger: &L,
-    api: &A,
-    settings: &Settings,
+    deps: &Deps<L, N, A>,
 ) -> Result<Value, LambdaError> {
+    let (ledger, api, settings) = (&deps.ledger, &deps.api, &deps.settings);
     let input: Input = serde_json::from_value(payload)
         .map_err(|err| Error::internal(format!("bad Audit Session input: {err}")))?;
     let request = ledger
@@ -39,7 +48,16 @@ pub async fn handle<L: Ledger, A: LookupEventsApi + Sync>(
     } else {
         json!({"analysed": false, "reason": "not REVOKED"})
     };
-    let report = service::audit(ledger, &input.request_id, cloudtrail, now).await?;
+    let report = service::audit(
+        ledger,
+        &deps.notifier,
+        &deps.catalog,
+        &input.request_id,
+        cloudtrail,
+        now,
+    )
+    .await?;
+    // Small on purpose: the report lives in the ledger, not in the execution's state.
     Ok(
         json!({ "credentials_issued": report["credentials_issued"], "ledger_chain_verified": report["ledger_chain_verified"] }),
     )
@@ -87,6 +105,17 @@ mod tests {
         async fn sleep(&self, _duration: Duration) {}
     }
 
+    /// The handler's dependencies around `ledger` and `api`, with the sample catalog.
+    fn deps(ledger: MemoryLedger, api: FakeApi) -> Deps<MemoryLedger, MemoryNotifier, FakeApi> {
+        Deps {
+            ledger,
+            notifier: MemoryNotifier::default(),
+            api,
+            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            settings: settings(),
+        }
+    }
+
     fn settings() -> Settings {
         Settings {
             regions: vec!["us-east-1".into()],
@@ -112,28 +141,32 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn only_revoked_requests_are_audited() {
-        let api = FakeApi {
+    fn quiet_api() -> FakeApi {
+        FakeApi {
             records: Vec::new(),
             fail: false,
-        };
-        let ledger = MemoryLedger::default();
-        let id = seed(&ledger, pending_request()).id;
-        let err = handle(json!({"request_id": id}), &ledger, &api, &settings())
+        }
+    }
+
+    #[tokio::test]
+    async fn only_revoked_requests_are_audited() {
+        let deps_pending = deps(MemoryLedger::default(), quiet_api());
+        let id = seed(&deps_pending.ledger, pending_request()).id;
+        let err = handle(json!({"request_id": id}), &deps_pending)
             .await
             .unwrap_err();
         assert_eq!(err.0.kind.name(), "Conflict");
+        assert!(deps_pending.notifier.sent.lock().unwrap().is_empty());
 
-        let ledger = MemoryLedger::default();
+        let revoked = deps(MemoryLedger::default(), quiet_api());
         let mut request = pending_request();
         request.status = Status::Revoked;
-        let id = seed(&ledger, request).id;
-        let out = handle(json!({"request_id": id}), &ledger, &api, &settings())
-            .await
-            .unwrap();
+        let id = seed(&revoked.ledger, request).id;
+        let out = handle(json!({"request_id": id}), &revoked).await.unwrap();
         assert_eq!(out["ledger_chain_verified"], true);
-        assert_eq!(ledger.record(&id).unwrap().status, Status::Audited);
+        assert_eq!(revoked.ledger.record(&id).unwrap().status, Status::Audited);
+        // The approvers (bob and carol) get the report.
+        assert_eq!(revoked.notifier.sent.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]
@@ -152,12 +185,10 @@ mod tests {
             ],
             fail: false,
         };
-        let ledger = MemoryLedger::default();
-        seed(&ledger, request);
-        handle(json!({"request_id": id}), &ledger, &api, &settings())
-            .await
-            .unwrap();
-        let report = ledger.record(&id).unwrap().audit.unwrap();
+        let audited = deps(MemoryLedger::default(), api);
+        seed(&audited.ledger, request);
+        handle(json!({"request_id": id}), &audited).await.unwrap();
+        let report = audited.ledger.record(&id).unwrap().audit.unwrap();
         let cloudtrail = &report["cloudtrail"];
         assert_eq!(cloudtrail["analysed"], true, "{cloudtrail}");
         assert_eq!(cloudtrail["events"], 2);
@@ -168,25 +199,40 @@ mod tests {
             cloudtrail["suggested_policy"]["Statement"][0]["Action"],
             json!(["s3:ListObjects", "s3:PutObject"])
         );
+        // The other session's DeleteBucket is not this session's incident.
+        assert_eq!(cloudtrail["incident_findings"], json!([]));
+        let sent = audited.notifier.sent.lock().unwrap().clone();
+        assert!(
+            sent[0].2.contains("s3: ListObjects x1, PutObject x1"),
+            "{}",
+            sent[0].2
+        );
 
         let mut request = pending_request();
         request.status = Status::Revoked;
-        let ledger = MemoryLedger::default();
-        let id = seed(&ledger, request).id;
         let failing = FakeApi {
             records: Vec::new(),
             fail: true,
         };
-        handle(json!({"request_id": id}), &ledger, &failing, &settings())
+        let unanalysed = deps(MemoryLedger::default(), failing);
+        let id = seed(&unanalysed.ledger, request).id;
+        handle(json!({"request_id": id}), &unanalysed)
             .await
             .unwrap();
-        let report = ledger.record(&id).unwrap().audit.unwrap();
+        let report = unanalysed.ledger.record(&id).unwrap().audit.unwrap();
         assert_eq!(report["cloudtrail"]["analysed"], false);
         assert!(
             report["cloudtrail"]["reason"]
                 .as_str()
                 .unwrap()
                 .contains("AccessDeniedException")
+        );
+        // The e-mail says so rather than implying the session was quiet.
+        let sent = unanalysed.notifier.sent.lock().unwrap().clone();
+        assert!(
+            sent[0].2.contains("CloudTrail: not analysed"),
+            "{}",
+            sent[0].2
         );
     }
 }

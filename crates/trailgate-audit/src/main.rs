@@ -1,4 +1,5 @@
-//! The audit function's entry point: serves the state machine's `Audit Session` step.
+//! The audit function's entry point: reads the catalog once per cold start and serves the state
+//! machine's `Audit Session` step.
 
 mod handler;
 mod session;
@@ -7,13 +8,17 @@ use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use trailgate_aws::cloudtrail::CloudTrailLookup;
-use trailgate_aws::{config, ledger::DynamoLedger, sdk};
+use trailgate_aws::{config, ledger::DynamoLedger, notifier::SnsNotifier, sdk};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
     let ledger = DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?);
+    // The report goes to the approvers, through the same filtered topic as approvals.
+    let notifier =
+        SnsNotifier::from_sdk(&sdk, Some(config::required("APPROVALS_TOPIC_ARN")?), None);
     let settings = session::Settings {
         regions: config::optional("CONTEXT_REGIONS", "us-east-1")
             .split(',')
@@ -24,9 +29,15 @@ async fn main() -> Result<(), Error> {
         // Not on anyone's critical path, but well inside the function's 30 s timeout.
         budget: Duration::from_secs(20),
     };
-    let api = CloudTrailLookup::new(&sdk);
+    let deps = handler::Deps {
+        ledger,
+        notifier,
+        api: CloudTrailLookup::new(&sdk),
+        catalog,
+        settings,
+    };
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        handler::handle(event.payload, &ledger, &api, &settings)
+        handler::handle(event.payload, &deps)
     }))
     .await
 }

@@ -12,11 +12,57 @@ use time::OffsetDateTime;
 use trailgate_domain::findings::session_report;
 use trailgate_domain::request::AccessRequest;
 use trailgate_domain::time::{format_utc, parse_utc};
+use trailgate_runbooks::source::MemorySource;
 use trailgate_runbooks::source::lookup::{LookupBudget, LookupEventsApi, LookupSource, run_lookup};
 use trailgate_runbooks::source::recording::Recording;
-use trailgate_runbooks::{Params, Runbook};
+use trailgate_runbooks::{Params, Runbook, run};
 
 const RUNBOOK: &str = include_str!("../../../runbooks/jit-session-audit.yaml");
+
+/// The incident runbooks every session's records are checked against: what an approver would
+/// want to hear about even if the session was meant to do it.
+const INCIDENT_RUNBOOKS: [(&str, &str); 10] = [
+    (
+        "logging-tampering.yaml",
+        include_str!("../../../runbooks/logging-tampering.yaml"),
+    ),
+    (
+        "iam-privilege-escalation.yaml",
+        include_str!("../../../runbooks/iam-privilege-escalation.yaml"),
+    ),
+    (
+        "iam-credential-persistence.yaml",
+        include_str!("../../../runbooks/iam-credential-persistence.yaml"),
+    ),
+    (
+        "iam-backdoor-other-user.yaml",
+        include_str!("../../../runbooks/iam-backdoor-other-user.yaml"),
+    ),
+    (
+        "federation-changes.yaml",
+        include_str!("../../../runbooks/federation-changes.yaml"),
+    ),
+    (
+        "sharing-exfiltration.yaml",
+        include_str!("../../../runbooks/sharing-exfiltration.yaml"),
+    ),
+    (
+        "network-exposure.yaml",
+        include_str!("../../../runbooks/network-exposure.yaml"),
+    ),
+    (
+        "destructive-activity.yaml",
+        include_str!("../../../runbooks/destructive-activity.yaml"),
+    ),
+    (
+        "bucket-policy-exposure.yaml",
+        include_str!("../../../runbooks/bucket-policy-exposure.yaml"),
+    ),
+    (
+        "account-changes.yaml",
+        include_str!("../../../runbooks/account-changes.yaml"),
+    ),
+];
 
 /// Settings read once at cold start.
 #[derive(Debug, Clone)]
@@ -82,8 +128,10 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
         .filter(|record| compiled.matches(record))
         .collect();
     let mut report = session_report(&session, &request.requester_identity);
+    let incidents = incident_findings(&session, start, now)?;
     if let Some(object) = report.as_object_mut() {
         object.insert("analysed".into(), Value::Bool(true));
+        object.insert("incident_findings".into(), json!(incidents));
         object.insert(
             "coverage".into(),
             json!({
@@ -97,4 +145,63 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
         );
     }
     Ok(report)
+}
+
+/// Runs the incident runbooks over the session's records (already in memory): one line per
+/// runbook that matched, e.g. `high: Logging and monitoring tampering (2 events)`, most severe
+/// first.
+fn incident_findings(
+    session: &[Value],
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+) -> Result<Vec<String>, String> {
+    let params = Params::new().window(start, end);
+    let mut found = Vec::new();
+    for (name, text) in INCIDENT_RUNBOOKS {
+        let runbook =
+            Runbook::parse(text, name).map_err(|error| format!("runbook {name}: {error}"))?;
+        let result = run(&runbook, &params, &mut MemorySource::new(session.to_vec()))
+            .map_err(|error| format!("runbook {name}: {error}"))?;
+        let matched = result.coverage.events_matched;
+        if matched > 0 {
+            found.push((result.severity, result.title, matched));
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0).then(b.2.cmp(&a.2)));
+    Ok(found
+        .into_iter()
+        .map(|(severity, title, count)| format!("{severity}: {title} ({count} events)"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_incident_runbook_runs_without_parameters_and_finds_its_events() {
+        let now = time::OffsetDateTime::now_utc();
+        let at = format_utc(now - time::Duration::minutes(5));
+        let record = |name: &str, source: &str| json!({"eventTime": at, "eventName": name, "eventSource": source, "userIdentity": {"type": "AssumedRole"}});
+        let session = vec![
+            record("StopLogging", "cloudtrail.amazonaws.com"),
+            record("DeleteTrail", "cloudtrail.amazonaws.com"),
+            record("AttachRolePolicy", "iam.amazonaws.com"),
+            record("GetObject", "s3.amazonaws.com"),
+        ];
+        let found = incident_findings(&session, now - time::Duration::hours(1), now).unwrap();
+        assert!(
+            found
+                .iter()
+                .any(|line| line.contains("Logging and monitoring tampering (2 events)")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|line| line.contains("(1 events)")),
+            "{found:?}"
+        );
+        // Reads only: nothing to report.
+        let quiet = incident_findings(&session[3..], now - time::Duration::hours(1), now).unwrap();
+        assert!(quiet.is_empty(), "{quiet:?}");
+    }
 }

@@ -1,27 +1,33 @@
-//! Gathers the reviewer context: one paced LookupEvents scan of the requester's history
-//! (`Username` = the requester), then the approval-context runbooks over those records in memory.
+//! Gathers the reviewer context: the requester's recent CloudTrail history (fetched most
+//! relevant first, see [`crate::scan`]), the approval-context runbooks over those records in
+//! memory, Regions and source IPs new in the last day, and the requester's previous trailgate
+//! requests from the ledger.
 //!
-//! Fetching once and running every runbook on the same records keeps the call count at one
+//! Fetching once and running every runbook on the same records keeps the call count near one
 //! LookupEvents query per Region instead of one per runbook: at 2 calls per second that is the
 //! difference between fitting the budget and not.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use serde_json::Value;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 use trailgate_domain::findings::{self, Coverage, Finding, Level};
-use trailgate_domain::request::ContextSummary;
+use trailgate_domain::ports::Ledger;
+use trailgate_domain::request::{AccessRequest, ContextSummary};
 use trailgate_domain::time::format_utc;
 use trailgate_runbooks::output::RunbookResult;
 use trailgate_runbooks::source::MemorySource;
-use trailgate_runbooks::source::lookup::{LookupBudget, LookupEventsApi, LookupSource, run_lookup};
-use trailgate_runbooks::source::recording::Recording;
-use trailgate_runbooks::{Params, Runbook, Severity, run};
+use trailgate_runbooks::source::lookup::{GLOBAL_REGION, LookupEventsApi};
+use trailgate_runbooks::{Params, Runbook, Severity, run, timefmt};
+
+use crate::scan::{self, Plan};
 
 /// How far back the context looks.
 pub const LOOKBACK: time::Duration = time::Duration::days(7);
 
-/// The runbook that fetches (its lookup hint is `Username = requester`).
+/// The runbook that says which records are the requester's, and summarises their activity.
 const ACTIVITY: (&str, &str) = (
     "requester-activity.yaml",
     include_str!("../../../runbooks/requester-activity.yaml"),
@@ -93,10 +99,15 @@ fn top_values(result: &RunbookResult, field: &str) -> Vec<String> {
         }
     }
     totals.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    totals.into_iter().take(3).map(|(value, _)| value).collect()
+    // Values come from records: bounded before they reach a line.
+    totals
+        .into_iter()
+        .take(3)
+        .map(|(value, _)| findings::clip(&value, 64))
+        .collect()
 }
 
-/// The finding a runbook result stands for, if it matched anything.
+/// The finding a runbook result stands for, if it matched anything (without evidence).
 pub fn finding(result: &RunbookResult) -> Option<Finding> {
     let matched = result.coverage.events_matched;
     if matched == 0 {
@@ -112,8 +123,7 @@ pub fn finding(result: &RunbookResult) -> Option<Finding> {
     let mut what = format!("{}{detail}", result.title);
     match result.runbook.as_str() {
         "requester-activity" => {
-            let actions = top_values(result, "eventName");
-            what = format!("activity, most frequent: {}", actions.join(", "));
+            what = format!("activity, most frequent: {}", names.join(", "));
         }
         "access-denied" => {
             // Many distinct denied actions is probing; a few denials are everyday friction.
@@ -146,80 +156,155 @@ pub fn finding(result: &RunbookResult) -> Option<Finding> {
         level,
         what,
         count: matched,
+        evidence: Vec::new(),
     })
 }
 
-/// Runs the approval-context runbooks on `requester`'s recent history within the budget.
-/// Never fails: every failure becomes an unavailable context that says why.
-pub async fn gather<A: LookupEventsApi + Sync>(
+/// How recent "new" is for Regions and source IPs: the last day against the rest of the window.
+pub const RECENT: time::Duration = time::Duration::hours(24);
+
+/// Gathers the reviewer context for `request` within the budget. Never fails: every failure
+/// becomes an unavailable context that says why.
+pub async fn gather<A: LookupEventsApi + Sync, L: Ledger>(
     api: &A,
+    ledger: &L,
     settings: &Settings,
-    requester: &str,
+    request: &AccessRequest,
     now: OffsetDateTime,
 ) -> ContextSummary {
-    match try_gather(api, settings, requester, now).await {
+    match try_gather(api, ledger, settings, request, now).await {
         Ok(summary) => summary,
         Err(reason) => findings::unavailable(&reason),
     }
 }
 
-async fn try_gather<A: LookupEventsApi + Sync>(
+/// The Regions queried: the configured ones, then us-east-1 (where global events land).
+pub fn regions(settings: &Settings) -> Vec<String> {
+    let mut list: Vec<String> = Vec::new();
+    for region in settings
+        .regions
+        .iter()
+        .map(String::as_str)
+        .chain([GLOBAL_REGION])
+    {
+        if !list.iter().any(|known| known == region) {
+            list.push(region.to_owned());
+        }
+    }
+    list
+}
+
+async fn try_gather<A: LookupEventsApi + Sync, L: Ledger>(
     api: &A,
+    ledger: &L,
     settings: &Settings,
-    requester: &str,
+    request: &AccessRequest,
     now: OffsetDateTime,
 ) -> Result<ContextSummary, String> {
+    let started = Instant::now();
     let activity = parse(ACTIVITY)?;
     let checks = CHECKS
         .into_iter()
         .map(parse)
         .collect::<Result<Vec<_>, _>>()?;
-    let params = Params::new()
-        .set("requester", requester)
-        .window(now - LOOKBACK, now);
-    let check_params = Params::new().window(now - LOOKBACK, now);
+    let requester = request.requester_identity.as_str();
+    let (start, end) = (now - LOOKBACK, now);
+    let params = Params::new().set("requester", requester).window(start, end);
+    let check_params = Params::new().window(start, end);
+    let compiled_activity = activity
+        .compile(&params)
+        .map_err(|error| format!("runbook requester-activity: {error}"))?;
+
+    // The ledger first: one query, and a failure is a finding, not a lost context.
+    let mut found: Vec<Finding> = match ledger
+        .by_requester(
+            &request.requester,
+            findings::MAX_PREVIOUS_REQUESTS + 1,
+            None,
+        )
+        .await
+    {
+        Ok(page) => findings::previous_requests(&page.requests, &request.id),
+        Err(error) => vec![Finding {
+            level: Level::Low,
+            what: format!("previous trailgate requests could not be read: {error}"),
+            count: 0,
+            evidence: Vec::new(),
+        }],
+    };
+
     // Leave a little of the budget for the runbooks, the ledger write and the reply.
     let margin = Duration::from_millis(1500).min(settings.budget / 5);
-    // Throttle backoff is checked against the deadline only between calls, so it is kept short
-    // (0.25 + 0.5 + 1 s at most per call) to stay inside the budget.
-    let budget = LookupBudget {
-        max_pages_per_query: u32::MAX,
-        deadline: Some(settings.budget.saturating_sub(margin)),
-        max_retries: 3,
-        backoff: Duration::from_millis(250),
-        ..LookupBudget::default()
+    let deadline = started + settings.budget.saturating_sub(margin);
+    let queried = regions(settings);
+    let is_requester = |record: &Value| compiled_activity.matches(record);
+    let plan = Plan {
+        regions: &queried,
+        requester,
+        start,
+        end,
+        is_requester: &is_requester,
     };
-    let recording = Recording::new(api);
-    let regions: Vec<&str> = settings.regions.iter().map(String::as_str).collect();
-    let source = LookupSource::new(recording, &regions).budget(budget);
-    let result = run_lookup(&activity, &params, &source)
+    let fetched = scan::fetch(api, &plan, started, deadline)
         .await
-        .map_err(|error| format!("LookupEvents failed: {error}"))?;
-    let coverage = &result.coverage;
-    let queried = source.regions().to_vec();
-    // A scan that read no page at all failed outright: say so rather than "0 events, all clear".
-    if let Some(why) = coverage.nothing_read() {
-        return Err(format!("LookupEvents failed: {why}"));
+        .map_err(|why| format!("LookupEvents failed: {why}"))?;
+    let records = fetched.records;
+
+    let mut memory = MemorySource::new(records.clone());
+    let summary = run(&activity, &params, &mut memory)
+        .map_err(|error| format!("runbook requester-activity: {error}"))?;
+    if let Some(mut finding) = finding(&summary) {
+        finding.evidence = evidence(&compiled_activity, &records);
+        found.push(finding);
     }
-    let records = source.api().records();
-    let mut found: Vec<Finding> = finding(&result).into_iter().collect();
     for check in &checks {
         let mut memory = MemorySource::new(records.clone());
         // The records are already the requester's: the checks take only the window.
         let checked = run(check, &check_params, &mut memory)
             .map_err(|error| format!("runbook {}: {error}", check.id()))?;
-        found.extend(finding(&checked));
+        if let Some(mut finding) = finding(&checked) {
+            let compiled = check
+                .compile(&check_params)
+                .map_err(|error| format!("runbook {}: {error}", check.id()))?;
+            finding.evidence = evidence(&compiled, &records);
+            found.push(finding);
+        }
     }
-    let window = coverage.window;
+    found.extend(findings::new_origins(&records, now - RECENT));
+
+    let truncated = !fetched.complete;
+    for note in &fetched.notes {
+        tracing::info!(note = %note, "context scan");
+    }
     Ok(findings::summarise(
         found,
         &Coverage {
-            window_start: format_utc(window.start_time()),
-            window_end: format_utc(window.end_time()),
+            window_start: format_utc(start),
+            window_end: format_utc(end),
             regions: queried,
-            events_scanned: coverage.events_scanned,
-            truncated: coverage.truncated,
+            events_scanned: summary.coverage.events_scanned,
+            truncated,
             budget_seconds: settings.budget.as_secs(),
+            looked_up_first: if truncated {
+                fetched.looked_up_first
+            } else {
+                Vec::new()
+            },
         },
     ))
+}
+
+/// The newest records in the window that `compiled` matches, as evidence.
+fn evidence(
+    compiled: &trailgate_runbooks::Compiled<'_>,
+    records: &[Value],
+) -> Vec<findings::Evidence> {
+    let window = compiled.window();
+    findings::newest_evidence(records.iter().filter(|record| {
+        let at = record
+            .get("eventTime")
+            .and_then(Value::as_str)
+            .and_then(timefmt::parse_event_time);
+        at.is_some_and(|at| window.contains(at)) && compiled.matches(record)
+    }))
 }

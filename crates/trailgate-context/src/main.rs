@@ -2,6 +2,7 @@
 
 mod gather;
 mod handler;
+mod scan;
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! The server-rendered pages approvers see: no JavaScript, every value escaped, readable on a phone.
 
+use trailgate_domain::findings::{self, Finding, Level};
 use trailgate_domain::link::LinkParams;
 use trailgate_domain::request::AccessRequest;
 use trailgate_domain::service::Review;
@@ -28,7 +29,9 @@ fn layout(title: &str, body: &str) -> String {
 <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
 <style>body{{font-family:system-ui,sans-serif;max-width:42rem;margin:1rem auto;padding:0 1rem;line-height:1.4}}\
 dt{{font-weight:600;margin-top:.5rem}}dd{{margin:0}}.warn{{background:#fff3cd;padding:.5rem;border-left:4px solid #e0a800}}\
-button{{font-size:1.1rem;padding:.6rem 1.2rem;margin:.3rem .5rem .3rem 0}}textarea{{width:100%}}</style></head>\
+button{{font-size:1.1rem;padding:.6rem 1.2rem;margin:.3rem .5rem .3rem 0}}textarea{{width:100%}}\
+summary{{cursor:pointer}}.scroll{{overflow-x:auto}}table{{border-collapse:collapse;font-size:.85rem;margin:.3rem 0}}\
+th,td{{border:1px solid #ccc;padding:.2rem .4rem;text-align:left;vertical-align:top}}</style></head>\
 <body><h1>{title}</h1>\n{body}\n</body></html>\n",
         title = escape(title)
     )
@@ -75,7 +78,10 @@ fn context(request: &AccessRequest) -> String {
                 "<h2>What the requester has been doing</h2><p{class}>{}</p>",
                 escape(&context.summary)
             );
-            if !context.lines.is_empty() {
+            if !context.findings.is_empty() {
+                out.push_str(&findings(&context.findings));
+            } else if !context.lines.is_empty() {
+                // A context stored before findings carried evidence: its lines only.
                 out.push_str("<ul>");
                 for line in &context.lines {
                     let class = if is_warning(line) {
@@ -94,6 +100,55 @@ fn context(request: &AccessRequest) -> String {
                 .into()
         }
     }
+}
+
+/// The ranked findings, each with its evidence one click away (`<details>`, no JavaScript).
+fn findings(findings: &[Finding]) -> String {
+    let mut out = String::from("<ul class=\"findings\">");
+    for finding in findings {
+        let class = if finding.level >= Level::Low {
+            " class=\"warn\""
+        } else {
+            ""
+        };
+        let text = escape(&findings::line(finding));
+        if finding.evidence.is_empty() {
+            out.push_str(&format!("<li{class}>{text}</li>"));
+            continue;
+        }
+        out.push_str(&format!(
+            "<li{class}><details><summary>{text}</summary><div class=\"scroll\"><table>\
+<tr><th>Time (UTC)</th><th>Event</th><th>Source</th><th>Region</th><th>Source IP</th><th>Error</th><th>Event ID</th></tr>"
+        ));
+        for evidence in &finding.evidence {
+            let cells = [
+                evidence.event_time.as_str(),
+                evidence.event_name.as_str(),
+                evidence.event_source.as_str(),
+                evidence.aws_region.as_str(),
+                evidence.source_ip.as_str(),
+                evidence.error.as_deref().unwrap_or(""),
+                evidence.event_id.as_str(),
+            ];
+            out.push_str("<tr>");
+            for cell in cells {
+                out.push_str(&format!("<td>{}</td>", escape(cell)));
+            }
+            out.push_str("</tr>");
+        }
+        let shown = finding.evidence.len() as u64;
+        let more = if finding.count > shown {
+            format!(
+                "<p><small>The newest {shown} of {} events; the rest are in CloudTrail.</small></p>",
+                finding.count
+            )
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("</table></div>{more}</details></li>"));
+    }
+    out.push_str("</ul>");
+    out
 }
 
 /// Context lines the reviewer must not miss: runbook findings marked `!` or `warning`.
@@ -239,6 +294,7 @@ mod tests {
             available: true,
             summary: "<b>3 calls</b>".into(),
             lines: vec!["! DeleteTrail <i>x</i>".into(), "ListBuckets".into()],
+            findings: Vec::new(),
         });
         let page = confirm(&review_of(request), &link());
         for raw in ["<script", "<img", "<i>", "<b>3", "<desc>", "bob\"><x"] {
@@ -251,6 +307,52 @@ mod tests {
         assert!(page.contains("<form method=\"post\">"));
         assert!(page.contains("name=\"decision\" value=\"approve\""));
         assert!(page.contains("name=\"viewport\""));
+    }
+
+    #[test]
+    fn findings_show_their_evidence_one_click_away_and_escaped() {
+        use trailgate_domain::findings::{Evidence, Finding, Level};
+        let hostile = Evidence::from_record(&serde_json::json!({
+            "eventID": "e-1\"><script>", "eventTime": "2026-11-20T10:00:00Z",
+            "eventName": "StopLogging<img src=x onerror=alert(3)>",
+            "eventSource": "cloudtrail.amazonaws.com", "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.9", "errorCode": "AccessDenied",
+            "errorMessage": "<b>no</b>"}));
+        let mut request = trailgate_domain::testing::pending_request();
+        request.context = Some(ContextSummary {
+            available: true,
+            summary: "2 warnings".into(),
+            lines: vec!["! HIGH ...".into()],
+            findings: vec![
+                Finding {
+                    level: Level::High,
+                    what: "Logging tampering: <u>StopLogging</u>".into(),
+                    count: 7,
+                    evidence: vec![hostile],
+                },
+                Finding {
+                    level: Level::Info,
+                    what: "no previous trailgate requests".into(),
+                    count: 0,
+                    evidence: Vec::new(),
+                },
+            ],
+        });
+        let page = confirm(&review_of(request), &link());
+        for raw in ["<script", "<img", "<u>", "<b>no"] {
+            assert!(!page.contains(raw), "`{raw}` is not escaped");
+        }
+        assert!(page.contains(
+            "<li class=\"warn\"><details><summary>! HIGH Logging tampering: &lt;u&gt;StopLogging&lt;/u&gt; (7 events, latest 2026-11-20T10:00:00Z from 203.0.113.9)</summary>"
+        ), "{page}");
+        assert!(page.contains("<td>StopLogging&lt;img src=x onerror=alert(3)&gt;</td><td>cloudtrail.amazonaws.com</td><td>us-east-1</td><td>203.0.113.9</td><td>AccessDenied: &lt;b&gt;no&lt;/b&gt;</td><td>e-1&quot;&gt;&lt;script&gt;</td>"), "{page}");
+        assert!(page.contains("The newest 1 of 7 events"), "{page}");
+        // A finding without events is a plain item, and the e-mail lines are not repeated.
+        assert!(
+            page.contains("<li>- INFO no previous trailgate requests</li>"),
+            "{page}"
+        );
+        assert!(!page.contains("! HIGH ...</li>"), "{page}");
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct Entry {
     pub requesters: Vec<String>,
     #[serde(default)]
     pub ticket_pattern: Option<String>,
+    /// Emergency access: no approval, every approver and the alerts topic are told at once,
+    /// the duration is capped at [`BREAK_GLASS_MAX_DURATION`], and the session stays flagged
+    /// for review until an approver acknowledges it.
     #[serde(default)]
     pub break_glass: bool,
 }
@@ -59,6 +62,10 @@ fn one() -> u32 {
 
 /// Default approval window when an entry names none.
 pub const DEFAULT_APPROVAL_WINDOW: Duration = Duration::hours(1);
+
+/// The longest grant a break-glass entry may give. Break-glass skips approval; the cap bounds
+/// what an unreviewed session can do before it ends on its own.
+pub const BREAK_GLASS_MAX_DURATION: Duration = Duration::hours(1);
 
 impl Catalog {
     /// Parses and validates a catalog. `own_role_prefix` names trailgate's own roles
@@ -116,10 +123,14 @@ impl Entry {
         }
         self.max_duration()?;
         self.approval_window()?;
-        if self.break_glass {
-            // Break-glass needs compensating controls (alert everyone, capped duration,
-            // mandatory review) that are not built yet; refusing is safer than skipping approval.
-            return Err(Error::internal("break-glass entries are not supported yet"));
+        if self.break_glass && self.max_duration()? > BREAK_GLASS_MAX_DURATION {
+            // Break-glass skips approval, so its compensating controls include a short cap:
+            // an entry asking for more is refused at load rather than silently shortened.
+            return Err(Error::internal(format!(
+                "a break-glass entry may grant at most {} (max_duration is {})",
+                crate::time::format_duration(BREAK_GLASS_MAX_DURATION),
+                self.max_duration
+            )));
         }
         if self.approvers.is_empty() {
             return Err(Error::internal("at least one approver is required"));
@@ -216,6 +227,7 @@ impl Entry {
             "approval_window": self.approval_window.as_deref().unwrap_or("PT1H"),
             "quorum": self.quorum,
             "ticket_pattern": self.ticket_pattern,
+            "break_glass": self.break_glass,
         })
     }
 }
@@ -301,14 +313,17 @@ mod tests {
         let unknown = sample_catalog_json().replace("\"quorum\": 1", "\"quorum\": 1, \"color\": 1");
         assert!(Catalog::load(&unknown, "trailgate-").is_err());
 
+        // The sample entry allows four hours: too long for break-glass.
         let glass =
             sample_catalog_json().replace("\"break_glass\": false", "\"break_glass\": true");
+        let err = Catalog::load(&glass, "trailgate-").unwrap_err();
         assert!(
-            Catalog::load(&glass, "trailgate-")
-                .unwrap_err()
-                .message
-                .contains("break-glass")
+            err.message
+                .contains("break-glass entry may grant at most PT1H"),
+            "{err}"
         );
+        let capped = glass.replace("\"PT4H\"", "\"PT1H\"");
+        assert!(Catalog::load(&capped, "trailgate-").unwrap().entries[0].break_glass);
     }
 
     #[test]

@@ -70,13 +70,28 @@ pub struct Decision {
     pub comment: Option<String>,
 }
 
-/// What the reviewers were shown about the requester.
+/// What the reviewers were shown about the requester: the summary and top lines (e-mail), and
+/// the ranked findings with their evidence (confirm page). Bounded by
+/// `findings::MAX_CONTEXT_BYTES` when built by `findings::summarise`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextSummary {
     pub available: bool,
     pub summary: String,
     #[serde(default)]
     pub lines: Vec<String>,
+    /// Absent from records stored before findings carried evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::findings::Finding>,
+}
+
+/// An approver's review of a break-glass session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    /// The approver id from the catalog.
+    pub by: String,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// The caller of an API, as established by SigV4 (never by the request body).
@@ -162,6 +177,12 @@ pub struct AccessRequest {
     /// Why the request ended where it did (denied by whom, expired, revoke reason).
     #[serde(default)]
     pub outcome: Option<String>,
+    /// Copied from the catalog entry at creation: the request skips approval.
+    #[serde(default)]
+    pub break_glass: bool,
+    /// An approver's sign-off on a break-glass session (see [`AccessRequest::needs_review`]).
+    #[serde(default)]
+    pub acknowledgement: Option<Acknowledgement>,
     pub event_seq: u64,
     pub last_event_hash: String,
 }
@@ -270,6 +291,8 @@ impl AccessRequest {
             audit: None,
             credentials_issued: 0,
             outcome: None,
+            break_glass: entry.break_glass,
+            acknowledgement: None,
             event_seq: 0,
             last_event_hash: String::new(),
         };
@@ -296,6 +319,12 @@ impl AccessRequest {
 
     pub fn duration(&self) -> Duration {
         Duration::seconds(self.duration_seconds)
+    }
+
+    /// A break-glass request stays flagged until an approver acknowledges it, whatever its
+    /// status: nobody approved it beforehand, so somebody must look at it afterwards.
+    pub fn needs_review(&self) -> bool {
+        self.break_glass && self.acknowledgement.is_none()
     }
 
     /// How many approvals have been recorded.
@@ -328,6 +357,11 @@ impl AccessRequest {
             "audit": self.audit,
             "credentials_issued": self.credentials_issued,
             "outcome": self.outcome,
+            "break_glass": self.break_glass,
+            "review": self.break_glass.then(|| serde_json::json!({
+                "required": self.needs_review(),
+                "acknowledgement": self.acknowledgement,
+            })),
         })
     }
 }

@@ -14,7 +14,9 @@ use crate::ports::{
     AssumeRequest, CredentialIssuer, IdempotencyRecord, IssuedCredentials, Ledger, Notifier,
     RequestPage, Roles, Topic, Workflow,
 };
-use crate::request::{AccessRequest, Caller, ContextSummary, Decision, NewRequest, Status};
+use crate::request::{
+    AccessRequest, Acknowledgement, Caller, ContextSummary, Decision, NewRequest, Status,
+};
 use crate::time::{format_duration, format_utc, parse_utc};
 use ::time::{Duration, OffsetDateTime};
 use serde_json::json;
@@ -98,6 +100,9 @@ pub async fn submit<L: Ledger, W: Workflow>(
         "id": created.id,
         "approval_window_seconds": entry.approval_window()?.whole_seconds(),
         "audit_delay_seconds": settings.audit_delay.whole_seconds(),
+        // Steers the state machine's `Break Glass?` choice; the break-glass step checks the
+        // catalog again, so a forged execution input cannot skip approval on its own.
+        "break_glass": created.break_glass,
     }});
     if let Err(err) = workflow.start(&created.id, &execution_input).await {
         // Without an execution nobody would ever decide or expire the request: close it
@@ -580,15 +585,7 @@ pub fn approval_message(request: &AccessRequest, entry: &Entry, url: &str) -> (S
     ));
     body.push_str(&format!("Request:   {}\n\n", request.id));
     body.push_str("What the requester has been doing:\n");
-    match &request.context {
-        Some(context) => {
-            body.push_str(&format!("  {}\n", context.summary));
-            for line in context.lines.iter().take(19) {
-                body.push_str(&format!("  {line}\n"));
-            }
-        }
-        None => body.push_str("  context unavailable\n"),
-    }
+    push_context(&mut body, request);
     body.push_str(&format!(
         "\nReview and decide (the page asks you to confirm; opening it changes nothing):\n{url}\n\nThis link is yours alone and stops working at {}.\n",
         request.approval_expires_at
@@ -609,6 +606,223 @@ fn sanitize_subject(text: &str) -> String {
         .collect();
     subject.truncate(99);
     subject
+}
+
+/// The decision key a break-glass self-approval is recorded under (approver ids cannot
+/// contain spaces, so it never collides with a catalog approver).
+pub const BREAK_GLASS_DECISION: &str = "break glass";
+
+/// Break-glass: records the requester's own approval and alerts every approver and the alerts
+/// topic at once. Returns the approver ids alerted.
+///
+/// Re-running it (a retried step) sends the alerts again rather than risk sending none: an
+/// extra e-mail is cheap, an unnoticed emergency grant is not.
+pub async fn break_glass<L: Ledger, N: Notifier>(
+    ledger: &L,
+    notifier: &N,
+    catalog: &Catalog,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>> {
+    let (request, entry) = with_retry(|| async {
+        let current = load(ledger, id).await?;
+        let entry = entry_of(catalog, &current)?.clone();
+        // Both the record and today's catalog must say break-glass: an entry turned back into
+        // a normal one stops skipping approval at once.
+        if !current.break_glass || !entry.break_glass {
+            return Err(Error::forbidden(format!(
+                "request {id} is not a break-glass request: it needs approval"
+            )));
+        }
+        if current.duration() > crate::catalog::BREAK_GLASS_MAX_DURATION {
+            return Err(Error::forbidden(
+                "the request is longer than break-glass allows",
+            ));
+        }
+        if current.status == Status::Approved {
+            return Ok((current, entry));
+        }
+        if current.status != Status::Pending {
+            return Err(Error::conflict(format!(
+                "the request is {}, not PENDING",
+                current.status
+            )));
+        }
+        let mut next = current.clone();
+        next.status = Status::Approved;
+        next.decisions.insert(
+            BREAK_GLASS_DECISION.to_owned(),
+            Decision {
+                approve: true,
+                at: format_utc(now),
+                comment: Some("break-glass: approval skipped, review required".into()),
+            },
+        );
+        let actor = current.requester.clone();
+        let stored = commit(
+            ledger,
+            change(
+                Some(&current),
+                next,
+                &actor,
+                "BreakGlassActivated",
+                Some("approval skipped; every approver and the alerts topic notified".into()),
+                now,
+            )?,
+        )
+        .await?;
+        Ok((stored, entry))
+    })
+    .await?;
+
+    let (subject, body) = break_glass_message(&request, &entry);
+    notifier
+        .publish(Topic::Alerts, &subject, &body, None)
+        .await?;
+    let mut alerted = Vec::new();
+    for approver in &entry.approvers {
+        if approver.arn == request.requester {
+            continue;
+        }
+        notifier
+            .publish(Topic::Approvals, &subject, &body, Some(&approver.email))
+            .await?;
+        alerted.push(approver.id.clone());
+    }
+    Ok(alerted)
+}
+
+/// The alert sent when break-glass access starts.
+pub fn break_glass_message(request: &AccessRequest, entry: &Entry) -> (String, String) {
+    let subject = sanitize_subject(&format!(
+        "trailgate BREAK-GLASS: {} took {} for {}",
+        request.requester_identity,
+        entry.id,
+        format_duration(request.duration())
+    ));
+    let mut body = String::new();
+    body.push_str(&format!(
+        "{} used break-glass access. Nobody approved it; it starts now.\n\n",
+        request.requester
+    ));
+    body.push_str(&format!("Role:      {}\n", request.role_arn));
+    body.push_str(&format!(
+        "Catalog:   {} ({})\n",
+        entry.id, entry.description
+    ));
+    body.push_str(&format!(
+        "Duration:  {} (break-glass is capped at {})\n",
+        format_duration(request.duration()),
+        format_duration(crate::catalog::BREAK_GLASS_MAX_DURATION)
+    ));
+    body.push_str(&format!("Reason:    {}\n", request.reason));
+    body.push_str(&format!(
+        "Ticket:    {}\n",
+        request.ticket.as_deref().unwrap_or("none")
+    ));
+    body.push_str(&format!("Request:   {}\n\n", request.id));
+    body.push_str("What the requester had been doing:\n");
+    push_context(&mut body, request);
+    body.push_str(&format!(
+        "\nTo end it now:        jitctl revoke {id}\nAfter reviewing it:   jitctl ack {id} --comment \"...\"\nThe session audit is sent to you after it ends; the request stays flagged for review until an approver acknowledges it.\n",
+        id = request.id
+    ));
+    (subject, body)
+}
+
+fn push_context(body: &mut String, request: &AccessRequest) {
+    match &request.context {
+        Some(context) => {
+            body.push_str(&format!("  {}\n", context.summary));
+            for line in context.lines.iter().take(crate::findings::MAX_LINES) {
+                body.push_str(&format!("  {line}\n"));
+            }
+        }
+        None => body.push_str("  context unavailable\n"),
+    }
+}
+
+/// Most characters of an acknowledgement comment.
+pub const MAX_COMMENT_CHARS: usize = 1000;
+
+/// An approver signs off a break-glass session. Idempotent: acknowledging again returns the
+/// first acknowledgement unchanged.
+pub async fn acknowledge<L: Ledger>(
+    ledger: &L,
+    catalog: &Catalog,
+    caller: &Caller,
+    id: &str,
+    comment: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<AccessRequest> {
+    let comment = match comment.map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            if text.chars().count() > MAX_COMMENT_CHARS
+                || text.chars().any(|c| c.is_control() && c != '\n')
+            {
+                return Err(Error::invalid(
+                    "comment",
+                    format!("the comment must be at most {MAX_COMMENT_CHARS} printable characters"),
+                ));
+            }
+            Some(text.to_owned())
+        }
+    };
+    with_retry(|| {
+        let comment = comment.clone();
+        async move {
+            let current = show(ledger, catalog, caller, id).await?;
+            if current.requester == caller.arn {
+                return Err(Error::forbidden(
+                    "the requester cannot acknowledge their own break-glass access",
+                ));
+            }
+            let approver = entry_of(catalog, &current)?
+                .approvers
+                .iter()
+                .find(|approver| approver.arn == caller.arn)
+                .ok_or_else(|| Error::forbidden("only an approver of this role can acknowledge"))?
+                .id
+                .clone();
+            if !current.break_glass {
+                return Err(Error::conflict(
+                    "only break-glass requests need acknowledging",
+                ));
+            }
+            if current.acknowledgement.is_some() {
+                return Ok(current);
+            }
+            if !matches!(
+                current.status,
+                Status::Active | Status::Revoked | Status::Audited
+            ) {
+                return Err(Error::conflict(format!(
+                    "the request is {}: there is no session to acknowledge yet",
+                    current.status
+                )));
+            }
+            let mut next = current.clone();
+            next.acknowledgement = Some(Acknowledgement {
+                by: approver.clone(),
+                at: format_utc(now),
+                comment: comment.clone(),
+            });
+            commit(
+                ledger,
+                change(
+                    Some(&current),
+                    next,
+                    &caller.arn,
+                    "Acknowledged",
+                    comment.or_else(|| Some(format!("by {approver}"))),
+                    now,
+                )?,
+            )
+            .await
+        }
+    })
+    .await
 }
 
 /// Records that nobody decided within the approval window. A no-op once the request has
@@ -1226,9 +1440,15 @@ async fn wait_until_visible<R: Roles>(roles: &R, role: &str, request_id: &str) -
 // ---------------------------------------------------------------------------------------------
 // Audit
 
-/// Records the end-of-session report and marks the request AUDITED.
-pub async fn audit<L: Ledger>(
+/// Records the end-of-session report, sends it to the approvers (the requester excluded) and
+/// marks the request AUDITED. A break-glass report says it needs review.
+///
+/// The e-mails go out before the ledger write: a retried step may send them twice, but a
+/// failure between the two can never leave an AUDITED request whose report nobody received.
+pub async fn audit<L: Ledger, N: Notifier>(
     ledger: &L,
+    notifier: &N,
+    catalog: &Catalog,
     id: &str,
     cloudtrail: serde_json::Value,
     now: OffsetDateTime,
@@ -1251,10 +1471,18 @@ pub async fn audit<L: Ledger>(
                 "credentials_issued": current.credentials_issued,
                 "session_name": session_name(&current),
                 "source_identity": current.requester_identity,
+                "break_glass": current.break_glass,
                 "cloudtrail": cloudtrail,
                 "ledger_events": events.iter().map(|e| json!({"at": e.at, "actor": e.actor, "action": e.action})).collect::<Vec<_>>(),
                 "ledger_chain_verified": true,
             });
+            let entry = entry_of(catalog, &current)?;
+            let (subject, body) = audit_message(&current, &report);
+            for approver in &entry.approvers {
+                if approver.arn != current.requester {
+                    notifier.publish(Topic::Approvals, &subject, &body, Some(&approver.email)).await?;
+                }
+            }
             let mut next = current.clone();
             next.status = Status::Audited;
             next.audit = Some(report.clone());
@@ -1263,6 +1491,100 @@ pub async fn audit<L: Ledger>(
         }
     })
     .await
+}
+
+/// The audit e-mail: what the session did, in a few lines, with the way to the full report.
+pub fn audit_message(request: &AccessRequest, report: &serde_json::Value) -> (String, String) {
+    let flag = if request.needs_review() {
+        " [NEEDS REVIEW]"
+    } else {
+        ""
+    };
+    let subject = sanitize_subject(&format!(
+        "trailgate audit{flag}: {} on {} ({})",
+        request.requester_identity, request.catalog_id, request.id
+    ));
+    let number = |pointer: &str| {
+        report
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let mut body = String::new();
+    if request.needs_review() {
+        body.push_str(&format!(
+            "NEEDS REVIEW: this was break-glass access that nobody approved. After reviewing it, run:\n  jitctl ack {} --comment \"...\"\n\n",
+            request.id
+        ));
+    }
+    body.push_str(&format!(
+        "{} had {} ({}).\n",
+        request.requester, request.role_arn, request.catalog_id
+    ));
+    body.push_str(&format!(
+        "Granted until {}, revoked at {}, {} credential set(s) issued.\n\n",
+        request.expires_at.as_deref().unwrap_or("?"),
+        request.revoked_at.as_deref().unwrap_or("?"),
+        request.credentials_issued
+    ));
+    let cloudtrail = &report["cloudtrail"];
+    if cloudtrail["analysed"].as_bool() == Some(true) {
+        body.push_str(&format!(
+            "CloudTrail: {} calls ({} writes, {} reads), {} resources touched.\n",
+            number("/cloudtrail/events"),
+            number("/cloudtrail/writes"),
+            number("/cloudtrail/reads"),
+            number("/cloudtrail/resources_total"),
+        ));
+        if let Some(services) = cloudtrail["actions_by_service"].as_object() {
+            for (service, actions) in services.iter().take(10) {
+                let names: Vec<String> = actions
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .take(8)
+                    .map(|(name, count)| format!("{name} x{count}"))
+                    .collect();
+                body.push_str(&format!("  {service}: {}\n", names.join(", ")));
+            }
+        }
+        for error in cloudtrail["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(5)
+        {
+            body.push_str(&format!(
+                "  ! {} on {} x{}\n",
+                error["code"].as_str().unwrap_or("?"),
+                error["action"].as_str().unwrap_or("?"),
+                error["count"].as_u64().unwrap_or(0)
+            ));
+        }
+        for finding in cloudtrail["incident_findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(10)
+        {
+            body.push_str(&format!("  ! {}\n", finding.as_str().unwrap_or("?")));
+        }
+        if cloudtrail["coverage"]["truncated"].as_bool() == Some(true) {
+            body.push_str(
+                "  (INCOMPLETE: the scan was cut short; see the coverage notes in the report)\n",
+            );
+        }
+    } else {
+        body.push_str(&format!(
+            "CloudTrail: not analysed: {}\n",
+            cloudtrail["reason"].as_str().unwrap_or("no reason given")
+        ));
+    }
+    body.push_str(&format!(
+        "\nFull report, with a least-privilege policy built from the calls made:\n  jitctl status {} --json\n",
+        request.id
+    ));
+    (subject, body)
 }
 
 // ---------------------------------------------------------------------------------------------

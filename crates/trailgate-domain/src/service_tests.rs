@@ -507,6 +507,7 @@ fn the_approval_email_is_plain_text_with_everything_an_approver_needs() {
         available: true,
         summary: "40 calls in the last 24 h".into(),
         lines: (1..=40).map(|n| format!("event {n}")).collect(),
+        findings: Vec::new(),
     });
     let entry = catalog().entry("sandbox-admin").unwrap().clone();
     let (subject, body) = approval_message(&request, &entry, "https://x/v1/decisions/r-1?a=bob");
@@ -757,7 +758,40 @@ fn the_audit_verifies_the_chain_and_records_the_report() {
     ))
     .unwrap();
     block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap();
-    let report = block_on(audit(&ledger, &id, json!({"available": false}), now())).unwrap();
+    let notifier = MemoryNotifier::default();
+    let report = block_on(audit(
+        &ledger,
+        &notifier,
+        &catalog(),
+        &id,
+        json!({"analysed": true, "events": 3, "writes": 1, "reads": 2, "actions_by_service": {"s3": {"GetObject": 2, "PutObject": 1}}}),
+        now(),
+    ))
+    .unwrap();
+    // Every approver but the requester gets the report; nobody else does.
+    let sent = notifier.sent.lock().unwrap().clone();
+    let recipients: Vec<_> = sent.iter().map(|m| (m.0, m.3.clone())).collect();
+    assert_eq!(
+        recipients,
+        [
+            (Topic::Approvals, Some("bob@example.com".to_owned())),
+            (Topic::Approvals, Some("carol@example.com".to_owned()))
+        ]
+    );
+    assert!(
+        sent[0].2.contains("3 calls (1 writes, 2 reads)"),
+        "{}",
+        sent[0].2
+    );
+    assert!(
+        sent[0].2.contains("s3: GetObject x2, PutObject x1"),
+        "{}",
+        sent[0].2
+    );
+    assert!(!sent[0].1.contains("NEEDS REVIEW"));
+    // A retried step returns the stored report and sends nothing more.
+    block_on(audit(&ledger, &notifier, &catalog(), &id, json!({}), now())).unwrap();
+    assert_eq!(notifier.sent.lock().unwrap().len(), 2);
     assert_eq!(report["credentials_issued"], 1);
     assert_eq!(report["ledger_chain_verified"], true);
     let actions: Vec<_> = report["ledger_events"]
@@ -1010,7 +1044,15 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
     assert_eq!(notifier.sent.lock().unwrap().len(), 1);
 
     // An AUDITED request's deny is re-applied as well.
-    block_on(audit(&ledger, &first, json!({}), at)).unwrap();
+    block_on(audit(
+        &ledger,
+        &MemoryNotifier::default(),
+        &catalog(),
+        &first,
+        json!({}),
+        at,
+    ))
+    .unwrap();
     block_on(roles.delete_inline_policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME))
         .unwrap();
     let report = block_on(reconcile(&ledger, &roles, &notifier, at)).unwrap();
@@ -1316,4 +1358,235 @@ fn the_catalog_view_names_no_approver() {
             .requestable_by("arn:aws:iam::999999999999:user/eve")
             .is_empty()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Break-glass
+
+fn glass_catalog() -> Catalog {
+    let json = sample_catalog_json()
+        .replace("\"break_glass\": false", "\"break_glass\": true")
+        .replace("\"PT4H\"", "\"PT1H\"");
+    Catalog::load(&json, "trailgate-").unwrap()
+}
+
+fn glass_request(ledger: &MemoryLedger, catalog: &Catalog) -> String {
+    let input = NewRequest {
+        duration: "PT30M".into(),
+        ..new_request()
+    };
+    let workflow = MemoryWorkflow::default();
+    let created = block_on(submit(
+        ledger,
+        &workflow,
+        catalog,
+        settings(),
+        &alice(),
+        &input,
+        "r-glass".into(),
+        now(),
+    ))
+    .unwrap();
+    let started = workflow.started.lock().unwrap().clone();
+    assert_eq!(started[0].1["request"]["break_glass"], true);
+    assert!(created.break_glass && created.needs_review());
+    created.id
+}
+
+#[test]
+fn break_glass_skips_approval_and_alerts_everyone_at_once() {
+    let ledger = MemoryLedger::default();
+    let catalog = glass_catalog();
+    let id = glass_request(&ledger, &catalog);
+    let notifier = MemoryNotifier::default();
+    let alerted = block_on(break_glass(&ledger, &notifier, &catalog, &id, now())).unwrap();
+    assert_eq!(alerted, ["bob", "carol"]);
+    let record = ledger.record(&id).unwrap();
+    assert_eq!(record.status, Status::Approved);
+    assert!(record.task_token.is_none());
+    assert!(record.decisions[BREAK_GLASS_DECISION].approve);
+    let sent = notifier.sent.lock().unwrap().clone();
+    let recipients: Vec<_> = sent.iter().map(|m| (m.0, m.3.clone())).collect();
+    assert_eq!(
+        recipients,
+        [
+            (Topic::Alerts, None),
+            (Topic::Approvals, Some("bob@example.com".to_owned())),
+            (Topic::Approvals, Some("carol@example.com".to_owned()))
+        ]
+    );
+    assert!(
+        sent[0]
+            .1
+            .starts_with("trailgate BREAK-GLASS: alice took sandbox-admin")
+    );
+    assert!(sent[0].2.contains("jitctl ack r-glass"), "{}", sent[0].2);
+    // No approval link is ever made for break-glass.
+    assert!(!sent.iter().any(|m| m.2.contains("/decisions/")));
+    let actions: Vec<_> = block_on(ledger.events(&id))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["Requested", "BreakGlassActivated"]);
+}
+
+#[test]
+fn break_glass_refuses_a_normal_request_or_an_entry_no_longer_break_glass() {
+    let ledger = MemoryLedger::default();
+    let normal = seed(&ledger, pending_request());
+    let notifier = MemoryNotifier::default();
+    let err = block_on(break_glass(
+        &ledger,
+        &notifier,
+        &catalog(),
+        &normal.id,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Forbidden);
+
+    // The record says break-glass but today's catalog does not: approval is needed again.
+    let id = glass_request(&ledger, &glass_catalog());
+    let err = block_on(break_glass(&ledger, &notifier, &catalog(), &id, now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Forbidden, "{err}");
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Pending);
+    assert!(notifier.sent.lock().unwrap().is_empty());
+}
+
+#[test]
+fn break_glass_entries_cap_the_duration() {
+    let ledger = MemoryLedger::default();
+    let input = NewRequest {
+        duration: "PT2H".into(),
+        ..new_request()
+    };
+    let err = block_on(submit(
+        &ledger,
+        &MemoryWorkflow::default(),
+        &glass_catalog(),
+        settings(),
+        &alice(),
+        &input,
+        "r-long".into(),
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("duration"), "{err}");
+}
+
+#[test]
+fn a_break_glass_session_needs_an_approvers_acknowledgement() {
+    let ledger = MemoryLedger::default();
+    let catalog = glass_catalog();
+    let id = glass_request(&ledger, &catalog);
+    let plain = self::catalog();
+    let bob = Caller {
+        arn: "arn:aws:iam::123456789012:user/bob".into(),
+    };
+    // Nothing to acknowledge before the session starts.
+    let err = block_on(acknowledge(&ledger, &catalog, &bob, &id, None, now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict, "{err}");
+
+    block_on(break_glass(
+        &ledger,
+        &MemoryNotifier::default(),
+        &catalog,
+        &id,
+        now(),
+    ))
+    .unwrap();
+    let roles = MemoryRoles::with_sample_role();
+    block_on(activate(
+        &ledger,
+        &roles,
+        &catalog,
+        "trailgate-",
+        BROKER_ROLE,
+        &id,
+        now(),
+    ))
+    .unwrap();
+    block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap();
+    let notifier = MemoryNotifier::default();
+    block_on(audit(
+        &ledger,
+        &notifier,
+        &catalog,
+        &id,
+        json!({"analysed": false, "reason": "test"}),
+        now(),
+    ))
+    .unwrap();
+    let sent = notifier.sent.lock().unwrap().clone();
+    assert!(sent[0].1.contains("[NEEDS REVIEW]"), "{}", sent[0].1);
+    assert!(sent[0].2.contains("jitctl ack r-glass"));
+    assert_eq!(
+        ledger.record(&id).unwrap().view()["review"]["required"],
+        true
+    );
+
+    // The requester cannot sign off their own emergency access; a stranger sees nothing.
+    let err = block_on(acknowledge(&ledger, &catalog, &alice(), &id, None, now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Forbidden);
+    let mallory = Caller {
+        arn: "arn:aws:iam::123456789012:user/mallory".into(),
+    };
+    let err = block_on(acknowledge(&ledger, &catalog, &mallory, &id, None, now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    let err = block_on(acknowledge(
+        &ledger,
+        &catalog,
+        &bob,
+        &id,
+        Some("a\u{7}"),
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("comment"));
+
+    let acked = block_on(acknowledge(
+        &ledger,
+        &catalog,
+        &bob,
+        &id,
+        Some(" looked fine "),
+        now(),
+    ))
+    .unwrap();
+    assert!(!acked.needs_review());
+    let ack = acked.acknowledgement.clone().unwrap();
+    assert_eq!(
+        (ack.by.as_str(), ack.comment.as_deref()),
+        ("bob", Some("looked fine"))
+    );
+    assert_eq!(acked.view()["review"]["required"], false);
+    // A second acknowledgement (carol, later) changes nothing.
+    let carol = Caller {
+        arn: "arn:aws:iam::123456789012:user/carol".into(),
+    };
+    let again = block_on(acknowledge(&ledger, &catalog, &carol, &id, None, now())).unwrap();
+    assert_eq!(again.acknowledgement.unwrap().by, "bob");
+    let last = block_on(ledger.events(&id)).unwrap().pop().unwrap();
+    assert_eq!(last.action, "Acknowledged");
+    assert!(
+        crate::ledger::verify_chain(
+            &ledger.record(&id).unwrap(),
+            &block_on(ledger.events(&id)).unwrap()
+        )
+        .is_ok()
+    );
+
+    // A normal request has nothing to acknowledge.
+    let (normal_ledger, _, normal) = awaiting_approval();
+    let err = block_on(acknowledge(
+        &normal_ledger,
+        &plain,
+        &bob,
+        &normal,
+        None,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
 }

@@ -91,6 +91,14 @@ fn list_query(request: &ApiGatewayProxyRequest) -> Result<(usize, Option<&str>)>
     ))
 }
 
+/// `POST /requests/{id}/ack`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
 async fn route<L: Ledger, W: Workflow, R: Roles>(
     request: &ApiGatewayProxyRequest,
     deps: &Deps<L, W, R>,
@@ -141,6 +149,29 @@ async fn route<L: Ledger, W: Workflow, R: Roles>(
             let cancelled = service::cancel(&deps.ledger, &deps.catalog, &caller, id, now).await?;
             tracing::info!(request_id = %id, by = %caller.arn, "cancelled");
             Ok(apigw::json(200, &cancelled.view()))
+        }
+        ("POST", "/requests/{id}/ack") => {
+            let id = request_id(request)?;
+            // The body is optional: `{}` or no body at all acknowledges without a comment.
+            let body: AckBody = if apigw::body_bytes(request)?
+                .iter()
+                .all(u8::is_ascii_whitespace)
+            {
+                AckBody::default()
+            } else {
+                apigw::json_body(request)?
+            };
+            let acked = service::acknowledge(
+                &deps.ledger,
+                &deps.catalog,
+                &caller,
+                id,
+                body.comment.as_deref(),
+                now,
+            )
+            .await?;
+            tracing::info!(request_id = %id, by = %caller.arn, "break-glass session acknowledged");
+            Ok(apigw::json(200, &acked.view()))
         }
         ("GET", "/catalog") => {
             let entries: Vec<_> = deps
@@ -382,5 +413,60 @@ mod tests {
             .parse()
             .unwrap();
         assert!((1..=60).contains(&wait));
+    }
+
+    #[tokio::test]
+    async fn an_approver_acknowledges_a_break_glass_session_and_mistakes_are_4xx() {
+        let deps = deps();
+        let mut request = pending_request();
+        request.status = trailgate_domain::request::Status::Revoked;
+        request.break_glass = true;
+        let id = seed(&deps.ledger, request).id;
+        let ack = |body: Option<&str>, arn: &str| {
+            let mut event = event("ack_request");
+            event.path_parameters.insert("id".into(), id.clone());
+            event.body = body.map(str::to_owned);
+            event.request_context.identity.user_arn = Some(arn.into());
+            event
+        };
+        let bob = "arn:aws:iam::123456789012:user/bob";
+        for (event, status, field) in [
+            (ack(Some("{\"comment\": 5}"), bob), 400, Value::from("body")),
+            (
+                ack(Some("{\"by\": \"carol\"}"), bob),
+                400,
+                Value::from("by"),
+            ),
+            (
+                ack(None, "arn:aws:iam::123456789012:user/alice"),
+                403,
+                Value::Null,
+            ),
+            (
+                ack(None, "arn:aws:iam::123456789012:user/mallory"),
+                404,
+                Value::Null,
+            ),
+        ] {
+            let response = handle(event, &deps).await;
+            assert_eq!(response.status_code, status, "{:?}", response.body);
+            assert_eq!(body(&response)["error"]["field"], field);
+        }
+        assert!(deps.ledger.record(&id).unwrap().acknowledgement.is_none());
+
+        let mut fixture = event("ack_request");
+        fixture.path_parameters.insert("id".into(), id.clone());
+        let acked = handle(fixture, &deps).await;
+        assert_eq!(acked.status_code, 200, "{:?}", acked.body);
+        let acked = body(&acked);
+        assert_eq!(acked["review"]["required"], false);
+        assert_eq!(acked["review"]["acknowledgement"]["by"], "bob");
+        assert_eq!(
+            acked["review"]["acknowledgement"]["comment"],
+            "checked the audit"
+        );
+        // No body at all is fine too, and changes nothing the second time.
+        let again = handle(ack(None, bob), &deps).await;
+        assert_eq!(body(&again)["review"], acked["review"]);
     }
 }

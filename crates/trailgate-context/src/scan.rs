@@ -1,0 +1,346 @@
+//! The paced LookupEvents fetch behind the reviewer context, most relevant first.
+//!
+//! LookupEvents allows 2 calls per second per Region and 50 events per page, so a requester with
+//! 10,000 events in the window needs 200 calls (100 s) to read in full: far over the budget. A
+//! plain newest-first `Username` scan would then never reach an old `StopLogging`. So the fetch
+//! runs in three phases on one clock:
+//! 1. the `Username` scan alone for a first slice of the budget: a small history finishes here
+//!    and costs nothing more;
+//! 2. if it did not finish, one page per high-risk event name ([`PRIORITY`], in order) over the
+//!    part of the window the scan has not reached yet, across the account (LookupEvents takes
+//!    one attribute per call, so "this user's StopLogging" cannot be asked), keeping only the
+//!    requester's records;
+//! 3. the `Username` scan resumes where it stopped until the deadline.
+//!
+//! Only records are returned; the runbooks run over them afterwards (see `gather`).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use trailgate_runbooks::source::lookup::{
+    GLOBAL_REGION, LookupCallError, LookupEventsApi, LookupPage, LookupRequest,
+};
+use trailgate_runbooks::spec::LookupAttribute;
+use trailgate_runbooks::timefmt;
+
+/// High-risk event names looked up first, most important first, with whether the event is
+/// global (recorded in us-east-1 only: IAM and console sign-in) or regional (every Region).
+/// Every name here is one an approval-context runbook flags.
+pub const PRIORITY: [(&str, Scope); 15] = [
+    ("StopLogging", Scope::Regional),
+    ("DeleteTrail", Scope::Regional),
+    ("AttachRolePolicy", Scope::Global),
+    ("AttachUserPolicy", Scope::Global),
+    ("PutRolePolicy", Scope::Global),
+    ("PutUserPolicy", Scope::Global),
+    ("UpdateAssumeRolePolicy", Scope::Global),
+    ("ConsoleLogin", Scope::Global),
+    ("CreatePolicyVersion", Scope::Global),
+    ("UpdateTrail", Scope::Regional),
+    ("PutEventSelectors", Scope::Regional),
+    ("DeleteDetector", Scope::Regional),
+    ("StopConfigurationRecorder", Scope::Regional),
+    ("DeleteFlowLogs", Scope::Regional),
+    ("AddUserToGroup", Scope::Global),
+];
+
+/// Where an event name is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// us-east-1 only.
+    Global,
+    /// Every Region.
+    Regional,
+}
+
+/// The LookupEvents quota: 2 calls per second per account and Region.
+const MIN_INTERVAL: Duration = Duration::from_millis(500);
+/// Throttle retries per call; backoff 0.25, 0.5, 1 s, short enough to stay inside the budget.
+const MAX_RETRIES: u32 = 3;
+const BACKOFF: Duration = Duration::from_millis(250);
+/// Share of the scan budget the `Username` scan gets alone before the priority lookups.
+const FIRST_SLICE: f64 = 0.25;
+/// Share of the scan budget by which the priority lookups stop, to leave the rest to phase 3.
+const PRIORITY_UNTIL: f64 = 0.6;
+
+/// What the fetch brought back.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// The requester's records, each once (by `eventID`).
+    pub records: Vec<Value>,
+    /// Whether the `Username` scan read the whole window in every Region.
+    pub complete: bool,
+    /// The event names looked up in phase 2.
+    pub looked_up_first: Vec<String>,
+    /// LookupEvents calls that returned a page.
+    pub pages: u64,
+    /// Why the scan is partial (deadline, failed or throttled queries).
+    pub notes: Vec<String>,
+}
+
+/// What to fetch.
+pub struct Plan<'a> {
+    pub regions: &'a [String],
+    pub requester: &'a str,
+    pub start: OffsetDateTime,
+    pub end: OffsetDateTime,
+    /// Whether a record fetched by event name is the requester's.
+    pub is_requester: &'a (dyn Fn(&Value) -> bool + Sync),
+}
+
+/// Fetches the requester's records until `deadline`. Errs only when no `Username` page could be
+/// read at all, with the reason: "nothing found" must never stand for "nothing read".
+pub async fn fetch<A: LookupEventsApi + Sync>(
+    api: &A,
+    plan: &Plan<'_>,
+    started: Instant,
+    deadline: Instant,
+) -> Result<Fetched, String> {
+    let mut pacer = Pacer {
+        api,
+        last_call: None,
+        deadline,
+    };
+    let mut out = Fetched::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut scans: Vec<UserScan> = plan
+        .regions
+        .iter()
+        .map(|region| UserScan {
+            region: region.clone(),
+            next_token: None,
+            done: false,
+            oldest_read: None,
+            pages: 0,
+        })
+        .collect();
+    let span = deadline.saturating_duration_since(started);
+    let first_slice = started + span.mul_f64(FIRST_SLICE);
+    let priority_until = started + span.mul_f64(PRIORITY_UNTIL);
+
+    // Phase 1: the requester's own history, newest first.
+    user_pages(
+        &mut pacer,
+        plan,
+        &mut scans,
+        &mut out,
+        &mut seen,
+        first_slice,
+    )
+    .await;
+    if scans.iter().all(|scan| scan.done) {
+        return finish(out, &scans);
+    }
+    // Phase 2: one page per high-risk name over what phase 1 has not reached.
+    'priority: for (name, scope) in PRIORITY {
+        let regions: Vec<&UserScan> = scans
+            .iter()
+            .filter(|scan| !scan.done)
+            .filter(|scan| scope == Scope::Regional || scan.region == GLOBAL_REGION)
+            .collect();
+        let mut asked = false;
+        for scan in regions {
+            if Instant::now() >= priority_until {
+                break 'priority;
+            }
+            let end = scan.oldest_read.unwrap_or(plan.end);
+            let request = LookupRequest {
+                region: scan.region.clone(),
+                attribute: LookupAttribute::EventName,
+                value: name.to_owned(),
+                start: plan.start,
+                end,
+                next_token: None,
+                max_results: 50,
+            };
+            match pacer.call(request).await {
+                Ok(page) => {
+                    out.pages += 1;
+                    asked = true;
+                    keep(&page, &mut out.records, &mut seen, Some(plan.is_requester));
+                }
+                Err(why) => out
+                    .notes
+                    .push(format!("{} EventName={name}: {why}", scan.region)),
+            }
+        }
+        if asked {
+            out.looked_up_first.push(name.to_owned());
+        }
+    }
+    // Phase 3: the rest of the requester's history until the deadline.
+    user_pages(&mut pacer, plan, &mut scans, &mut out, &mut seen, deadline).await;
+    finish(out, &scans)
+}
+
+/// The `Username` query of one Region, resumable.
+#[derive(Debug)]
+struct UserScan {
+    region: String,
+    next_token: Option<String>,
+    done: bool,
+    /// Time of the oldest record read so far: everything newer has been read.
+    oldest_read: Option<OffsetDateTime>,
+    pages: u64,
+}
+
+fn finish(mut out: Fetched, scans: &[UserScan]) -> Result<Fetched, String> {
+    if scans.iter().all(|scan| scan.pages == 0) {
+        let why = out
+            .notes
+            .iter()
+            .rev()
+            .find(|note| note.contains("Username="))
+            .cloned()
+            .unwrap_or_else(|| "no LookupEvents call succeeded".into());
+        return Err(why);
+    }
+    out.complete = scans.iter().all(|scan| scan.done);
+    Ok(out)
+}
+
+/// Reads `Username` pages, Region after Region, until every scan is done or `until`.
+async fn user_pages<A: LookupEventsApi + Sync>(
+    pacer: &mut Pacer<'_, A>,
+    plan: &Plan<'_>,
+    scans: &mut [UserScan],
+    out: &mut Fetched,
+    seen: &mut HashSet<String>,
+    until: Instant,
+) {
+    for scan in scans.iter_mut().filter(|scan| !scan.done) {
+        while !scan.done {
+            if Instant::now() >= until {
+                if until >= pacer.deadline {
+                    out.notes.push(format!(
+                        "deadline reached before {} Username={} was complete",
+                        scan.region, plan.requester
+                    ));
+                }
+                return;
+            }
+            let request = LookupRequest {
+                region: scan.region.clone(),
+                attribute: LookupAttribute::Username,
+                value: plan.requester.to_owned(),
+                start: plan.start,
+                end: plan.end,
+                next_token: scan.next_token.clone(),
+                max_results: 50,
+            };
+            match pacer.call(request).await {
+                Ok(page) => {
+                    scan.pages += 1;
+                    out.pages += 1;
+                    if let Some(oldest) = keep(&page, &mut out.records, seen, None) {
+                        scan.oldest_read = Some(scan.oldest_read.map_or(oldest, |o| o.min(oldest)));
+                    }
+                    scan.next_token = page.next_token;
+                    scan.done = scan.next_token.is_none();
+                }
+                Err(why) => {
+                    out.notes.push(format!(
+                        "{} Username={}: {why}",
+                        scan.region, plan.requester
+                    ));
+                    // A query that failed outright is not retried: the rest of the budget goes
+                    // to the other queries. A deadline leaves the scan resumable.
+                    if why != DEADLINE {
+                        scan.done = true;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Adds the page's records (those `filter` accepts) not seen before; returns the oldest
+/// `eventTime` on the page.
+fn keep(
+    page: &LookupPage,
+    records: &mut Vec<Value>,
+    seen: &mut HashSet<String>,
+    filter: Option<&(dyn Fn(&Value) -> bool + Sync)>,
+) -> Option<OffsetDateTime> {
+    let mut oldest: Option<i64> = None;
+    for event in &page.events {
+        let Some(Ok(record)) = event
+            .cloud_trail_event
+            .as_deref()
+            .map(serde_json::from_str::<Value>)
+        else {
+            continue;
+        };
+        if !record.is_object() {
+            continue;
+        }
+        if let Some(at) = record
+            .get("eventTime")
+            .and_then(Value::as_str)
+            .and_then(timefmt::parse_event_time)
+        {
+            oldest = Some(oldest.map_or(at, |o| o.min(at)));
+        }
+        if filter.is_some_and(|accepts| !accepts(&record)) {
+            continue;
+        }
+        let id = event.event_id.clone().or_else(|| {
+            record
+                .get("eventID")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        if let Some(id) = id
+            && !seen.insert(id)
+        {
+            continue;
+        }
+        records.push(record);
+    }
+    oldest.and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok())
+}
+
+const DEADLINE: &str = "deadline reached";
+
+/// Paces calls to the quota, retries throttles with backoff, and refuses calls past the deadline.
+struct Pacer<'a, A> {
+    api: &'a A,
+    last_call: Option<Instant>,
+    deadline: Instant,
+}
+
+impl<A: LookupEventsApi + Sync> Pacer<'_, A> {
+    async fn call(&mut self, request: LookupRequest) -> Result<LookupPage, String> {
+        let mut attempt: u32 = 0;
+        loop {
+            if let Some(last) = self.last_call {
+                let ready = last + MIN_INTERVAL;
+                let now = Instant::now();
+                if ready > now {
+                    self.api.sleep(ready - now).await;
+                }
+            }
+            if Instant::now() >= self.deadline {
+                return Err(DEADLINE.into());
+            }
+            self.last_call = Some(Instant::now());
+            match self.api.lookup(request.clone()).await {
+                Ok(page) => return Ok(page),
+                Err(LookupCallError::Throttled) if attempt < MAX_RETRIES => {
+                    self.api
+                        .sleep(BACKOFF.saturating_mul(2u32.saturating_pow(attempt)))
+                        .await;
+                    attempt += 1;
+                }
+                Err(LookupCallError::Throttled) => {
+                    return Err(format!("still throttled after {MAX_RETRIES} retries"));
+                }
+                Err(LookupCallError::Failed(message)) => return Err(message),
+            }
+        }
+    }
+}
