@@ -27,6 +27,17 @@ impl S3Store {
         }
     }
 
+    /// A store from the shared SDK configuration with path-style addressing, for endpoints
+    /// without per-bucket host names (moto, MinIO, the local stack).
+    pub fn path_style(config: &SdkConfig) -> S3Store {
+        let conf = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build();
+        S3Store {
+            client: Client::from_conf(conf),
+        }
+    }
+
     /// A store over an already configured client (custom endpoint, path-style addressing).
     pub fn from_client(client: Client) -> S3Store {
         S3Store { client }

@@ -131,10 +131,11 @@ fn location(url: &str) -> Result<S3Location> {
 
 fn s3_store(config: &SdkConfig, args: &AwsSourceArgs) -> S3Store {
     // A custom endpoint (moto, MinIO) has no per-bucket host names.
-    let conf = aws_sdk_s3::config::Builder::from(config)
-        .force_path_style(args.endpoint_url.is_some())
-        .build();
-    S3Store::from_client(aws_sdk_s3::Client::from_conf(conf))
+    if args.endpoint_url.is_some() {
+        S3Store::path_style(config)
+    } else {
+        S3Store::new(config)
+    }
 }
 
 /// Runs the bound runbook over the trail at `url`.
