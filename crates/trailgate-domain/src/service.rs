@@ -569,21 +569,7 @@ pub fn approval_message(request: &AccessRequest, entry: &Entry, url: &str) -> (S
         "{} asks for temporary access.\n\n",
         request.requester
     ));
-    body.push_str(&format!("Role:      {}\n", request.role_arn));
-    body.push_str(&format!(
-        "Catalog:   {} ({})\n",
-        entry.id, entry.description
-    ));
-    body.push_str(&format!(
-        "Duration:  {}\n",
-        format_duration(request.duration())
-    ));
-    body.push_str(&format!("Reason:    {}\n", request.reason));
-    body.push_str(&format!(
-        "Ticket:    {}\n",
-        request.ticket.as_deref().unwrap_or("none")
-    ));
-    body.push_str(&format!("Request:   {}\n\n", request.id));
+    push_facts(&mut body, request, entry, "");
     body.push_str("What the requester has been doing:\n");
     push_context(&mut body, request);
     body.push_str(&format!(
@@ -705,22 +691,11 @@ pub fn break_glass_message(request: &AccessRequest, entry: &Entry) -> (String, S
         "{} used break-glass access. Nobody approved it; it starts now.\n\n",
         request.requester
     ));
-    body.push_str(&format!("Role:      {}\n", request.role_arn));
-    body.push_str(&format!(
-        "Catalog:   {} ({})\n",
-        entry.id, entry.description
-    ));
-    body.push_str(&format!(
-        "Duration:  {} (break-glass is capped at {})\n",
-        format_duration(request.duration()),
+    let cap = format!(
+        " (break-glass is capped at {})",
         format_duration(crate::catalog::BREAK_GLASS_MAX_DURATION)
-    ));
-    body.push_str(&format!("Reason:    {}\n", request.reason));
-    body.push_str(&format!(
-        "Ticket:    {}\n",
-        request.ticket.as_deref().unwrap_or("none")
-    ));
-    body.push_str(&format!("Request:   {}\n\n", request.id));
+    );
+    push_facts(&mut body, request, entry, &cap);
     body.push_str("What the requester had been doing:\n");
     push_context(&mut body, request);
     body.push_str(&format!(
@@ -728,6 +703,25 @@ pub fn break_glass_message(request: &AccessRequest, entry: &Entry) -> (String, S
         id = request.id
     ));
     (subject, body)
+}
+
+/// The facts every message about a request starts with; `duration_note` follows the duration.
+fn push_facts(body: &mut String, request: &AccessRequest, entry: &Entry, duration_note: &str) {
+    body.push_str(&format!("Role:      {}\n", request.role_arn));
+    body.push_str(&format!(
+        "Catalog:   {} ({})\n",
+        entry.id, entry.description
+    ));
+    body.push_str(&format!(
+        "Duration:  {}{duration_note}\n",
+        format_duration(request.duration())
+    ));
+    body.push_str(&format!("Reason:    {}\n", request.reason));
+    body.push_str(&format!(
+        "Ticket:    {}\n",
+        request.ticket.as_deref().unwrap_or("none")
+    ));
+    body.push_str(&format!("Request:   {}\n\n", request.id));
 }
 
 fn push_context(body: &mut String, request: &AccessRequest) {

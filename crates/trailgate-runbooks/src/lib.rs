@@ -25,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod filter;
 pub mod library;
+mod locate;
 pub mod output;
 pub mod params;
 mod prefilter;

@@ -5,13 +5,12 @@
 //! located in the text by re-reading the YAML (see [`locate`]), so they get a line and column too.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use regex::Regex;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{InvalidRunbook, LoadError, Problem};
 use crate::filter::{self, Cidr, FieldPath};
+use crate::locate::Step;
 use crate::params::{self, type_name};
 use crate::sigma;
 use crate::spec::{FilterSpec, OneOrMany, ParamType, RunbookSpec, Scalar, Severity};
@@ -489,99 +488,13 @@ fn check_id(id: &str) -> Result<(), Problem> {
     }
 }
 
-/// Finds the line and column of the node at `path` by deserializing the text again with a seed
-/// that fails on purpose when it reaches that node: serde_yaml stamps the failure with the node's
-/// position. Returns `None` if the path is not in the text (e.g. a defaulted field).
 fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    match (Locator { path }).deserialize(deserializer) {
-        Err(error) if error.to_string().contains(LOCATED) => error
-            .location()
-            .map(|location| (location.line(), location.column())),
-        _ => None,
-    }
-}
-
-const LOCATED: &str = "__trailgate_located__";
-
-struct Locator<'p> {
-    path: &'p [Seg],
-}
-
-impl<'de> DeserializeSeed<'de> for Locator<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Locator<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML node")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some((head, rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(LOCATED));
-        };
-        while let Some(key) = map.next_key::<String>()? {
-            match head {
-                Seg::Key(wanted) if key == *wanted => {
-                    return map.next_value_seed(Locator { path: rest });
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Some((head, rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(LOCATED));
-        };
-        let mut index = 0;
-        loop {
-            if *head == Seg::Index(index) {
-                return seq.next_element_seed(Locator { path: rest }).map(|_| ());
-            }
-            if seq.next_element::<IgnoredAny>()?.is_none() {
-                return Ok(());
-            }
-            index += 1;
-        }
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.leaf()
-    }
-}
-
-impl Locator<'_> {
-    fn leaf<E: de::Error>(&self) -> Result<(), E> {
-        if self.path.is_empty() {
-            Err(E::custom(LOCATED))
-        } else {
-            Ok(())
-        }
-    }
+    let steps: Vec<Step<'_>> = path
+        .iter()
+        .map(|seg| match seg {
+            Seg::Key(key) => Step::Key(key),
+            Seg::Index(index) => Step::Index(*index),
+        })
+        .collect();
+    crate::locate::locate(text, &steps)
 }

@@ -30,11 +30,11 @@ use std::path::Path;
 
 use regex::RegexBuilder;
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_yaml::{Mapping, Value};
 
 use crate::error::{InvalidRunbook, Problem};
 use crate::filter::{Cidr, FieldPath};
+use crate::locate;
 use crate::spec::{
     FilterSpec, LookupAttribute, LookupSpec, OneOrMany, OutputSpec, RowOrder, RowsSpec,
     RunbookSpec, Scalar, Severity, WindowSpec,
@@ -1349,101 +1349,15 @@ fn required_values(filter: &FilterSpec, field: &str) -> Option<Vec<String>> {
     filter.any_of.as_deref().map(texts)
 }
 
-/// Finds the line and column of the node at `path` by deserializing the text again with a seed
-/// that fails on purpose when it reaches that node: serde_yaml stamps the failure with the node's
-/// position (the same technique as the runbook parser).
 fn locate(text: &str, path: &[Step]) -> Option<(usize, usize)> {
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    match (Locator { path }).deserialize(deserializer) {
-        Err(error) if error.to_string().contains(LOCATED) => error
-            .location()
-            .map(|location| (location.line(), location.column())),
-        _ => None,
-    }
-}
-
-const LOCATED: &str = "__trailgate_sigma_located__";
-
-struct Locator<'p> {
-    path: &'p [Step],
-}
-
-impl<'de> DeserializeSeed<'de> for Locator<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Locator<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML node")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some((head, rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(LOCATED));
-        };
-        while let Some(key) = map.next_key::<Value>()? {
-            match head {
-                Step::Key(wanted) if key.as_str() == Some(wanted) => {
-                    return map.next_value_seed(Locator { path: rest });
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Some((head, rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(LOCATED));
-        };
-        let mut index = 0;
-        loop {
-            if *head == Step::Index(index) {
-                return seq.next_element_seed(Locator { path: rest }).map(|_| ());
-            }
-            if seq.next_element::<IgnoredAny>()?.is_none() {
-                return Ok(());
-            }
-            index += 1;
-        }
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.leaf()
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.leaf()
-    }
-}
-
-impl Locator<'_> {
-    fn leaf<E: de::Error>(&self) -> Result<(), E> {
-        if self.path.is_empty() {
-            Err(E::custom(LOCATED))
-        } else {
-            Ok(())
-        }
-    }
+    let steps: Vec<locate::Step<'_>> = path
+        .iter()
+        .map(|step| match step {
+            Step::Key(key) => locate::Step::Key(key),
+            Step::Index(index) => locate::Step::Index(*index),
+        })
+        .collect();
+    locate::locate(text, &steps)
 }
 
 #[cfg(test)]

@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use common::{all_time, column, fixture, real_data};
-use serde_json::{Value, json};
+use common::{all_time, column, duckdb, duckdb_python, fixture, real_data, table};
+use serde_json::json;
 use trailgate_runbooks::source::files::FileSource;
 use trailgate_runbooks::sql::{self, Dialect, FileLayout, Section, SqlError};
 use trailgate_runbooks::{Library, LoadError, Runbook, RunbookResult, Severity, run};
@@ -288,20 +286,6 @@ fn every_sigma_rule_runs_on_the_fixtures() {
     }
 }
 
-fn duckdb_python() -> Option<PathBuf> {
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-duckdb/bin/python");
-    if python.is_file() {
-        return Some(python);
-    }
-    let message = format!(
-        "{} is missing: run scripts/bootstrap.sh duckdb",
-        python.display()
-    );
-    assert!(std::env::var_os("CI").is_none(), "{message}");
-    println!("note: {message}; Sigma SQL-on-DuckDB proof skipped");
-    None
-}
-
 /// Rules that name a field outside the Athena CloudTrail table, so they have no SQL form; the
 /// compiler must refuse them with that field.
 const NO_SQL: [(&str, &str); 1] = [
@@ -408,49 +392,4 @@ fn every_sigma_rule_gives_the_same_result_in_duckdb_sql_and_in_the_engine() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The proof means something only if rules match something somewhere.
     assert!(matched_rules.len() >= 10, "{matched_rules:?}");
-}
-
-fn duckdb(python: &Path, request: &Value) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/duckdb_run.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    let body = serde_json::to_vec(request).expect("request serializes");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&body)
-        .expect("request is written");
-    let output = child.wait_with_output().expect("python finishes");
-    assert!(
-        output.status.success(),
-        "duckdb runner failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("runner answers JSON")
-}
-
-/// A result set as rows of text (numbers printed, NULL as `<null>`), as tests/sql_duckdb.rs reads it.
-fn table(result: &Value) -> Vec<Vec<String>> {
-    result["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .expect("row")
-                .iter()
-                .map(|value| match value {
-                    Value::Null => "<null>".to_owned(),
-                    Value::String(text) => text.clone(),
-                    other => other.to_string(),
-                })
-                .collect()
-        })
-        .collect()
 }

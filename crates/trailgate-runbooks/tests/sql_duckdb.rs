@@ -10,12 +10,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use common::{all_time, fixture, library, real_data};
-use serde_json::{Value, json};
+use common::{all_time, duckdb, duckdb_python, fixture, library, real_data, table};
+use serde_json::json;
 use time::macros::datetime;
 use trailgate_runbooks::source::files::FileSource;
 use trailgate_runbooks::sql::{self, Dialect, FileLayout, Section};
@@ -35,20 +33,6 @@ struct Case {
     runbook: String,
     label: String,
     params: Params,
-}
-
-fn duckdb_python() -> Option<PathBuf> {
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-duckdb/bin/python");
-    if python.is_file() {
-        return Some(python);
-    }
-    let message = format!(
-        "{} is missing: run scripts/bootstrap.sh duckdb",
-        python.display()
-    );
-    assert!(std::env::var_os("CI").is_none(), "{message}");
-    println!("note: {message}; SQL-on-DuckDB proof skipped");
-    None
 }
 
 /// Parameter sets per runbook: values that find something in the data, values that find
@@ -281,51 +265,6 @@ fn every_runbook_gives_the_same_result_in_duckdb_sql_and_in_the_engine() {
         "only {} runbooks matched anything: {ids_with_matches:?}",
         ids_with_matches.len()
     );
-}
-
-fn duckdb(python: &Path, request: &Value) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/duckdb_run.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    let body = serde_json::to_vec(request).expect("request serializes");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&body)
-        .expect("request is written");
-    let output = child.wait_with_output().expect("python finishes");
-    assert!(
-        output.status.success(),
-        "duckdb runner failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("runner answers JSON")
-}
-
-/// A result set as rows of text (numbers printed, NULL as `<null>`).
-fn table(result: &Value) -> Vec<Vec<String>> {
-    result["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .expect("row")
-                .iter()
-                .map(|value| match value {
-                    Value::Null => "<null>".to_owned(),
-                    Value::String(text) => text.clone(),
-                    other => other.to_string(),
-                })
-                .collect()
-        })
-        .collect()
 }
 
 fn compare(section: &Section, result: &RunbookResult, sql: &[Vec<String>]) -> Result<(), String> {

@@ -1,8 +1,13 @@
-//! Helpers shared by the integration tests: the library, the real data folder, and runners.
+//! Helpers shared by the integration tests: the library, the real data folder, runners, and the
+//! pinned DuckDB that proves the compiled SQL.
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
 
 use time::macros::datetime;
 use trailgate_runbooks::source::files::FileSource;
@@ -94,5 +99,66 @@ pub fn distinct(result: &RunbookResult, field: &str) -> Vec<String> {
         .values
         .iter()
         .map(|value| value.value.clone())
+        .collect()
+}
+
+/// The pinned DuckDB's Python (scripts/bootstrap.sh duckdb); on CI its absence fails the test.
+pub fn duckdb_python() -> Option<PathBuf> {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-duckdb/bin/python");
+    if python.is_file() {
+        return Some(python);
+    }
+    let message = format!(
+        "{} is missing: run scripts/bootstrap.sh duckdb",
+        python.display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    println!("note: {message}; SQL-on-DuckDB proof skipped");
+    None
+}
+
+/// Runs one request through tests/support/duckdb_run.py and returns its JSON answer.
+pub fn duckdb(python: &Path, request: &Value) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/duckdb_run.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    let body = serde_json::to_vec(request).expect("request serializes");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&body)
+        .expect("request is written");
+    let output = child.wait_with_output().expect("python finishes");
+    assert!(
+        output.status.success(),
+        "duckdb runner failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("runner answers JSON")
+}
+
+/// A result set as rows of text (numbers printed, NULL as `<null>`).
+pub fn table(result: &Value) -> Vec<Vec<String>> {
+    result["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .expect("row")
+                .iter()
+                .map(|value| match value {
+                    Value::Null => "<null>".to_owned(),
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
         .collect()
 }
