@@ -2,7 +2,7 @@
 
 use crate::catalog::Entry;
 use crate::error::{Error, Result};
-use crate::time::{format_duration, format_utc, parse_duration};
+use crate::time::{format_duration, format_utc, format_utc_millis, parse_duration};
 use ::time::{Duration, OffsetDateTime};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -279,7 +279,8 @@ impl AccessRequest {
             duration_seconds: duration.whole_seconds(),
             reason: reason.to_owned(),
             ticket,
-            created_at: now_text.clone(),
+            // Milliseconds: the `ByRequester` index lists newest first by this value.
+            created_at: format_utc_millis(now),
             updated_at: now_text,
             approval_expires_at: format_utc(now + entry.approval_window()?),
             expires_at: None,
@@ -410,6 +411,25 @@ mod tests {
             reason: reason.into(),
             ticket: None,
         }
+    }
+
+    #[test]
+    fn two_requests_in_one_second_sort_in_creation_order() {
+        // `GET /requests` lists newest first on `created_at`; whole seconds would tie here.
+        let make = |ms: i64, id: &str| {
+            AccessRequest::create(
+                id.into(),
+                &alice(),
+                &input("2h", "fix prod"),
+                &entry(),
+                now() + Duration::milliseconds(ms),
+            )
+            .unwrap()
+        };
+        let (older, newer) = (make(250, "r-z"), make(750, "r-a"));
+        assert!(older.created_at < newer.created_at);
+        assert_eq!(older.created_at[..19], newer.created_at[..19]);
+        assert_eq!(older.updated_at, format_utc(now()));
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //!
 //! Instants are always written as RFC 3339 UTC with a `Z` suffix and whole seconds: moto's
 //! Wait state accepts only `…Z` timestamps, and whole seconds keep ledger values comparable
-//! as strings (the `ByStatus` index sorts `expires_at` lexically).
+//! as strings (the `ByStatus` index sorts `expires_at` lexically). The one exception is a
+//! request's `created_at`, written with exactly three fraction digits
+//! ([`format_utc_millis`]): the `ByRequester` index sorts on it, and two requests made in
+//! the same second must still list newest first.
 
 use crate::error::{Error, Result};
 use ::time::format_description::well_known::Rfc3339;
@@ -16,6 +19,22 @@ pub fn format_utc(at: OffsetDateTime) -> String {
         .unwrap_or(at);
     // Formatting a UTC instant with a four-digit year cannot fail.
     at.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Formats an instant as `2026-11-21T10:00:00.250Z`: always three fraction digits, so
+/// values of this form sort lexically in time order (a mix with [`format_utc`] would not).
+pub fn format_utc_millis(at: OffsetDateTime) -> String {
+    let at = at.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
 }
 
 /// Parses an RFC 3339 instant (any offset) into UTC.
@@ -133,6 +152,21 @@ mod tests {
         ] {
             check(bad, None);
         }
+    }
+
+    #[test]
+    fn millisecond_instants_sort_in_time_order() {
+        let base = parse_utc("2026-11-21T10:13:50Z").unwrap();
+        let texts: Vec<String> = [0, 7, 120, 999, 1000, 61_001]
+            .iter()
+            .map(|ms| format_utc_millis(base + Duration::milliseconds(*ms)))
+            .collect();
+        assert_eq!(texts[0], "2026-11-21T10:13:50.000Z");
+        assert_eq!(texts[1], "2026-11-21T10:13:50.007Z");
+        assert_eq!(texts[5], "2026-11-21T10:14:51.001Z");
+        assert!(texts.windows(2).all(|pair| pair[0] < pair[1]), "{texts:?}");
+        let round = parse_utc(&texts[2]).unwrap();
+        assert_eq!(round, base + Duration::milliseconds(120));
     }
 
     #[test]
