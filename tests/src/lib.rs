@@ -11,4 +11,4 @@ pub mod ctx;
 pub mod stack;
 
 pub use ctx::{Answer, Ctx, Execution, Mail, post_link};
-pub use stack::{report, run_on_stack};
+pub use stack::{report, run_on_stack, run_on_stack_with};

@@ -17,6 +17,21 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    run_on_stack_with(name, parameters, |_| {}, body).await
+}
+
+/// [`run_on_stack`], with `tune` adjusting the stack's options last (e.g. more Lambda
+/// instances per function).
+pub async fn run_on_stack_with<F, Fut>(
+    name: &str,
+    parameters: &[(&str, String)],
+    tune: impl FnOnce(&mut UpOptions),
+    body: F,
+) -> Result<()>
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
     let repo_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut options = UpOptions::new(&repo_root);
     options.state_dir = repo_root
@@ -37,6 +52,7 @@ where
     for (key, value) in parameters {
         options.parameters.insert((*key).into(), value.clone());
     }
+    tune(&mut options);
     let stack = LocalStack::up(options)
         .await
         .context("bringing the local stack up")?;

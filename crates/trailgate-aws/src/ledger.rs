@@ -8,7 +8,9 @@
 //! The request policy keeps two small item kinds beside the requests, both purged by TTL
 //! (`purge_at`): rate counters (`pk = RATE#<requester>`, `sk = <window>`) and idempotency keys
 //! (`pk = IDEM#<scope>`, `sk = IDEM`). Neither carries `status`, `requester` or
-//! `created_at`, so neither index sees them.
+//! `created_at`, so neither index sees them. Open claims (`pk = OPEN#<key>`, `sk = OPEN`,
+//! `request_id`) are written in the transaction that creates a request; they are never
+//! purged (one small item per requester and role).
 
 use crate::errors::classify;
 use aws_sdk_dynamodb::Client;
@@ -17,7 +19,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use base64::Engine;
 use std::collections::HashMap;
 use trailgate_domain::error::{Error, Result};
-use trailgate_domain::ledger::{Change, Event};
+use trailgate_domain::ledger::{Change, ClaimExpect, Event, OpenClaim};
 use trailgate_domain::ports::{IdempotencyRecord, Ledger, RequestPage};
 use trailgate_domain::request::{AccessRequest, Status};
 use trailgate_domain::service::STALE;
@@ -113,6 +115,28 @@ impl DynamoLedger {
         ]))
     }
 
+    /// The claim write of a new request, conditional on what the claim must still hold.
+    fn claim_put(
+        &self,
+        claim: &OpenClaim,
+        request_id: &str,
+    ) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(HashMap::from([
+                ("pk".to_owned(), s(format!("OPEN#{}", claim.key))),
+                ("sk".to_owned(), s("OPEN")),
+                ("request_id".to_owned(), s(request_id)),
+            ])));
+        match &claim.expect {
+            ClaimExpect::Any => put,
+            ClaimExpect::Vacant => put.condition_expression("attribute_not_exists(pk)"),
+            ClaimExpect::HeldBy(holder) => put
+                .condition_expression("request_id = :holder")
+                .expression_attribute_values(":holder", s(holder)),
+        }
+    }
+
     /// Runs a query to its last page and parses every item's `doc`. `query` is the prepared
     /// request (table, index, conditions); only the start key changes between pages.
     async fn query_all<T: serde::de::DeserializeOwned>(
@@ -185,13 +209,16 @@ impl Ledger for DynamoLedger {
                 .map(|put| TransactWriteItem::builder().put(put).build())
                 .map_err(|err| Error::internal(err.to_string()))
         };
-        let result = self
+        let mut transaction = self
             .client
             .transact_write_items()
             .transact_items(build(record_put)?)
-            .transact_items(build(event_put)?)
-            .send()
-            .await;
+            .transact_items(build(event_put)?);
+        if let Some(claim) = &change.claim {
+            transaction =
+                transaction.transact_items(build(self.claim_put(claim, &change.record.id))?);
+        }
+        let result = transaction.send().await;
         match result {
             Ok(_) => Ok(()),
             Err(err) => {
@@ -220,6 +247,25 @@ impl Ledger for DynamoLedger {
                 }
             }
         }
+    }
+
+    async fn open_claim(&self, key: &str) -> Result<Option<String>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("OPEN#{key}")))
+            .key("sk", s("OPEN"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| classify("DynamoDB GetItem", &err))?;
+        Ok(output
+            .item
+            .as_ref()
+            .and_then(|item| item.get("request_id"))
+            .and_then(|value| value.as_s().ok())
+            .cloned())
     }
 
     async fn events(&self, id: &str) -> Result<Vec<Event>> {

@@ -4,6 +4,11 @@
 //! The adapter commits a `Change` as a single conditional transaction (the record only if it
 //! still has `expected_seq`, the event only if it does not exist), so two concurrent writers
 //! cannot both win and no record is ever half-written.
+//!
+//! A new request also carries an [`OpenClaim`]: one small item per (requester, role) naming
+//! the newest request for that pair, written in the same transaction. Its condition is what
+//! makes "one open request per role" hold under concurrent submissions: two submissions that
+//! both saw the pair free cannot both create a request.
 
 use crate::error::{Error, Result};
 use crate::request::{AccessRequest, Status};
@@ -56,6 +61,38 @@ pub struct Change {
     pub expected_seq: Option<u64>,
     pub record: AccessRequest,
     pub event: Event,
+    /// Set only when a request is created: the pair's claim moves to this request.
+    pub claim: Option<OpenClaim>,
+}
+
+/// The claim a new request makes on its (requester, role) pair. The ledger keeps one claim
+/// per pair, naming the newest request for it; the pair has an open request exactly when
+/// that request is PENDING, APPROVED or ACTIVE. A claim is never released: a closed request's
+/// claim is simply taken over by the next one, so there is nothing to clean up on any path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenClaim {
+    /// [`open_claim_key`] of the pair.
+    pub key: String,
+    /// What the claim must hold for the commit to succeed.
+    pub expect: ClaimExpect,
+}
+
+/// The condition on a claim write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimExpect {
+    /// No condition: the one-open rule is off (`ONE_OPEN_REQUEST_PER_ROLE=false`), and the
+    /// claim is only kept current so the rule can be turned on at any time.
+    Any,
+    /// No request has claimed the pair yet.
+    Vacant,
+    /// The claim still names this (closed) request.
+    HeldBy(String),
+}
+
+/// The claim key of a (requester, role) pair: hashed, so ledger keys stay short and no
+/// ARN's characters reach a key.
+pub fn open_claim_key(requester: &str, role_arn: &str) -> String {
+    hex::encode(Sha256::digest(format!("{requester}\n{role_arn}")))
 }
 
 /// Builds the change that moves `current` to `next` (already modified by the caller),
@@ -103,6 +140,7 @@ pub fn change(
         expected_seq: current.map(|record| record.event_seq),
         record: next,
         event,
+        claim: None,
     })
 }
 

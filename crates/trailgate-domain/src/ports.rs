@@ -12,8 +12,12 @@ use std::future::Future;
 /// The DynamoDB ledger.
 pub trait Ledger: Send + Sync {
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<AccessRequest>>> + Send;
-    /// Commits a change atomically; `Conflict` if the record moved on since it was read.
+    /// Commits a change atomically; `Conflict` ([`crate::service::STALE`]) if the record
+    /// moved on since it was read or the change's claim no longer holds what it expects.
     fn commit(&self, change: &Change) -> impl Future<Output = Result<()>> + Send;
+    /// The id of the request holding the claim `key` ([`crate::ledger::open_claim_key`]),
+    /// read consistently.
+    fn open_claim(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     fn events(&self, id: &str) -> impl Future<Output = Result<Vec<Event>>> + Send;
     /// ACTIVE requests whose `expires_at` is before `before` (RFC 3339).
     fn active_expiring_before(

@@ -49,6 +49,11 @@ impl Status {
         )
     }
 
+    /// PENDING, APPROVED or ACTIVE: the request may still lead to, or is, a grant.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Pending | Status::Approved | Status::Active)
+    }
+
     /// No approval decision can change a request in this state.
     pub fn is_decided(self) -> bool {
         self != Status::Pending

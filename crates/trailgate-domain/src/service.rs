@@ -7,7 +7,7 @@
 
 use crate::catalog::{Catalog, Entry, role_name};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ledger::{Change, change};
+use crate::ledger::{Change, ClaimExpect, OpenClaim, change, open_claim_key};
 use crate::link::{LinkKey, LinkParams};
 use crate::policy::{self, MANAGED_TAG, REQUEST_TAG, REVOCATIONS_POLICY_NAME};
 use crate::ports::{
@@ -73,7 +73,9 @@ pub struct IntakeSettings {
     pub audit_delay: Duration,
 }
 
-/// Validates and records a new request as PENDING, then starts its execution.
+/// Validates and records a new request as PENDING, then starts its execution. No request
+/// policy: see [`submit_with_policy`] for what intake does.
+#[allow(clippy::too_many_arguments)]
 pub async fn submit<L: Ledger, W: Workflow>(
     ledger: &L,
     workflow: &W,
@@ -84,18 +86,47 @@ pub async fn submit<L: Ledger, W: Workflow>(
     id: String,
     now: OffsetDateTime,
 ) -> Result<AccessRequest> {
-    let entry = catalog.entry(&input.catalog_id).ok_or_else(|| {
+    let entry = find_entry(catalog, input)?;
+    let request = AccessRequest::create(id, caller, input, entry, now)?;
+    create_and_start(
+        ledger,
+        workflow,
+        entry,
+        settings,
+        request,
+        ClaimExpect::Any,
+        now,
+    )
+    .await
+}
+
+fn find_entry<'a>(catalog: &'a Catalog, input: &NewRequest) -> Result<&'a Entry> {
+    catalog.entry(&input.catalog_id).ok_or_else(|| {
         Error::invalid(
             "catalog_id",
             format!("there is no catalog entry `{}`", input.catalog_id),
         )
-    })?;
-    let request = AccessRequest::create(id, caller, input, entry, now)?;
-    let created = commit(
-        ledger,
-        change(None, request, &caller.arn, "Requested", None, now)?,
-    )
-    .await?;
+    })
+}
+
+/// Records a validated request as PENDING, moving its (requester, role) claim under
+/// `expect`, then starts its execution.
+async fn create_and_start<L: Ledger, W: Workflow>(
+    ledger: &L,
+    workflow: &W,
+    entry: &Entry,
+    settings: IntakeSettings,
+    request: AccessRequest,
+    expect: ClaimExpect,
+    now: OffsetDateTime,
+) -> Result<AccessRequest> {
+    let requester = request.requester.clone();
+    let mut created = change(None, request, &requester, "Requested", None, now)?;
+    created.claim = Some(OpenClaim {
+        key: open_claim_key(&created.record.requester, &created.record.role_arn),
+        expect,
+    });
+    let created = commit(ledger, created).await?;
     let execution_input = json!({"request": {
         "id": created.id,
         "approval_window_seconds": entry.approval_window()?.whole_seconds(),
@@ -268,32 +299,29 @@ pub async fn submit_with_policy<L: Ledger, W: Workflow>(
     check_rate(ledger, policy, caller, now).await?;
 
     // Validate before looking for a duplicate, so a bad repeat is still a 400.
-    let entry = catalog.entry(&input.catalog_id).ok_or_else(|| {
-        Error::invalid(
-            "catalog_id",
-            format!("there is no catalog entry `{}`", input.catalog_id),
-        )
-    })?;
-    AccessRequest::create(id.clone(), caller, input, entry, now)?;
-    let open = if policy.one_open_per_role {
-        open_request(ledger, &caller.arn, &entry.role_arn).await?
+    let entry = find_entry(catalog, input)?;
+    let request = AccessRequest::create(id, caller, input, entry, now)?;
+    let submitted = if policy.one_open_per_role {
+        submit_one_open(ledger, workflow, entry, settings, request, now).await?
     } else {
-        None
-    };
-    let submitted = match open {
-        Some(request) => Submitted {
-            request,
-            created: false,
-        },
-        None => Submitted {
-            request: submit(ledger, workflow, catalog, settings, caller, input, id, now).await?,
+        Submitted {
+            request: create_and_start(
+                ledger,
+                workflow,
+                entry,
+                settings,
+                request,
+                ClaimExpect::Any,
+                now,
+            )
+            .await?,
             created: true,
-        },
+        }
     };
     if let Some((scope, hash)) = idempotency {
         // Remembered only once there is an answer to replay. Two retries racing with one key
-        // may both get here; the first write wins, and the open-request rule keeps the second
-        // from usually creating another request.
+        // may both get here; the first write wins, and the claim keeps the second from
+        // creating another request (it answers with the first one's).
         let record = IdempotencyRecord {
             scope,
             body_hash: hash,
@@ -335,31 +363,56 @@ pub fn retry_after(now: OffsetDateTime) -> i64 {
     (60 - now.unix_timestamp().rem_euclid(60)).max(1)
 }
 
-/// The requester's open request for `role_arn`, if any: PENDING, APPROVED or ACTIVE.
-async fn open_request<L: Ledger>(
+/// Creates `request` unless its requester already has an open request for the same role,
+/// which is returned instead. The check and the create are one conditional write on the
+/// pair's claim, so concurrent submissions make exactly one request: a loser reads the claim
+/// again and finds the winner's request.
+async fn submit_one_open<L: Ledger, W: Workflow>(
     ledger: &L,
-    requester: &str,
-    role_arn: &str,
-) -> Result<Option<AccessRequest>> {
-    let mut next: Option<String> = None;
-    loop {
-        let page = ledger
-            .by_requester(requester, MAX_PAGE, next.as_deref())
-            .await?;
-        if let Some(open) = page.requests.into_iter().find(|r| {
-            r.role_arn == role_arn
-                && matches!(
-                    r.status,
-                    Status::Pending | Status::Approved | Status::Active
-                )
-        }) {
-            return Ok(Some(open));
-        }
-        match page.next {
-            Some(token) => next = Some(token),
-            None => return Ok(None),
+    workflow: &W,
+    entry: &Entry,
+    settings: IntakeSettings,
+    request: AccessRequest,
+    now: OffsetDateTime,
+) -> Result<Submitted> {
+    let key = open_claim_key(&request.requester, &request.role_arn);
+    for _ in 0..=CONFLICT_RETRIES {
+        let expect = match ledger.open_claim(&key).await? {
+            None => ClaimExpect::Vacant,
+            Some(holder) => match ledger.get(&holder).await? {
+                Some(open) if open.status.is_open() => {
+                    return Ok(Submitted {
+                        request: open,
+                        created: false,
+                    });
+                }
+                // Closed (or, after a manual clean-up, gone): the claim may be taken over.
+                _ => ClaimExpect::HeldBy(holder),
+            },
+        };
+        let attempt = create_and_start(
+            ledger,
+            workflow,
+            entry,
+            settings,
+            request.clone(),
+            expect,
+            now,
+        )
+        .await;
+        match attempt {
+            Err(err) if err.kind == ErrorKind::Conflict && err.message == STALE => continue,
+            other => {
+                return other.map(|request| Submitted {
+                    request,
+                    created: true,
+                });
+            }
         }
     }
+    Err(Error::retryable(
+        "other requests for this role kept arriving; try again",
+    ))
 }
 
 /// Parses `GET /requests`' `limit` (1 to [`MAX_PAGE`], default [`DEFAULT_PAGE`]).

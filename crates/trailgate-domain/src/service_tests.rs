@@ -1164,6 +1164,63 @@ fn a_repeat_for_the_same_role_returns_the_open_request() {
 }
 
 #[test]
+fn a_submission_racing_another_for_the_same_role_returns_the_winner() {
+    let ledger = MemoryLedger::default();
+    let workflow = MemoryWorkflow::default();
+    // The rival commits after this submission saw the role free and before it commits.
+    ledger.after_claim_read(|ledger| {
+        let mut rival = pending_request();
+        rival.id = "r-rival".into();
+        seed(ledger, rival);
+    });
+    let lost = policy_submit(&ledger, &workflow, &new_request(), None, "r-1", now()).unwrap();
+    assert!(!lost.created);
+    assert_eq!(lost.request.id, "r-rival");
+    assert!(ledger.record("r-1").is_none(), "no second open request");
+    assert!(workflow.started.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_racing_submission_may_take_over_a_claim_only_from_a_closed_request() {
+    let ledger = MemoryLedger::default();
+    let workflow = MemoryWorkflow::default();
+    policy_submit(&ledger, &workflow, &new_request(), None, "r-1", now()).unwrap();
+    block_on(cancel(&ledger, &catalog(), &alice(), "r-1", now())).unwrap();
+    // Two submissions both see r-1 closed; the rival takes the claim over first.
+    ledger.after_claim_read(|ledger| {
+        let mut rival = pending_request();
+        rival.id = "r-rival".into();
+        seed(ledger, rival);
+    });
+    let lost = policy_submit(&ledger, &workflow, &new_request(), None, "r-2", now()).unwrap();
+    assert_eq!(lost.request.id, "r-rival");
+    assert!(ledger.record("r-2").is_none());
+    // Without the rule, the claim only follows the newest request.
+    let free = block_on(submit_with_policy(
+        &ledger,
+        &workflow,
+        &catalog(),
+        settings(),
+        RequestPolicy {
+            one_open_per_role: false,
+            ..RequestPolicy::default()
+        },
+        &alice(),
+        &new_request(),
+        None,
+        "r-3".into(),
+        now(),
+    ))
+    .unwrap();
+    assert!(free.created);
+    let again = policy_submit(&ledger, &workflow, &new_request(), None, "r-4", now()).unwrap();
+    assert_eq!(
+        again.request.id, "r-3",
+        "the rule, turned back on, sees the newest"
+    );
+}
+
+#[test]
 fn a_closed_request_does_not_block_a_new_one() {
     let ledger = MemoryLedger::default();
     let workflow = MemoryWorkflow::default();

@@ -4,7 +4,7 @@
 //! conditional commit, the token check of the workflow, IAM's inline policies.
 
 use crate::error::{Error, Result};
-use crate::ledger::{Change, Event, change};
+use crate::ledger::{Change, ClaimExpect, Event, change, open_claim_key};
 use crate::ports::{
     AssumeRequest, CredentialIssuer, IdempotencyRecord, IssuedCredentials, Ledger, Notifier,
     RequestPage, RoleInfo, Roles, Topic, Workflow,
@@ -74,6 +74,10 @@ pub fn pending_request() -> AccessRequest {
 pub fn seed(ledger: &MemoryLedger, request: AccessRequest) -> AccessRequest {
     let created = change(None, request, "seed", "Requested", None, now()).expect("change");
     let mut state = ledger.state.lock().expect("lock");
+    state.claims.insert(
+        open_claim_key(&created.record.requester, &created.record.role_arn),
+        created.record.id.clone(),
+    );
     state
         .records
         .insert(created.record.id.clone(), created.record.clone());
@@ -92,15 +96,28 @@ struct LedgerState {
     /// Rate counters by (requester, window).
     counters: BTreeMap<(String, String), u32>,
     idempotency: BTreeMap<String, IdempotencyRecord>,
+    /// Open claims: key → the request holding it.
+    claims: BTreeMap<String, String>,
 }
+
+/// Something another writer does between a read and a write, to test races.
+type Interleaved = Box<dyn FnOnce(&MemoryLedger) + Send>;
 
 /// The ledger, in memory, with the DynamoDB adapter's conditional semantics.
 #[derive(Default)]
 pub struct MemoryLedger {
     state: Mutex<LedgerState>,
+    /// Run once, right after the next `open_claim` read (see [`MemoryLedger::after_claim_read`]).
+    after_claim_read: Mutex<Option<Interleaved>>,
 }
 
 impl MemoryLedger {
+    /// Lets `other` write right after the next claim read: a concurrent submission that
+    /// lands between a use case's check and its commit.
+    pub fn after_claim_read(&self, other: impl FnOnce(&MemoryLedger) + Send + 'static) {
+        *self.after_claim_read.lock().expect("lock") = Some(Box::new(other));
+    }
+
     pub fn record(&self, id: &str) -> Option<AccessRequest> {
         self.state.lock().expect("lock").records.get(id).cloned()
     }
@@ -126,6 +143,20 @@ impl Ledger for MemoryLedger {
         if current_seq != change.expected_seq {
             return Err(Error::conflict(STALE));
         }
+        if let Some(claim) = &change.claim {
+            let holder = state.claims.get(&claim.key);
+            let holds = match &claim.expect {
+                ClaimExpect::Any => true,
+                ClaimExpect::Vacant => holder.is_none(),
+                ClaimExpect::HeldBy(id) => holder == Some(id),
+            };
+            if !holds {
+                return Err(Error::conflict(STALE));
+            }
+            state
+                .claims
+                .insert(claim.key.clone(), change.record.id.clone());
+        }
         state
             .records
             .insert(change.record.id.clone(), change.record.clone());
@@ -135,6 +166,15 @@ impl Ledger for MemoryLedger {
             .or_default()
             .push(change.event.clone());
         Ok(())
+    }
+
+    async fn open_claim(&self, key: &str) -> Result<Option<String>> {
+        let holder = self.state.lock().expect("lock").claims.get(key).cloned();
+        let other = self.after_claim_read.lock().expect("lock").take();
+        if let Some(other) = other {
+            other(self);
+        }
+        Ok(holder)
     }
 
     async fn events(&self, id: &str) -> Result<Vec<Event>> {

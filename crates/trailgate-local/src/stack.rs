@@ -45,6 +45,11 @@ pub struct UpOptions {
     pub users: Vec<UserSpec>,
     /// Whether to run `cargo lambda watch` (off for tests that only need AWS resources).
     pub lambda: bool,
+    /// Instances `cargo lambda watch` may run per function (its default, and ours, is 1).
+    /// Lambda itself runs concurrent invocations in separate instances; a test that needs
+    /// concurrent invocations to really overlap asks for more. Not the default: on two cores,
+    /// extra instances slow the context step enough to miss short approval windows.
+    pub lambda_concurrency: u16,
 }
 
 impl UpOptions {
@@ -61,6 +66,7 @@ impl UpOptions {
             reconcile_every: None,
             users: UserSpec::defaults(),
             lambda: true,
+            lambda_concurrency: 1,
         }
     }
 }
@@ -343,7 +349,8 @@ impl LocalStack {
         self.state.save()?;
 
         if options.lambda {
-            self.start_lambda(&deployment).await?;
+            self.start_lambda(&deployment, options.lambda_concurrency.max(1))
+                .await?;
         }
         if let Some(every) = options.reconcile_every {
             let router = self.router.as_mut().expect("router started");
@@ -361,7 +368,7 @@ impl LocalStack {
         Ok(())
     }
 
-    async fn start_lambda(&mut self, deployment: &Deployment) -> Result<()> {
+    async fn start_lambda(&mut self, deployment: &Deployment, concurrency: u16) -> Result<()> {
         let repo = self.state.repo_root.clone();
         let port = process::free_port()?;
         // cargo lambda watch hands its own environment to every function it starts (checked with
@@ -409,6 +416,8 @@ impl LocalStack {
             &port.to_string(),
             "-A",
             "127.0.0.1",
+            "--concurrency",
+            &concurrency.to_string(),
         ]
         .into_iter()
         .map(str::to_owned)
