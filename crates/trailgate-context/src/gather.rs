@@ -290,6 +290,11 @@ async fn try_gather<A: LookupEventsApi + Sync, L: Ledger>(
             } else {
                 Vec::new()
             },
+            looked_up_in_part: if truncated {
+                fetched.looked_up_in_part
+            } else {
+                Vec::new()
+            },
         },
     ))
 }

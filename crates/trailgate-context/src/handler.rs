@@ -452,6 +452,90 @@ mod paced {
         );
     }
 
+    /// alice's 10,000 reads, her one console login without MFA 6 days ago, and `others`
+    /// console logins by bob, all newer than hers but older than the part of the window the
+    /// `Username` scan reads first (the priority lookups cover only what it has not read).
+    fn busy_console(others: u32) -> Vec<Value> {
+        let login = serde_json::json!({
+            "eventSource": "signin.amazonaws.com",
+            "responseElements": {"ConsoleLogin": "Success"},
+            "additionalEventData": {"MFAUsed": "No"},
+        });
+        let mut records = week_of_reads(10_000, |_| Value::Null);
+        records.push(record(
+            "alice",
+            "alice-login".into(),
+            time::Duration::days(6),
+            "ConsoleLogin",
+            login.clone(),
+        ));
+        records.extend((0..others).map(|i| {
+            let ago = time::Duration::days(3) + time::Duration::seconds(60 * i64::from(i));
+            record(
+                "bob",
+                format!("bob-login-{i}"),
+                ago,
+                "ConsoleLogin",
+                login.clone(),
+            )
+        }));
+        records
+    }
+
+    async fn run_with_budget(api: &PacedApi, budget: u64) -> (MemoryLedger, String, String) {
+        let ledger = MemoryLedger::default();
+        let id = alice_request(&ledger);
+        let settings = Settings {
+            budget: Duration::from_secs(budget),
+            ..settings()
+        };
+        let out = handle(
+            serde_json::json!({"request_id": id}),
+            &ledger,
+            api,
+            &settings,
+        )
+        .await
+        .unwrap();
+        let summary = out["summary"].as_str().unwrap().to_owned();
+        (ledger, id, summary)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_priority_lookup_pages_past_other_users_events_while_its_slice_lasts() {
+        // 120 newer logins of bob fill the first two account-wide ConsoleLogin pages.
+        let api = PacedApi::new(busy_console(120));
+        let (ledger, id, summary) = run_with_budget(&api, 30).await;
+        assert_eq!(*api.throttled.lock().unwrap(), 0);
+        let context = ledger.record(&id).unwrap().context.unwrap();
+        let found = context
+            .findings
+            .iter()
+            .flat_map(|finding| &finding.evidence)
+            .any(|evidence| evidence.event_id == "alice-login");
+        assert!(found, "{summary} {:?}", context.lines);
+        assert!(summary.contains("ConsoleLogin"), "{summary}");
+        assert!(!summary.contains("only in part"), "{summary}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_priority_lookup_the_budget_cannot_finish_is_reported_as_partial() {
+        // 2,000 logins of bob: 40 pages, far more than the priority slice of 30 s allows.
+        let api = PacedApi::new(busy_console(2_000));
+        let (ledger, id, summary) = run_with_budget(&api, 30).await;
+        let context = ledger.record(&id).unwrap().context.unwrap();
+        let found = context
+            .findings
+            .iter()
+            .flat_map(|finding| &finding.evidence)
+            .any(|evidence| evidence.event_id == "alice-login");
+        assert!(!found, "alice's login is beyond what the budget reads");
+        assert!(
+            summary.contains("ConsoleLogin only in part, too frequent across the account"),
+            "{summary}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_small_history_is_read_whole_without_priority_lookups() {
         let api = PacedApi::new(week_of_reads(120, |_| Value::Null));

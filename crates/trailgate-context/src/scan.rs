@@ -9,7 +9,10 @@
 //! 2. if it did not finish, one page per high-risk event name ([`PRIORITY`], in order) over the
 //!    part of the window the scan has not reached yet, across the account (LookupEvents takes
 //!    one attribute per call, so "this user's StopLogging" cannot be asked), keeping only the
-//!    requester's records;
+//!    requester's records; then, while this phase's slice lasts, further pages of the names
+//!    that had more, in the same order. A name whose account-wide events were not all read
+//!    is reported as looked up only in part, so a busy account's `ConsoleLogin` is never
+//!    presented as checked;
 //! 3. the `Username` scan resumes where it stopped until the deadline.
 //!
 //! Only records are returned; the runbooks run over them afterwards (see `gather`).
@@ -75,6 +78,8 @@ pub struct Fetched {
     pub complete: bool,
     /// The event names looked up in phase 2.
     pub looked_up_first: Vec<String>,
+    /// Those of them with account-wide events left unread (more pages, or a failed page).
+    pub looked_up_in_part: Vec<String>,
     /// LookupEvents calls that returned a page.
     pub pages: u64,
     /// Why the scan is partial (deadline, failed or throttled queries).
@@ -134,7 +139,9 @@ pub async fn fetch<A: LookupEventsApi + Sync>(
     if scans.iter().all(|scan| scan.done) {
         return finish(out, &scans);
     }
-    // Phase 2: one page per high-risk name over what phase 1 has not reached.
+    // Phase 2: one page per high-risk name over what phase 1 has not reached, then more pages
+    // of the names that have more while the slice lasts.
+    let mut more: Vec<NameLookup> = Vec::new();
     'priority: for (name, scope) in PRIORITY {
         let regions: Vec<&UserScan> = scans
             .iter()
@@ -146,34 +153,98 @@ pub async fn fetch<A: LookupEventsApi + Sync>(
             if Instant::now() >= priority_until {
                 break 'priority;
             }
-            let end = scan.oldest_read.unwrap_or(plan.end);
-            let request = LookupRequest {
+            let lookup = NameLookup {
+                name,
                 region: scan.region.clone(),
-                attribute: LookupAttribute::EventName,
-                value: name.to_owned(),
-                start: plan.start,
-                end,
+                end: scan.oldest_read.unwrap_or(plan.end),
                 next_token: None,
-                max_results: 50,
             };
-            match pacer.call(request).await {
-                Ok(page) => {
-                    out.pages += 1;
-                    asked = true;
-                    keep(&page, &mut out.records, &mut seen, Some(plan.is_requester));
-                }
-                Err(why) => out
-                    .notes
-                    .push(format!("{} EventName={name}: {why}", scan.region)),
-            }
+            asked |= name_page(&mut pacer, plan, lookup, &mut out, &mut seen, &mut more).await;
         }
         if asked {
             out.looked_up_first.push(name.to_owned());
         }
     }
+    while !more.is_empty() && Instant::now() < priority_until {
+        for lookup in std::mem::take(&mut more) {
+            if Instant::now() >= priority_until {
+                more.push(lookup);
+                continue;
+            }
+            name_page(&mut pacer, plan, lookup, &mut out, &mut seen, &mut more).await;
+        }
+    }
+    for lookup in more {
+        out.notes.push(format!(
+            "{} EventName={}: more events across the account than the budget read",
+            lookup.region, lookup.name
+        ));
+        mark_in_part(&mut out, lookup.name);
+    }
     // Phase 3: the rest of the requester's history until the deadline.
     user_pages(&mut pacer, plan, &mut scans, &mut out, &mut seen, deadline).await;
     finish(out, &scans)
+}
+
+/// One Region's account-wide lookup of a high-risk event name, resumable.
+#[derive(Debug)]
+struct NameLookup {
+    name: &'static str,
+    region: String,
+    /// The lookup's window ends where the `Username` scan had read to when it began.
+    end: OffsetDateTime,
+    next_token: Option<String>,
+}
+
+/// Reads one page of `lookup`, keeping the requester's records; queues it on `more` when the
+/// page says there is more. Returns whether a page was read.
+async fn name_page<A: LookupEventsApi + Sync>(
+    pacer: &mut Pacer<'_, A>,
+    plan: &Plan<'_>,
+    mut lookup: NameLookup,
+    out: &mut Fetched,
+    seen: &mut HashSet<String>,
+    more: &mut Vec<NameLookup>,
+) -> bool {
+    let request = LookupRequest {
+        region: lookup.region.clone(),
+        attribute: LookupAttribute::EventName,
+        value: lookup.name.to_owned(),
+        start: plan.start,
+        end: lookup.end,
+        next_token: lookup.next_token.take(),
+        max_results: 50,
+    };
+    let first = request.next_token.is_none();
+    match pacer.call(request).await {
+        Ok(page) => {
+            out.pages += 1;
+            keep(&page, &mut out.records, seen, Some(plan.is_requester));
+            if page.next_token.is_some() {
+                lookup.next_token = page.next_token;
+                more.push(lookup);
+            }
+            true
+        }
+        Err(why) => {
+            out.notes.push(format!(
+                "{} EventName={}: {why}",
+                lookup.region, lookup.name
+            ));
+            // A first page that failed is simply not "looked up first"; a later one leaves a
+            // name that was, read only in part.
+            if !first {
+                mark_in_part(out, lookup.name);
+            }
+            false
+        }
+    }
+}
+
+fn mark_in_part(out: &mut Fetched, name: &str) {
+    if !out.looked_up_in_part.iter().any(|known| known == name) {
+        out.looked_up_in_part.push(name.to_owned());
+    }
 }
 
 /// The `Username` query of one Region, resumable.

@@ -123,6 +123,9 @@ pub struct Coverage {
     /// High-risk event names looked up across the account (and kept when the requester's)
     /// before the rest of the history, because the budget might not reach them otherwise.
     pub looked_up_first: Vec<String>,
+    /// Those of them whose account-wide events were not all read in the budget: the
+    /// requester's may be among the unread ones.
+    pub looked_up_in_part: Vec<String>,
 }
 
 /// Most lines the e-mail shows under the summary.
@@ -213,9 +216,17 @@ pub fn summarise(findings: Vec<Finding>, coverage: &Coverage) -> ContextSummary 
             summary.push('.');
         } else {
             summary.push_str(&format!(
-                " except {} (looked up first).",
+                " except {} (looked up first",
                 coverage.looked_up_first.join(", ")
             ));
+            if coverage.looked_up_in_part.is_empty() {
+                summary.push_str(").");
+            } else {
+                summary.push_str(&format!(
+                    "; {} only in part, too frequent across the account to read in the budget).",
+                    coverage.looked_up_in_part.join(", ")
+                ));
+            }
         }
     }
     let mut lines: Vec<String> = ranked.iter().map(line).collect();
@@ -631,6 +642,7 @@ mod tests {
             truncated,
             budget_seconds: 10,
             looked_up_first: Vec::new(),
+            looked_up_in_part: Vec::new(),
         }
     }
 
@@ -683,6 +695,16 @@ mod tests {
         assert!(
             out.summary.contains(
                 "older activity was not checked except StopLogging, DeleteTrail (looked up first)."
+            ),
+            "{}",
+            out.summary
+        );
+        coverage.looked_up_in_part = vec!["DeleteTrail".into()];
+        let out = summarise(Vec::new(), &coverage);
+        assert!(
+            out.summary.contains(
+                "except StopLogging, DeleteTrail (looked up first; DeleteTrail only in part, too \
+                 frequent across the account to read in the budget)."
             ),
             "{}",
             out.summary
