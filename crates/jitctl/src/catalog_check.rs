@@ -4,11 +4,15 @@
 //! The rules are the functions' own (`trailgate_domain::catalog::Catalog`), so a file that
 //! passes here loads at cold start. JSON syntax errors carry serde's position; a broken entry is
 //! reported at the line of its `"id"`, and every entry is checked, not just the first bad one.
-//! Whether each role carries the `trailgate:managed` tag needs IAM, and is checked again at
-//! grant time.
+//! With `--roles`, each entry's role is also checked in IAM against the contract the grant
+//! step enforces (`trailgate_domain::service::check_grantable`, the same function), so a role
+//! that is untagged, missing or trusted too widely is found before anyone waits for an
+//! approval that could never be granted. The grant step checks it again every time.
 
 use std::collections::{HashMap, HashSet};
 use trailgate_domain::catalog::Catalog;
+use trailgate_domain::error::ErrorKind;
+use trailgate_domain::ports::Roles;
 
 /// Checks `text` (the contents of `file`) and returns the problems found, empty when valid.
 pub fn check(file: &str, text: &str, own_role_prefix: &str) -> Vec<String> {
@@ -54,6 +58,42 @@ pub fn check(file: &str, text: &str, own_role_prefix: &str) -> Vec<String> {
         problems.push(format!("{file}:1:1: the catalog has no entries"));
     }
     problems
+}
+
+/// Checks each entry's role of a catalog that passed [`check`] against the grant contract;
+/// returns the roles' problems as `file:line:column: entry `id`: message`. Errs when IAM
+/// cannot be asked (credentials, network), which is not a problem of the catalog.
+pub async fn check_roles<R: Roles>(
+    roles: &R,
+    file: &str,
+    text: &str,
+    own_role_prefix: &str,
+    broker_role_arn: &str,
+) -> anyhow::Result<Vec<String>> {
+    let catalog: Catalog = serde_json::from_str(text)?;
+    let lines = id_lines(text);
+    let mut problems = Vec::new();
+    for entry in &catalog.entries {
+        let checked = trailgate_domain::service::check_grantable(
+            roles,
+            &entry.role_arn,
+            own_role_prefix,
+            broker_role_arn,
+        )
+        .await;
+        match checked {
+            Ok(()) => {}
+            Err(err) if err.kind == ErrorKind::NotGrantable => {
+                let (line, column) = lines.get(&entry.id).copied().unwrap_or((1, 1));
+                problems.push(format!(
+                    "{file}:{line}:{column}: entry `{}`: {}",
+                    entry.id, err.message
+                ));
+            }
+            Err(err) => anyhow::bail!("checking role `{}` in IAM: {}", entry.role_arn, err.message),
+        }
+    }
+    Ok(problems)
 }
 
 /// The line and column of each entry's `"id": "<value>"`, for pointing at a broken entry.
@@ -146,5 +186,46 @@ mod tests {
         let text = catalog(&[entry("same", "a", 1), entry("same", "b", 1)].join(",\n"));
         assert!(check("c.json", &text, "trailgate-")[0].contains("defined twice"));
         assert!(check("c.json", "{\"entries\": []}", "trailgate-")[0].contains("no entries"));
+    }
+
+    #[tokio::test]
+    async fn roles_are_checked_against_the_grant_contract_at_their_entries() {
+        use trailgate_domain::testing::{BROKER_ROLE, MemoryRoles};
+        let roles = MemoryRoles::with_sample_role();
+        roles.add_role("untagged", &[]);
+        roles.add_role("wide", &[("trailgate:managed", "true")]);
+        roles.set_trust(
+            "wide",
+            r#"{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}"#,
+        );
+        let text = catalog(
+            &[
+                entry("good", "sample-target-trailgate", 1),
+                entry("untagged", "untagged", 1),
+                entry("wide", "wide", 1),
+                entry("missing", "no-such-role", 1),
+            ]
+            .join(",\n"),
+        );
+        assert_eq!(check("c.json", &text, "trailgate-"), Vec::<String>::new());
+        let problems = check_roles(&roles, "c.json", &text, "trailgate-", BROKER_ROLE)
+            .await
+            .unwrap();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("c.json:8:4: entry `untagged`: ")
+                && problems[0].contains("is not tagged `trailgate:managed=true`"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[1].starts_with("c.json:14:4: entry `wide`: ")
+                && problems[1].contains("breaks the trust contract"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[2].starts_with("c.json:20:4: entry `missing`: ")
+                && problems[2].contains("does not exist"),
+            "{problems:#?}"
+        );
     }
 }

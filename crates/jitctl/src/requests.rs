@@ -57,6 +57,18 @@ pub enum CatalogCommand {
         /// (the stack name and a dash).
         #[arg(long, default_value = "trailgate-")]
         role_prefix: String,
+        /// Also check each entry's role in IAM against the contract the grant step enforces
+        /// (it exists, is tagged `trailgate:managed=true`, and trusts only the credentials
+        /// function's role, requiring a source identity). Needs iam:GetRole and
+        /// iam:ListRoleTags, and --broker-role-arn.
+        #[arg(long, requires = "broker_role_arn")]
+        roles: bool,
+        /// The credentials function's role: the stack output `CredentialsFunctionRoleArn`.
+        #[arg(long, value_name = "ARN")]
+        broker_role_arn: Option<String>,
+        /// Send the IAM calls of --roles to this endpoint (a local stack or moto).
+        #[arg(long, value_name = "URL")]
+        endpoint_url: Option<String>,
     },
 }
 
@@ -133,14 +145,36 @@ pub async fn cancel(target: &Target, args: CancelArgs) -> Result<ExitCode> {
 
 /// `jitctl catalog`: the entries you may request.
 pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
-    if let Some(CatalogCommand::Check { files, role_prefix }) = args.command {
+    if let Some(CatalogCommand::Check {
+        files,
+        role_prefix,
+        roles,
+        broker_role_arn,
+        endpoint_url,
+    }) = args.command
+    {
+        let iam = match (roles, broker_role_arn) {
+            (true, Some(broker)) => {
+                let aws = crate::runbook::AwsTarget {
+                    profile: target.profile.clone(),
+                    region: target.region.clone(),
+                };
+                let config = crate::runbook::sdk_config(&aws, endpoint_url.as_deref()).await;
+                Some((trailgate_aws::roles::IamRoles::from_sdk(&config), broker))
+            }
+            _ => None,
+        };
         let mut problems = 0;
         for file in &files {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            for problem in
-                crate::catalog_check::check(&file.display().to_string(), &text, &role_prefix)
-            {
+            let name = file.display().to_string();
+            let mut found = crate::catalog_check::check(&name, &text, &role_prefix);
+            if let (true, Some((iam, broker))) = (found.is_empty(), &iam) {
+                found = crate::catalog_check::check_roles(iam, &name, &text, &role_prefix, broker)
+                    .await?;
+            }
+            for problem in found {
                 println!("{problem}");
                 problems += 1;
             }
@@ -148,7 +182,12 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
         if problems > 0 {
             return Ok(ExitCode::FAILURE);
         }
-        println!("{} catalog file(s) valid", files.len());
+        let checked = if iam.is_some() {
+            " and their roles"
+        } else {
+            ""
+        };
+        println!("{} catalog file(s){checked} valid", files.len());
         return Ok(ExitCode::SUCCESS);
     }
     let client = Client::connect(target).await?;

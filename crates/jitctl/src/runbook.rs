@@ -23,7 +23,7 @@ use trailgate_runbooks::source::parallel;
 use trailgate_runbooks::sql::{Dialect, SqlError};
 use trailgate_runbooks::{Library, LoadError, Params, Runbook, filter, params, timefmt};
 
-pub use sources::{AwsSourceArgs, AwsTarget};
+pub use sources::{AwsSourceArgs, AwsTarget, sdk_config};
 
 /// Appends one formatted line to a `String` (output is built first, then written by [`emit`]).
 macro_rules! say {

@@ -12,9 +12,11 @@
 //! moto comes from `.venv` (`scripts/bootstrap.sh moto`); without it, or without the data, the
 //! tests are skipped with a note (a failure when `CI` is set).
 
-use std::net::{TcpListener, TcpStream};
+mod common;
+
+use common::{jitctl, moto, repository};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -25,10 +27,6 @@ use trailgate_runbooks::{Library, Params, RunbookResult};
 
 const WINDOW: [&str; 2] = ["2023-07-10T11:00:00Z", "2023-07-10T13:00:00Z"];
 
-fn repository() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn data() -> Option<PathBuf> {
     let data = repository().join("../shared/data/cloudtrail");
     if data.is_dir() {
@@ -36,83 +34,6 @@ fn data() -> Option<PathBuf> {
     }
     println!("note: {} is absent; skipped", data.display());
     None
-}
-
-/// A moto server on a free port, stopped when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Option<Moto> {
-    let server = repository().join(".venv/bin/moto_server");
-    if !server.is_file() {
-        let message = format!(
-            "{} is missing: run scripts/bootstrap.sh moto",
-            server.display()
-        );
-        assert!(std::env::var_os("CI").is_none(), "{message}");
-        println!("note: {message}; skipped");
-        return None;
-    }
-    let port = free_port();
-    let child = Command::new(server)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .env("TZ", "UTC")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto starts");
-    let moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "moto did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(moto)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Runs the jitctl binary with test credentials and no profile files; returns (status ok,
-/// stdout, stderr).
-fn jitctl(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_jitctl"))
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .output()
-        .expect("jitctl runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// `jitctl runbook run ... --format json`, parsed.
@@ -143,18 +64,13 @@ fn findings(mut result: Value) -> Value {
 }
 
 fn s3_client(url: &str) -> aws_sdk_s3::Client {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(url)
         .force_path_style(true)
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-        .http_client(http_client)
+        .http_client(common::http_client())
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }

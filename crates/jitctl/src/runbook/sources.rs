@@ -98,7 +98,7 @@ pub struct AwsTarget {
 
 /// The SDK configuration: the normal credential chain, HTTPS through rustls + ring as in
 /// trailgate-aws, the given profile, Region (us-east-1 when nothing names one) and endpoint.
-pub async fn sdk_config(target: &AwsTarget, args: &AwsSourceArgs) -> SdkConfig {
+pub async fn sdk_config(target: &AwsTarget, endpoint_url: Option<&str>) -> SdkConfig {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
@@ -111,7 +111,7 @@ pub async fn sdk_config(target: &AwsTarget, args: &AwsSourceArgs) -> SdkConfig {
     if let Some(region) = &target.region {
         loader = loader.region(Region::new(region.clone()));
     }
-    if let Some(url) = &args.endpoint_url {
+    if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
     let config = loader.load().await;
@@ -146,7 +146,7 @@ pub async fn run_s3(
     args: &AwsSourceArgs,
 ) -> Result<RunbookResult> {
     let location = location(url)?;
-    let config = sdk_config(target, args).await;
+    let config = sdk_config(target, args.endpoint_url.as_deref()).await;
     let store = s3_store(&config, args);
     let options = S3Options {
         parallelism: args.parallelism.max(1),
@@ -223,7 +223,7 @@ pub async fn explain_s3(
     args: &AwsSourceArgs,
 ) -> Result<Vec<String>> {
     let location = location(url)?;
-    let config = sdk_config(target, args).await;
+    let config = sdk_config(target, args.endpoint_url.as_deref()).await;
     let source = S3Source::new(s3_store(&config, args), location.clone());
     let window = compiled.window();
     let prefixes = source
@@ -300,7 +300,7 @@ pub async fn run_lookup(
             compiled.runbook().id()
         );
     }
-    let config = sdk_config(target, args).await;
+    let config = sdk_config(target, args.endpoint_url.as_deref()).await;
     let regions = lookup_regions(&config, args);
     let region_refs: Vec<&str> = regions.iter().map(String::as_str).collect();
     let api = Counting {
@@ -337,7 +337,7 @@ pub async fn explain_lookup(
             compiled.runbook().id()
         );
     };
-    let config = sdk_config(target, args).await;
+    let config = sdk_config(target, args.endpoint_url.as_deref()).await;
     let regions = lookup_regions(&config, args);
     let region_refs: Vec<&str> = regions.iter().map(String::as_str).collect();
     let source = LookupSource::new(NoApi, &region_refs);
@@ -426,7 +426,7 @@ pub async fn run_athena(
     args: &AwsSourceArgs,
 ) -> Result<RunbookResult> {
     let plan = athena_plan(compiled, args)?;
-    let config = sdk_config(target, args).await;
+    let config = sdk_config(target, args.endpoint_url.as_deref()).await;
     let runner = AthenaRunner::new(&config);
     let options = AthenaOptions {
         database: args.athena_database.clone(),
