@@ -482,6 +482,15 @@ mod paced {
         records
     }
 
+    /// Whether any finding's evidence is the event `id`.
+    fn evidence_of(context: &trailgate_domain::request::ContextSummary, id: &str) -> bool {
+        context
+            .findings
+            .iter()
+            .flat_map(|finding| &finding.evidence)
+            .any(|evidence| evidence.event_id == id)
+    }
+
     async fn run_with_budget(api: &PacedApi, budget: u64) -> (MemoryLedger, String, String) {
         let ledger = MemoryLedger::default();
         let id = alice_request(&ledger);
@@ -508,11 +517,7 @@ mod paced {
         let (ledger, id, summary) = run_with_budget(&api, 30).await;
         assert_eq!(*api.throttled.lock().unwrap(), 0);
         let context = ledger.record(&id).unwrap().context.unwrap();
-        let found = context
-            .findings
-            .iter()
-            .flat_map(|finding| &finding.evidence)
-            .any(|evidence| evidence.event_id == "alice-login");
+        let found = evidence_of(&context, "alice-login");
         assert!(found, "{summary} {:?}", context.lines);
         assert!(summary.contains("ConsoleLogin"), "{summary}");
         assert!(!summary.contains("only in part"), "{summary}");
@@ -524,11 +529,7 @@ mod paced {
         let api = PacedApi::new(busy_console(2_000));
         let (ledger, id, summary) = run_with_budget(&api, 30).await;
         let context = ledger.record(&id).unwrap().context.unwrap();
-        let found = context
-            .findings
-            .iter()
-            .flat_map(|finding| &finding.evidence)
-            .any(|evidence| evidence.event_id == "alice-login");
+        let found = evidence_of(&context, "alice-login");
         assert!(!found, "alice's login is beyond what the budget reads");
         assert!(
             summary.contains("ConsoleLogin only in part, too frequent across the account"),

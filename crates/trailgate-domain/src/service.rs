@@ -299,22 +299,13 @@ pub async fn submit_with_policy<L: Ledger, W: Workflow>(
     check_rate(ledger, policy, caller, now).await?;
 
     // Validate before looking for a duplicate, so a bad repeat is still a 400.
-    let entry = find_entry(catalog, input)?;
-    let request = AccessRequest::create(id, caller, input, entry, now)?;
     let submitted = if policy.one_open_per_role {
+        let entry = find_entry(catalog, input)?;
+        let request = AccessRequest::create(id, caller, input, entry, now)?;
         submit_one_open(ledger, workflow, entry, settings, request, now).await?
     } else {
         Submitted {
-            request: create_and_start(
-                ledger,
-                workflow,
-                entry,
-                settings,
-                request,
-                ClaimExpect::Any,
-                now,
-            )
-            .await?,
+            request: submit(ledger, workflow, catalog, settings, caller, input, id, now).await?,
             created: true,
         }
     };
