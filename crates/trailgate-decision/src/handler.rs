@@ -204,7 +204,13 @@ mod tests {
 
     /// A pending request with its approval messages sent; returns bob's link query.
     async fn pending_with_link(deps: &Deps<MemoryLedger, MemoryWorkflow>) -> (String, String) {
-        let id = seed(&deps.ledger, pending_request()).id;
+        // Made now, not at the fixed test time: the handler checks the link's expiry (one
+        // hour after the request) against the real clock.
+        let id = seed(
+            &deps.ledger,
+            pending_request_at(time::OffsetDateTime::now_utc()),
+        )
+        .id;
         let notifier = MemoryNotifier::default();
         let settings = ApprovalSettings {
             key: &deps.key,

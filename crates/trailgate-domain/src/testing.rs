@@ -50,8 +50,14 @@ pub fn sample_catalog_json() -> String {
     )
 }
 
-/// A PENDING request from alice for two hours of `sandbox-admin`.
+/// A PENDING request from alice for two hours of `sandbox-admin`, made at [`now`].
 pub fn pending_request() -> AccessRequest {
+    pending_request_at(now())
+}
+
+/// [`pending_request`], made at `at`. Handler tests whose handler reads the real clock (link
+/// expiry, say) make their request at the real time: a fixed one would expire under them.
+pub fn pending_request_at(at: OffsetDateTime) -> AccessRequest {
     let catalog = crate::catalog::Catalog::load(&sample_catalog_json(), "trailgate-")
         .expect("sample catalog");
     let input = NewRequest {
@@ -65,7 +71,7 @@ pub fn pending_request() -> AccessRequest {
         &alice(),
         &input,
         catalog.entry("sandbox-admin").expect("entry"),
-        now(),
+        at,
     )
     .expect("valid request")
 }
