@@ -151,6 +151,11 @@ pub async fn fetch<A: LookupEventsApi + Sync>(
         let mut asked = false;
         for scan in regions {
             if Instant::now() >= priority_until {
+                // Looked up in some Regions only: say so, rather than drop or overstate it.
+                if asked {
+                    out.looked_up_first.push(name.to_owned());
+                    mark_in_part(&mut out, name);
+                }
                 break 'priority;
             }
             let lookup = NameLookup {
