@@ -76,9 +76,11 @@ pub async fn check_roles<R: Roles>(
     for entry in &catalog.entries {
         let checked = trailgate_domain::service::check_grantable(
             roles,
+            trailgate_domain::service::RoleContract {
+                own_role_prefix,
+                broker_role_arn,
+            },
             &entry.role_arn,
-            own_role_prefix,
-            broker_role_arn,
         )
         .await;
         match checked {

@@ -54,9 +54,11 @@ pub async fn handle<L: Ledger, N: Notifier>(
                 &deps.notifier,
                 &deps.catalog,
                 &settings,
-                &request_id,
-                &task_token,
-                now,
+                service::ApprovalTask {
+                    id: &request_id,
+                    task_token: &task_token,
+                    now,
+                },
             )
             .await?;
             // The token is deliberately not logged.

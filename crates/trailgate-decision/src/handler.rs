@@ -116,9 +116,11 @@ async fn route<L: Ledger, W: Workflow>(
                 &deps.catalog,
                 &deps.key,
                 &link,
-                approve,
-                comment,
-                now,
+                service::Verdict {
+                    approve,
+                    comment,
+                    now,
+                },
             )
             .await?;
             tracing::info!(request_id = %id, approver = %link.approver_id, approve, status = %decided.status, "decision recorded");
@@ -160,9 +162,11 @@ async fn signed<L: Ledger, W: Workflow>(
         &deps.catalog,
         &caller,
         id,
-        approve,
-        body.comment,
-        now,
+        service::Verdict {
+            approve,
+            comment: body.comment,
+            now,
+        },
     )
     .await?;
     tracing::info!(request_id = %id, caller = %caller.arn, approve, status = %decided.status, "decision recorded");
@@ -221,9 +225,11 @@ mod tests {
             &notifier,
             &deps.catalog,
             &settings,
-            &id,
-            "tok",
-            time::OffsetDateTime::now_utc() - time::Duration::minutes(1),
+            service::ApprovalTask {
+                id: &id,
+                task_token: "tok",
+                now: time::OffsetDateTime::now_utc() - time::Duration::minutes(1),
+            },
         )
         .await
         .unwrap();

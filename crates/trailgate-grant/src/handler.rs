@@ -33,8 +33,10 @@ pub async fn handle<L: Ledger, R: Roles>(
         &deps.ledger,
         &deps.roles,
         &deps.catalog,
-        &deps.own_role_prefix,
-        &deps.broker_role_arn,
+        service::RoleContract {
+            own_role_prefix: &deps.own_role_prefix,
+            broker_role_arn: &deps.broker_role_arn,
+        },
         &input.request_id,
         now,
     )

@@ -116,14 +116,16 @@ async fn route<L: Ledger, W: Workflow, R: Roles>(
             let submitted = service::submit_with_policy(
                 &deps.ledger,
                 &deps.workflow,
-                &deps.catalog,
-                deps.settings,
+                service::Submission {
+                    catalog: &deps.catalog,
+                    settings: deps.settings,
+                    caller: &caller,
+                    input: &input,
+                    id,
+                    now,
+                },
                 deps.policy,
-                &caller,
-                &input,
                 key,
-                id,
-                now,
             )
             .await?;
             let created = &submitted.request;

@@ -1,0 +1,154 @@
+//! The end-of-session audit and the approvers' acknowledgement of a break-glass session.
+
+use super::credentials::session_name;
+use super::messages::audit_message;
+use super::submit::show;
+use super::{commit, entry_of, load, with_retry};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::ledger::change;
+use crate::ports::{Ledger, Notifier, Topic};
+use crate::request::{AccessRequest, Acknowledgement, Caller, Status};
+use crate::time::format_utc;
+use ::time::OffsetDateTime;
+use serde_json::json;
+
+/// Records the end-of-session report, sends it to the approvers (the requester excluded) and
+/// marks the request AUDITED. A break-glass report says it needs review.
+///
+/// The e-mails go out before the ledger write: a retried step may send them twice, but a
+/// failure between the two can never leave an AUDITED request whose report nobody received.
+pub async fn audit<L: Ledger, N: Notifier>(
+    ledger: &L,
+    notifier: &N,
+    catalog: &Catalog,
+    id: &str,
+    cloudtrail: serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<serde_json::Value> {
+    with_retry(|| {
+        let cloudtrail = cloudtrail.clone();
+        async move {
+            let current = load(ledger, id).await?;
+            if current.status == Status::Audited {
+                return current.audit.clone().ok_or_else(|| Error::internal("an AUDITED request has no report"));
+            }
+            if current.status != Status::Revoked {
+                return Err(Error::conflict(format!("the request is {}, not REVOKED", current.status)));
+            }
+            let events = ledger.events(id).await?;
+            crate::ledger::verify_chain(&current, &events)?;
+            let report = json!({
+                "granted_until": current.expires_at,
+                "revoked_at": current.revoked_at,
+                "credentials_issued": current.credentials_issued,
+                "session_name": session_name(&current),
+                "source_identity": current.requester_identity,
+                "break_glass": current.break_glass,
+                "cloudtrail": cloudtrail,
+                "ledger_events": events.iter().map(|e| json!({"at": e.at, "actor": e.actor, "action": e.action})).collect::<Vec<_>>(),
+                "ledger_chain_verified": true,
+            });
+            let entry = entry_of(catalog, &current)?;
+            let (subject, body) = audit_message(&current, &report);
+            for approver in &entry.approvers {
+                if approver.arn != current.requester {
+                    notifier.publish(Topic::Approvals, &subject, &body, Some(&approver.email)).await?;
+                }
+            }
+            let mut next = current.clone();
+            next.status = Status::Audited;
+            next.audit = Some(report.clone());
+            commit(ledger, change(Some(&current), next, "trailgate:audit", "Audited", None, now)?).await?;
+            Ok(report)
+        }
+    })
+    .await
+}
+
+/// Most characters of an acknowledgement comment.
+pub const MAX_COMMENT_CHARS: usize = 1000;
+
+/// An approver signs off a break-glass session. Idempotent: acknowledging again returns the
+/// first acknowledgement unchanged.
+pub async fn acknowledge<L: Ledger>(
+    ledger: &L,
+    catalog: &Catalog,
+    caller: &Caller,
+    id: &str,
+    comment: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<AccessRequest> {
+    let comment = match comment.map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            if text.chars().count() > MAX_COMMENT_CHARS
+                || text.chars().any(|c| c.is_control() && c != '\n')
+            {
+                return Err(Error::invalid(
+                    "comment",
+                    format!("the comment must be at most {MAX_COMMENT_CHARS} printable characters"),
+                ));
+            }
+            Some(text.to_owned())
+        }
+    };
+    with_retry(|| {
+        let comment = comment.clone();
+        async move {
+            let current = show(ledger, catalog, caller, id).await?;
+            if current.requester == caller.arn {
+                return Err(Error::forbidden(
+                    "the requester cannot acknowledge their own break-glass access",
+                ));
+            }
+            let approver = entry_of(catalog, &current)?
+                .approvers
+                .iter()
+                .find(|approver| approver.arn == caller.arn)
+                .ok_or_else(|| Error::forbidden("only an approver of this role can acknowledge"))?
+                .id
+                .clone();
+            if !current.break_glass {
+                return Err(Error::conflict(
+                    "only break-glass requests need acknowledging",
+                ));
+            }
+            if current.acknowledgement.is_some() {
+                return Ok(current);
+            }
+            if !matches!(
+                current.status,
+                Status::Active | Status::Revoked | Status::Audited
+            ) {
+                return Err(Error::conflict(format!(
+                    "the request is {}: there is no session to acknowledge yet",
+                    current.status
+                )));
+            }
+            let mut next = current.clone();
+            next.acknowledgement = Some(Acknowledgement {
+                by: approver.clone(),
+                at: format_utc(now),
+                comment: comment.clone(),
+            });
+            commit(
+                ledger,
+                change(
+                    Some(&current),
+                    next,
+                    &caller.arn,
+                    "Acknowledged",
+                    comment.or_else(|| Some(format!("by {approver}"))),
+                    now,
+                )?,
+            )
+            .await
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+#[path = "audit_tests.rs"]
+mod tests;

@@ -1,0 +1,194 @@
+//! Behaviour tests of the audit and acknowledgement use cases against the in-memory ports.
+
+use super::*;
+use crate::ErrorKind;
+use crate::service::test_support::*;
+use crate::service::*;
+use crate::testing::*;
+use futures_executor::executor::block_on;
+
+#[test]
+fn the_audit_verifies_the_chain_and_records_the_report() {
+    let (ledger, roles, id) = active();
+    block_on(vend(
+        &ledger,
+        &MemoryIssuer::default(),
+        &alice(),
+        &id,
+        now(),
+    ))
+    .unwrap();
+    block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap();
+    let notifier = MemoryNotifier::default();
+    let report = block_on(audit(
+        &ledger,
+        &notifier,
+        &catalog(),
+        &id,
+        json!({"analysed": true, "events": 3, "writes": 1, "reads": 2, "actions_by_service": {"s3": {"GetObject": 2, "PutObject": 1}}}),
+        now(),
+    ))
+    .unwrap();
+    // Every approver but the requester gets the report; nobody else does.
+    let sent = notifier.sent.lock().unwrap().clone();
+    let recipients: Vec<_> = sent.iter().map(|m| (m.0, m.3.clone())).collect();
+    assert_eq!(
+        recipients,
+        [
+            (Topic::Approvals, Some("bob@example.com".to_owned())),
+            (Topic::Approvals, Some("carol@example.com".to_owned()))
+        ]
+    );
+    assert!(
+        sent[0].2.contains("3 calls (1 writes, 2 reads)"),
+        "{}",
+        sent[0].2
+    );
+    assert!(
+        sent[0].2.contains("s3: GetObject x2, PutObject x1"),
+        "{}",
+        sent[0].2
+    );
+    assert!(!sent[0].1.contains("NEEDS REVIEW"));
+    // A retried step returns the stored report and sends nothing more.
+    block_on(audit(&ledger, &notifier, &catalog(), &id, json!({}), now())).unwrap();
+    assert_eq!(notifier.sent.lock().unwrap().len(), 2);
+    assert_eq!(report["credentials_issued"], 1);
+    assert_eq!(report["ledger_chain_verified"], true);
+    let actions: Vec<_> = report["ledger_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "Requested",
+            "ApprovalRequested",
+            "Approved",
+            "Activated",
+            "CredentialsIssued",
+            "Revoked"
+        ]
+    );
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Audited);
+}
+
+#[test]
+fn a_break_glass_session_needs_an_approvers_acknowledgement() {
+    let ledger = MemoryLedger::default();
+    let catalog = glass_catalog();
+    let id = glass_request(&ledger, &catalog);
+    let plain = self::catalog();
+    let bob = Caller {
+        arn: "arn:aws:iam::123456789012:user/bob".into(),
+    };
+    // Nothing to acknowledge before the session starts.
+    let err = block_on(acknowledge(&ledger, &catalog, &bob, &id, None, now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict, "{err}");
+
+    block_on(break_glass(
+        &ledger,
+        &MemoryNotifier::default(),
+        &catalog,
+        &id,
+        now(),
+    ))
+    .unwrap();
+    let roles = MemoryRoles::with_sample_role();
+    block_on(activate(
+        &ledger,
+        &roles,
+        &catalog,
+        RoleContract {
+            own_role_prefix: "trailgate-",
+            broker_role_arn: BROKER_ROLE,
+        },
+        &id,
+        now(),
+    ))
+    .unwrap();
+    block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap();
+    let notifier = MemoryNotifier::default();
+    block_on(audit(
+        &ledger,
+        &notifier,
+        &catalog,
+        &id,
+        json!({"analysed": false, "reason": "test"}),
+        now(),
+    ))
+    .unwrap();
+    let sent = notifier.sent.lock().unwrap().clone();
+    assert!(sent[0].1.contains("[NEEDS REVIEW]"), "{}", sent[0].1);
+    assert!(sent[0].2.contains("jitctl ack r-glass"));
+    assert_eq!(
+        ledger.record(&id).unwrap().view()["review"]["required"],
+        true
+    );
+
+    // The requester cannot sign off their own emergency access; a stranger sees nothing.
+    let err = block_on(acknowledge(&ledger, &catalog, &alice(), &id, None, now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Forbidden);
+    let mallory = Caller {
+        arn: "arn:aws:iam::123456789012:user/mallory".into(),
+    };
+    let err = block_on(acknowledge(&ledger, &catalog, &mallory, &id, None, now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    let err = block_on(acknowledge(
+        &ledger,
+        &catalog,
+        &bob,
+        &id,
+        Some("a\u{7}"),
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("comment"));
+
+    let acked = block_on(acknowledge(
+        &ledger,
+        &catalog,
+        &bob,
+        &id,
+        Some(" looked fine "),
+        now(),
+    ))
+    .unwrap();
+    assert!(!acked.needs_review());
+    let ack = acked.acknowledgement.clone().unwrap();
+    assert_eq!(
+        (ack.by.as_str(), ack.comment.as_deref()),
+        ("bob", Some("looked fine"))
+    );
+    assert_eq!(acked.view()["review"]["required"], false);
+    // A second acknowledgement (carol, later) changes nothing.
+    let carol = Caller {
+        arn: "arn:aws:iam::123456789012:user/carol".into(),
+    };
+    let again = block_on(acknowledge(&ledger, &catalog, &carol, &id, None, now())).unwrap();
+    assert_eq!(again.acknowledgement.unwrap().by, "bob");
+    let last = block_on(ledger.events(&id)).unwrap().pop().unwrap();
+    assert_eq!(last.action, "Acknowledged");
+    assert!(
+        crate::ledger::verify_chain(
+            &ledger.record(&id).unwrap(),
+            &block_on(ledger.events(&id)).unwrap()
+        )
+        .is_ok()
+    );
+
+    // A normal request has nothing to acknowledge.
+    let (normal_ledger, _, normal) = awaiting_approval();
+    let err = block_on(acknowledge(
+        &normal_ledger,
+        &plain,
+        &bob,
+        &normal,
+        None,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+}

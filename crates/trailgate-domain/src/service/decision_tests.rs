@@ -1,0 +1,298 @@
+//! Behaviour tests of the decision use cases against the in-memory ports.
+
+use super::*;
+use crate::ErrorKind;
+use crate::service::test_support::*;
+use crate::testing::*;
+use futures_executor::executor::block_on;
+
+#[test]
+fn an_approval_reaching_quorum_completes_the_task_once() {
+    let (ledger, _, id) = awaiting_approval();
+    let workflow = MemoryWorkflow::default();
+    let link = link_for(&ledger, &id, "bob");
+    let decided = block_on(decide(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &key(),
+        &link,
+        Verdict {
+            approve: true,
+            comment: Some(" ok ".into()),
+            now: now(),
+        },
+    ))
+    .unwrap();
+    assert_eq!(decided.status, Status::Approved);
+    assert_eq!(decided.decisions["bob"].comment.as_deref(), Some("ok"));
+    assert_eq!(
+        workflow.completed.lock().unwrap().as_slice(),
+        [("token-1".to_owned(), json!({"outcome": "APPROVED"}))]
+    );
+
+    // A second click, and a click by the other approver after the decision, change nothing.
+    let again = block_on(decide(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &key(),
+        &link,
+        Verdict {
+            approve: false,
+            comment: None,
+            now: now(),
+        },
+    ))
+    .unwrap_err();
+    assert!(again.message.starts_with("you already approved"), "{again}");
+    let carol = link_for(&ledger, &id, "carol");
+    let late = block_on(decide(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &key(),
+        &carol,
+        Verdict {
+            approve: false,
+            comment: None,
+            now: now(),
+        },
+    ))
+    .unwrap_err();
+    assert_eq!(
+        late.message,
+        "this request is already APPROVED: approved by bob"
+    );
+    assert_eq!(workflow.completed.lock().unwrap().len(), 1);
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
+}
+
+#[test]
+fn a_deny_ends_the_request() {
+    let (ledger, _, id) = awaiting_approval();
+    let workflow = MemoryWorkflow::default();
+    let decided = block_on(decide(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &key(),
+        &link_for(&ledger, &id, "carol"),
+        Verdict {
+            approve: false,
+            comment: None,
+            now: now(),
+        },
+    ))
+    .unwrap();
+    assert_eq!(
+        (decided.status, decided.outcome.as_deref()),
+        (Status::Denied, Some("denied by carol"))
+    );
+    assert_eq!(
+        workflow.completed.lock().unwrap()[0].1,
+        json!({"outcome": "DENIED"})
+    );
+}
+
+#[test]
+fn bad_links_are_forbidden_and_change_nothing() {
+    let (ledger, _, id) = awaiting_approval();
+    let workflow = MemoryWorkflow::default();
+    let before = ledger.record(&id).unwrap();
+    let good = link_for(&ledger, &id, "bob");
+    let mut tampered = good.clone();
+    tampered.approver_id = "carol".into();
+    let forged =
+        LinkKey::new(vec![1u8; 32])
+            .unwrap()
+            .sign(&id, "bob", good.expires, &before.content_hash);
+    let mut unknown_request = good.clone();
+    unknown_request.request_id = "r-zzzzzzzzzzzzzzzzzzzzzzzzzz".into();
+    let expired_at = OffsetDateTime::from_unix_timestamp(good.expires).unwrap();
+    for (link, at) in [
+        (tampered, now()),
+        (forged, now()),
+        (unknown_request, now()),
+        (good.clone(), expired_at),
+    ] {
+        let err = block_on(decide(
+            &ledger,
+            &workflow,
+            &catalog(),
+            &key(),
+            &link,
+            Verdict {
+                approve: true,
+                comment: None,
+                now: at,
+            },
+        ))
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Forbidden, "{err}");
+    }
+    assert_eq!(ledger.record(&id).unwrap(), before);
+    assert!(workflow.completed.lock().unwrap().is_empty());
+}
+
+#[test]
+fn signed_callers_decide_by_their_arn_under_the_same_rules() {
+    let (ledger, _, id) = awaiting_approval();
+    let workflow = MemoryWorkflow::default();
+    let by = |caller: Caller, approve: bool| {
+        block_on(decide_by_principal(
+            &ledger,
+            &workflow,
+            &catalog(),
+            &caller,
+            &id,
+            Verdict {
+                approve,
+                comment: None,
+                now: now(),
+            },
+        ))
+    };
+    let own = by(alice(), true).unwrap_err();
+    assert_eq!(
+        (own.kind, own.message.as_str()),
+        (ErrorKind::Forbidden, "you cannot approve your own request")
+    );
+    let stranger = by(user("mallory"), true).unwrap_err();
+    assert_eq!(stranger.kind, ErrorKind::Forbidden, "{stranger}");
+    let missing = block_on(decide_by_principal(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &user("bob"),
+        "r-zzzzzzzzzzzzzzzzzzzzzzzzzz",
+        Verdict {
+            approve: true,
+            comment: None,
+            now: now(),
+        },
+    ))
+    .unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound);
+    assert_eq!(
+        ledger.event_actions(&id).len(),
+        2,
+        "a refusal wrote an event"
+    );
+
+    let decided = by(user("bob"), true).unwrap();
+    assert_eq!(
+        (decided.status, decided.outcome.as_deref()),
+        (Status::Approved, Some("approved by bob"))
+    );
+    // The same approver through the link path, and the other approver, are now conflicts.
+    let again = block_on(decide(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &key(),
+        &link_for(&ledger, &id, "bob"),
+        Verdict {
+            approve: true,
+            comment: None,
+            now: now(),
+        },
+    ))
+    .unwrap_err();
+    assert!(again.message.starts_with("you already approved"), "{again}");
+    assert_eq!(
+        by(user("carol"), false).unwrap_err().kind,
+        ErrorKind::Conflict
+    );
+    assert_eq!(workflow.completed.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_quorum_of_two_needs_both_and_a_deny_after_one_approval_ends_it() {
+    let catalog = quorum_two_catalog();
+    for second_approves in [true, false] {
+        let (ledger, _, id) = awaiting_approval();
+        let workflow = MemoryWorkflow::default();
+        let first = block_on(decide(
+            &ledger,
+            &workflow,
+            &catalog,
+            &key(),
+            &link_for(&ledger, &id, "bob"),
+            Verdict {
+                approve: true,
+                comment: None,
+                now: now(),
+            },
+        ))
+        .unwrap();
+        assert_eq!((first.status, first.outcome), (Status::Pending, None));
+        assert!(workflow.completed.lock().unwrap().is_empty());
+        let second = block_on(decide_by_principal(
+            &ledger,
+            &workflow,
+            &catalog,
+            &user("carol"),
+            &id,
+            Verdict {
+                approve: second_approves,
+                comment: None,
+                now: now(),
+            },
+        ))
+        .unwrap();
+        let (status, outcome, output) = if second_approves {
+            (Status::Approved, "approved by bob, carol", "APPROVED")
+        } else {
+            (Status::Denied, "denied by carol", "DENIED")
+        };
+        assert_eq!(
+            (second.status, second.outcome.as_deref()),
+            (status, Some(outcome))
+        );
+        assert_eq!(
+            workflow.completed.lock().unwrap().as_slice(),
+            [("token-1".to_owned(), json!({"outcome": output}))]
+        );
+    }
+}
+
+#[test]
+fn no_decision_lands_before_the_token_is_stored_or_after_the_window() {
+    let ledger = MemoryLedger::default();
+    let id = seed(&ledger, pending_request()).id;
+    let workflow = MemoryWorkflow::default();
+    let early = block_on(decide_by_principal(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &user("bob"),
+        &id,
+        Verdict {
+            approve: true,
+            comment: None,
+            now: now(),
+        },
+    ))
+    .unwrap_err();
+    assert_eq!(early.kind, ErrorKind::Conflict, "{early}");
+
+    let (ledger, _, id) = awaiting_approval();
+    let closed = parse_utc(&ledger.record(&id).unwrap().approval_expires_at).unwrap();
+    let late = block_on(decide_by_principal(
+        &ledger,
+        &workflow,
+        &catalog(),
+        &user("bob"),
+        &id,
+        Verdict {
+            approve: true,
+            comment: None,
+            now: closed,
+        },
+    ))
+    .unwrap_err();
+    assert_eq!(late.kind, ErrorKind::Conflict, "{late}");
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Pending);
+    assert!(workflow.completed.lock().unwrap().is_empty());
+}

@@ -1,0 +1,114 @@
+//! Behaviour tests of the activation use cases against the in-memory ports.
+
+use super::*;
+use crate::ErrorKind;
+use crate::service::test_support::*;
+use crate::testing::*;
+use ::time::Duration;
+use futures_executor::executor::block_on;
+
+#[test]
+fn activation_requires_a_managed_role_and_is_idempotent() {
+    let (ledger, id) = approved();
+    let unmanaged = MemoryRoles::default();
+    unmanaged.add_role("sample-target-trailgate", &[]);
+    let err = block_on(activate(
+        &ledger,
+        &unmanaged,
+        &catalog(),
+        RoleContract {
+            own_role_prefix: "trailgate-",
+            broker_role_arn: BROKER_ROLE,
+        },
+        &id,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotGrantable);
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
+
+    let roles = MemoryRoles::with_sample_role();
+    let expires = block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        RoleContract {
+            own_role_prefix: "trailgate-",
+            broker_role_arn: BROKER_ROLE,
+        },
+        &id,
+        now(),
+    ))
+    .unwrap();
+    assert_eq!(expires, "2026-11-21T12:00:00Z");
+    let later = now() + Duration::minutes(3);
+    assert_eq!(
+        block_on(activate(
+            &ledger,
+            &roles,
+            &catalog(),
+            RoleContract {
+                own_role_prefix: "trailgate-",
+                broker_role_arn: BROKER_ROLE
+            },
+            &id,
+            later
+        ))
+        .unwrap(),
+        expires
+    );
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Active);
+}
+
+#[test]
+fn activation_refuses_a_role_whose_trust_breaks_the_contract() {
+    let (ledger, id) = approved();
+    let roles = MemoryRoles::with_sample_role();
+    let open_trust = broker_trust_policy().replace(BROKER_ROLE, "arn:aws:iam::123456789012:root");
+    roles.set_trust("sample-target-trailgate", &open_trust);
+    let err = block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        RoleContract {
+            own_role_prefix: "trailgate-",
+            broker_role_arn: BROKER_ROLE,
+        },
+        &id,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotGrantable);
+    assert!(err.message.contains("trust contract"), "{err}");
+    // The broker named in the trust policy must be this deployment's credentials role.
+    roles.set_trust("sample-target-trailgate", &broker_trust_policy());
+    let other_broker = "arn:aws:iam::123456789012:role/someone-else";
+    let err = block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        RoleContract {
+            own_role_prefix: "trailgate-",
+            broker_role_arn: other_broker,
+        },
+        &id,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotGrantable);
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
+    assert!(
+        block_on(activate(
+            &ledger,
+            &roles,
+            &catalog(),
+            RoleContract {
+                own_role_prefix: "trailgate-",
+                broker_role_arn: BROKER_ROLE
+            },
+            &id,
+            now()
+        ))
+        .is_ok()
+    );
+}

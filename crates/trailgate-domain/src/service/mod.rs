@@ -1,0 +1,97 @@
+//! The use cases, one file per step (mirroring the function crates), written against the ports.
+//!
+//! Handlers call exactly one of these; everything that decides lives here or below.
+//! Each function that changes a request reads it, builds a `Change` and commits it; a
+//! `Conflict` from the ledger means another writer got there first, so the use case reads
+//! again and re-decides (`with_retry`).
+
+mod approval;
+mod audit;
+mod context;
+mod credentials;
+mod decision;
+mod grant;
+mod messages;
+mod reconcile;
+mod revoke;
+mod submit;
+
+pub use approval::*;
+pub use audit::*;
+pub use context::*;
+pub use credentials::*;
+pub use decision::*;
+pub use grant::*;
+pub use messages::*;
+pub use reconcile::*;
+pub use revoke::*;
+pub use submit::*;
+
+use crate::catalog::{Catalog, Entry};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ledger::Change;
+use crate::ports::Ledger;
+use crate::request::{AccessRequest, NewRequest};
+
+/// How often a use case re-reads after losing a race before giving up.
+const CONFLICT_RETRIES: usize = 4;
+
+async fn load<L: Ledger>(ledger: &L, id: &str) -> Result<AccessRequest> {
+    ledger
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no request `{id}`")))
+}
+
+/// Runs `attempt` again when it lost a race on the ledger.
+async fn with_retry<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(err)
+                if err.kind == ErrorKind::Conflict
+                    && err.message == STALE
+                    && tries < CONFLICT_RETRIES =>
+            {
+                tries += 1
+            }
+            Err(err) if err.message == STALE => {
+                return Err(Error::retryable("the request kept changing; try again"));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The message the ledger adapter uses for a lost conditional write.
+pub const STALE: &str = "the request changed while it was being updated";
+
+async fn commit<L: Ledger>(ledger: &L, change: Change) -> Result<AccessRequest> {
+    ledger.commit(&change).await?;
+    Ok(change.record)
+}
+
+pub(crate) fn find_entry<'a>(catalog: &'a Catalog, input: &NewRequest) -> Result<&'a Entry> {
+    catalog.entry(&input.catalog_id).ok_or_else(|| {
+        Error::invalid(
+            "catalog_id",
+            format!("there is no catalog entry `{}`", input.catalog_id),
+        )
+    })
+}
+
+pub(crate) fn entry_of<'c>(catalog: &'c Catalog, request: &AccessRequest) -> Result<&'c Entry> {
+    catalog.entry(&request.catalog_id).ok_or_else(|| {
+        Error::conflict(format!(
+            "catalog entry `{}` no longer exists",
+            request.catalog_id
+        ))
+    })
+}
+
+#[cfg(test)]
+mod test_support;

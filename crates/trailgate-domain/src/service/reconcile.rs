@@ -1,0 +1,144 @@
+//! The reconciler: the backstop that revokes overdue grants, re-applies lost denies and
+//! collects expired ones.
+
+use super::revoke::{GC_MARGIN, apply_deny, revoke};
+use crate::catalog::role_name;
+use crate::error::Result;
+use crate::policy::{self, REVOCATIONS_POLICY_NAME};
+use crate::ports::{Ledger, Notifier, Roles, Topic};
+use crate::request::{AccessRequest, Status};
+use crate::time::{format_utc, parse_utc};
+use ::time::{Duration, OffsetDateTime};
+
+/// How far back the reconciler looks for ended grants whose roles may hold expired statements.
+const GC_LOOKBACK: Duration = Duration::days(1);
+
+/// What one reconciler run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// ACTIVE grants past expiry that it revoked.
+    pub revoked: Vec<String>,
+    /// REVOKED or AUDITED requests whose deny was missing (a failed or lost write) and is back.
+    pub reapplied: Vec<String>,
+    /// Roles whose expired deny statements it removed.
+    pub collected: Vec<String>,
+    /// (request id or role name, error) for anything it could not do; the next run retries.
+    pub failed: Vec<(String, String)>,
+}
+
+impl ReconcileReport {
+    /// Whether the run found something the state machine should have done.
+    pub fn found_anything(&self) -> bool {
+        !self.revoked.is_empty() || !self.reapplied.is_empty() || !self.failed.is_empty()
+    }
+}
+
+/// The reconciler: the backstop for a stopped execution, a deleted or replaced state machine,
+/// a revoke whose retries ran out, or a deny lost to a concurrent write. It
+/// 1. revokes every ACTIVE grant past its expiry,
+/// 2. re-applies the deny of every REVOKED or AUDITED request whose deny is still needed
+///    (`expires_at` + the collection margin is in the future),
+/// 3. collects expired deny statements on the roles it looked at.
+///
+/// Every step is idempotent and reads before it writes, so it is safe to run while executions
+/// revoke. IAM has no conditional write, so a revoke racing this run's collection on the same
+/// role could lose its statement; collection therefore runs before the re-apply step, and the
+/// revoke itself reads its deny back, so a lost statement is re-applied by this run or the next.
+/// Anything it has to do is reported on the alerts topic: it means the state machine did not.
+pub async fn reconcile<L: Ledger, R: Roles, N: Notifier>(
+    ledger: &L,
+    roles: &R,
+    notifier: &N,
+    now: OffsetDateTime,
+) -> Result<ReconcileReport> {
+    let mut report = ReconcileReport::default();
+    let overdue = ledger.active_expiring_before(&format_utc(now)).await?;
+    // Requests that ended within the look-back put their roles on the collection round even
+    // once their own deny is no longer needed, so the last statements on a role go too.
+    let looked_back = format_utc(now - GC_MARGIN - GC_LOOKBACK);
+    let mut ended = ledger.expiring_after(Status::Revoked, &looked_back).await?;
+    ended.extend(ledger.expiring_after(Status::Audited, &looked_back).await?);
+    let still_needed_after = now - GC_MARGIN;
+    let revoked: Vec<&AccessRequest> = ended
+        .iter()
+        .filter(|request| {
+            request
+                .expires_at
+                .as_deref()
+                .and_then(|e| parse_utc(e).ok())
+                .is_some_and(|e| e > still_needed_after)
+        })
+        .collect();
+
+    let mut touched: Vec<&str> = overdue
+        .iter()
+        .chain(&ended)
+        .filter_map(|request| role_name(&request.role_arn))
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    for role in touched {
+        match collect_role(roles, role, now).await {
+            Ok(true) => report.collected.push(role.to_owned()),
+            Ok(false) => {}
+            Err(err) => report.failed.push((role.to_owned(), err.message)),
+        }
+    }
+
+    for request in &overdue {
+        match revoke(ledger, roles, &request.id, "past expiry (reconciler)", now).await {
+            Ok(_) => report.revoked.push(request.id.clone()),
+            Err(err) => report.failed.push((request.id.clone(), err.message)),
+        }
+    }
+    for request in revoked {
+        match apply_deny(roles, request, now).await {
+            Ok(true) => report.reapplied.push(request.id.clone()),
+            Ok(false) => {}
+            Err(err) => report.failed.push((request.id.clone(), err.message)),
+        }
+    }
+
+    if report.found_anything() {
+        let message = format!(
+            "The reconciler found grants the state machine did not end.\nRevoked (ACTIVE past expiry): {:?}\nDeny re-applied: {:?}\nFailed (will retry): {:?}\n",
+            report.revoked, report.reapplied, report.failed
+        );
+        notifier
+            .publish(
+                Topic::Alerts,
+                "trailgate: reconciler revoked overdue grants",
+                &message,
+                None,
+            )
+            .await?;
+    }
+    Ok(report)
+}
+
+/// Removes the expired deny statements of one role's revocations policy. Returns whether it
+/// wrote.
+async fn collect_role<R: Roles>(roles: &R, role: &str, now: OffsetDateTime) -> Result<bool> {
+    let Some(current) = roles.inline_policy(role, REVOCATIONS_POLICY_NAME).await? else {
+        return Ok(false);
+    };
+    match policy::collect_garbage(&current, now.unix_timestamp())? {
+        None => Ok(false),
+        Some(None) => {
+            roles
+                .delete_inline_policy(role, REVOCATIONS_POLICY_NAME)
+                .await?;
+            Ok(true)
+        }
+        Some(Some(smaller)) => {
+            roles
+                .put_inline_policy(role, REVOCATIONS_POLICY_NAME, &smaller)
+                .await?;
+            Ok(true)
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

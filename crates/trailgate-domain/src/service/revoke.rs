@@ -1,0 +1,169 @@
+//! Ending a grant: the per-request deny written and verified, on time or early.
+
+use super::submit::show;
+use super::{commit, load, with_retry};
+use crate::catalog::{Catalog, role_name};
+use crate::error::{Error, Result};
+use crate::ledger::change;
+use crate::policy::{self, REVOCATIONS_POLICY_NAME};
+use crate::ports::{Ledger, Roles};
+use crate::request::{AccessRequest, Caller, Status};
+use crate::time::{format_utc, parse_utc};
+use ::time::{Duration, OffsetDateTime};
+
+/// Margin past `expires_at` before a deny statement may be collected, for clock skew.
+pub(super) const GC_MARGIN: Duration = Duration::minutes(5);
+
+/// Ends a grant: the per-request deny on the target role (read back to verify), then REVOKED.
+/// Idempotent, and a no-op for requests that never got access.
+pub async fn revoke<L: Ledger, R: Roles>(
+    ledger: &L,
+    roles: &R,
+    id: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<Status> {
+    let current = load(ledger, id).await?;
+    match current.status {
+        Status::Active | Status::Revoked | Status::Audited if current.expires_at.is_some() => {
+            apply_deny(roles, &current, now).await?;
+        }
+        Status::Approved => {}
+        other => return Ok(other),
+    }
+    if matches!(current.status, Status::Revoked | Status::Audited) {
+        return Ok(current.status);
+    }
+    with_retry(|| async {
+        let current = load(ledger, id).await?;
+        if !current.status.can_become(Status::Revoked) {
+            return Ok(current.status);
+        }
+        let mut next = current.clone();
+        next.status = Status::Revoked;
+        next.revoked_at = Some(format_utc(now));
+        next.outcome = Some(if current.status == Status::Approved {
+            // Only the Activate step's Catch revokes an APPROVED request, and the state machine
+            // passes its usual reason there; the event detail keeps that reason.
+            "never activated: the grant step failed".to_owned()
+        } else {
+            format!("revoked: {reason}")
+        });
+        commit(
+            ledger,
+            change(
+                Some(&current),
+                next,
+                "trailgate:revoke",
+                "Revoked",
+                Some(reason.to_owned()),
+                now,
+            )?,
+        )
+        .await?;
+        Ok(Status::Revoked)
+    })
+    .await
+}
+
+/// Ends a grant before its expiry, at the request of its requester or one of its entry's
+/// approvers (`POST /requests/{id}/revoke`). It does exactly what the timer's revoke does, so
+/// the later timer revoke finds the deny in place and changes nothing; it touches no other
+/// request's deny statement on the role.
+pub async fn revoke_early<L: Ledger, R: Roles>(
+    ledger: &L,
+    roles: &R,
+    catalog: &Catalog,
+    caller: &Caller,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<AccessRequest> {
+    // Same visibility rule as `show`: others get the answer a missing request gets.
+    let current = show(ledger, catalog, caller, id).await?;
+    if !matches!(
+        current.status,
+        Status::Approved | Status::Active | Status::Revoked | Status::Audited
+    ) {
+        return Err(Error::conflict(format!(
+            "the request is {}: only a granted request can be revoked",
+            current.status
+        )));
+    }
+    let who = if current.requester == caller.arn {
+        "the requester"
+    } else {
+        "an approver"
+    };
+    let reason = format!("revoked early by {who} ({})", caller.arn);
+    revoke(ledger, roles, id, &reason, now).await?;
+    load(ledger, id).await
+}
+
+/// Puts the request's deny on its role unless it is already there, and waits until IAM shows
+/// it. Returns whether it had to write.
+pub(super) async fn apply_deny<R: Roles>(
+    roles: &R,
+    request: &AccessRequest,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let name = role_name(&request.role_arn)
+        .ok_or_else(|| Error::internal(format!("`{}` is not a role ARN", request.role_arn)))?;
+    let expires_at = parse_utc(request.expires_at.as_deref().unwrap_or_default())?;
+    let remove_after = (expires_at + GC_MARGIN).unix_timestamp();
+    let current = roles.inline_policy(name, REVOCATIONS_POLICY_NAME).await?;
+    if current
+        .as_deref()
+        .is_some_and(|doc| policy::denies_request(doc, &request.id))
+    {
+        return Ok(false);
+    }
+    let document = policy::add_revocation(
+        current.as_deref(),
+        &request.id,
+        remove_after,
+        now.unix_timestamp(),
+    )?;
+    roles
+        .put_inline_policy(name, REVOCATIONS_POLICY_NAME, &document)
+        .await?;
+    wait_until_visible(roles, name, &request.id).await?;
+    Ok(true)
+}
+
+/// How long a revoke waits for IAM to show its deny before it reports failure, and the
+/// pauses between read-backs (doubling). IAM changes usually show within a second or two but
+/// "might take a few minutes" (IAM user guide), so the bound is a step's budget, not a promise:
+/// past it the step fails `Retryable` and the state machine (or the reconciler) tries again.
+pub const VISIBILITY_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads the revocations policy back until it denies `request_id`, pausing with backoff, for
+/// at most [`VISIBILITY_BOUND`] of pauses. Success is reported only once IAM returns the deny.
+async fn wait_until_visible<R: Roles>(roles: &R, role: &str, request_id: &str) -> Result<()> {
+    let mut waited = std::time::Duration::ZERO;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let read_back = roles.inline_policy(role, REVOCATIONS_POLICY_NAME).await?;
+        if read_back
+            .as_deref()
+            .is_some_and(|doc| policy::denies_request(doc, request_id))
+        {
+            return Ok(());
+        }
+        if waited >= VISIBILITY_BOUND {
+            return Err(Error::retryable(format!(
+                "the deny for {request_id} is not visible on `{role}` after {}s",
+                waited.as_secs()
+            )));
+        }
+        let this_pause = pause.min(VISIBILITY_BOUND - waited);
+        roles.pause(this_pause).await;
+        waited += this_pause;
+        pause = (pause * 2).min(LONGEST_PAUSE);
+    }
+}
+
+#[cfg(test)]
+#[path = "revoke_tests.rs"]
+mod tests;

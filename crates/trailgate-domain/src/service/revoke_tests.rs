@@ -1,0 +1,209 @@
+//! Behaviour tests of the revoke use cases against the in-memory ports.
+
+use super::*;
+use crate::ErrorKind;
+use crate::service::test_support::*;
+use crate::service::*;
+use crate::testing::*;
+use futures_executor::executor::block_on;
+
+#[test]
+fn revoke_writes_a_verified_deny_once_and_marks_revoked() {
+    let (ledger, roles, id) = active();
+    assert_eq!(
+        block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(),
+        Status::Revoked
+    );
+    let document = roles
+        .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+        .unwrap();
+    assert!(policy::denies_request(&document, &id));
+    // The timer's revoke after an early revoke is a no-op.
+    assert_eq!(
+        block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(),
+        Status::Revoked
+    );
+    assert_eq!(
+        ledger
+            .event_actions(&id)
+            .iter()
+            .filter(|a| *a == "Revoked")
+            .count(),
+        1
+    );
+    // A deny removed out of band is put back by the next revoke.
+    block_on(roles.delete_inline_policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME))
+        .unwrap();
+    block_on(revoke(&ledger, &roles, &id, "reconciler", now())).unwrap();
+    assert!(
+        roles
+            .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+            .is_some()
+    );
+}
+
+#[test]
+fn a_failed_iam_write_is_retryable_and_leaves_the_grant_active() {
+    let (ledger, roles, id) = active();
+    *roles.fail_puts.lock().unwrap() = 1;
+    let err = block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable);
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Active);
+    assert_eq!(
+        block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(),
+        Status::Revoked
+    );
+}
+
+#[test]
+fn revoking_a_never_activated_request_touches_no_role() {
+    let (ledger, id) = approved();
+    let roles = MemoryRoles::with_sample_role();
+    assert_eq!(
+        block_on(revoke(&ledger, &roles, &id, "activation failed", now())).unwrap(),
+        Status::Revoked
+    );
+    assert!(
+        roles
+            .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+            .is_none()
+    );
+    assert!(
+        ledger
+            .record(&id)
+            .unwrap()
+            .outcome
+            .unwrap()
+            .starts_with("never activated")
+    );
+}
+
+#[test]
+fn early_revoke_ends_one_grant_and_leaves_an_overlapping_one_alone() {
+    let (ledger, roles, first) = active();
+    let second = second_active(&ledger, &roles);
+    let mallory = Caller {
+        arn: "arn:aws:iam::123456789012:user/mallory".into(),
+    };
+    let err = block_on(revoke_early(
+        &ledger,
+        &roles,
+        &catalog(),
+        &mallory,
+        &first,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(
+        roles
+            .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+            .is_none()
+    );
+
+    let bob = Caller {
+        arn: "arn:aws:iam::123456789012:user/bob".into(),
+    };
+    let soon = now() + Duration::minutes(10);
+    let revoked = block_on(revoke_early(
+        &ledger,
+        &roles,
+        &catalog(),
+        &bob,
+        &first,
+        soon,
+    ))
+    .unwrap();
+    assert_eq!(revoked.status, Status::Revoked);
+    assert!(revoked.outcome.unwrap().contains("an approver"));
+    let document = roles
+        .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+        .unwrap();
+    assert!(policy::denies_request(&document, &first));
+    assert!(!policy::denies_request(&document, &second), "{document}");
+    // The overlapping grant still gets credentials.
+    block_on(vend(
+        &ledger,
+        &MemoryIssuer::default(),
+        &alice(),
+        &second,
+        soon,
+    ))
+    .unwrap();
+    assert_eq!(
+        block_on(vend(
+            &ledger,
+            &MemoryIssuer::default(),
+            &alice(),
+            &first,
+            soon
+        ))
+        .unwrap_err()
+        .kind,
+        ErrorKind::Conflict
+    );
+    // The timer's revoke later is a no-op: no second event, the deny stays as it is.
+    let writes = *roles.writes.lock().unwrap();
+    block_on(revoke(
+        &ledger,
+        &roles,
+        &first,
+        "expired",
+        now() + Duration::hours(2),
+    ))
+    .unwrap();
+    assert_eq!(*roles.writes.lock().unwrap(), writes);
+    assert_eq!(
+        ledger
+            .event_actions(&first)
+            .iter()
+            .filter(|a| *a == "Revoked")
+            .count(),
+        1
+    );
+    // Requester may revoke too; a request never granted cannot be.
+    block_on(revoke_early(
+        &ledger,
+        &roles,
+        &catalog(),
+        &alice(),
+        &second,
+        soon,
+    ))
+    .unwrap();
+    let (pending_ledger, _, pending) = awaiting_approval();
+    let err = block_on(revoke_early(
+        &pending_ledger,
+        &roles,
+        &catalog(),
+        &alice(),
+        &pending,
+        soon,
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+}
+
+#[test]
+fn revoke_waits_boundedly_for_iam_to_show_the_deny() {
+    // Visible after three stale reads: success, after three growing pauses.
+    let (ledger, roles, id) = active();
+    *roles.stale_reads.lock().unwrap() = 3;
+    assert_eq!(
+        block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(),
+        Status::Revoked
+    );
+    let pauses = roles.pauses.lock().unwrap().clone();
+    assert_eq!(pauses.len(), 3);
+    assert!(pauses.windows(2).all(|w| w[0] < w[1]), "{pauses:?}");
+
+    // Never visible: fails Retryable once the pauses reach the bound, and stays ACTIVE.
+    let (ledger, roles, id) = active();
+    *roles.stale_reads.lock().unwrap() = u32::MAX;
+    let err = block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable);
+    assert!(err.message.contains("not visible"), "{err}");
+    let waited: std::time::Duration = roles.pauses.lock().unwrap().iter().sum();
+    assert_eq!(waited, VISIBILITY_BOUND);
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Active);
+}

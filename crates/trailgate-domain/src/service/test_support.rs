@@ -1,0 +1,198 @@
+//! Fixtures the use cases' tests share: the sample catalog, a link key, requests at each stage.
+
+use crate::catalog::Catalog;
+use crate::link::{LinkKey, LinkParams};
+use crate::request::{Caller, NewRequest, Status};
+use crate::service::*;
+use crate::testing::*;
+use crate::time::parse_utc;
+use ::time::{Duration, OffsetDateTime};
+use futures_executor::executor::block_on;
+
+pub(crate) fn catalog() -> Catalog {
+    Catalog::load(&sample_catalog_json(), "trailgate-").unwrap()
+}
+
+pub(crate) fn key() -> LinkKey {
+    LinkKey::new(vec![42u8; 32]).unwrap()
+}
+
+pub(crate) fn settings() -> IntakeSettings {
+    IntakeSettings {
+        audit_delay: Duration::seconds(900),
+    }
+}
+
+pub(crate) fn new_request() -> NewRequest {
+    NewRequest {
+        catalog_id: "sandbox-admin".into(),
+        duration: "PT2H".into(),
+        reason: "fix prod".into(),
+        ticket: None,
+    }
+}
+
+/// A request waiting for approval, with the messages sent to the approvers.
+pub(crate) fn awaiting_approval() -> (MemoryLedger, MemoryNotifier, String) {
+    let ledger = MemoryLedger::default();
+    let request = seed(&ledger, pending_request());
+    let notifier = MemoryNotifier::default();
+    let approval = ApprovalSettings {
+        key: &key(),
+        decision_base_url: "https://api.example/v1",
+    };
+    block_on(request_approval(
+        &ledger,
+        &notifier,
+        &catalog(),
+        &approval,
+        ApprovalTask {
+            id: &request.id,
+            task_token: "token-1",
+            now: now(),
+        },
+    ))
+    .unwrap();
+    (ledger, notifier, request.id)
+}
+
+pub(crate) fn link_for(ledger: &MemoryLedger, id: &str, approver: &str) -> LinkParams {
+    let record = ledger.record(id).unwrap();
+    let expires = parse_utc(&record.approval_expires_at)
+        .unwrap()
+        .unix_timestamp();
+    key().sign(id, approver, expires, &record.content_hash)
+}
+
+pub(crate) fn quorum_two_catalog() -> Catalog {
+    Catalog::load(
+        &sample_catalog_json().replace("\"quorum\": 1", "\"quorum\": 2"),
+        "trailgate-",
+    )
+    .unwrap()
+}
+
+pub(crate) fn user(name: &str) -> Caller {
+    Caller {
+        arn: format!("arn:aws:iam::123456789012:user/{name}"),
+    }
+}
+
+pub(crate) fn approved() -> (MemoryLedger, String) {
+    let (ledger, _, id) = awaiting_approval();
+    block_on(decide(
+        &ledger,
+        &MemoryWorkflow::default(),
+        &catalog(),
+        &key(),
+        &link_for(&ledger, &id, "bob"),
+        Verdict {
+            approve: true,
+            comment: None,
+            now: now(),
+        },
+    ))
+    .unwrap();
+    (ledger, id)
+}
+
+pub(crate) fn active() -> (MemoryLedger, MemoryRoles, String) {
+    let (ledger, id) = approved();
+    let roles = MemoryRoles::with_sample_role();
+    block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        RoleContract {
+            own_role_prefix: "trailgate-",
+            broker_role_arn: BROKER_ROLE,
+        },
+        &id,
+        now(),
+    ))
+    .unwrap();
+    (ledger, roles, id)
+}
+
+/// A second ACTIVE request from alice on the same role, activated at `now()`.
+pub(crate) fn second_active(ledger: &MemoryLedger, roles: &MemoryRoles) -> String {
+    let mut request = pending_request();
+    request.id = "r-bbbbbbbbbbbbbbbbbbbbbbbbbb".into();
+    request.status = Status::Approved;
+    let id = seed(ledger, request).id;
+    block_on(activate(
+        ledger,
+        roles,
+        &catalog(),
+        RoleContract {
+            own_role_prefix: "trailgate-",
+            broker_role_arn: BROKER_ROLE,
+        },
+        &id,
+        now(),
+    ))
+    .unwrap();
+    id
+}
+
+pub(crate) fn bob() -> Caller {
+    Caller {
+        arn: "arn:aws:iam::123456789012:user/bob".into(),
+    }
+}
+
+pub(crate) fn policy_submit(
+    ledger: &MemoryLedger,
+    workflow: &MemoryWorkflow,
+    input: &NewRequest,
+    key: Option<&str>,
+    id: &str,
+    at: OffsetDateTime,
+) -> Result<Submitted> {
+    block_on(submit_with_policy(
+        ledger,
+        workflow,
+        Submission {
+            catalog: &catalog(),
+            settings: settings(),
+            caller: &alice(),
+            input,
+            id: id.into(),
+            now: at,
+        },
+        RequestPolicy::default(),
+        key,
+    ))
+}
+
+pub(crate) fn glass_catalog() -> Catalog {
+    let json = sample_catalog_json()
+        .replace("\"break_glass\": false", "\"break_glass\": true")
+        .replace("\"PT4H\"", "\"PT1H\"");
+    Catalog::load(&json, "trailgate-").unwrap()
+}
+
+pub(crate) fn glass_request(ledger: &MemoryLedger, catalog: &Catalog) -> String {
+    let input = NewRequest {
+        duration: "PT30M".into(),
+        ..new_request()
+    };
+    let workflow = MemoryWorkflow::default();
+    let created = block_on(submit(
+        ledger,
+        &workflow,
+        Submission {
+            catalog,
+            settings: settings(),
+            caller: &alice(),
+            input: &input,
+            id: "r-glass".into(),
+            now: now(),
+        },
+    ))
+    .unwrap();
+    let started = workflow.started.lock().unwrap().clone();
+    assert_eq!(started[0].1["request"]["break_glass"], true);
+    assert!(created.break_glass && created.needs_review());
+    created.id
+}
