@@ -1,5 +1,5 @@
-//! Offline consistency checks between the state machine, the SAM template, the workspace and the
-//! contract in ARCHITECTURE.md. They need no tools beyond cargo: they read the files and compare.
+//! Offline consistency checks between the state machine, the SAM template, openapi.yaml, the
+//! workspace and the contract in ARCHITECTURE.md. They need no tools beyond cargo: they read the files and compare.
 //!
 //! template.yaml uses CloudFormation short tags (`!Ref`, `!GetAtt`, `!Sub`, `!If`, ...);
 //! serde_yaml 0.9 keeps them as `Value::Tagged`, which the walkers below look through.
@@ -660,6 +660,48 @@ fn api_routes_match_the_architecture_table() -> Result<()> {
         actual, contract,
         "template API events differ from ARCHITECTURE.md's HTTP API table"
     );
+    Ok(())
+}
+
+/// `openapi.yaml` (the API's published contract) documents exactly template.yaml's API events:
+/// no route deployed without a contract, none documented that is not deployed. (That the intake
+/// handler's answers conform to the spec's schemas is tested beside the handler.)
+#[test]
+fn the_openapi_spec_has_exactly_the_templates_routes() -> Result<()> {
+    let spec: Yaml =
+        serde_yaml::from_str(&read("openapi.yaml")?).context("parsing openapi.yaml")?;
+    let mut documented = BTreeSet::new();
+    let paths = get(&spec, "paths")
+        .and_then(Yaml::as_mapping)
+        .ok_or_else(|| anyhow!("openapi.yaml has no paths"))?;
+    for (route, item) in paths {
+        let route = route
+            .as_str()
+            .ok_or_else(|| anyhow!("openapi.yaml: a path that is not a string"))?;
+        for method in keys(Some(item)) {
+            documented.insert((method.to_uppercase(), route.to_owned()));
+        }
+    }
+    let template = template()?;
+    let resources = get(&template, "Resources")
+        .and_then(Yaml::as_mapping)
+        .ok_or_else(|| anyhow!("template.yaml has no Resources"))?;
+    let mut deployed = BTreeSet::new();
+    for resource in resources.values() {
+        let events = path(resource, &["Properties", "Events"]).and_then(Yaml::as_mapping);
+        for event in events.into_iter().flat_map(|events| events.values()) {
+            if get(event, "Type").and_then(Yaml::as_str) != Some("Api") {
+                continue;
+            }
+            let field = |name: &str| {
+                path(event, &["Properties", name])
+                    .and_then(Yaml::as_str)
+                    .ok_or_else(|| anyhow!("an Api event without {name}"))
+            };
+            deployed.insert((field("Method")?.to_uppercase(), field("Path")?.to_owned()));
+        }
+    }
+    assert_eq!(documented, deployed, "openapi.yaml vs template.yaml");
     Ok(())
 }
 

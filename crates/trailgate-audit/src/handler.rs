@@ -1,7 +1,7 @@
 //! Translates the `Audit Session` step: records the end-of-session report.
 //!
 //! The report covers what the ledger knows (grant window, credentials issued, the verified event
-//! chain) and what CloudTrail shows the session did (see [`crate::session`]).
+//! chain) and what CloudTrail shows the session did (`trailgate-review`'s [`analyse`]).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use trailgate_domain::request::Status;
 use trailgate_domain::service;
 use trailgate_runbooks::source::lookup::LookupEventsApi;
 
-use crate::session::{Settings, analyse};
+use trailgate_review::session::{Settings, analyse};
 
 #[derive(Deserialize)]
 struct Input {

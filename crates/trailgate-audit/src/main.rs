@@ -2,13 +2,13 @@
 //! machine's `Audit Session` step.
 
 mod handler;
-mod session;
 
 use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use trailgate_aws::cloudtrail::CloudTrailLookup;
 use trailgate_aws::{config, ledger::DynamoLedger, notifier::SnsNotifier, sdk};
+use trailgate_review::session;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

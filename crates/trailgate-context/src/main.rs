@@ -1,14 +1,13 @@
 //! The context function's entry point: serves the state machine's `Gather Context` step.
 
-mod gather;
 mod handler;
-mod scan;
 
 use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use trailgate_aws::cloudtrail::CloudTrailLookup;
 use trailgate_aws::{config, ledger::DynamoLedger, sdk};
+use trailgate_review::gather;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -1,20 +1,14 @@
-//! Reviewer context and session reports as findings, not dumps: ranking warnings with their
-//! evidence, stating coverage plainly, spotting Regions and source IPs new to the requester,
-//! summarising their previous trailgate requests, bounding what is stored, and suggesting a
-//! least-privilege policy from the actions a session used.
+//! The reviewer context as findings, not dumps: the finding, evidence, coverage and summary
+//! types, and their shaping: ranking warnings with their evidence, stating coverage plainly, and
+//! bounding what is stored and e-mailed.
 //!
-//! Pure logic: the context and audit functions turn runbook results and records into
-//! [`Finding`]s and action counts; everything a reviewer reads is shaped (and bounded) here so it
-//! is tested without AWS.
-
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::IpAddr;
+//! The analysis that produces findings (runbooks over records, new origins, previous requests,
+//! session reports) is `trailgate-review`'s; the types live here because the ledger record
+//! ([`crate::request::AccessRequest::context`]) stores them and the confirm page reads them.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
-
-use crate::request::{AccessRequest, ContextSummary, Status};
 
 /// How much a finding matters, lowest first (so `Ord` ranks them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -126,6 +120,20 @@ pub struct Coverage {
     /// Those of them whose account-wide events were not all read in the budget: the
     /// requester's may be among the unread ones.
     pub looked_up_in_part: Vec<String>,
+}
+
+/// What the reviewers were shown about the requester: the summary and top lines (e-mail), and
+/// the ranked findings with their evidence (confirm page). Bounded by [`MAX_CONTEXT_BYTES`] when
+/// built by [`summarise`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextSummary {
+    pub available: bool,
+    pub summary: String,
+    #[serde(default)]
+    pub lines: Vec<String>,
+    /// Absent from records stored before findings carried evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
 }
 
 /// Most lines the e-mail shows under the summary.
@@ -321,301 +329,10 @@ fn event_time(record: &Value) -> Option<i64> {
         .map(OffsetDateTime::unix_timestamp)
 }
 
-/// Regions and source IPs the requester used since `recent_since` but not before it in the
-/// fetched history: the classic sign of a stolen key used from somewhere new. Nothing is
-/// reported without a baseline (no earlier record), since then everything would look new.
-/// Source "IPs" that are service names (`s3.amazonaws.com`, `AWS Internal`) are ignored.
-pub fn new_origins(records: &[Value], recent_since: OffsetDateTime) -> Vec<Finding> {
-    let since = recent_since.unix_timestamp();
-    let checks: [(&str, &str, Level); 2] = [
-        ("awsRegion", "Regions", Level::Medium),
-        ("sourceIPAddress", "source IPs", Level::Low),
-    ];
-    let mut found = Vec::new();
-    for (field, label, level) in checks {
-        let value = |record: &Value| {
-            let text = record.get(field).and_then(Value::as_str)?;
-            if field == "sourceIPAddress" && text.parse::<IpAddr>().is_err() {
-                return None;
-            }
-            Some(text.to_owned())
-        };
-        let mut baseline: HashSet<String> = HashSet::new();
-        let mut baseline_events: u64 = 0;
-        let mut recent: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-        for record in records {
-            let (Some(at), Some(value)) = (event_time(record), value(record)) else {
-                continue;
-            };
-            if at < since {
-                baseline.insert(value);
-                baseline_events += 1;
-            } else {
-                recent.entry(value).or_default().push(record);
-            }
-        }
-        if baseline.is_empty() {
-            continue;
-        }
-        let new: Vec<(&String, &Vec<&Value>)> = recent
-            .iter()
-            .filter(|(value, _)| !baseline.contains(*value))
-            .collect();
-        if new.is_empty() {
-            continue;
-        }
-        let count = new.iter().map(|(_, records)| records.len() as u64).sum();
-        let mut names: Vec<String> = new
-            .iter()
-            .take(3)
-            .map(|(value, _)| clip(value, 64))
-            .collect();
-        if new.len() > 3 {
-            names.push(format!("and {} more", new.len() - 3));
-        }
-        found.push(Finding {
-            level,
-            what: format!(
-                "{label} not seen before in the window: {} (compared with {baseline_events} earlier events)",
-                names.join(", ")
-            ),
-            count,
-            evidence: newest_evidence(new.iter().flat_map(|(_, records)| records.iter().copied())),
-        });
-    }
-    found
-}
-
-/// Most previous requests summarised.
-pub const MAX_PREVIOUS_REQUESTS: usize = 5;
-
-/// The requester's previous trailgate requests (newest first, `current` left out) and what each
-/// grant did according to its session audit. A denied request, or a session whose calls were
-/// refused, is worth a look; the rest is context. No previous request at all is said too.
-pub fn previous_requests(requests: &[AccessRequest], current: &str) -> Vec<Finding> {
-    let previous: Vec<&AccessRequest> = requests
-        .iter()
-        .filter(|request| request.id != current)
-        .take(MAX_PREVIOUS_REQUESTS)
-        .collect();
-    if previous.is_empty() {
-        return vec![Finding {
-            level: Level::Info,
-            what: "no previous trailgate requests".into(),
-            count: 0,
-            evidence: Vec::new(),
-        }];
-    }
-    previous
-        .into_iter()
-        .map(|request| {
-            let mut what = format!(
-                "previous request {} for {}: {} (asked {}",
-                request.id, request.catalog_id, request.status, request.created_at
-            );
-            if let Some(until) = &request.expires_at {
-                what.push_str(&format!(", granted until {until}"));
-            }
-            what.push(')');
-            if let Some(outcome) = &request.outcome {
-                what.push_str(&format!(", {outcome}"));
-            }
-            let (session, errors) = session_summary(request.audit.as_ref());
-            what.push_str(&session);
-            let level = if request.status == Status::Denied || errors > 0 {
-                Level::Low
-            } else {
-                Level::Info
-            };
-            Finding {
-                level,
-                what: clip(&what, MAX_WHAT_CHARS),
-                count: 0,
-                evidence: Vec::new(),
-            }
-        })
-        .collect()
-}
-
-/// What a session audit says the grant did, and how many of its calls failed.
-fn session_summary(audit: Option<&Value>) -> (String, u64) {
-    let Some(cloudtrail) = audit.and_then(|audit| audit.get("cloudtrail")) else {
-        return (String::new(), 0);
-    };
-    if cloudtrail.get("analysed") != Some(&Value::Bool(true)) {
-        return ("; its session was not analysed".into(), 0);
-    }
-    let number = |key: &str| cloudtrail.get(key).and_then(Value::as_u64).unwrap_or(0);
-    let errors: u64 = cloudtrail
-        .get("errors")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|error| error.get("count").and_then(Value::as_u64))
-        .sum();
-    let mut services: Vec<(u64, &str)> = cloudtrail
-        .get("actions_by_service")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(service, actions)| {
-            let calls = actions
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(_, count)| count.as_u64())
-                .sum();
-            (calls, service.as_str())
-        })
-        .collect();
-    services.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-    let top: Vec<&str> = services
-        .iter()
-        .take(3)
-        .map(|(_, service)| *service)
-        .collect();
-    let mut text = format!(
-        "; its session made {} calls ({} writes, {errors} failed)",
-        number("events"),
-        number("writes")
-    );
-    if !top.is_empty() {
-        text.push_str(&format!(" on {}", top.join(", ")));
-    }
-    (text, errors)
-}
-
-/// IAM service prefix of a CloudTrail `eventSource` (`s3.amazonaws.com` → `s3`).
-pub fn service_prefix(event_source: &str) -> &str {
-    event_source
-        .strip_suffix(".amazonaws.com")
-        .unwrap_or(event_source)
-}
-
-/// A least-privilege policy allowing exactly the actions a session used, one statement per
-/// service, like IAM Access Analyzer's policy generation. Resources are `*`: CloudTrail does not
-/// name the resource of every call, so narrowing them is left to the reviewer.
-pub fn least_privilege_policy<'a>(actions: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
-    let mut by_service: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (source, name) in actions {
-        let service = service_prefix(source);
-        if service.is_empty() || name.is_empty() {
-            continue;
-        }
-        by_service
-            .entry(service.to_owned())
-            .or_default()
-            .insert(format!("{service}:{name}"));
-    }
-    let statements: Vec<Value> = by_service
-        .iter()
-        .map(|(service, actions)| {
-            let sid: String = service
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .collect();
-            json!({
-                "Sid": format!("Used{sid}"),
-                "Effect": "Allow",
-                "Action": actions.iter().collect::<Vec<_>>(),
-                "Resource": "*",
-            })
-        })
-        .collect();
-    json!({"Version": "2012-10-17", "Statement": statements})
-}
-
-/// Fields of `requestParameters` that name the resource of calls whose record has no
-/// `resources` list (most of them).
-const RESOURCE_PARAMETERS: &[&str] = &[
-    "bucketName",
-    "roleName",
-    "userName",
-    "policyArn",
-    "functionName",
-    "tableName",
-    "secretId",
-    "instanceId",
-    "name",
-    "trailName",
-];
-
-/// Most resources listed in a session report.
-pub const MAX_RESOURCES: usize = 50;
-
-/// What a session did, from the CloudTrail records of the session: actions by service, reads
-/// versus writes, errors, resources touched, and a least-privilege policy built from the calls
-/// that succeeded in the session itself (those carrying `source_identity`).
-pub fn session_report(records: &[Value], source_identity: &str) -> Value {
-    let text = |record: &Value, pointer: &str| {
-        record
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let mut by_service: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    let mut errors: BTreeMap<(String, String), u64> = BTreeMap::new();
-    let mut resources: BTreeSet<String> = BTreeSet::new();
-    let mut used: Vec<(String, String)> = Vec::new();
-    let (mut reads, mut writes, mut unknown) = (0u64, 0u64, 0u64);
-    for record in records {
-        let source = text(record, "/eventSource").unwrap_or_default();
-        let name = text(record, "/eventName").unwrap_or_default();
-        let service = service_prefix(&source).to_owned();
-        *by_service
-            .entry(service)
-            .or_default()
-            .entry(name.clone())
-            .or_default() += 1;
-        match record.get("readOnly") {
-            Some(Value::Bool(true)) => reads += 1,
-            Some(Value::Bool(false)) => writes += 1,
-            Some(Value::String(flag)) if flag == "true" => reads += 1,
-            Some(Value::String(flag)) if flag == "false" => writes += 1,
-            _ => unknown += 1,
-        }
-        let error = text(record, "/errorCode");
-        if let Some(code) = &error {
-            *errors.entry((code.clone(), name.clone())).or_default() += 1;
-        }
-        for resource in record
-            .get("resources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(arn) = resource.get("ARN").and_then(Value::as_str) {
-                resources.insert(arn.to_owned());
-            }
-        }
-        for field in RESOURCE_PARAMETERS {
-            if let Some(value) = text(record, &format!("/requestParameters/{field}")) {
-                resources.insert(format!("{}:{value}", service_prefix(&source)));
-            }
-        }
-        let in_session = text(record, "/userIdentity/sessionContext/sourceIdentity").as_deref()
-            == Some(source_identity);
-        if in_session && error.is_none() {
-            used.push((source, name));
-        }
-    }
-    let resources_total = resources.len();
-    json!({
-        "events": records.len(),
-        "actions_by_service": by_service,
-        "reads": reads,
-        "writes": writes,
-        "read_only_unknown": unknown,
-        "errors": errors.iter().map(|((code, action), count)| json!({"code": code, "action": action, "count": count})).collect::<Vec<_>>(),
-        "resources": resources.into_iter().take(MAX_RESOURCES).collect::<Vec<_>>(),
-        "resources_total": resources_total,
-        "suggested_policy": least_privilege_policy(used.iter().map(|(s, n)| (s.as_str(), n.as_str()))),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn finding(level: Level, what: &str, count: u64) -> Finding {
         Finding {
@@ -825,93 +542,6 @@ mod tests {
     }
 
     #[test]
-    fn regions_and_ips_new_in_the_last_day_are_flagged_against_the_earlier_baseline() {
-        let since = time::macros::datetime!(2026-11-20 00:00 UTC);
-        let mut records: Vec<Value> = (0..10)
-            .map(|i| record(&format!("old{i}"), 48 + i, "us-east-1", "203.0.113.9"))
-            .collect();
-        records.push(record("same", 2, "us-east-1", "203.0.113.9"));
-        records.push(record("new1", 3, "ap-southeast-1", "198.51.100.66"));
-        records.push(record("new2", 1, "ap-southeast-1", "198.51.100.66"));
-        // Calls a service made for the requester carry its name, not an IP: never "new".
-        records.push(record("svc", 1, "us-east-1", "AWS Internal"));
-        let found = new_origins(&records, since);
-        assert_eq!(found.len(), 2, "{found:?}");
-        assert_eq!(found[0].level, Level::Medium);
-        assert_eq!(
-            found[0].what,
-            "Regions not seen before in the window: ap-southeast-1 (compared with 10 earlier events)"
-        );
-        assert_eq!(found[0].count, 2);
-        assert_eq!(found[0].evidence[0].event_id, "new2", "newest first");
-        assert_eq!(found[1].level, Level::Low);
-        assert!(
-            found[1]
-                .what
-                .starts_with("source IPs not seen before in the window: 198.51.100.66")
-        );
-        // Without a baseline nothing is new; with only known origins nothing is flagged.
-        assert!(new_origins(&records[10..], since).is_empty());
-        assert!(new_origins(&records[..11], since).is_empty());
-    }
-
-    #[test]
-    fn previous_requests_are_summarised_newest_first_with_what_each_session_did() {
-        use crate::testing::pending_request;
-        let current = pending_request();
-        assert_eq!(
-            previous_requests(std::slice::from_ref(&current), &current.id)[0].what,
-            "no previous trailgate requests"
-        );
-        let mut audited = pending_request();
-        audited.id = "r-audited".into();
-        audited.status = Status::Audited;
-        audited.expires_at = Some("2026-11-20T12:00:00Z".into());
-        audited.audit = Some(
-            json!({"cloudtrail": {"analysed": true, "events": 12, "writes": 3,
-            "actions_by_service": {"s3": {"GetObject": 9}, "iam": {"CreateUser": 2, "GetRole": 1}},
-            "errors": [{"code": "AccessDenied", "action": "CreateUser", "count": 2}]}}),
-        );
-        let mut denied = pending_request();
-        denied.id = "r-denied".into();
-        denied.status = Status::Denied;
-        denied.outcome = Some("denied by carol".into());
-        let mut quiet = pending_request();
-        quiet.id = "r-quiet".into();
-        quiet.status = Status::Audited;
-        quiet.audit = Some(json!({"cloudtrail": {"analysed": false, "reason": "throttled"}}));
-        let found = previous_requests(&[current.clone(), audited, denied, quiet], &current.id);
-        assert_eq!(found.len(), 3);
-        assert_eq!(found[0].level, Level::Low, "its session had refused calls");
-        assert!(
-            found[0]
-                .what
-                .starts_with("previous request r-audited for sandbox-admin: AUDITED (asked "),
-            "{}",
-            found[0].what
-        );
-        assert!(
-            found[0]
-                .what
-                .ends_with(", granted until 2026-11-20T12:00:00Z); its session made 12 calls (3 writes, 2 failed) on s3, iam"),
-            "{}",
-            found[0].what
-        );
-        assert_eq!(found[1].level, Level::Low);
-        assert!(found[1].what.contains("DENIED") && found[1].what.ends_with(", denied by carol"));
-        assert_eq!(found[2].level, Level::Info);
-        assert!(found[2].what.ends_with("; its session was not analysed"));
-        let many: Vec<AccessRequest> = (0..9)
-            .map(|i| {
-                let mut request = pending_request();
-                request.id = format!("r-{i}");
-                request
-            })
-            .collect();
-        assert_eq!(previous_requests(&many, "r-0").len(), MAX_PREVIOUS_REQUESTS);
-    }
-
-    #[test]
     fn unavailable_says_why_and_not_checked() {
         let out = unavailable("LookupEvents failed: AccessDenied");
         assert!(!out.available);
@@ -920,55 +550,5 @@ mod tests {
                 .starts_with("context unavailable: LookupEvents failed")
         );
         assert!(out.summary.contains("NOT checked"));
-    }
-
-    #[test]
-    fn the_policy_allows_exactly_the_actions_used() {
-        let policy = least_privilege_policy([
-            ("s3.amazonaws.com", "ListBuckets"),
-            ("s3.amazonaws.com", "GetObject"),
-            ("s3.amazonaws.com", "ListBuckets"),
-            ("iam.amazonaws.com", "GetRole"),
-        ]);
-        assert_eq!(
-            policy,
-            json!({"Version": "2012-10-17", "Statement": [
-                {"Sid": "Usediam", "Effect": "Allow", "Action": ["iam:GetRole"], "Resource": "*"},
-                {"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBuckets"], "Resource": "*"},
-            ]})
-        );
-    }
-
-    #[test]
-    fn the_session_report_names_what_the_session_did() {
-        let session = json!({"sourceIdentity": "alice"});
-        let records = vec![
-            json!({"eventSource": "s3.amazonaws.com", "eventName": "ListBuckets", "readOnly": true,
-                   "userIdentity": {"sessionContext": session}}),
-            json!({"eventSource": "s3.amazonaws.com", "eventName": "PutObject", "readOnly": false,
-                   "requestParameters": {"bucketName": "data"},
-                   "userIdentity": {"sessionContext": session}}),
-            json!({"eventSource": "iam.amazonaws.com", "eventName": "CreateUser", "readOnly": false,
-                   "errorCode": "AccessDenied", "userIdentity": {"sessionContext": session}}),
-            json!({"eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "readOnly": false,
-                   "resources": [{"ARN": "arn:aws:iam::123456789012:role/sandbox"}]}),
-        ];
-        let report = session_report(&records, "alice");
-        assert_eq!(report["events"], 4);
-        assert_eq!(report["actions_by_service"]["s3"]["PutObject"], 1);
-        assert_eq!(report["reads"], 1);
-        assert_eq!(report["writes"], 3);
-        assert_eq!(
-            report["errors"][0],
-            json!({"code": "AccessDenied", "action": "CreateUser", "count": 1})
-        );
-        assert_eq!(
-            report["resources"],
-            json!(["arn:aws:iam::123456789012:role/sandbox", "s3:data"])
-        );
-        assert_eq!(
-            report["suggested_policy"]["Statement"],
-            json!([{"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:ListBuckets", "s3:PutObject"], "Resource": "*"}])
-        );
     }
 }

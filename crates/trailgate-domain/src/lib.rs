@@ -5,6 +5,8 @@
 //! - [`time`]: UTC instants and ISO-8601 durations as trailgate writes and reads them.
 //! - [`catalog`]: what can be requested, by whom, approved by whom.
 //! - [`request`]: an access request, its status and the transitions between statuses.
+//! - [`findings`]: what reviewers are shown (findings, evidence, coverage, the stored context)
+//!   and its bounds; `trailgate-review` produces the findings.
 //! - [`ledger`]: hash-chained audit events and the change set a transition commits.
 //! - [`link`]: approval links signed for one approver and bound to one request's content.
 //! - [`policy`]: the IAM documents trailgate writes (per-request deny, session policy).

@@ -9,6 +9,10 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// Stored with the request (`context`); defined with the other finding types, so `findings`
+/// needs nothing from this module.
+pub use crate::findings::ContextSummary;
+
 /// Where a request is in its life. The ledger's conditional writes enforce these transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -73,20 +77,6 @@ pub struct Decision {
     pub at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
-}
-
-/// What the reviewers were shown about the requester: the summary and top lines (e-mail), and
-/// the ranked findings with their evidence (confirm page). Bounded by
-/// `findings::MAX_CONTEXT_BYTES` when built by `findings::summarise`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContextSummary {
-    pub available: bool,
-    pub summary: String,
-    #[serde(default)]
-    pub lines: Vec<String>,
-    /// Absent from records stored before findings carried evidence.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub findings: Vec<crate::findings::Finding>,
 }
 
 /// An approver's review of a break-glass session.

@@ -3,8 +3,6 @@
 //! `POST /requests/{id}/revoke`, `GET /catalog`).
 
 mod handler;
-#[cfg(test)]
-mod openapi_check;
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};

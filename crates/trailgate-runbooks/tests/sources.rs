@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{all_time, fixture, library, real_data, run_on};
 use flate2::Compression;
@@ -173,13 +173,15 @@ fn rows_are_bounded_and_results_render() {
     assert_eq!(json["coverage"]["window"]["start"], "2000-01-01T00:00:00Z");
 }
 
-/// A fake LookupEvents over canned pages; records every call and every sleep.
+/// A fake LookupEvents over canned pages; records every call and every sleep. Its clock moves
+/// only when it sleeps, so the pacer's waits are exact.
 struct FakeLookup {
     /// Pages per (region, value); each call returns the page at its token's index.
     pages: Vec<(String, String, Vec<LookupPage>)>,
     throttle_first: Mutex<u32>,
     calls: Mutex<Vec<LookupRequest>>,
     sleeps: Mutex<Vec<Duration>>,
+    start: Instant,
 }
 
 impl FakeLookup {
@@ -189,6 +191,7 @@ impl FakeLookup {
             throttle_first: Mutex::new(throttle_first),
             calls: Mutex::new(Vec::new()),
             sleeps: Mutex::new(Vec::new()),
+            start: Instant::now(),
         }
     }
 }
@@ -218,6 +221,10 @@ impl LookupEventsApi for FakeLookup {
 
     async fn sleep(&self, duration: Duration) {
         self.sleeps.lock().expect("lock").push(duration);
+    }
+
+    fn now(&self) -> Instant {
+        self.start + self.sleeps.lock().expect("lock").iter().sum::<Duration>()
     }
 }
 

@@ -389,6 +389,10 @@ impl<A: LookupEventsApi + Sync> LookupEventsApi for Counting<A> {
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
         self.api.sleep(duration)
     }
+
+    fn now(&self) -> std::time::Instant {
+        self.api.now()
+    }
 }
 
 /// No API: `explain` only wants the source's Region list.

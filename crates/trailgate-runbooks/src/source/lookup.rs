@@ -7,6 +7,13 @@
 //! us-east-1 (where IAM, STS-global and sign-in events land) is queried, and a page and time
 //! budget bounds the scan. When a budget cuts the scan the result says so (`truncated: true`).
 //!
+//! Two modes share one pacer ([`Pacer`]): [`LookupSource::scan`] reads every query of a
+//! runbook's hint in order, and the resumable mode ([`LookupSource::resumable`], [`Query`])
+//! lets a caller pick which query reads its next page, so it can pause one query for
+//! higher-priority ones and resume it later (the reviewer context does this). Time, for both the
+//! pacing and the deadline, is the port's ([`LookupEventsApi::now`] and
+//! [`LookupEventsApi::sleep`]), so fakes on a virtual clock see the same waits as production.
+//!
 //! The AWS implementation of [`LookupEventsApi`] lives in another crate; this one has no AWS SDK.
 
 use std::collections::HashSet;
@@ -84,6 +91,30 @@ pub trait LookupEventsApi {
 
     /// Waits (pacing and backoff); `tokio::time::sleep` in production, instant in tests.
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+
+    /// The clock the pacer measures intervals and deadlines with. It must be the one
+    /// [`sleep`](Self::sleep) advances: a fake whose sleep is virtual supplies its virtual time.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A shared reference to an API is the API: the resumable mode borrows the caller's.
+impl<T: LookupEventsApi + Sync + ?Sized> LookupEventsApi for &T {
+    fn lookup(
+        &self,
+        request: LookupRequest,
+    ) -> impl Future<Output = Result<LookupPage, LookupCallError>> + Send {
+        (**self).lookup(request)
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        (**self).sleep(duration)
+    }
+
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
 }
 
 /// Limits on a LookupEvents scan.
@@ -93,7 +124,7 @@ pub struct LookupBudget {
     pub max_pages_per_query: u32,
     /// Wall-clock limit for the whole scan.
     pub deadline: Option<Duration>,
-    /// Pause between calls (2 calls per second per Region = 500 ms).
+    /// Least time from one call's start to the next (2 calls per second per Region = 500 ms).
     pub min_interval: Duration,
     /// Retries of a throttled call before the query is abandoned.
     pub max_retries: u32,
@@ -160,9 +191,12 @@ impl<A: LookupEventsApi> LookupSource<A> {
             .cloned()
             .ok_or_else(|| SourceError::NoLookupHint(String::new()))?;
         let window = scan.window();
-        let started = Instant::now();
+        let deadline = self
+            .budget
+            .deadline
+            .and_then(|deadline| self.api.now().checked_add(deadline));
+        let mut pacer = Pacer::new(&self.api, &self.budget, deadline);
         let mut seen: HashSet<String> = HashSet::new();
-        let mut first_call = true;
         scan.note(format!(
             "LookupEvents: {} = {} in {}",
             plan.attribute.as_str(),
@@ -171,52 +205,31 @@ impl<A: LookupEventsApi> LookupSource<A> {
         ));
         for region in &self.regions {
             for value in &plan.values {
-                let mut next_token: Option<String> = None;
-                let mut pages: u32 = 0;
+                let mut query = Query::new(
+                    region,
+                    plan.attribute,
+                    value,
+                    window.start_time(),
+                    window.end_time(),
+                );
                 loop {
-                    if self
-                        .budget
-                        .deadline
-                        .is_some_and(|deadline| started.elapsed() >= deadline)
-                    {
-                        scan.truncate(format!(
-                            "deadline reached before {region} {}={value} was complete",
-                            plan.attribute.as_str()
-                        ));
-                        return Ok(());
-                    }
-                    if !first_call && !self.budget.min_interval.is_zero() {
-                        self.api.sleep(self.budget.min_interval).await;
-                    }
-                    first_call = false;
-                    let request = LookupRequest {
-                        region: region.clone(),
-                        attribute: plan.attribute,
-                        value: value.clone(),
-                        start: window.start_time(),
-                        end: window.end_time(),
-                        next_token: next_token.clone(),
-                        max_results: 50,
-                    };
-                    let page = match self.call(request).await {
+                    let page = match pacer.next_page(&mut query).await {
                         Ok(page) => page,
-                        Err(LookupCallError::Throttled) => {
+                        Err(PageError::Deadline) => {
                             scan.truncate(format!(
-                                "{region} {}={value}: still throttled after {} retries",
-                                plan.attribute.as_str(),
-                                self.budget.max_retries
+                                "deadline reached before {region} {}={value} was complete",
+                                plan.attribute.as_str()
                             ));
-                            break;
+                            return Ok(());
                         }
-                        Err(LookupCallError::Failed(message)) => {
+                        Err(error) => {
                             scan.truncate(format!(
-                                "{region} {}={value}: {message}",
+                                "{region} {}={value}: {error}",
                                 plan.attribute.as_str()
                             ));
                             break;
                         }
                     };
-                    pages += 1;
                     scan.file_read();
                     for event in &page.events {
                         if let Some(id) = &event.event_id
@@ -233,17 +246,16 @@ impl<A: LookupEventsApi> LookupSource<A> {
                             _ => scan.skip(SkipReason::BadLookupEvent),
                         }
                     }
-                    match page.next_token {
-                        None => break,
-                        Some(_) if pages >= self.budget.max_pages_per_query => {
-                            scan.truncate(format!(
-                                "{region} {}={value}: page budget of {} reached with more pages left",
-                                plan.attribute.as_str(),
-                                self.budget.max_pages_per_query
-                            ));
-                            break;
-                        }
-                        Some(token) => next_token = Some(token),
+                    if query.is_complete() {
+                        break;
+                    }
+                    if query.pages() >= self.budget.max_pages_per_query {
+                        scan.truncate(format!(
+                            "{region} {}={value}: page budget of {} reached with more pages left",
+                            plan.attribute.as_str(),
+                            self.budget.max_pages_per_query
+                        ));
+                        break;
                     }
                 }
             }
@@ -251,10 +263,151 @@ impl<A: LookupEventsApi> LookupSource<A> {
         Ok(())
     }
 
-    async fn call(&self, request: LookupRequest) -> Result<LookupPage, LookupCallError> {
+    /// The resumable mode: the caller drives [`Query`]s page by page through the source's pacer
+    /// (its budget's interval, retries and backoff), and no call starts at or after `deadline`.
+    /// The budget's page limit and deadline do not apply: the caller decides what to read next.
+    pub fn resumable(&self, deadline: Instant) -> Pacer<'_, A> {
+        Pacer::new(&self.api, &self.budget, Some(deadline))
+    }
+}
+
+/// One LookupEvents query (Region, attribute, value, window) read a page at a time, so it can be
+/// paused and resumed where it stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// Region to call.
+    pub region: String,
+    /// The single lookup attribute.
+    pub attribute: LookupAttribute,
+    /// Its value.
+    pub value: String,
+    /// Window start (inclusive).
+    pub start: OffsetDateTime,
+    /// Window end.
+    pub end: OffsetDateTime,
+    next_token: Option<String>,
+    pages: u32,
+    complete: bool,
+}
+
+impl Query {
+    /// A query not read yet.
+    pub fn new(
+        region: &str,
+        attribute: LookupAttribute,
+        value: &str,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    ) -> Query {
+        Query {
+            region: region.to_owned(),
+            attribute,
+            value: value.to_owned(),
+            start,
+            end,
+            next_token: None,
+            pages: 0,
+            complete: false,
+        }
+    }
+
+    /// Pages read so far.
+    pub fn pages(&self) -> u32 {
+        self.pages
+    }
+
+    /// Whether its last page has been read.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// The call that reads its next page.
+    fn request(&self) -> LookupRequest {
+        LookupRequest {
+            region: self.region.clone(),
+            attribute: self.attribute,
+            value: self.value.clone(),
+            start: self.start,
+            end: self.end,
+            next_token: self.next_token.clone(),
+            max_results: 50,
+        }
+    }
+}
+
+/// Why a page was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// The deadline came before the call could start; the query can be resumed.
+    #[error("deadline reached")]
+    Deadline,
+    /// Throttled on every retry.
+    #[error("still throttled after {0} retries")]
+    Throttled(u32),
+    /// Anything else (access denied, Region not enabled ...).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The one LookupEvents pacer: keeps calls `min_interval` apart from start to start, retries
+/// throttles with exponential backoff, and starts no call at or after the deadline.
+#[derive(Debug)]
+pub struct Pacer<'a, A> {
+    api: &'a A,
+    budget: &'a LookupBudget,
+    deadline: Option<Instant>,
+    last_call: Option<Instant>,
+}
+
+impl<'a, A: LookupEventsApi> Pacer<'a, A> {
+    fn new(api: &'a A, budget: &'a LookupBudget, deadline: Option<Instant>) -> Pacer<'a, A> {
+        Pacer {
+            api,
+            budget,
+            deadline,
+            last_call: None,
+        }
+    }
+
+    /// The deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The time on the API's clock, the one the pacing and the deadline are measured with.
+    pub fn now(&self) -> Instant {
+        self.api.now()
+    }
+
+    /// Reads the next page of `query` and moves it on (its token, page count, completeness).
+    /// A failed page leaves the query where it was.
+    pub async fn next_page(&mut self, query: &mut Query) -> Result<LookupPage, PageError> {
+        let page = self.call(query.request()).await?;
+        query.pages += 1;
+        query.next_token.clone_from(&page.next_token);
+        query.complete = page.next_token.is_none();
+        Ok(page)
+    }
+
+    async fn call(&mut self, request: LookupRequest) -> Result<LookupPage, PageError> {
         let mut attempt: u32 = 0;
         loop {
+            if let Some(last) = self.last_call {
+                let ready = last + self.budget.min_interval;
+                let now = self.api.now();
+                if ready > now {
+                    self.api.sleep(ready - now).await;
+                }
+            }
+            if self
+                .deadline
+                .is_some_and(|deadline| self.api.now() >= deadline)
+            {
+                return Err(PageError::Deadline);
+            }
+            self.last_call = Some(self.api.now());
             match self.api.lookup(request.clone()).await {
+                Ok(page) => return Ok(page),
                 Err(LookupCallError::Throttled) if attempt < self.budget.max_retries => {
                     let factor = 2u32.saturating_pow(attempt);
                     self.api
@@ -262,7 +415,10 @@ impl<A: LookupEventsApi> LookupSource<A> {
                         .await;
                     attempt += 1;
                 }
-                other => return other,
+                Err(LookupCallError::Throttled) => {
+                    return Err(PageError::Throttled(self.budget.max_retries));
+                }
+                Err(LookupCallError::Failed(message)) => return Err(PageError::Failed(message)),
             }
         }
     }

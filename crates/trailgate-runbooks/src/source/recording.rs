@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -62,5 +62,9 @@ impl<A: LookupEventsApi + Sync> LookupEventsApi for Recording<'_, A> {
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
         self.inner.sleep(duration)
+    }
+
+    fn now(&self) -> Instant {
+        self.inner.now()
     }
 }

@@ -15,16 +15,18 @@
 //!    presented as checked;
 //! 3. the `Username` scan resumes where it stopped until the deadline.
 //!
-//! Only records are returned; the runbooks run over them afterwards (see `gather`).
+//! The phases are this module's; pacing, throttle backoff and the deadline are the runbooks'
+//! LookupEvents source's, in its resumable mode ([`LookupSource::resumable`]), so every
+//! LookupEvents reader in trailgate keeps the quota the same way. Only records are returned; the
+//! runbooks run over them afterwards (see [`crate::gather`]).
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::time::Instant;
 use trailgate_runbooks::source::lookup::{
-    GLOBAL_REGION, LookupCallError, LookupEventsApi, LookupPage, LookupRequest,
+    GLOBAL_REGION, LookupBudget, LookupEventsApi, LookupPage, LookupSource, Pacer, PageError, Query,
 };
 use trailgate_runbooks::spec::LookupAttribute;
 use trailgate_runbooks::timefmt;
@@ -59,11 +61,19 @@ pub enum Scope {
     Regional,
 }
 
-/// The LookupEvents quota: 2 calls per second per account and Region.
-const MIN_INTERVAL: Duration = Duration::from_millis(500);
-/// Throttle retries per call; backoff 0.25, 0.5, 1 s, short enough to stay inside the budget.
-const MAX_RETRIES: u32 = 3;
-const BACKOFF: Duration = Duration::from_millis(250);
+/// The pacing the context keeps: the LookupEvents quota (2 calls per second per account and
+/// Region), and throttle retries with backoff 0.25, 0.5, 1 s, short enough to stay inside the
+/// budget. The page limit and the deadline are the phases' own, so they are not used here.
+pub fn pacing() -> LookupBudget {
+    LookupBudget {
+        max_pages_per_query: u32::MAX,
+        deadline: None,
+        min_interval: Duration::from_millis(500),
+        max_retries: 3,
+        backoff: Duration::from_millis(250),
+    }
+}
+
 /// Share of the scan budget the `Username` scan gets alone before the priority lookups.
 const FIRST_SLICE: f64 = 0.25;
 /// Share of the scan budget by which the priority lookups stop, to leave the rest to phase 3.
@@ -88,7 +98,6 @@ pub struct Fetched {
 
 /// What to fetch.
 pub struct Plan<'a> {
-    pub regions: &'a [String],
     pub requester: &'a str,
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
@@ -96,30 +105,36 @@ pub struct Plan<'a> {
     pub is_requester: &'a (dyn Fn(&Value) -> bool + Sync),
 }
 
-/// Fetches the requester's records until `deadline`. Errs only when no `Username` page could be
-/// read at all, with the reason: "nothing found" must never stand for "nothing read".
-pub async fn fetch<A: LookupEventsApi + Sync>(
-    api: &A,
+/// No `Username` page could be read at all; holds the last reason a call gave.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NothingRead(pub String);
+
+/// Fetches the requester's records from `source`'s Regions until `deadline`, `started` being
+/// when the budget began. Errs only when no `Username` page could be read at all: "nothing
+/// found" must never stand for "nothing read".
+pub async fn fetch<A: LookupEventsApi>(
+    source: &LookupSource<A>,
     plan: &Plan<'_>,
     started: Instant,
     deadline: Instant,
-) -> Result<Fetched, String> {
-    let mut pacer = Pacer {
-        api,
-        last_call: None,
-        deadline,
-    };
+) -> Result<Fetched, NothingRead> {
+    let mut pacer = source.resumable(deadline);
     let mut out = Fetched::default();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut scans: Vec<UserScan> = plan
-        .regions
+    let mut scans: Vec<UserScan> = source
+        .regions()
         .iter()
         .map(|region| UserScan {
-            region: region.clone(),
-            next_token: None,
-            done: false,
+            query: Query::new(
+                region,
+                LookupAttribute::Username,
+                plan.requester,
+                plan.start,
+                plan.end,
+            ),
+            given_up: false,
             oldest_read: None,
-            pages: 0,
         })
         .collect();
     let span = deadline.saturating_duration_since(started);
@@ -136,7 +151,7 @@ pub async fn fetch<A: LookupEventsApi + Sync>(
         first_slice,
     )
     .await;
-    if scans.iter().all(|scan| scan.done) {
+    if scans.iter().all(UserScan::done) {
         return finish(out, &scans);
     }
     // Phase 2: one page per high-risk name over what phase 1 has not reached, then more pages
@@ -145,12 +160,12 @@ pub async fn fetch<A: LookupEventsApi + Sync>(
     'priority: for (name, scope) in PRIORITY {
         let regions: Vec<&UserScan> = scans
             .iter()
-            .filter(|scan| !scan.done)
-            .filter(|scan| scope == Scope::Regional || scan.region == GLOBAL_REGION)
+            .filter(|scan| !scan.done())
+            .filter(|scan| scope == Scope::Regional || scan.query.region == GLOBAL_REGION)
             .collect();
         let mut asked = false;
         for scan in regions {
-            if Instant::now() >= priority_until {
+            if pacer.now() >= priority_until {
                 // Looked up in some Regions only: say so, rather than drop or overstate it.
                 if asked {
                     out.looked_up_first.push(name.to_owned());
@@ -160,9 +175,14 @@ pub async fn fetch<A: LookupEventsApi + Sync>(
             }
             let lookup = NameLookup {
                 name,
-                region: scan.region.clone(),
-                end: scan.oldest_read.unwrap_or(plan.end),
-                next_token: None,
+                // The lookup's window ends where the `Username` scan had read to when it began.
+                query: Query::new(
+                    &scan.query.region,
+                    LookupAttribute::EventName,
+                    name,
+                    plan.start,
+                    scan.oldest_read.unwrap_or(plan.end),
+                ),
             };
             asked |= name_page(&mut pacer, plan, lookup, &mut out, &mut seen, &mut more).await;
         }
@@ -170,9 +190,9 @@ pub async fn fetch<A: LookupEventsApi + Sync>(
             out.looked_up_first.push(name.to_owned());
         }
     }
-    while !more.is_empty() && Instant::now() < priority_until {
+    while !more.is_empty() && pacer.now() < priority_until {
         for lookup in std::mem::take(&mut more) {
-            if Instant::now() >= priority_until {
+            if pacer.now() >= priority_until {
                 more.push(lookup);
                 continue;
             }
@@ -182,7 +202,7 @@ pub async fn fetch<A: LookupEventsApi + Sync>(
     for lookup in more {
         out.notes.push(format!(
             "{} EventName={}: more events across the account than the budget read",
-            lookup.region, lookup.name
+            lookup.query.region, lookup.name
         ));
         mark_in_part(&mut out, lookup.name);
     }
@@ -195,15 +215,12 @@ pub async fn fetch<A: LookupEventsApi + Sync>(
 #[derive(Debug)]
 struct NameLookup {
     name: &'static str,
-    region: String,
-    /// The lookup's window ends where the `Username` scan had read to when it began.
-    end: OffsetDateTime,
-    next_token: Option<String>,
+    query: Query,
 }
 
 /// Reads one page of `lookup`, keeping the requester's records; queues it on `more` when the
 /// page says there is more. Returns whether a page was read.
-async fn name_page<A: LookupEventsApi + Sync>(
+async fn name_page<A: LookupEventsApi>(
     pacer: &mut Pacer<'_, A>,
     plan: &Plan<'_>,
     mut lookup: NameLookup,
@@ -211,22 +228,12 @@ async fn name_page<A: LookupEventsApi + Sync>(
     seen: &mut HashSet<String>,
     more: &mut Vec<NameLookup>,
 ) -> bool {
-    let request = LookupRequest {
-        region: lookup.region.clone(),
-        attribute: LookupAttribute::EventName,
-        value: lookup.name.to_owned(),
-        start: plan.start,
-        end: lookup.end,
-        next_token: lookup.next_token.take(),
-        max_results: 50,
-    };
-    let first = request.next_token.is_none();
-    match pacer.call(request).await {
+    let first = lookup.query.pages() == 0;
+    match pacer.next_page(&mut lookup.query).await {
         Ok(page) => {
             out.pages += 1;
             keep(&page, &mut out.records, seen, Some(plan.is_requester));
-            if page.next_token.is_some() {
-                lookup.next_token = page.next_token;
+            if !lookup.query.is_complete() {
                 more.push(lookup);
             }
             true
@@ -234,7 +241,7 @@ async fn name_page<A: LookupEventsApi + Sync>(
         Err(why) => {
             out.notes.push(format!(
                 "{} EventName={}: {why}",
-                lookup.region, lookup.name
+                lookup.query.region, lookup.name
             ));
             // A first page that failed is simply not "looked up first"; a later one leaves a
             // name that was, read only in part.
@@ -255,16 +262,21 @@ fn mark_in_part(out: &mut Fetched, name: &str) {
 /// The `Username` query of one Region, resumable.
 #[derive(Debug)]
 struct UserScan {
-    region: String,
-    next_token: Option<String>,
-    done: bool,
+    query: Query,
+    /// The query failed outright and is not retried.
+    given_up: bool,
     /// Time of the oldest record read so far: everything newer has been read.
     oldest_read: Option<OffsetDateTime>,
-    pages: u64,
 }
 
-fn finish(mut out: Fetched, scans: &[UserScan]) -> Result<Fetched, String> {
-    if scans.iter().all(|scan| scan.pages == 0) {
+impl UserScan {
+    fn done(&self) -> bool {
+        self.given_up || self.query.is_complete()
+    }
+}
+
+fn finish(mut out: Fetched, scans: &[UserScan]) -> Result<Fetched, NothingRead> {
+    if scans.iter().all(|scan| scan.query.pages() == 0) {
         let why = out
             .notes
             .iter()
@@ -272,14 +284,14 @@ fn finish(mut out: Fetched, scans: &[UserScan]) -> Result<Fetched, String> {
             .find(|note| note.contains("Username="))
             .cloned()
             .unwrap_or_else(|| "no LookupEvents call succeeded".into());
-        return Err(why);
+        return Err(NothingRead(why));
     }
-    out.complete = scans.iter().all(|scan| scan.done);
+    out.complete = scans.iter().all(UserScan::done);
     Ok(out)
 }
 
 /// Reads `Username` pages, Region after Region, until every scan is done or `until`.
-async fn user_pages<A: LookupEventsApi + Sync>(
+async fn user_pages<A: LookupEventsApi>(
     pacer: &mut Pacer<'_, A>,
     plan: &Plan<'_>,
     scans: &mut [UserScan],
@@ -287,45 +299,33 @@ async fn user_pages<A: LookupEventsApi + Sync>(
     seen: &mut HashSet<String>,
     until: Instant,
 ) {
-    for scan in scans.iter_mut().filter(|scan| !scan.done) {
-        while !scan.done {
-            if Instant::now() >= until {
-                if until >= pacer.deadline {
+    for scan in scans.iter_mut().filter(|scan| !scan.done()) {
+        while !scan.done() {
+            if pacer.now() >= until {
+                if pacer.deadline().is_some_and(|deadline| until >= deadline) {
                     out.notes.push(format!(
                         "deadline reached before {} Username={} was complete",
-                        scan.region, plan.requester
+                        scan.query.region, plan.requester
                     ));
                 }
                 return;
             }
-            let request = LookupRequest {
-                region: scan.region.clone(),
-                attribute: LookupAttribute::Username,
-                value: plan.requester.to_owned(),
-                start: plan.start,
-                end: plan.end,
-                next_token: scan.next_token.clone(),
-                max_results: 50,
-            };
-            match pacer.call(request).await {
+            match pacer.next_page(&mut scan.query).await {
                 Ok(page) => {
-                    scan.pages += 1;
                     out.pages += 1;
                     if let Some(oldest) = keep(&page, &mut out.records, seen, None) {
                         scan.oldest_read = Some(scan.oldest_read.map_or(oldest, |o| o.min(oldest)));
                     }
-                    scan.next_token = page.next_token;
-                    scan.done = scan.next_token.is_none();
                 }
                 Err(why) => {
                     out.notes.push(format!(
                         "{} Username={}: {why}",
-                        scan.region, plan.requester
+                        scan.query.region, plan.requester
                     ));
                     // A query that failed outright is not retried: the rest of the budget goes
                     // to the other queries. A deadline leaves the scan resumable.
-                    if why != DEADLINE {
-                        scan.done = true;
+                    if why != PageError::Deadline {
+                        scan.given_up = true;
                     }
                     return;
                 }
@@ -378,45 +378,4 @@ fn keep(
         records.push(record);
     }
     oldest.and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok())
-}
-
-const DEADLINE: &str = "deadline reached";
-
-/// Paces calls to the quota, retries throttles with backoff, and refuses calls past the deadline.
-struct Pacer<'a, A> {
-    api: &'a A,
-    last_call: Option<Instant>,
-    deadline: Instant,
-}
-
-impl<A: LookupEventsApi + Sync> Pacer<'_, A> {
-    async fn call(&mut self, request: LookupRequest) -> Result<LookupPage, String> {
-        let mut attempt: u32 = 0;
-        loop {
-            if let Some(last) = self.last_call {
-                let ready = last + MIN_INTERVAL;
-                let now = Instant::now();
-                if ready > now {
-                    self.api.sleep(ready - now).await;
-                }
-            }
-            if Instant::now() >= self.deadline {
-                return Err(DEADLINE.into());
-            }
-            self.last_call = Some(Instant::now());
-            match self.api.lookup(request.clone()).await {
-                Ok(page) => return Ok(page),
-                Err(LookupCallError::Throttled) if attempt < MAX_RETRIES => {
-                    self.api
-                        .sleep(BACKOFF.saturating_mul(2u32.saturating_pow(attempt)))
-                        .await;
-                    attempt += 1;
-                }
-                Err(LookupCallError::Throttled) => {
-                    return Err(format!("still throttled after {MAX_RETRIES} retries"));
-                }
-                Err(LookupCallError::Failed(message)) => return Err(message),
-            }
-        }
-    }
 }

@@ -1,5 +1,6 @@
-//! Runs the jit-session-audit runbook for one request over LookupEvents and turns the session's
-//! records into the report's `cloudtrail` part.
+//! The end-of-session audit: runs the jit-session-audit runbook for one request over
+//! LookupEvents and turns the session's records into the report's `cloudtrail` part (see
+//! [`crate::report`]), with the incident runbooks' findings over the same records.
 //!
 //! The window runs from the request's creation (no session can be older) to now, which the
 //! state machine's Await Trail step has put past the revoke by the CloudTrail delivery delay.
@@ -9,13 +10,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use trailgate_domain::findings::session_report;
 use trailgate_domain::request::AccessRequest;
 use trailgate_domain::time::{format_utc, parse_utc};
 use trailgate_runbooks::source::MemorySource;
 use trailgate_runbooks::source::lookup::{LookupBudget, LookupEventsApi, LookupSource, run_lookup};
 use trailgate_runbooks::source::recording::Recording;
 use trailgate_runbooks::{Params, Runbook, run};
+
+use crate::error::ReviewError;
+use crate::report::session_report;
 
 const RUNBOOK: &str = include_str!("../../../runbooks/jit-session-audit.yaml");
 
@@ -94,19 +97,20 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
     settings: &Settings,
     request: &AccessRequest,
     now: OffsetDateTime,
-) -> Result<Value, String> {
-    let runbook = Runbook::parse(RUNBOOK, "jit-session-audit.yaml")
-        .map_err(|error| format!("runbook jit-session-audit: {error}"))?;
-    let created = parse_utc(&request.created_at).map_err(|error| error.to_string())?;
+) -> Result<Value, ReviewError> {
+    let runbook =
+        Runbook::parse(RUNBOOK, "jit-session-audit.yaml").map_err(|source| ReviewError::Load {
+            runbook: "jit-session-audit".into(),
+            source,
+        })?;
+    let created = parse_utc(&request.created_at).map_err(ReviewError::CreatedAt)?;
     // A clock ahead of ours must not leave an empty window.
     let start = created.min(now - time::Duration::hours(1));
     let params = Params::new()
         .set("requester", &request.requester_identity)
         .set("request_id", &request.id)
         .window(start, now);
-    let compiled = runbook
-        .compile(&params)
-        .map_err(|error| error.to_string())?;
+    let compiled = runbook.compile(&params).map_err(ReviewError::Window)?;
     let budget = LookupBudget {
         max_pages_per_query: u32::MAX,
         deadline: Some(settings.budget),
@@ -116,10 +120,10 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
     let source = LookupSource::new(Recording::new(api), &regions).budget(budget);
     let result = run_lookup(&runbook, &params, &source)
         .await
-        .map_err(|error| format!("LookupEvents failed: {error}"))?;
+        .map_err(ReviewError::LookupRun)?;
     let coverage = &result.coverage;
     if let Some(why) = coverage.nothing_read() {
-        return Err(format!("LookupEvents failed: {why}"));
+        return Err(ReviewError::NothingRead(why));
     }
     let session: Vec<Value> = source
         .api()
@@ -154,14 +158,21 @@ fn incident_findings(
     session: &[Value],
     start: OffsetDateTime,
     end: OffsetDateTime,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ReviewError> {
     let params = Params::new().window(start, end);
     let mut found = Vec::new();
     for (name, text) in INCIDENT_RUNBOOKS {
-        let runbook =
-            Runbook::parse(text, name).map_err(|error| format!("runbook {name}: {error}"))?;
-        let result = run(&runbook, &params, &mut MemorySource::new(session.to_vec()))
-            .map_err(|error| format!("runbook {name}: {error}"))?;
+        let runbook = Runbook::parse(text, name).map_err(|source| ReviewError::Load {
+            runbook: name.to_owned(),
+            source,
+        })?;
+        let result =
+            run(&runbook, &params, &mut MemorySource::new(session.to_vec())).map_err(|source| {
+                ReviewError::Run {
+                    runbook: name.to_owned(),
+                    source,
+                }
+            })?;
         let matched = result.coverage.events_matched;
         if matched > 0 {
             found.push((result.severity, result.title, matched));

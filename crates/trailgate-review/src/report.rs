@@ -1,0 +1,190 @@
+//! What a session did, from its CloudTrail records: actions by service, reads and writes,
+//! errors, resources, and a least-privilege policy built from the calls that succeeded. The
+//! report is JSON because it is stored in the ledger and shown as is by `jitctl status`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+/// IAM service prefix of a CloudTrail `eventSource` (`s3.amazonaws.com` → `s3`).
+pub fn service_prefix(event_source: &str) -> &str {
+    event_source
+        .strip_suffix(".amazonaws.com")
+        .unwrap_or(event_source)
+}
+
+/// A least-privilege policy allowing exactly the actions a session used, one statement per
+/// service, like IAM Access Analyzer's policy generation. Resources are `*`: CloudTrail does not
+/// name the resource of every call, so narrowing them is left to the reviewer.
+pub fn least_privilege_policy<'a>(actions: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
+    let mut by_service: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (source, name) in actions {
+        let service = service_prefix(source);
+        if service.is_empty() || name.is_empty() {
+            continue;
+        }
+        by_service
+            .entry(service.to_owned())
+            .or_default()
+            .insert(format!("{service}:{name}"));
+    }
+    let statements: Vec<Value> = by_service
+        .iter()
+        .map(|(service, actions)| {
+            let sid: String = service
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect();
+            json!({
+                "Sid": format!("Used{sid}"),
+                "Effect": "Allow",
+                "Action": actions.iter().collect::<Vec<_>>(),
+                "Resource": "*",
+            })
+        })
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// Fields of `requestParameters` that name the resource of calls whose record has no
+/// `resources` list (most of them).
+const RESOURCE_PARAMETERS: &[&str] = &[
+    "bucketName",
+    "roleName",
+    "userName",
+    "policyArn",
+    "functionName",
+    "tableName",
+    "secretId",
+    "instanceId",
+    "name",
+    "trailName",
+];
+
+/// Most resources listed in a session report.
+pub const MAX_RESOURCES: usize = 50;
+
+/// What a session did, from the CloudTrail records of the session: actions by service, reads
+/// versus writes, errors, resources touched, and a least-privilege policy built from the calls
+/// that succeeded in the session itself (those carrying `source_identity`).
+pub fn session_report(records: &[Value], source_identity: &str) -> Value {
+    let text = |record: &Value, pointer: &str| {
+        record
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let mut by_service: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut errors: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut resources: BTreeSet<String> = BTreeSet::new();
+    let mut used: Vec<(String, String)> = Vec::new();
+    let (mut reads, mut writes, mut unknown) = (0u64, 0u64, 0u64);
+    for record in records {
+        let source = text(record, "/eventSource").unwrap_or_default();
+        let name = text(record, "/eventName").unwrap_or_default();
+        let service = service_prefix(&source).to_owned();
+        *by_service
+            .entry(service)
+            .or_default()
+            .entry(name.clone())
+            .or_default() += 1;
+        match record.get("readOnly") {
+            Some(Value::Bool(true)) => reads += 1,
+            Some(Value::Bool(false)) => writes += 1,
+            Some(Value::String(flag)) if flag == "true" => reads += 1,
+            Some(Value::String(flag)) if flag == "false" => writes += 1,
+            _ => unknown += 1,
+        }
+        let error = text(record, "/errorCode");
+        if let Some(code) = &error {
+            *errors.entry((code.clone(), name.clone())).or_default() += 1;
+        }
+        for resource in record
+            .get("resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(arn) = resource.get("ARN").and_then(Value::as_str) {
+                resources.insert(arn.to_owned());
+            }
+        }
+        for field in RESOURCE_PARAMETERS {
+            if let Some(value) = text(record, &format!("/requestParameters/{field}")) {
+                resources.insert(format!("{}:{value}", service_prefix(&source)));
+            }
+        }
+        let in_session = text(record, "/userIdentity/sessionContext/sourceIdentity").as_deref()
+            == Some(source_identity);
+        if in_session && error.is_none() {
+            used.push((source, name));
+        }
+    }
+    let resources_total = resources.len();
+    json!({
+        "events": records.len(),
+        "actions_by_service": by_service,
+        "reads": reads,
+        "writes": writes,
+        "read_only_unknown": unknown,
+        "errors": errors.iter().map(|((code, action), count)| json!({"code": code, "action": action, "count": count})).collect::<Vec<_>>(),
+        "resources": resources.into_iter().take(MAX_RESOURCES).collect::<Vec<_>>(),
+        "resources_total": resources_total,
+        "suggested_policy": least_privilege_policy(used.iter().map(|(s, n)| (s.as_str(), n.as_str()))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_allows_exactly_the_actions_used() {
+        let policy = least_privilege_policy([
+            ("s3.amazonaws.com", "ListBuckets"),
+            ("s3.amazonaws.com", "GetObject"),
+            ("s3.amazonaws.com", "ListBuckets"),
+            ("iam.amazonaws.com", "GetRole"),
+        ]);
+        assert_eq!(
+            policy,
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Sid": "Usediam", "Effect": "Allow", "Action": ["iam:GetRole"], "Resource": "*"},
+                {"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBuckets"], "Resource": "*"},
+            ]})
+        );
+    }
+
+    #[test]
+    fn the_session_report_names_what_the_session_did() {
+        let session = json!({"sourceIdentity": "alice"});
+        let records = vec![
+            json!({"eventSource": "s3.amazonaws.com", "eventName": "ListBuckets", "readOnly": true,
+                   "userIdentity": {"sessionContext": session}}),
+            json!({"eventSource": "s3.amazonaws.com", "eventName": "PutObject", "readOnly": false,
+                   "requestParameters": {"bucketName": "data"},
+                   "userIdentity": {"sessionContext": session}}),
+            json!({"eventSource": "iam.amazonaws.com", "eventName": "CreateUser", "readOnly": false,
+                   "errorCode": "AccessDenied", "userIdentity": {"sessionContext": session}}),
+            json!({"eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "readOnly": false,
+                   "resources": [{"ARN": "arn:aws:iam::123456789012:role/sandbox"}]}),
+        ];
+        let report = session_report(&records, "alice");
+        assert_eq!(report["events"], 4);
+        assert_eq!(report["actions_by_service"]["s3"]["PutObject"], 1);
+        assert_eq!(report["reads"], 1);
+        assert_eq!(report["writes"], 3);
+        assert_eq!(
+            report["errors"][0],
+            json!({"code": "AccessDenied", "action": "CreateUser", "count": 1})
+        );
+        assert_eq!(
+            report["resources"],
+            json!(["arn:aws:iam::123456789012:role/sandbox", "s3:data"])
+        );
+        assert_eq!(
+            report["suggested_policy"]["Statement"],
+            json!([{"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:ListBuckets", "s3:PutObject"], "Resource": "*"}])
+        );
+    }
+}
