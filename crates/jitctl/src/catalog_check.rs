@@ -48,6 +48,8 @@ pub fn check(file: &str, text: &str, own_role_prefix: &str) -> Vec<String> {
             continue;
         }
         let single = Catalog {
+            people: Vec::new(),
+            trusted_session_roles: catalog.trusted_session_roles.clone(),
             entries: vec![entry.clone()],
         };
         if let Err(err) = single.validate(own_role_prefix) {
@@ -56,6 +58,12 @@ pub fn check(file: &str, text: &str, own_role_prefix: &str) -> Vec<String> {
     }
     if catalog.entries.is_empty() {
         problems.push(format!("{file}:1:1: the catalog has no entries"));
+    }
+    // What no single entry shows: people and principals across entries (one person, one id).
+    if problems.is_empty()
+        && let Err(err) = catalog.validate(own_role_prefix)
+    {
+        problems.push(format!("{file}:1:1: {}", err.message));
     }
     problems
 }

@@ -18,16 +18,16 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The caller established by API Gateway's SigV4 check (`AWS_IAM`), never by the body.
 pub fn caller(request: &ApiGatewayProxyRequest) -> Result<Caller> {
-    request
-        .request_context
-        .identity
+    let identity = &request.request_context.identity;
+    let arn = identity
         .user_arn
         .as_deref()
         .filter(|arn| arn.starts_with("arn:"))
-        .map(|arn| Caller {
-            arn: arn.to_owned(),
-        })
-        .ok_or_else(|| Error::forbidden("the request is not signed with AWS credentials"))
+        .ok_or_else(|| Error::forbidden("the request is not signed with AWS credentials"))?;
+    Ok(Caller {
+        arn: arn.to_owned(),
+        principal_id: identity.user.clone().filter(|id| !id.is_empty()),
+    })
 }
 
 /// The raw body, base64-decoded if API Gateway encoded it.

@@ -4,6 +4,7 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use serde_json::json;
 use trailgate_aws::apigw;
+use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::{Error, Result};
 use trailgate_domain::ports::{CredentialIssuer, Ledger};
 use trailgate_domain::request::is_request_id;
@@ -12,6 +13,8 @@ use trailgate_domain::service;
 pub struct Deps<L, C> {
     pub ledger: L,
     pub issuer: C,
+    /// Today's catalog: every vend re-checks the record's role and duration against it.
+    pub catalog: Catalog,
 }
 
 pub async fn handle<L: Ledger, C: CredentialIssuer>(
@@ -33,6 +36,7 @@ async fn vend<L: Ledger, C: CredentialIssuer>(
     let credentials = service::vend(
         &deps.ledger,
         &deps.issuer,
+        &deps.catalog,
         &caller,
         id,
         time::OffsetDateTime::now_utc(),
@@ -71,6 +75,7 @@ mod tests {
         let deps = Deps {
             ledger: MemoryLedger::default(),
             issuer: MemoryIssuer::default(),
+            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
         };
         let pending = seed(&deps.ledger, pending_request()).id;
         assert_eq!(handle(event(&pending), &deps).await.status_code, 409);

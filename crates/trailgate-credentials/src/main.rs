@@ -10,10 +10,12 @@ use trailgate_aws::{config, credentials::StsIssuer, ledger::DynamoLedger, sdk};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    let (catalog, _own_role_prefix) = config::catalog()?;
     let sdk = sdk::load().await;
     let deps = handler::Deps {
         ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
         issuer: StsIssuer::from_sdk(&sdk),
+        catalog,
     };
     run(service_fn(
         |event: LambdaEvent<ApiGatewayProxyRequest>| async {

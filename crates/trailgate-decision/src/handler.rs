@@ -65,6 +65,49 @@ pub async fn handle<L: Ledger, W: Workflow>(
     }
 }
 
+/// A decision is posted by the confirm page's own form, so a POST must look like one: the form
+/// encoding (not `text/plain`, which a cross-site form may send without a CORS check), and,
+/// where the browser says where it came from, from this very site. A link in another site's
+/// page or form then cannot make an approver's browser decide.
+fn check_form_post(request: &ApiGatewayProxyRequest) -> Result<()> {
+    let header = |name: &str| {
+        request
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    };
+    let form = header("content-type").is_some_and(|value| {
+        value.split(';').next().is_some_and(|media| {
+            media
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    if !form {
+        return Err(Error::forbidden(
+            "a decision is sent by the confirm page's form (application/x-www-form-urlencoded)",
+        ));
+    }
+    if let Some(site) = header("sec-fetch-site")
+        && !site.eq_ignore_ascii_case("same-origin")
+    {
+        return Err(Error::forbidden(
+            "a decision must be sent from the confirm page, not from another site",
+        ));
+    }
+    if let Some(origin) = header("origin") {
+        let host = header("host").unwrap_or_default();
+        let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+        if host.is_empty() || origin_host != Some(host) {
+            return Err(Error::forbidden(
+                "a decision must be sent from the confirm page, not from another site",
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn route<L: Ledger, W: Workflow>(
     request: &ApiGatewayProxyRequest,
     deps: &Deps<L, W>,
@@ -93,6 +136,7 @@ async fn route<L: Ledger, W: Workflow>(
             Ok(apigw::html(200, page::confirm(&review, &link)))
         }
         "POST" => {
+            check_form_post(request)?;
             let body = apigw::body_bytes(request)?;
             let pairs = parse_form(&String::from_utf8_lossy(&body));
             let link =
@@ -247,6 +291,17 @@ mod tests {
         let mut event: ApiGatewayProxyRequest = serde_json::from_str(text).unwrap();
         event.http_method = method.parse().unwrap();
         event.path_parameters.insert("id".into(), id.into());
+        if method == "POST" {
+            // What a browser sends when the confirm page's form is submitted.
+            for (name, value) in [
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("host", "api.example"),
+                ("origin", "https://api.example"),
+                ("sec-fetch-site", "same-origin"),
+            ] {
+                event.headers.insert(name, value.parse().unwrap());
+            }
+        }
         event
     }
 
@@ -305,6 +360,37 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_post_from_another_site_or_not_a_form_changes_nothing() {
+        let deps = deps();
+        let (id, query) = pending_with_link(&deps).await;
+        let before = deps.ledger.record(&id).unwrap();
+        for (header, value) in [
+            ("content-type", "text/plain"),
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://evil.example"),
+            ("origin", "null"),
+        ] {
+            let mut post = event("POST", &id);
+            post.headers.insert(header, value.parse().unwrap());
+            post.body = Some(format!("{query}&decision=approve"));
+            let refused = handle(post, &deps).await;
+            assert_eq!(refused.status_code, 403, "{header}: {value}");
+            assert_eq!(
+                deps.ledger.record(&id).unwrap(),
+                before,
+                "{header}: {value}"
+            );
+        }
+        // A client that is not a browser says nothing about sites, and is no CSRF victim.
+        let mut post = event("POST", &id);
+        post.headers.remove("origin");
+        post.headers.remove("sec-fetch-site");
+        post.body = Some(format!("{query}&decision=approve"));
+        assert_eq!(handle(post, &deps).await.status_code, 200);
+    }
+
     fn signed_event(id: &str, caller: &str, body: &str) -> ApiGatewayProxyRequest {
         let mut event = event("POST", id);
         event.resource = Some(SIGNED_ROUTE.into());
@@ -325,7 +411,7 @@ mod tests {
         let approve = r#"{"decision": "approve", "comment": "ok"}"#;
         for (caller, body, status, code) in [
             ("alice", approve, 403, "Forbidden"),
-            ("mallory", approve, 403, "Forbidden"),
+            ("mallory", approve, 404, "NotFound"),
             ("bob", r#"{"decision": "maybe"}"#, 400, "InvalidRequest"),
             (
                 "bob",

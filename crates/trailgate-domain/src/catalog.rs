@@ -4,16 +4,38 @@
 //! Loading validates every entry, so a function never runs with a catalog it cannot trust.
 
 use crate::error::{Error, Result};
+use crate::identity::{Principal, normalise_role_arn};
 use crate::time::parse_duration;
 use ::time::Duration;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The whole catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
+    /// Further principals of people, by person id. Every approver is a person (its `id`, its
+    /// `arn`); a person listed here with an approver's id adds principals to that approver,
+    /// and one with a new id is a requester who may call through more than one principal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<Person>,
+    /// Roles (besides Identity Center's `AWSReservedSSO_*`) whose session name the identity
+    /// provider sets, for example SAML roles whose trust policy pins `sts:RoleSessionName`.
+    /// Sessions of any other role are refused as requesters: their caller chose the name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_session_roles: Vec<String>,
     pub entries: Vec<Entry>,
+}
+
+/// One person and the principals they call through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// IAM user ARNs or sessions of identity-provider roles, each naming exactly one identity.
+    pub principals: Vec<String>,
 }
 
 /// One requestable role.
@@ -79,6 +101,13 @@ impl Catalog {
 
     /// Checks every entry; the first problem found is returned with the entry id.
     pub fn validate(&self, own_role_prefix: &str) -> Result<()> {
+        for role in &self.trusted_session_roles {
+            normalise_role_arn(role).ok_or_else(|| {
+                Error::internal(format!(
+                    "trusted_session_roles: `{role}` is not an IAM role ARN without wildcards"
+                ))
+            })?;
+        }
         let mut ids = HashSet::new();
         for entry in &self.entries {
             if !ids.insert(entry.id.as_str()) {
@@ -91,7 +120,134 @@ impl Catalog {
                 Error::internal(format!("catalog entry `{}`: {}", entry.id, err.message))
             })?;
         }
+        self.validate_people()
+    }
+
+    /// One person, one id: every principal and every e-mail address belongs to exactly one
+    /// person id, and an approver id means the same person in every entry. Otherwise two ids
+    /// could share one inbox or one principal, and a quorum of two could be met by one person.
+    fn validate_people(&self) -> Result<()> {
+        let mut listed = HashSet::new();
+        for person in &self.people {
+            check_person_id(&person.id)?;
+            if !listed.insert(person.id.as_str()) {
+                return Err(Error::internal(format!(
+                    "person `{}` is listed twice",
+                    person.id
+                )));
+            }
+            if person.principals.is_empty() {
+                return Err(Error::internal(format!(
+                    "person `{}` has no principals",
+                    person.id
+                )));
+            }
+        }
+        let mut email_of: HashMap<&str, String> = HashMap::new();
+        let mut id_of_email: HashMap<String, &str> = HashMap::new();
+        let mut id_of_key: HashMap<String, &str> = HashMap::new();
+        for (id, email, principals) in self.people_and_principals() {
+            if let Some(email) = email {
+                let email = email.trim().to_ascii_lowercase();
+                if let Some(known) = email_of.get(id)
+                    && *known != email
+                {
+                    return Err(Error::internal(format!(
+                        "person `{id}` has two e-mail addresses (`{known}`, `{email}`)"
+                    )));
+                }
+                if let Some(other) = id_of_email.get(&email)
+                    && *other != id
+                {
+                    return Err(Error::internal(format!(
+                        "e-mail `{email}` belongs to both `{other}` and `{id}`: one person, one id"
+                    )));
+                }
+                email_of.insert(id, email.clone());
+                id_of_email.insert(email, id);
+            }
+            for arn in principals {
+                let key = Principal::parse(arn)
+                    .map_err(|err| Error::internal(format!("person `{id}`: {err}")))?
+                    .key();
+                if let Some(other) = id_of_key.get(&key)
+                    && *other != id
+                {
+                    return Err(Error::internal(format!(
+                        "principal `{arn}` belongs to both `{other}` and `{id}`: one person, one id"
+                    )));
+                }
+                id_of_key.insert(key, id);
+            }
+        }
         Ok(())
+    }
+
+    /// Every (person id, e-mail, principals) the catalog states: each approver of each entry,
+    /// then each listed person.
+    fn people_and_principals(&self) -> impl Iterator<Item = (&str, Option<&str>, Vec<&str>)> {
+        let approvers = self
+            .entries
+            .iter()
+            .flat_map(|entry| entry.approvers.iter())
+            .map(|a| (a.id.as_str(), Some(a.email.as_str()), vec![a.arn.as_str()]));
+        let listed = self.people.iter().map(|p| {
+            let principals = p.principals.iter().map(String::as_str).collect();
+            (p.id.as_str(), p.email.as_deref(), principals)
+        });
+        approvers.chain(listed)
+    }
+
+    /// The person a principal ARN belongs to, compared as principals (case and IAM path do not
+    /// matter), or `None` for a principal the catalog does not list.
+    pub fn person_of(&self, arn: &str) -> Option<&str> {
+        let key = Principal::parse(arn).ok()?.key();
+        self.people_and_principals()
+            .find(|(_, _, principals)| {
+                principals
+                    .iter()
+                    .any(|p| Principal::parse(p).is_ok_and(|p| p.key() == key))
+            })
+            .map(|(id, _, _)| id)
+    }
+
+    /// The person a requester is, or why the caller cannot be one (a 403 naming the reason).
+    /// A listed principal is its person. An unlisted IAM user is a person of its own (IAM user
+    /// names are unique), named by its normalised ARN, which no catalog id can equal (ids have
+    /// no `:`). A session is accepted only where the identity provider set its name, and only
+    /// when listed: its name alone says nothing about the approvers it might be.
+    pub fn resolve_requester(&self, arn: &str) -> Result<String> {
+        let principal = Principal::parse(arn).map_err(|err| {
+            Error::forbidden(format!("trailgate cannot tell who is calling: {err}"))
+        })?;
+        let trusted: Vec<String> = self
+            .trusted_session_roles
+            .iter()
+            .filter_map(|role| normalise_role_arn(role))
+            .collect();
+        if !principal.name_is_set_by_identity_provider(&trusted) {
+            return Err(Error::forbidden(format!(
+                "`{arn}` is a role session whose name its caller chose, so it names no person; \
+                 call through an IAM Identity Center session, your IAM user, or a role the \
+                 catalog lists in `trusted_session_roles`"
+            )));
+        }
+        if let Some(person) = self.person_of(arn) {
+            return Ok(person.to_owned());
+        }
+        match principal {
+            Principal::IamUser { .. } => Ok(principal.key()),
+            Principal::AssumedRole { .. } => Err(Error::forbidden(format!(
+                "`{arn}` is not a principal of any person in the catalog; sessions must be \
+                 listed under `people` so that nobody can approve their own request"
+            ))),
+        }
+    }
+
+    /// Whether `person` is the requester of `request`: the person recorded at submission, or
+    /// the person today's catalog says the requester's principal belongs to.
+    pub fn is_requester(&self, request: &crate::request::AccessRequest, person: &str) -> bool {
+        request.requester_person == person || self.person_of(&request.requester) == Some(person)
     }
 
     pub fn entry(&self, id: &str) -> Option<&Entry> {
@@ -137,18 +293,7 @@ impl Entry {
         }
         let mut approver_ids = HashSet::new();
         for approver in &self.approvers {
-            if approver.id.is_empty()
-                || approver.id.len() > 64
-                || !approver
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-            {
-                return Err(Error::internal(format!(
-                    "approver id `{}` must be 1-64 letters, digits, `-_.@`",
-                    approver.id
-                )));
-            }
+            check_person_id(&approver.id)?;
             if !approver_ids.insert(approver.id.as_str()) {
                 return Err(Error::internal(format!(
                     "approver `{}` is listed twice",
@@ -161,12 +306,8 @@ impl Entry {
                     approver.id
                 )));
             }
-            if !approver.arn.starts_with("arn:") {
-                return Err(Error::internal(format!(
-                    "approver `{}` has no principal ARN",
-                    approver.id
-                )));
-            }
+            Principal::parse(&approver.arn)
+                .map_err(|err| Error::internal(format!("approver `{}`: {err}", approver.id)))?;
         }
         if self.quorum == 0 || self.quorum as usize > self.approvers.len() {
             return Err(Error::internal(format!(
@@ -240,6 +381,22 @@ impl Catalog {
             .filter(|entry| entry.allows_requester(caller_arn))
             .collect()
     }
+}
+
+/// A person id (an approver's or a listed person's): 1-64 letters, digits, `-_.@`. No `:`, so
+/// it never equals the normalised ARN that names an unlisted IAM user.
+fn check_person_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
+        return Err(Error::internal(format!(
+            "person id `{id}` must be 1-64 letters, digits, `-_.@`"
+        )));
+    }
+    Ok(())
 }
 
 /// The role name of an IAM role ARN (`arn:aws:iam::123:role/path/name` → `name`).
@@ -324,6 +481,98 @@ mod tests {
         );
         let capped = glass.replace("\"PT4H\"", "\"PT1H\"");
         assert!(Catalog::load(&capped, "trailgate-").unwrap().entries[0].break_glass);
+    }
+
+    #[test]
+    fn one_person_one_id() {
+        let refused = |from: &str, to: &str, why: &str| {
+            let json = sample_catalog_json().replace(from, to);
+            assert_ne!(json, sample_catalog_json(), "{from} is not in the sample");
+            let err = Catalog::load(&json, "trailgate-").unwrap_err();
+            assert!(err.message.contains(why), "{from} -> {to}: {err}");
+        };
+        // Two approver ids, one inbox: a 2-of-2 quorum would be met from one mailbox.
+        refused(
+            "carol@example.com",
+            "Bob@Example.com",
+            "belongs to both `bob` and `carol`",
+        );
+        // Two approver ids, one IAM user spelled two ways.
+        refused(
+            "user/carol",
+            "user/ops/BOB",
+            "belongs to both `bob` and `carol`",
+        );
+        // An approver principal must name one identity.
+        refused("user/carol", "user/*", "has a wildcard");
+        refused(":user/carol", ":role/carol", "is not an IAM user");
+        // A listed person cannot take an approver's principal.
+        let json = sample_catalog_json().replacen(
+            r#"{"entries""#,
+            r#"{"people": [{"id": "mallory", "principals": ["arn:aws:iam::123456789012:user/Bob"]}], "entries""#,
+            1,
+        );
+        let err = Catalog::load(&json, "trailgate-").unwrap_err();
+        assert!(
+            err.message.contains("belongs to both `bob` and `mallory`"),
+            "{err}"
+        );
+        let json = sample_catalog_json().replacen(
+            r#"{"entries""#,
+            r#"{"trusted_session_roles": ["arn:aws:iam::123456789012:role/*"], "entries""#,
+            1,
+        );
+        assert!(Catalog::load(&json, "trailgate-").is_err());
+    }
+
+    #[test]
+    fn an_approver_id_is_one_person_in_every_entry() {
+        let catalog = Catalog::load(&sample_catalog_json(), "trailgate-").unwrap();
+        let mut second = catalog.entries[0].clone();
+        second.id = "second".into();
+        second.approvers[0].email = "bob@elsewhere.example".into();
+        let mut two = catalog.clone();
+        two.entries.push(second.clone());
+        let err = two.validate("trailgate-").unwrap_err();
+        assert!(
+            err.message
+                .contains("person `bob` has two e-mail addresses"),
+            "{err}"
+        );
+        second.approvers[0].email = "bob@example.com".into();
+        second.approvers[0].arn = "arn:aws:iam::123456789012:user/robert".into();
+        let mut same_email = catalog.clone();
+        same_email.entries.push(second);
+        // bob's own address under two principals is fine; it is still one person.
+        same_email.validate("trailgate-").unwrap();
+        assert_eq!(
+            same_email.person_of("arn:aws:iam::123456789012:user/Robert"),
+            Some("bob")
+        );
+    }
+
+    #[test]
+    fn requesters_resolve_to_people() {
+        let catalog = Catalog::load(&sample_catalog_json(), "trailgate-").unwrap();
+        assert_eq!(
+            catalog
+                .resolve_requester("arn:aws:iam::123456789012:user/Carol")
+                .unwrap(),
+            "carol"
+        );
+        // An unlisted IAM user is a person of its own, named so no catalog id can equal it.
+        let alice = catalog
+            .resolve_requester("arn:aws:iam::123456789012:user/team/Alice")
+            .unwrap();
+        assert_eq!(alice, "arn:aws:iam::123456789012:user/alice");
+        for arn in [
+            "arn:aws:sts::123456789012:assumed-role/shared/bob",
+            "arn:aws:iam::123456789012:user/*",
+            "arn:aws:iam::123456789012:root",
+        ] {
+            let err = catalog.resolve_requester(arn).unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::Forbidden, "{arn}");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`error`]: the error type and its stable `errorType` names (matched by the state machine).
 //! - [`time`]: UTC instants and ISO-8601 durations as trailgate writes and reads them.
-//! - [`catalog`]: what can be requested, by whom, approved by whom.
+//! - [`catalog`]: what can be requested, by whom, approved by whom, and who is which person.
+//! - [`identity`]: principal ARNs parsed and normalised, and which of them name a person.
 //! - [`request`]: an access request, its status and the transitions between statuses.
 //! - [`findings`]: what reviewers are shown (findings, evidence, coverage, the stored context)
 //!   and its bounds; `trailgate-review` produces the findings.
@@ -19,6 +20,7 @@
 pub mod catalog;
 pub mod error;
 pub mod findings;
+pub mod identity;
 pub mod ledger;
 pub mod link;
 pub mod policy;

@@ -93,6 +93,21 @@ pub struct Acknowledgement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caller {
     pub arn: String,
+    /// API Gateway's `identity.user`: the principal's unique id (`AIDA…` for an IAM user,
+    /// `AROA…:<session>` for a role session). A user deleted and created again under the same
+    /// name gets a new one, so a request bound to it cannot be taken over by the namesake.
+    #[serde(default)]
+    pub principal_id: Option<String>,
+}
+
+impl Caller {
+    /// A caller known by its ARN alone (tests, tools that sign with an ARN they were given).
+    pub fn from_arn(arn: impl Into<String>) -> Caller {
+        Caller {
+            arn: arn.into(),
+            principal_id: None,
+        }
+    }
 }
 
 impl Caller {
@@ -131,6 +146,18 @@ pub struct NewRequest {
     pub ticket: Option<String>,
 }
 
+/// Characters that can make text in an e-mail or a page say something other than what it
+/// says: control characters (line breaks included), the Unicode line and paragraph
+/// separators, and the bidirectional-text controls (U+202E and its kin).
+pub fn forges_text(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
 /// Bounds on free text, so a request record never approaches DynamoDB's 400 KB item limit.
 pub const MAX_REASON_CHARS: usize = 1000;
 pub const MAX_TICKET_CHARS: usize = 128;
@@ -142,6 +169,13 @@ pub struct AccessRequest {
     pub status: Status,
     pub requester: String,
     pub requester_identity: String,
+    /// The person the requester is ([`crate::catalog::Catalog::resolve_requester`]): what
+    /// "an approver is never the requester" compares. Empty in records made before people.
+    #[serde(default)]
+    pub requester_person: String,
+    /// The requester's principal id at submission ([`Caller::principal_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_principal_id: Option<String>,
     pub catalog_id: String,
     pub role_arn: String,
     pub duration_seconds: i64,
@@ -228,17 +262,19 @@ impl AccessRequest {
                 format!("the reason is longer than {MAX_REASON_CHARS} characters"),
             ));
         }
-        if reason.chars().any(|c| c.is_control() && c != '\n') {
+        if reason.chars().any(forges_text) {
+            // A newline or a bidi override in a reason would forge lines in the approvers'
+            // e-mail (a fake "Approved by" line, say, or text that reads backwards).
             return Err(Error::invalid(
                 "reason",
-                "the reason contains control characters",
+                "the reason must be one line of text: no line breaks, control characters or \
+                 bidirectional-text controls",
             ));
         }
         let ticket = match input.ticket.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(ticket) => {
-                if ticket.chars().count() > MAX_TICKET_CHARS || ticket.chars().any(char::is_control)
-                {
+                if ticket.chars().count() > MAX_TICKET_CHARS || ticket.chars().any(forges_text) {
                     return Err(Error::invalid(
                         "ticket",
                         format!(
@@ -269,6 +305,8 @@ impl AccessRequest {
             status: Status::Pending,
             requester: caller.arn.clone(),
             requester_identity: caller.identity(),
+            requester_person: String::new(),
+            requester_principal_id: caller.principal_id.clone(),
             catalog_id: entry.id.clone(),
             role_arn: entry.role_arn.clone(),
             duration_seconds: duration.whole_seconds(),
@@ -462,9 +500,7 @@ mod tests {
                 AccessRequest::create("r-1".into(), &alice(), &input, &entry(), now()).unwrap_err();
             assert_eq!(err.field.as_deref(), field, "{err}");
         }
-        let stranger = Caller {
-            arn: "arn:aws:iam::999999999999:user/mallory".into(),
-        };
+        let stranger = Caller::from_arn("arn:aws:iam::999999999999:user/mallory");
         let err =
             AccessRequest::create("r-1".into(), &stranger, &input("1h", "x"), &entry(), now())
                 .unwrap_err();
@@ -522,9 +558,7 @@ mod tests {
 
     #[test]
     fn caller_identity_is_sts_safe() {
-        let assumed = Caller {
-            arn: "arn:aws:sts::1:assumed-role/Dev/jane doe".into(),
-        };
+        let assumed = Caller::from_arn("arn:aws:sts::1:assumed-role/Dev/jane doe");
         assert_eq!(assumed.identity(), "jane-doe");
         assert_eq!(alice().identity(), "alice");
     }

@@ -22,9 +22,7 @@ pub fn now() -> OffsetDateTime {
 }
 
 pub fn alice() -> Caller {
-    Caller {
-        arn: "arn:aws:iam::123456789012:user/alice".into(),
-    }
+    Caller::from_arn("arn:aws:iam::123456789012:user/alice")
 }
 
 pub const SAMPLE_ROLE: &str = "arn:aws:iam::123456789012:role/sample-target-trailgate";
@@ -126,6 +124,16 @@ impl MemoryLedger {
 
     pub fn record(&self, id: &str) -> Option<AccessRequest> {
         self.state.lock().expect("lock").records.get(id).cloned()
+    }
+
+    /// Writes a record as someone with `dynamodb:PutItem` on the table would: no condition, no
+    /// event, no hash chain. The attacker the integrity checks are for.
+    pub fn overwrite(&self, record: AccessRequest) {
+        self.state
+            .lock()
+            .expect("lock")
+            .records
+            .insert(record.id.clone(), record);
     }
     pub fn event_actions(&self, id: &str) -> Vec<String> {
         self.state

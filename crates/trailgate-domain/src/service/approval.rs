@@ -59,7 +59,7 @@ pub async fn request_approval<L: Ledger, N: Notifier>(
         let eligible: Vec<&str> = entry
             .approvers
             .iter()
-            .filter(|a| a.arn != current.requester)
+            .filter(|a| !catalog.is_requester(&current, &a.id))
             .map(|a| a.id.as_str())
             .collect();
         let detail = Some(format!("notifying {}", eligible.join(", ")));
@@ -82,7 +82,7 @@ pub async fn request_approval<L: Ledger, N: Notifier>(
     let expires = parse_utc(&request.approval_expires_at)?.unix_timestamp();
     let mut notified = Vec::new();
     for approver in &entry.approvers {
-        if approver.arn == request.requester {
+        if catalog.is_requester(&request, &approver.id) {
             // An approver is never the requester: they get no link for their own request.
             continue;
         }
@@ -184,7 +184,7 @@ pub async fn break_glass<L: Ledger, N: Notifier>(
         .await?;
     let mut alerted = Vec::new();
     for approver in &entry.approvers {
-        if approver.arn == request.requester {
+        if catalog.is_requester(&request, &approver.id) {
             continue;
         }
         notifier

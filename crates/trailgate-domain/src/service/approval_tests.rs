@@ -34,6 +34,7 @@ fn the_requester_gets_no_link_for_their_own_request() {
     let ledger = MemoryLedger::default();
     let mut request = pending_request();
     request.requester = "arn:aws:iam::123456789012:user/bob".into();
+    request.content_hash = request.compute_content_hash();
     let request = seed(&ledger, request);
     let notifier = MemoryNotifier::default();
     let approval = ApprovalSettings {

@@ -3,7 +3,7 @@
 use super::credentials::session_name;
 use super::messages::audit_message;
 use super::submit::show;
-use super::{commit, entry_of, load, with_retry};
+use super::{approver_for, commit, entry_of, is_requester_person, load, with_retry};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::ledger::change;
@@ -52,7 +52,7 @@ pub async fn audit<L: Ledger, N: Notifier>(
             let entry = entry_of(catalog, &current)?;
             let (subject, body) = audit_message(&current, &report);
             for approver in &entry.approvers {
-                if approver.arn != current.requester {
+                if !catalog.is_requester(&current, &approver.id) {
                     notifier.publish(Topic::Approvals, &subject, &body, Some(&approver.email)).await?;
                 }
             }
@@ -97,15 +97,12 @@ pub async fn acknowledge<L: Ledger>(
         let comment = comment.clone();
         async move {
             let current = show(ledger, catalog, caller, id).await?;
-            if current.requester == caller.arn {
+            if is_requester_person(catalog, &current, caller) {
                 return Err(Error::forbidden(
                     "the requester cannot acknowledge their own break-glass access",
                 ));
             }
-            let approver = entry_of(catalog, &current)?
-                .approvers
-                .iter()
-                .find(|approver| approver.arn == caller.arn)
+            let approver = approver_for(catalog, entry_of(catalog, &current)?, caller)
                 .ok_or_else(|| Error::forbidden("only an approver of this role can acknowledge"))?
                 .id
                 .clone();

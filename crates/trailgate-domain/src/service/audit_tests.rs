@@ -13,6 +13,7 @@ fn the_audit_verifies_the_chain_and_records_the_report() {
     block_on(vend(
         &ledger,
         &MemoryIssuer::default(),
+        &catalog(),
         &alice(),
         &id,
         now(),
@@ -81,9 +82,7 @@ fn a_break_glass_session_needs_an_approvers_acknowledgement() {
     let catalog = glass_catalog();
     let id = glass_request(&ledger, &catalog);
     let plain = self::catalog();
-    let bob = Caller {
-        arn: "arn:aws:iam::123456789012:user/bob".into(),
-    };
+    let bob = Caller::from_arn("arn:aws:iam::123456789012:user/bob");
     // Nothing to acknowledge before the session starts.
     let err = block_on(acknowledge(&ledger, &catalog, &bob, &id, None, now())).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Conflict, "{err}");
@@ -131,9 +130,7 @@ fn a_break_glass_session_needs_an_approvers_acknowledgement() {
     // The requester cannot sign off their own emergency access; a stranger sees nothing.
     let err = block_on(acknowledge(&ledger, &catalog, &alice(), &id, None, now())).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Forbidden);
-    let mallory = Caller {
-        arn: "arn:aws:iam::123456789012:user/mallory".into(),
-    };
+    let mallory = Caller::from_arn("arn:aws:iam::123456789012:user/mallory");
     let err = block_on(acknowledge(&ledger, &catalog, &mallory, &id, None, now())).unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
     let err = block_on(acknowledge(
@@ -164,9 +161,7 @@ fn a_break_glass_session_needs_an_approvers_acknowledgement() {
     );
     assert_eq!(acked.view()["review"]["required"], false);
     // A second acknowledgement (carol, later) changes nothing.
-    let carol = Caller {
-        arn: "arn:aws:iam::123456789012:user/carol".into(),
-    };
+    let carol = Caller::from_arn("arn:aws:iam::123456789012:user/carol");
     let again = block_on(acknowledge(&ledger, &catalog, &carol, &id, None, now())).unwrap();
     assert_eq!(again.acknowledgement.unwrap().by, "bob");
     let last = block_on(ledger.events(&id)).unwrap().pop().unwrap();

@@ -1,13 +1,14 @@
 //! Vending STS credentials for an ACTIVE grant to its requester.
 
-use super::{commit, load, with_retry};
+use super::{commit, is_requester_principal, load, with_retry};
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::ledger::change;
 use crate::policy::{self, REQUEST_TAG};
 use crate::ports::{AssumeRequest, CredentialIssuer, IssuedCredentials, Ledger};
 use crate::request::{AccessRequest, Caller, Status};
 use crate::time::parse_utc;
-use ::time::OffsetDateTime;
+use ::time::{Duration, OffsetDateTime};
 
 /// STS's bounds on `DurationSeconds` for a role assumed by a role (role chaining caps it at 1 h).
 const MIN_SESSION: i64 = 900;
@@ -17,12 +18,13 @@ const MAX_SESSION: i64 = 3600;
 pub async fn vend<L: Ledger, C: CredentialIssuer>(
     ledger: &L,
     issuer: &C,
+    catalog: &Catalog,
     caller: &Caller,
     id: &str,
     now: OffsetDateTime,
 ) -> Result<IssuedCredentials> {
     let current = load(ledger, id).await?;
-    if current.requester != caller.arn {
+    if !is_requester_principal(&current, caller) {
         return Err(Error::not_found(format!("no request `{id}`")));
     }
     if current.status != Status::Active {
@@ -40,6 +42,7 @@ pub async fn vend<L: Ledger, C: CredentialIssuer>(
     if remaining <= 0 {
         return Err(Error::conflict("the grant has expired"));
     }
+    within_todays_catalog(catalog, &current, expires_at - now)?;
     let assume = AssumeRequest {
         role_arn: current.role_arn.clone(),
         session_name: session_name(&current),
@@ -87,6 +90,36 @@ pub async fn vend<L: Ledger, C: CredentialIssuer>(
     })
     .await?;
     Ok(credentials)
+}
+
+/// The record a vend trusts must still be one today's catalog allows: its entry exists, names
+/// the same role, allows its duration, and the time left is no more than that. The ledger
+/// alone is not enough: whoever can write the table could point an ACTIVE record at another
+/// role or push its `expires_at` out by a week.
+fn within_todays_catalog(
+    catalog: &Catalog,
+    request: &AccessRequest,
+    remaining: Duration,
+) -> Result<()> {
+    let entry = catalog.entry(&request.catalog_id).ok_or_else(|| {
+        Error::not_grantable(format!(
+            "catalog entry `{}` no longer exists",
+            request.catalog_id
+        ))
+    })?;
+    if entry.role_arn != request.role_arn {
+        return Err(Error::not_grantable(
+            "the request's role is not its catalog entry's role",
+        ));
+    }
+    let max = entry.max_duration()?;
+    if request.duration() > max || remaining > max {
+        return Err(Error::not_grantable(format!(
+            "the grant is longer than the {} its catalog entry allows",
+            crate::time::format_duration(max)
+        )));
+    }
+    Ok(())
 }
 
 /// `tg-<requester>-<request id>`, cut to STS's 64 characters, so CloudTrail shows both.

@@ -12,17 +12,15 @@ use futures_executor::executor::block_on;
 fn credentials_are_vended_only_to_the_requester_while_active_and_never_past_expiry() {
     let (ledger, roles, id) = active();
     let issuer = MemoryIssuer::default();
-    let bob = Caller {
-        arn: "arn:aws:iam::123456789012:user/bob".into(),
-    };
+    let bob = Caller::from_arn("arn:aws:iam::123456789012:user/bob");
     assert_eq!(
-        block_on(vend(&ledger, &issuer, &bob, &id, now()))
+        block_on(vend(&ledger, &issuer, &catalog(), &bob, &id, now()))
             .unwrap_err()
             .kind,
         ErrorKind::NotFound
     );
 
-    block_on(vend(&ledger, &issuer, &alice(), &id, now())).unwrap();
+    block_on(vend(&ledger, &issuer, &catalog(), &alice(), &id, now())).unwrap();
     let call = issuer.calls.lock().unwrap()[0].clone();
     assert_eq!(call.duration_seconds, 3600);
     assert_eq!(call.source_identity, "alice");
@@ -33,12 +31,12 @@ fn credentials_are_vended_only_to_the_requester_while_active_and_never_past_expi
     // Ten minutes before expiry STS still issues 15 minutes; the reported expiry is capped.
     let late = now() + Duration::minutes(110);
     *issuer.clock.lock().unwrap() = Some(late);
-    let credentials = block_on(vend(&ledger, &issuer, &alice(), &id, late)).unwrap();
+    let credentials = block_on(vend(&ledger, &issuer, &catalog(), &alice(), &id, late)).unwrap();
     assert_eq!(issuer.calls.lock().unwrap()[1].duration_seconds, 900);
     assert_eq!(credentials.expiration, "2026-11-21T12:00:00Z");
     assert_eq!(ledger.record(&id).unwrap().credentials_issued, 2);
 
     block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap();
-    let err = block_on(vend(&ledger, &issuer, &alice(), &id, now())).unwrap_err();
+    let err = block_on(vend(&ledger, &issuer, &catalog(), &alice(), &id, now())).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Conflict);
 }

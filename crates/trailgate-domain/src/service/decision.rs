@@ -1,7 +1,7 @@
 //! Deciding: the confirm page's review and the one decision core that links and signed callers
 //! share (self-approval, quorum, window, conflicts).
 
-use super::{commit, entry_of, load, with_retry};
+use super::{approver_for, commit, entry_of, is_requester_person, load, with_retry};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::ledger::change;
@@ -42,12 +42,14 @@ pub async fn review<L: Ledger>(
         .get(&link.request_id)
         .await?
         .ok_or_else(|| Error::forbidden("this link is not valid"))?;
-    key.verify(link, &request.content_hash, now.unix_timestamp())?;
+    // Recomputed from the fields, never read from `content_hash`: whoever can write the table
+    // could change the duration or the role and leave the stored hash as it was.
+    key.verify(link, &request.compute_content_hash(), now.unix_timestamp())?;
     let entry = entry_of(catalog, &request)?;
     let approver = entry
         .approver(&link.approver_id)
         .ok_or_else(|| Error::forbidden("you are no longer an approver for this role"))?;
-    if approver.arn == request.requester {
+    if catalog.is_requester(&request, &approver.id) {
         return Err(Error::forbidden("you cannot approve your own request"));
     }
     Ok(Review {
@@ -91,20 +93,13 @@ pub async fn decide_by_principal<L: Ledger, W: Workflow>(
     verdict: Verdict,
 ) -> Result<AccessRequest> {
     let request = load(ledger, id).await?;
-    if request.requester == caller.arn {
+    if is_requester_person(catalog, &request, caller) {
         return Err(Error::forbidden("you cannot approve your own request"));
     }
     let entry = entry_of(catalog, &request)?;
-    let approver = entry
-        .approvers
-        .iter()
-        .find(|approver| approver.arn == caller.arn)
-        .ok_or_else(|| {
-            Error::forbidden(format!(
-                "`{}` is not an approver of catalog entry `{}`",
-                caller.arn, entry.id
-            ))
-        })?;
+    // Whoever may not decide a request is not told it exists (as `GET /requests/{id}`).
+    let approver = approver_for(catalog, entry, caller)
+        .ok_or_else(|| Error::not_found(format!("no request `{id}`")))?;
     decide_as(ledger, workflow, catalog, id, &approver.id, verdict).await
 }
 
@@ -136,7 +131,7 @@ pub async fn decide_as<L: Ledger, W: Workflow>(
             let approver = entry
                 .approver(approver_id)
                 .ok_or_else(|| Error::forbidden("you are no longer an approver for this role"))?;
-            if approver.arn == current.requester {
+            if catalog.is_requester(&current, &approver.id) {
                 return Err(Error::forbidden("you cannot approve your own request"));
             }
             if let Some(previous) = current.decisions.get(approver_id) {
@@ -198,18 +193,25 @@ pub async fn decide_as<L: Ledger, W: Workflow>(
                     .collect();
                 next.outcome = Some(format!("approved by {}", approvers.join(", ")));
             }
+            // The token is kept only while the execution waits for it: once the request is
+            // decided it is cleared in the same write and handed to the workflow from memory.
+            let token = current.task_token.clone();
+            if next.status.is_decided() {
+                next.task_token = None;
+            }
             let actor = format!("approver:{approver_id}");
-            commit(
+            let decided = commit(
                 ledger,
                 change(Some(&current), next, &actor, action, None, now)?,
             )
-            .await
+            .await?;
+            Ok((decided, token))
         }
     })
     .await?;
+    let (decided, token) = decided;
     if decided.status.is_decided() {
-        let token = decided
-            .task_token
+        let token = token
             .as_deref()
             .ok_or_else(|| Error::internal("the request has no task token"))?;
         // The ledger already holds the decision; if the execution no longer waits (its window

@@ -158,8 +158,9 @@ fn signed_callers_decide_by_their_arn_under_the_same_rules() {
         (own.kind, own.message.as_str()),
         (ErrorKind::Forbidden, "you cannot approve your own request")
     );
+    // Someone who may not decide is not told the request exists.
     let stranger = by(user("mallory"), true).unwrap_err();
-    assert_eq!(stranger.kind, ErrorKind::Forbidden, "{stranger}");
+    assert_eq!(stranger.kind, ErrorKind::NotFound, "{stranger}");
     let missing = block_on(decide_by_principal(
         &ledger,
         &workflow,

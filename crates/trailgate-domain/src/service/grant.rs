@@ -47,6 +47,13 @@ pub async fn activate<L: Ledger, R: Roles>(
             "the catalog entry now points at another role",
         ));
     }
+    // Checked again here, not only at intake: the record may have been edited since.
+    if current.duration() > entry.max_duration()? {
+        return Err(Error::not_grantable(format!(
+            "the request's duration is longer than the {} its catalog entry allows",
+            crate::time::format_duration(entry.max_duration()?)
+        )));
+    }
     check_grantable(roles, contract, &current.role_arn).await?;
     with_retry(|| async {
         let current = load(ledger, id).await?;

@@ -27,11 +27,12 @@ pub use reconcile::*;
 pub use revoke::*;
 pub use submit::*;
 
-use crate::catalog::{Catalog, Entry};
+use crate::catalog::{Approver, Catalog, Entry};
 use crate::error::{Error, ErrorKind, Result};
+use crate::identity::Principal;
 use crate::ledger::Change;
 use crate::ports::Ledger;
-use crate::request::{AccessRequest, NewRequest};
+use crate::request::{AccessRequest, Caller, NewRequest};
 
 /// How often a use case re-reads after losing a race before giving up.
 const CONFLICT_RETRIES: usize = 4;
@@ -93,5 +94,46 @@ pub(crate) fn entry_of<'c>(catalog: &'c Catalog, request: &AccessRequest) -> Res
     })
 }
 
+/// The approver of `entry` the caller is, compared as people: the caller's principal belongs
+/// to that approver's person (any spelling of it; see [`Catalog::person_of`]).
+fn approver_for<'e>(catalog: &Catalog, entry: &'e Entry, caller: &Caller) -> Option<&'e Approver> {
+    let person = catalog.person_of(&caller.arn)?;
+    entry
+        .approvers
+        .iter()
+        .find(|approver| approver.id == person)
+}
+
+/// Whether the caller is the principal that made the request: the same principal (case and
+/// IAM path aside) and, where both are known, the same principal id, so a user deleted and
+/// created again under the same name is someone else.
+fn is_requester_principal(request: &AccessRequest, caller: &Caller) -> bool {
+    let same_principal = match (
+        Principal::parse(&request.requester),
+        Principal::parse(&caller.arn),
+    ) {
+        (Ok(requester), Ok(caller)) => requester.key() == caller.key(),
+        _ => request.requester == caller.arn,
+    };
+    let same_id = match (&request.requester_principal_id, &caller.principal_id) {
+        (Some(recorded), Some(calling)) => recorded == calling,
+        _ => true,
+    };
+    same_principal && same_id
+}
+
+/// Whether the caller is the requester as a person: the same principal, or a principal of the
+/// requester's person.
+fn is_requester_person(catalog: &Catalog, request: &AccessRequest, caller: &Caller) -> bool {
+    is_requester_principal(request, caller)
+        || catalog
+            .person_of(&caller.arn)
+            .is_some_and(|person| catalog.is_requester(request, person))
+}
+
 #[cfg(test)]
 mod test_support;
+
+#[cfg(test)]
+#[path = "security_tests.rs"]
+mod security_tests;

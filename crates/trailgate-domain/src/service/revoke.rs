@@ -1,7 +1,7 @@
 //! Ending a grant: the per-request deny written and verified, on time or early.
 
 use super::submit::show;
-use super::{commit, load, with_retry};
+use super::{commit, is_requester_principal, load, with_retry};
 use crate::catalog::{Catalog, role_name};
 use crate::error::{Error, Result};
 use crate::ledger::change;
@@ -11,11 +11,17 @@ use crate::request::{AccessRequest, Caller, Status};
 use crate::time::{format_utc, parse_utc};
 use ::time::{Duration, OffsetDateTime};
 
-/// Margin past `expires_at` before a deny statement may be collected, for clock skew.
-pub(super) const GC_MARGIN: Duration = Duration::minutes(5);
+/// How long past `expires_at` a deny statement stays on the role. STS issues no session
+/// shorter than 15 minutes, so a credential vended just before the end outlives it by up to
+/// that (its session policy denies everything past `expires_at`, and the deny covers it as
+/// well until it has expired), plus 5 minutes for clock skew between the clocks involved.
+pub(super) const GC_MARGIN: Duration = Duration::minutes(20);
 
-/// Ends a grant: the per-request deny on the target role (read back to verify), then REVOKED.
-/// Idempotent, and a no-op for requests that never got access.
+/// Ends a grant: REVOKED first, so that no credential is vended from then on, then the
+/// per-request deny on the target role, read back to verify. Idempotent, and a no-op for
+/// requests that never got access. A deny that IAM refuses or does not show fails the step
+/// `Retryable` with the request already REVOKED: the retry (or the reconciler, which re-applies
+/// the deny of every REVOKED request whose sessions may still live) finishes it.
 pub async fn revoke<L: Ledger, R: Roles>(
     ledger: &L,
     roles: &R,
@@ -23,21 +29,16 @@ pub async fn revoke<L: Ledger, R: Roles>(
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<Status> {
-    let current = load(ledger, id).await?;
-    match current.status {
-        Status::Active | Status::Revoked | Status::Audited if current.expires_at.is_some() => {
-            apply_deny(roles, &current, now).await?;
-        }
-        Status::Approved => {}
-        other => return Ok(other),
-    }
-    if matches!(current.status, Status::Revoked | Status::Audited) {
-        return Ok(current.status);
-    }
-    with_retry(|| async {
+    // The deny is written for the record the commit produced, never for one read earlier: a
+    // revoke that read APPROVED while activation committed ACTIVE loses the race, reads again,
+    // and writes the deny for the ACTIVE grant it then revokes.
+    let revoked = with_retry(|| async {
         let current = load(ledger, id).await?;
+        if matches!(current.status, Status::Revoked | Status::Audited) {
+            return Ok(current);
+        }
         if !current.status.can_become(Status::Revoked) {
-            return Ok(current.status);
+            return Ok(current);
         }
         let mut next = current.clone();
         next.status = Status::Revoked;
@@ -60,10 +61,14 @@ pub async fn revoke<L: Ledger, R: Roles>(
                 now,
             )?,
         )
-        .await?;
-        Ok(Status::Revoked)
+        .await
     })
-    .await
+    .await?;
+    // A request that was never ACTIVE has no `expires_at` and no credential was ever vended.
+    if matches!(revoked.status, Status::Revoked | Status::Audited) && revoked.expires_at.is_some() {
+        apply_deny(roles, &revoked, now).await?;
+    }
+    Ok(revoked.status)
 }
 
 /// Ends a grant before its expiry, at the request of its requester or one of its entry's
@@ -89,7 +94,7 @@ pub async fn revoke_early<L: Ledger, R: Roles>(
             current.status
         )));
     }
-    let who = if current.requester == caller.arn {
+    let who = if is_requester_principal(&current, caller) {
         "the requester"
     } else {
         "an approver"

@@ -43,16 +43,47 @@ fn revoke_writes_a_verified_deny_once_and_marks_revoked() {
 }
 
 #[test]
-fn a_failed_iam_write_is_retryable_and_leaves_the_grant_active() {
-    let (ledger, roles, id) = active();
-    *roles.fail_puts.lock().unwrap() = 1;
-    let err = block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Retryable);
-    assert_eq!(ledger.record(&id).unwrap().status, Status::Active);
-    assert_eq!(
-        block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(),
-        Status::Revoked
-    );
+fn a_failed_iam_write_stops_vending_first_and_a_retry_or_the_reconciler_writes_the_deny() {
+    let denied = |roles: &MemoryRoles, id: &str| {
+        roles
+            .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
+            .is_some_and(|doc| policy::denies_request(&doc, id))
+    };
+    let vend_now = |ledger: &MemoryLedger, id: &str| {
+        block_on(vend(
+            ledger,
+            &MemoryIssuer::default(),
+            &catalog(),
+            &alice(),
+            id,
+            now(),
+        ))
+    };
+    for finish_by_reconciler in [false, true] {
+        let (ledger, roles, id) = active();
+        *roles.fail_puts.lock().unwrap() = 1;
+        let err = block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Retryable);
+        // The ledger said REVOKED before IAM was asked: nothing is vended while the deny is
+        // missing, and nothing depends on IAM coming back for that.
+        assert_eq!(ledger.record(&id).unwrap().status, Status::Revoked);
+        assert_eq!(
+            vend_now(&ledger, &id).unwrap_err().kind,
+            ErrorKind::Conflict
+        );
+        assert!(!denied(&roles, &id));
+        if finish_by_reconciler {
+            let notifier = MemoryNotifier::default();
+            let report = block_on(reconcile(&ledger, &roles, &notifier, now())).unwrap();
+            assert_eq!(report.reapplied, vec![id.clone()], "{report:?}");
+        } else {
+            assert_eq!(
+                block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap(),
+                Status::Revoked
+            );
+        }
+        assert!(denied(&roles, &id), "reconciler: {finish_by_reconciler}");
+    }
 }
 
 #[test]
@@ -82,9 +113,7 @@ fn revoking_a_never_activated_request_touches_no_role() {
 fn early_revoke_ends_one_grant_and_leaves_an_overlapping_one_alone() {
     let (ledger, roles, first) = active();
     let second = second_active(&ledger, &roles);
-    let mallory = Caller {
-        arn: "arn:aws:iam::123456789012:user/mallory".into(),
-    };
+    let mallory = Caller::from_arn("arn:aws:iam::123456789012:user/mallory");
     let err = block_on(revoke_early(
         &ledger,
         &roles,
@@ -101,9 +130,7 @@ fn early_revoke_ends_one_grant_and_leaves_an_overlapping_one_alone() {
             .is_none()
     );
 
-    let bob = Caller {
-        arn: "arn:aws:iam::123456789012:user/bob".into(),
-    };
+    let bob = Caller::from_arn("arn:aws:iam::123456789012:user/bob");
     let soon = now() + Duration::minutes(10);
     let revoked = block_on(revoke_early(
         &ledger,
@@ -125,6 +152,7 @@ fn early_revoke_ends_one_grant_and_leaves_an_overlapping_one_alone() {
     block_on(vend(
         &ledger,
         &MemoryIssuer::default(),
+        &catalog(),
         &alice(),
         &second,
         soon,
@@ -134,6 +162,7 @@ fn early_revoke_ends_one_grant_and_leaves_an_overlapping_one_alone() {
         block_on(vend(
             &ledger,
             &MemoryIssuer::default(),
+            &catalog(),
             &alice(),
             &first,
             soon
@@ -197,7 +226,7 @@ fn revoke_waits_boundedly_for_iam_to_show_the_deny() {
     assert_eq!(pauses.len(), 3);
     assert!(pauses.windows(2).all(|w| w[0] < w[1]), "{pauses:?}");
 
-    // Never visible: fails Retryable once the pauses reach the bound, and stays ACTIVE.
+    // Never visible: fails Retryable once the pauses reach the bound, with vending stopped.
     let (ledger, roles, id) = active();
     *roles.stale_reads.lock().unwrap() = u32::MAX;
     let err = block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap_err();
@@ -205,5 +234,5 @@ fn revoke_waits_boundedly_for_iam_to_show_the_deny() {
     assert!(err.message.contains("not visible"), "{err}");
     let waited: std::time::Duration = roles.pauses.lock().unwrap().iter().sum();
     assert_eq!(waited, VISIBILITY_BOUND);
-    assert_eq!(ledger.record(&id).unwrap().status, Status::Active);
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Revoked);
 }

@@ -1,7 +1,10 @@
 //! Intake's use cases: submit (with the request policy: idempotency keys, the rate limit and
 //! one open request per role), show, list and cancel.
 
-use super::{CONFLICT_RETRIES, STALE, commit, find_entry, load, with_retry};
+use super::{
+    CONFLICT_RETRIES, STALE, approver_for, commit, find_entry, is_requester_principal, load,
+    with_retry,
+};
 use crate::catalog::{Catalog, Entry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ledger::{ClaimExpect, OpenClaim, change, open_claim_key};
@@ -29,6 +32,21 @@ pub struct Submission<'a> {
     pub now: OffsetDateTime,
 }
 
+/// The PENDING request a submission makes: the entry's rules, then the requester as a person
+/// (a caller who names no person is refused, see [`Catalog::resolve_requester`]).
+fn pending_for(submission: &Submission<'_>, entry: &Entry) -> Result<AccessRequest> {
+    let Submission {
+        catalog,
+        caller,
+        input,
+        now,
+        ..
+    } = submission;
+    let mut request = AccessRequest::create(submission.id.clone(), caller, input, entry, *now)?;
+    request.requester_person = catalog.resolve_requester(&caller.arn)?;
+    Ok(request)
+}
+
 /// Validates and records a new request as PENDING, then starts its execution. No request
 /// policy: see [`submit_with_policy`] for what intake does.
 pub async fn submit<L: Ledger, W: Workflow>(
@@ -38,13 +56,7 @@ pub async fn submit<L: Ledger, W: Workflow>(
 ) -> Result<AccessRequest> {
     let entry = find_entry(submission.catalog, submission.input)?;
     let (settings, now) = (submission.settings, submission.now);
-    let request = AccessRequest::create(
-        submission.id,
-        submission.caller,
-        submission.input,
-        entry,
-        now,
-    )?;
+    let request = pending_for(&submission, entry)?;
     create_and_start(
         ledger,
         workflow,
@@ -118,13 +130,10 @@ pub async fn show<L: Ledger>(
     id: &str,
 ) -> Result<AccessRequest> {
     let request = load(ledger, id).await?;
-    let is_approver = catalog.entry(&request.catalog_id).is_some_and(|entry| {
-        entry
-            .approvers
-            .iter()
-            .any(|approver| approver.arn == caller.arn)
-    });
-    if request.requester != caller.arn && !is_approver {
+    let is_approver = catalog
+        .entry(&request.catalog_id)
+        .is_some_and(|entry| approver_for(catalog, entry, caller).is_some());
+    if !is_requester_principal(&request, caller) && !is_approver {
         // Same answer as a missing request, so ids cannot be probed.
         return Err(Error::not_found(format!("no request `{id}`")));
     }
@@ -251,7 +260,7 @@ pub async fn submit_with_policy<L: Ledger, W: Workflow>(
     // Validate before looking for a duplicate, so a bad repeat is still a 400.
     let submitted = if policy.one_open_per_role {
         let entry = find_entry(catalog, input)?;
-        let request = AccessRequest::create(submission.id, caller, input, entry, now)?;
+        let request = pending_for(&submission, entry)?;
         submit_one_open(ledger, workflow, entry, settings, request, now).await?
     } else {
         Submitted {

@@ -291,9 +291,7 @@ fn list_pages_newest_first_and_only_the_callers_own() {
 fn cancel_is_for_the_requester_while_pending_and_then_nothing_is_granted() {
     let (ledger, _notifier, id) = awaiting_approval();
     let workflow = MemoryWorkflow::default();
-    let stranger = Caller {
-        arn: "arn:aws:iam::123456789012:user/mallory".into(),
-    };
+    let stranger = Caller::from_arn("arn:aws:iam::123456789012:user/mallory");
     let err = block_on(cancel(&ledger, &catalog(), &stranger, &id, now())).unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
     let err = block_on(cancel(&ledger, &catalog(), &bob(), &id, now())).unwrap_err();

@@ -73,9 +73,7 @@ pub(crate) fn quorum_two_catalog() -> Catalog {
 }
 
 pub(crate) fn user(name: &str) -> Caller {
-    Caller {
-        arn: format!("arn:aws:iam::123456789012:user/{name}"),
-    }
+    Caller::from_arn(format!("arn:aws:iam::123456789012:user/{name}"))
 }
 
 pub(crate) fn approved() -> (MemoryLedger, String) {
@@ -136,9 +134,7 @@ pub(crate) fn second_active(ledger: &MemoryLedger, roles: &MemoryRoles) -> Strin
 }
 
 pub(crate) fn bob() -> Caller {
-    Caller {
-        arn: "arn:aws:iam::123456789012:user/bob".into(),
-    }
+    Caller::from_arn("arn:aws:iam::123456789012:user/bob")
 }
 
 pub(crate) fn policy_submit(
