@@ -853,3 +853,131 @@ mod toml_like {
         manifest
     }
 }
+
+/// Each workspace package: its manifest folder relative to the root, its workspace crates
+/// among its normal dependencies, and its `aws-sdk-*` crates with their kind.
+struct Package {
+    folder: String,
+    workspace_deps: BTreeSet<String>,
+    sdk_deps: Vec<(String, String)>,
+}
+
+/// The workspace as cargo sees it (`cargo metadata`), so the check reads what builds, not a
+/// second parser's idea of the manifests.
+fn workspace_packages() -> Result<BTreeMap<String, Package>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Json = serde_json::from_slice(&output.stdout)?;
+    let root = root().canonicalize()?;
+    let packages = metadata["packages"]
+        .as_array()
+        .ok_or_else(|| anyhow!("cargo metadata has no packages"))?;
+    let names: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    let mut found = BTreeMap::new();
+    for package in packages {
+        let name = package["name"].as_str().unwrap_or_default().to_owned();
+        let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap_or_default());
+        let folder = manifest
+            .parent()
+            .and_then(|dir| dir.strip_prefix(&root).ok())
+            .map(|dir| dir.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut workspace_deps = BTreeSet::new();
+        let mut sdk_deps = Vec::new();
+        for dep in package["dependencies"].as_array().into_iter().flatten() {
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            let kind = dep["kind"].as_str().unwrap_or("normal");
+            if names.contains(dep_name) && kind == "normal" {
+                workspace_deps.insert(dep_name.to_owned());
+            }
+            if dep_name.starts_with("aws-sdk-") {
+                sdk_deps.push((dep_name.to_owned(), kind.to_owned()));
+            }
+        }
+        found.insert(
+            name,
+            Package {
+                folder,
+                workspace_deps,
+                sdk_deps,
+            },
+        );
+    }
+    Ok(found)
+}
+
+#[test]
+fn the_code_map_names_every_crate_with_its_workspace_dependencies() -> Result<()> {
+    let architecture = architecture()?;
+    let rows: Vec<Vec<&str>> = section(&architecture, "## Code map")?
+        .into_iter()
+        .filter(|line| line.starts_with("| `"))
+        .map(cells)
+        .collect();
+    let packages = workspace_packages()?;
+    let mut problems = Vec::new();
+    let mut mapped = BTreeSet::new();
+    for row in &rows {
+        ensure!(
+            row.len() == 3,
+            "a code map row has {} cells: {row:?}",
+            row.len()
+        );
+        let folder = code_spans(row[0])
+            .first()
+            .map(|span| span.trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let Some((name, package)) = packages.iter().find(|(_, p)| p.folder == folder) else {
+            problems.push(format!(
+                "the code map names `{folder}`, which is no workspace crate"
+            ));
+            continue;
+        };
+        mapped.insert(name.clone());
+        let listed: BTreeSet<String> = code_spans(row[2]).into_iter().map(str::to_owned).collect();
+        if listed != package.workspace_deps {
+            problems.push(format!(
+                "`{folder}` depends on {:?}, the code map says {:?}",
+                package.workspace_deps, listed
+            ));
+        }
+    }
+    for (name, package) in &packages {
+        if !mapped.contains(name) {
+            problems.push(format!("`{}` ({name}) has no code map row", package.folder));
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
+#[test]
+fn only_the_adapters_the_local_stack_and_tests_use_the_aws_sdk() -> Result<()> {
+    // ARCHITECTURE.md "Invariants": the functions reach AWS through trailgate-aws alone.
+    let may_use = ["trailgate-aws", "trailgate-local", "trailgate-system-tests"];
+    let mut problems = Vec::new();
+    for (name, package) in workspace_packages()? {
+        for (sdk, kind) in &package.sdk_deps {
+            let test_only = kind == "dev" && name == "jitctl";
+            if !may_use.contains(&name.as_str()) && !test_only {
+                problems.push(format!("{name} depends on {sdk} ({kind})"));
+            }
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
