@@ -75,22 +75,14 @@ pub async fn check_roles<R: Roles>(
     roles: &R,
     file: &str,
     text: &str,
-    own_role_prefix: &str,
-    broker_role_arn: &str,
+    contract: trailgate_domain::service::RoleContract<'_>,
 ) -> anyhow::Result<Vec<String>> {
     let catalog: Catalog = serde_json::from_str(text)?;
     let lines = id_lines(text);
     let mut problems = Vec::new();
     for entry in &catalog.entries {
-        let checked = trailgate_domain::service::check_grantable(
-            roles,
-            trailgate_domain::service::RoleContract {
-                own_role_prefix,
-                broker_role_arn,
-            },
-            &entry.role_arn,
-        )
-        .await;
+        let checked =
+            trailgate_domain::service::check_grantable(roles, contract, &entry.role_arn).await;
         match checked {
             Ok(()) => {}
             Err(err) if err.kind == ErrorKind::NotGrantable => {
@@ -200,7 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn roles_are_checked_against_the_grant_contract_at_their_entries() {
-        use trailgate_domain::testing::{BROKER_ROLE, MemoryRoles};
+        use trailgate_domain::testing::{MemoryRoles, contract};
         let roles = MemoryRoles::with_sample_role();
         roles.add_role("untagged", &[]);
         roles.add_role("wide", &[("trailgate:managed", "true")]);
@@ -218,7 +210,7 @@ mod tests {
             .join(",\n"),
         );
         assert_eq!(check("c.json", &text, "trailgate-"), Vec::<String>::new());
-        let problems = check_roles(&roles, "c.json", &text, "trailgate-", BROKER_ROLE)
+        let problems = check_roles(&roles, "c.json", &text, contract())
             .await
             .unwrap();
         assert_eq!(problems.len(), 3, "{problems:#?}");

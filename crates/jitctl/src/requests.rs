@@ -59,13 +59,17 @@ pub enum CatalogCommand {
         role_prefix: String,
         /// Also check each entry's role in IAM against the contract the grant step enforces
         /// (it exists, is tagged `trailgate:managed=true`, and trusts only the credentials
-        /// function's role, requiring a source identity). Needs iam:GetRole and
-        /// iam:ListRoleTags, and --broker-role-arn.
-        #[arg(long, requires = "broker_role_arn")]
+        /// function's role, requiring a source identity, and has the stack's protection policy
+        /// attached). Needs iam:GetRole, iam:ListRoleTags and iam:ListAttachedRolePolicies,
+        /// --broker-role-arn and --protection-policy-arn.
+        #[arg(long, requires_all = ["broker_role_arn", "protection_policy_arn"])]
         roles: bool,
         /// The credentials function's role: the stack output `CredentialsFunctionRoleArn`.
         #[arg(long, value_name = "ARN")]
         broker_role_arn: Option<String>,
+        /// The stack's `TrailgateProtectionPolicy`: the stack output `ProtectionPolicyArn`.
+        #[arg(long, value_name = "ARN")]
+        protection_policy_arn: Option<String>,
         /// Send the IAM calls of --roles to this endpoint (a local stack or moto).
         #[arg(long, value_name = "URL")]
         endpoint_url: Option<String>,
@@ -150,17 +154,22 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
         role_prefix,
         roles,
         broker_role_arn,
+        protection_policy_arn,
         endpoint_url,
     }) = args.command
     {
-        let iam = match (roles, broker_role_arn) {
-            (true, Some(broker)) => {
+        let iam = match (roles, broker_role_arn, protection_policy_arn) {
+            (true, Some(broker), Some(protection)) => {
                 let aws = crate::runbook::AwsTarget {
                     profile: target.profile.clone(),
                     region: target.region.clone(),
                 };
                 let config = crate::runbook::sdk_config(&aws, endpoint_url.as_deref()).await;
-                Some((trailgate_aws::roles::IamRoles::from_sdk(&config), broker))
+                Some((
+                    trailgate_aws::roles::IamRoles::from_sdk(&config),
+                    broker,
+                    protection,
+                ))
             }
             _ => None,
         };
@@ -170,9 +179,13 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let name = file.display().to_string();
             let mut found = crate::catalog_check::check(&name, &text, &role_prefix);
-            if let (true, Some((iam, broker))) = (found.is_empty(), &iam) {
-                found = crate::catalog_check::check_roles(iam, &name, &text, &role_prefix, broker)
-                    .await?;
+            if let (true, Some((iam, broker, protection))) = (found.is_empty(), &iam) {
+                let contract = trailgate_domain::service::RoleContract {
+                    own_role_prefix: &role_prefix,
+                    broker_role_arn: broker,
+                    protection_policy_arn: protection,
+                };
+                found = crate::catalog_check::check_roles(iam, &name, &text, contract).await?;
             }
             for problem in found {
                 println!("{problem}");

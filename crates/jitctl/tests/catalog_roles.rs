@@ -16,6 +16,10 @@ fn broker() -> String {
     format!("arn:aws:iam::{ACCOUNT}:role/trailgate-CredentialsFunctionRole")
 }
 
+fn protection() -> String {
+    format!("arn:aws:iam::{ACCOUNT}:policy/trailgate-protection")
+}
+
 fn role_arn(name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:role/{name}")
 }
@@ -29,6 +33,8 @@ fn broker_trust() -> String {
     .to_string()
 }
 
+/// Creates a role and, when `managed`, tags it `trailgate:managed=true` and attaches the
+/// protection policy, as a team following the README would.
 async fn create_role(iam: &aws_sdk_iam::Client, name: &str, trust: &str, managed: bool) {
     let mut create = iam
         .create_role()
@@ -44,6 +50,14 @@ async fn create_role(iam: &aws_sdk_iam::Client, name: &str, trust: &str, managed
         );
     }
     create.send().await.expect("CreateRole");
+    if managed {
+        iam.attach_role_policy()
+            .role_name(name)
+            .policy_arn(protection())
+            .send()
+            .await
+            .expect("AttachRolePolicy");
+    }
 }
 
 fn catalog(entries: &[(&str, &str)]) -> String {
@@ -70,7 +84,24 @@ async fn catalog_roles_are_checked_in_iam_with_the_grant_contract() {
         .http_client(common::http_client())
         .build();
     let iam = aws_sdk_iam::Client::from_conf(config);
+    iam.create_policy()
+        .policy_name("trailgate-protection")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
+                "Action": "iam:DeleteRolePolicy", "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("CreatePolicy");
     create_role(&iam, "good-target", &broker_trust(), true).await;
+    create_role(&iam, "unprotected-target", &broker_trust(), true).await;
+    iam.detach_role_policy()
+        .role_name("unprotected-target")
+        .policy_arn(protection())
+        .send()
+        .await
+        .expect("DetachRolePolicy");
     create_role(&iam, "untagged-target", &broker_trust(), false).await;
     let anyone = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
@@ -88,6 +119,7 @@ async fn catalog_roles_are_checked_in_iam_with_the_grant_contract() {
             ("untagged", "untagged-target"),
             ("wide", "wide-target"),
             ("missing", "no-such-target"),
+            ("unprotected", "unprotected-target"),
         ]),
     )
     .expect("write");
@@ -104,6 +136,8 @@ async fn catalog_roles_are_checked_in_iam_with_the_grant_contract() {
             "--roles",
             "--broker-role-arn",
             &broker(),
+            "--protection-policy-arn",
+            &protection(),
             "--endpoint-url",
             &moto.url,
         ])
@@ -111,12 +145,13 @@ async fn catalog_roles_are_checked_in_iam_with_the_grant_contract() {
     let (ok, stdout, stderr) = check(&bad);
     assert!(!ok, "a bad catalog must fail: {stdout} {stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}\n{stderr}");
+    assert_eq!(lines.len(), 4, "{stdout}\n{stderr}");
     let file = bad.display().to_string();
     for (line, (id, problem)) in lines.iter().zip([
         ("untagged", "is not tagged `trailgate:managed=true`"),
         ("wide", "breaks the trust contract"),
         ("missing", "does not exist"),
+        ("unprotected", "does not have"),
     ]) {
         assert!(
             line.starts_with(&format!("{file}:"))
@@ -133,8 +168,20 @@ async fn catalog_roles_are_checked_in_iam_with_the_grant_contract() {
     // Without --roles nothing is asked of IAM: the untagged and missing roles pass.
     let (ok, stdout, _) = jitctl(&["catalog", "check", bad.to_str().expect("utf-8 path")]);
     assert!(ok && stdout.trim() == "1 catalog file(s) valid", "{stdout}");
-    // --roles needs the broker's ARN.
+    // --roles needs the broker's and the protection policy's ARNs.
     let (ok, _, stderr) = jitctl(&["catalog", "check", &file, "--roles"]);
     assert!(!ok && stderr.contains("--broker-role-arn"), "{stderr}");
+    let (ok, _, stderr) = jitctl(&[
+        "catalog",
+        "check",
+        &file,
+        "--roles",
+        "--broker-role-arn",
+        &broker(),
+    ]);
+    assert!(
+        !ok && stderr.contains("--protection-policy-arn"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -62,9 +62,32 @@ impl Roles for IamRoles {
             .into_iter()
             .map(|tag| (tag.key, tag.value))
             .collect();
+        let mut attached_policies = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self
+                .client
+                .list_attached_role_policies()
+                .role_name(name)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|err| classify("IAM ListAttachedRolePolicies", &err))?;
+            attached_policies.extend(
+                page.attached_policies
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|policy| policy.policy_arn),
+            );
+            match page.marker {
+                Some(next) if page.is_truncated => marker = Some(next),
+                _ => break,
+            }
+        }
         Ok(Some(RoleInfo {
             name: role.role_name,
             tags,
+            attached_policies,
             trust_policy: role
                 .assume_role_policy_document
                 .as_deref()

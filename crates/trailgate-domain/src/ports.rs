@@ -155,6 +155,8 @@ pub struct RoleInfo {
     pub tags: Vec<(String, String)>,
     /// The trust policy (decoded JSON text).
     pub trust_policy: String,
+    /// The ARNs of the managed policies attached to the role.
+    pub attached_policies: Vec<String>,
 }
 
 /// IAM, limited to target roles.

@@ -393,6 +393,18 @@ impl CredentialIssuer for MemoryIssuer {
 /// The credentials function's role in the fakes: the only principal target roles trust.
 pub const BROKER_ROLE: &str = "arn:aws:iam::123456789012:role/trailgate-CredentialsFunctionRole";
 
+/// The stack's `TrailgateProtectionPolicy`, which every grantable role has attached.
+pub const PROTECTION_POLICY: &str = "arn:aws:iam::123456789012:policy/trailgate-protection";
+
+/// The role contract of the sample stack: [`BROKER_ROLE`], [`PROTECTION_POLICY`], `trailgate-`.
+pub fn contract() -> crate::service::RoleContract<'static> {
+    crate::service::RoleContract {
+        own_role_prefix: "trailgate-",
+        broker_role_arn: BROKER_ROLE,
+        protection_policy_arn: PROTECTION_POLICY,
+    }
+}
+
 /// A trust policy that keeps the grantable-role contract for [`BROKER_ROLE`].
 pub fn broker_trust_policy() -> String {
     serde_json::json!({"Version": "2012-10-17", "Statement": [{
@@ -424,7 +436,8 @@ impl MemoryRoles {
         roles.add_role("sample-target-trailgate", &[("trailgate:managed", "true")]);
         roles
     }
-    /// Adds a role trusting only [`BROKER_ROLE`]; see [`MemoryRoles::set_trust`].
+    /// Adds a role trusting only [`BROKER_ROLE`], with [`PROTECTION_POLICY`] attached; see
+    /// [`MemoryRoles::set_trust`] and [`MemoryRoles::detach_all`].
     pub fn add_role(&self, name: &str, tags: &[(&str, &str)]) {
         let info = RoleInfo {
             name: name.to_owned(),
@@ -433,11 +446,18 @@ impl MemoryRoles {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             trust_policy: broker_trust_policy(),
+            attached_policies: vec![PROTECTION_POLICY.to_owned()],
         };
         self.roles
             .lock()
             .expect("lock")
             .insert(name.to_owned(), (info, BTreeMap::new()));
+    }
+    /// Detaches every managed policy from a role.
+    pub fn detach_all(&self, role: &str) {
+        if let Some((info, _)) = self.roles.lock().expect("lock").get_mut(role) {
+            info.attached_policies.clear();
+        }
     }
     /// Replaces a role's trust policy.
     pub fn set_trust(&self, role: &str, trust_policy: &str) {

@@ -15,6 +15,9 @@ pub struct Deps<L, R> {
     pub own_role_prefix: String,
     /// `CREDENTIALS_ROLE_ARN`: the only principal a target role's trust policy may name.
     pub broker_role_arn: String,
+    /// `PROTECTION_POLICY_ARN`: the stack's `TrailgateProtectionPolicy`, which a target role
+    /// must have attached.
+    pub protection_policy_arn: String,
 }
 
 #[derive(Deserialize)]
@@ -36,6 +39,7 @@ pub async fn handle<L: Ledger, R: Roles>(
         service::RoleContract {
             own_role_prefix: &deps.own_role_prefix,
             broker_role_arn: &deps.broker_role_arn,
+            protection_policy_arn: &deps.protection_policy_arn,
         },
         &input.request_id,
         now,
@@ -62,6 +66,7 @@ mod tests {
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             own_role_prefix: "trailgate-".into(),
             broker_role_arn: BROKER_ROLE.into(),
+            protection_policy_arn: PROTECTION_POLICY.into(),
         };
         let event: Value =
             serde_json::from_str(include_str!("../../../events/grant/activate.json")).unwrap();
@@ -80,6 +85,7 @@ mod tests {
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             own_role_prefix: "trailgate-".into(),
             broker_role_arn: BROKER_ROLE.into(),
+            protection_policy_arn: PROTECTION_POLICY.into(),
         };
         let err = handle(json!({"request_id": id}), &deps).await.unwrap_err();
         assert_eq!(err.0.kind.name(), "Conflict");
@@ -105,6 +111,7 @@ mod tests {
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             own_role_prefix: "trailgate-".into(),
             broker_role_arn: BROKER_ROLE.into(),
+            protection_policy_arn: PROTECTION_POLICY.into(),
         };
         let err = handle(json!({"request_id": id}), &deps).await.unwrap_err();
         assert_eq!(err.0.kind.name(), "NotGrantable");

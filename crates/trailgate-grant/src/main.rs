@@ -17,6 +17,7 @@ async fn main() -> Result<(), Error> {
         catalog,
         own_role_prefix,
         broker_role_arn: config::required("CREDENTIALS_ROLE_ARN")?,
+        protection_policy_arn: config::required("PROTECTION_POLICY_ARN")?,
     };
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handler::handle(event.payload, &deps)

@@ -96,18 +96,7 @@ fn a_break_glass_session_needs_an_approvers_acknowledgement() {
     ))
     .unwrap();
     let roles = MemoryRoles::with_sample_role();
-    block_on(activate(
-        &ledger,
-        &roles,
-        &catalog,
-        RoleContract {
-            own_role_prefix: "trailgate-",
-            broker_role_arn: BROKER_ROLE,
-        },
-        &id,
-        now(),
-    ))
-    .unwrap();
+    block_on(activate(&ledger, &roles, &catalog, contract(), &id, now())).unwrap();
     block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap();
     let notifier = MemoryNotifier::default();
     block_on(audit(

@@ -17,6 +17,9 @@ pub struct RoleContract<'a> {
     pub own_role_prefix: &'a str,
     /// The credentials function's role, the only principal the target role may trust.
     pub broker_role_arn: &'a str,
+    /// The stack's `TrailgateProtectionPolicy`, which the role must have attached: without it a
+    /// granted session could delete its own revocation deny or rewrite the ledger.
+    pub protection_policy_arn: &'a str,
 }
 
 /// Checks that the request's role is one trailgate may grant, and marks the request ACTIVE.
@@ -95,6 +98,7 @@ pub async fn check_grantable<R: Roles>(
     let RoleContract {
         own_role_prefix,
         broker_role_arn,
+        protection_policy_arn,
     } = contract;
     let name = role_name(role_arn)
         .ok_or_else(|| Error::not_grantable(format!("`{role_arn}` is not a role ARN")))?;
@@ -114,6 +118,16 @@ pub async fn check_grantable<R: Roles>(
     if !managed {
         return Err(Error::not_grantable(format!(
             "role `{role_arn}` is not tagged `{MANAGED_TAG}=true`"
+        )));
+    }
+    if !info
+        .attached_policies
+        .iter()
+        .any(|attached| attached == protection_policy_arn)
+    {
+        return Err(Error::not_grantable(format!(
+            "role `{role_arn}` does not have `{protection_policy_arn}` attached, so a session \
+             could delete its own revocation"
         )));
     }
     policy::check_trust_policy(&info.trust_policy, broker_role_arn).map_err(|reason| {

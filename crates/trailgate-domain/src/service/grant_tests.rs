@@ -16,10 +16,7 @@ fn activation_requires_a_managed_role_and_is_idempotent() {
         &ledger,
         &unmanaged,
         &catalog(),
-        RoleContract {
-            own_role_prefix: "trailgate-",
-            broker_role_arn: BROKER_ROLE,
-        },
+        contract(),
         &id,
         now(),
     ))
@@ -32,10 +29,7 @@ fn activation_requires_a_managed_role_and_is_idempotent() {
         &ledger,
         &roles,
         &catalog(),
-        RoleContract {
-            own_role_prefix: "trailgate-",
-            broker_role_arn: BROKER_ROLE,
-        },
+        contract(),
         &id,
         now(),
     ))
@@ -47,10 +41,7 @@ fn activation_requires_a_managed_role_and_is_idempotent() {
             &ledger,
             &roles,
             &catalog(),
-            RoleContract {
-                own_role_prefix: "trailgate-",
-                broker_role_arn: BROKER_ROLE
-            },
+            contract(),
             &id,
             later
         ))
@@ -70,10 +61,7 @@ fn activation_refuses_a_role_whose_trust_breaks_the_contract() {
         &ledger,
         &roles,
         &catalog(),
-        RoleContract {
-            own_role_prefix: "trailgate-",
-            broker_role_arn: BROKER_ROLE,
-        },
+        contract(),
         &id,
         now(),
     ))
@@ -90,6 +78,7 @@ fn activation_refuses_a_role_whose_trust_breaks_the_contract() {
         RoleContract {
             own_role_prefix: "trailgate-",
             broker_role_arn: other_broker,
+            protection_policy_arn: PROTECTION_POLICY,
         },
         &id,
         now(),
@@ -102,13 +91,31 @@ fn activation_refuses_a_role_whose_trust_breaks_the_contract() {
             &ledger,
             &roles,
             &catalog(),
-            RoleContract {
-                own_role_prefix: "trailgate-",
-                broker_role_arn: BROKER_ROLE
-            },
+            contract(),
             &id,
             now()
         ))
         .is_ok()
     );
+}
+
+#[test]
+fn activation_refuses_a_role_without_the_protection_policy() {
+    // Without it a granted session could delete its own revocation deny.
+    let (ledger, id) = approved();
+    let roles = MemoryRoles::with_sample_role();
+    roles.detach_all("sample-target-trailgate");
+    let err = block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        contract(),
+        &id,
+        now(),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotGrantable);
+    assert!(err.message.contains("does not have"), "{err}");
+    assert!(err.message.contains(PROTECTION_POLICY), "{err}");
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
 }

@@ -88,10 +88,7 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
         &ledger,
         &roles,
         &catalog(),
-        RoleContract {
-            own_role_prefix: "trailgate-",
-            broker_role_arn: BROKER_ROLE,
-        },
+        contract(),
         &late,
         now() + Duration::minutes(1),
     ))

@@ -311,10 +311,7 @@ fn an_edited_record_is_neither_activated_nor_vended_for() {
         &ledger,
         &MemoryRoles::with_sample_role(),
         &catalog(),
-        RoleContract {
-            own_role_prefix: "trailgate-",
-            broker_role_arn: BROKER_ROLE,
-        },
+        contract(),
         &id,
         now(),
     ))

@@ -101,10 +101,7 @@ pub(crate) fn active() -> (MemoryLedger, MemoryRoles, String) {
         &ledger,
         &roles,
         &catalog(),
-        RoleContract {
-            own_role_prefix: "trailgate-",
-            broker_role_arn: BROKER_ROLE,
-        },
+        contract(),
         &id,
         now(),
     ))
@@ -118,18 +115,7 @@ pub(crate) fn second_active(ledger: &MemoryLedger, roles: &MemoryRoles) -> Strin
     request.id = "r-bbbbbbbbbbbbbbbbbbbbbbbbbb".into();
     request.status = Status::Approved;
     let id = seed(ledger, request).id;
-    block_on(activate(
-        ledger,
-        roles,
-        &catalog(),
-        RoleContract {
-            own_role_prefix: "trailgate-",
-            broker_role_arn: BROKER_ROLE,
-        },
-        &id,
-        now(),
-    ))
-    .unwrap();
+    block_on(activate(ledger, roles, &catalog(), contract(), &id, now())).unwrap();
     id
 }
 
