@@ -101,6 +101,9 @@ fn reference(types: &BTreeMap<String, String>, target: &str) -> String {
         (Some("AWS::SecretsManager::Secret"), _) => {
             format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf")
         }
+        (Some("AWS::KMS::Key"), "Arn") => {
+            format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
+        }
         (Some("AWS::IAM::ManagedPolicy"), _) => format!("arn:aws:iam::{ACCOUNT}:policy/{name}"),
         (Some("AWS::IAM::Role"), _) => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
         (Some("AWS::Serverless::Function"), _) => {

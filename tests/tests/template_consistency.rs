@@ -568,7 +568,10 @@ fn no_policy_statement_uses_wildcard_actions() -> Result<()> {
         }
         let resources = get(statement, "Resource").map(strings).unwrap_or_default();
         let allows = get(statement, "Effect").and_then(Yaml::as_str) == Some("Allow");
-        if allows && resources.iter().any(|resource| resource == "*") {
+        // In a resource policy (a statement with a Principal: a key or secret policy) `*`
+        // means the one resource the policy is attached to.
+        let resource_policy = get(statement, "Principal").is_some();
+        if allows && !resource_policy && resources.iter().any(|resource| resource == "*") {
             for action in &actions {
                 assert!(
                     NO_RESOURCE_LEVEL_ACTIONS.contains(&action.as_str()),
@@ -979,5 +982,182 @@ fn only_the_adapters_the_local_stack_and_tests_use_the_aws_sdk() -> Result<()> {
         }
     }
     ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
+/// A `!Sub` text with the stack's pseudo parameters filled in as the local stack names them.
+fn sub_text(value: &Yaml) -> String {
+    untag(value)
+        .as_str()
+        .unwrap_or_default()
+        .replace("${AWS::Partition}", "aws")
+        .replace("${AWS::AccountId}", "123456789012")
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${AWS::StackName}", "trailgate")
+}
+
+/// `*` matches any run of characters (IAM's `ArnLike`, without `?`).
+fn arn_like(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head)
+                && (0..=text.len() - head.len())
+                    .any(|skip| arn_like(tail, &text[head.len() + skip..]))
+        }
+    }
+}
+
+/// The role a SAM function or state machine gets, named as CloudFormation names it.
+fn role_name_of(logical_id: &str) -> String {
+    format!("arn:aws:iam::123456789012:role/trailgate-{logical_id}Role-1A2B3C4D5E6F")
+}
+
+/// The `aws:PrincipalArn` patterns a Deny statement exempts (`ArnNotLike`).
+fn exempt_principals(statement: &Yaml) -> Vec<String> {
+    let Some(value) = path(statement, &["Condition", "ArnNotLike", "aws:PrincipalArn"]) else {
+        return Vec::new();
+    };
+    match untag(value) {
+        Yaml::Sequence(items) => items.iter().map(sub_text).collect(),
+        other => vec![sub_text(other)],
+    }
+}
+
+/// The logical ids of the functions (and the state machine) whose own policies allow `action`
+/// on a resource that refers to `target` (`!Ref` or `!GetAtt`).
+fn principals_allowed(template: &Yaml, action: &str, target: &str) -> Result<BTreeSet<String>> {
+    let mut found = BTreeSet::new();
+    let mut holders = functions(template)?;
+    holders.extend(resources_of_type(
+        template,
+        "AWS::Serverless::StateMachine",
+    )?);
+    for (id, resource) in holders {
+        let policies = path(&resource, &["Properties", "Policies"]).unwrap_or(&Yaml::Null);
+        let mut own = Vec::new();
+        statements(policies, &mut own);
+        let allows = own.iter().any(|statement| {
+            get(statement, "Effect").and_then(Yaml::as_str) == Some("Allow")
+                && get(statement, "Action")
+                    .map(strings)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|a| a == action)
+                && serde_yaml::to_string(get(statement, "Resource").unwrap_or(&Yaml::Null))
+                    .is_ok_and(|resource| resource.contains(target))
+        });
+        // SAM's policy template SNSPublishMessagePolicy names the topic by its TopicName.
+        let template_policy = action == "sns:Publish"
+            && untag(policies).as_sequence().is_some_and(|items| {
+                items.iter().any(|item| {
+                    get(item, "SNSPublishMessagePolicy").is_some_and(|p| {
+                        serde_yaml::to_string(p).is_ok_and(|text| text.contains(target))
+                    })
+                })
+            });
+        if allows || template_policy {
+            found.insert(id);
+        }
+    }
+    Ok(found)
+}
+
+#[test]
+fn resource_policies_let_in_the_roles_that_need_them_and_no_other() -> Result<()> {
+    // ARCHITECTURE.md "Invariants": nobody but trailgate's own roles touches its resources.
+    // A resource policy that left out a role trailgate needs would break it on AWS, where
+    // moto would never notice; one that let in more would not protect anything.
+    let template = template()?;
+    let resources = get(&template, "Resources").ok_or_else(|| anyhow!("no Resources"))?;
+    let deny_statement = |resource: &str, policy: &[&str], action: &str| -> Result<Yaml> {
+        let document = path(resources, &[&[resource, "Properties"][..], policy].concat())
+            .ok_or_else(|| anyhow!("{resource} has no {policy:?}"))?;
+        let mut found = Vec::new();
+        statements(document, &mut found);
+        found
+            .into_iter()
+            .find(|statement| {
+                get(statement, "Effect").and_then(Yaml::as_str) == Some("Deny")
+                    && get(statement, "Action")
+                        .map(strings)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|a| a == action)
+            })
+            .ok_or_else(|| anyhow!("{resource}: no Deny of {action} in {policy:?}"))
+    };
+    let all: BTreeSet<String> = functions(&template)?
+        .into_keys()
+        .chain(resources_of_type(&template, "AWS::Serverless::StateMachine")?.into_keys())
+        .collect();
+    for (resource, policy, action, target) in [
+        (
+            "LedgerTable",
+            &["ResourcePolicy", "PolicyDocument"][..],
+            "dynamodb:PutItem",
+            "LedgerTable",
+        ),
+        (
+            "LedgerTable",
+            &["ResourcePolicy", "PolicyDocument"][..],
+            "dynamodb:GetItem",
+            "LedgerTable",
+        ),
+        (
+            "LinkSigningSecretPolicy",
+            &["ResourcePolicy"][..],
+            "secretsmanager:GetSecretValue",
+            "LinkSigningSecret",
+        ),
+        (
+            "LinkSigningKey",
+            &["KeyPolicy"][..],
+            "kms:Decrypt",
+            "LinkSigningKey",
+        ),
+        (
+            "ApprovalsTopicPolicy",
+            &["PolicyDocument"][..],
+            "sns:Publish",
+            "ApprovalsTopic",
+        ),
+        (
+            "AlertsTopicPolicy",
+            &["PolicyDocument"][..],
+            "sns:Publish",
+            "AlertsTopic",
+        ),
+    ] {
+        let statement = deny_statement(resource, policy, action)?;
+        let exempt = exempt_principals(&statement);
+        ensure!(
+            !exempt.is_empty(),
+            "{resource}: {action} is denied to everyone"
+        );
+        let mut needs = principals_allowed(&template, action, target)?;
+        if resource == "LedgerTable" {
+            // Every function holds the shared LedgerAccessPolicy.
+            needs = functions(&template)?.into_keys().collect();
+        }
+        ensure!(
+            !needs.is_empty(),
+            "{resource}: found no role that uses {action}"
+        );
+        for id in &all {
+            let role = role_name_of(id);
+            let let_in = exempt.iter().any(|pattern| arn_like(pattern, &role));
+            ensure!(
+                let_in == needs.contains(id),
+                "{resource}: {action} for {id} ({role}) is {} by the resource policy, and {id} {} it",
+                if let_in { "allowed" } else { "denied" },
+                if needs.contains(id) {
+                    "needs"
+                } else {
+                    "does not need"
+                }
+            );
+        }
+    }
     Ok(())
 }

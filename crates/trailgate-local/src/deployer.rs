@@ -127,6 +127,10 @@ const IGNORED_TYPES: &[&str] = &[
     "AWS::SNS::TopicPolicy",
     "AWS::ApiGateway::Account",
     "AWS::Lambda::EventInvokeConfig",
+    // Resource policies and the link key's customer key: moto enforces no policy, so locally
+    // they change nothing (the policy lint and the template tests check them instead).
+    "AWS::SecretsManager::ResourcePolicy",
+    "AWS::KMS::Key",
 ];
 
 /// An SDK configuration for moto behind the router: fixed region, dummy credentials, plain HTTP.
@@ -377,6 +381,11 @@ async fn deploy_resource(
             .unwrap_or_else(|| template::physical_name(id, 255));
         let arn = match kind {
             "AWS::Logs::LogGroup" => arn("logs", REGION, &format!("log-group:{name}:*")),
+            "AWS::KMS::Key" => arn(
+                "kms",
+                REGION,
+                &format!("key/{}", template::stable_token(id, 32, false)),
+            ),
             _ => arn("local", REGION, &name),
         };
         options
