@@ -8,10 +8,11 @@
 #   .venv-schemathesis  schemathesis, the API fuzzer        (requirements/schemathesis.txt)
 #   node_modules  asl-validator, playwright-core            (package.json + package-lock.json, npm ci)
 #   chromium      Debian's /usr/bin/chromium for the browser test (apt-get, as root, when missing)
+#   .tools        cargo-deny, the supply-chain check          (CARGO_DENY_VERSION below, cargo install)
 # Idempotent and fast when nothing changed: each step leaves a stamp holding the hash of its
 # inputs and is skipped while the stamp matches. Only package registries are needed.
 #
-# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|lint|schemathesis|node|chromium]...   (no argument = all)
+# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|lint|schemathesis|node|chromium|deny]...   (no argument = all)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -98,6 +99,29 @@ chromium_browser() {
   echo "bootstrap: chromium ready in $((SECONDS - started)) s"
 }
 
+# cargo-deny, pinned; 0.20.2 needs Rust 1.88, below rust-toolchain.toml's. Built from crates.io
+# with its own lock file (--locked) into .tools/, so no global cargo bin directory is touched.
+CARGO_DENY_VERSION=0.20.2
+
+cargo_deny() {
+  need cargo "install Rust with rustup (https://rustup.rs); the toolchain is pinned in rust-toolchain.toml"
+  local binary=.tools/bin/cargo-deny
+  # The binary's own version is the stamp: asking it costs milliseconds, and a stale or broken
+  # install is rebuilt.
+  if [[ -x "$binary" && "$("$binary" --version 2> /dev/null)" == "cargo-deny $CARGO_DENY_VERSION" ]]; then
+    echo "bootstrap: cargo-deny $CARGO_DENY_VERSION is up to date"
+    return
+  fi
+  echo "bootstrap: cargo install cargo-deny $CARGO_DENY_VERSION into .tools (a few minutes, once)"
+  local started=$SECONDS
+  # A target dir of its own: the workspace's CARGO_TARGET_DIR would mix cargo-deny's build into it.
+  CARGO_TARGET_DIR=.tools/build cargo install --locked --quiet --root .tools \
+    cargo-deny --version "$CARGO_DENY_VERSION" \
+    || die "cargo install cargo-deny $CARGO_DENY_VERSION failed (see above)"
+  rm -rf .tools/build
+  echo "bootstrap: cargo-deny ready in $((SECONDS - started)) s"
+}
+
 check_python() {
   need "$python" "install Python 3.10+ (Debian: apt-get install python3 python3-venv)"
   "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
@@ -105,7 +129,7 @@ check_python() {
 }
 
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(moto sam awscli duckdb lint schemathesis node chromium)
+[[ ${#steps[@]} -gt 0 ]] || steps=(moto sam awscli duckdb lint schemathesis node chromium deny)
 
 for step in "${steps[@]}"; do
   case "$step" in
@@ -141,8 +165,11 @@ for step in "${steps[@]}"; do
     chromium)
       chromium_browser
       ;;
+    deny)
+      cargo_deny
+      ;;
     *)
-      die "unknown step '$step' (expected moto, sam, awscli, duckdb, lint, schemathesis, node or chromium)"
+      die "unknown step '$step' (expected moto, sam, awscli, duckdb, lint, schemathesis, node, chromium or deny)"
       ;;
   esac
 done

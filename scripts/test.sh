@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test trailgate has, in one command (what `.ci/run` runs):
-#   tools (pinned venvs, npm, Rust components) -> fmt -> clippy -> build -> unit and system
+#   tools (pinned venvs, npm, Rust components, cargo-deny) -> fmt -> clippy -> cargo deny
+#   (bans, licences, sources; see deny.toml for why not advisories) -> build -> unit and system
 #   tests (the system tests bring up the local stack: moto, cargo lambda watch, the router)
 #   -> static checks (asl-validator, sam validate --lint, sam build).
 # Works from a clean clone; needs only the package registries.
@@ -23,6 +24,11 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Advisories are left out: their database is cloned from GitHub, which this machine and CI cannot
+# reach (deny.toml says more).
+step "cargo deny check bans licenses sources (deny.toml)"
+.tools/bin/cargo-deny --locked check bans licenses sources
 
 step "cargo build (the binaries cargo lambda watch and the system tests run)"
 cargo build --workspace --bins --locked

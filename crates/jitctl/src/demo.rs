@@ -54,6 +54,19 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
         "seeded {seeded} CloudTrail records of alice's week into the local LookupEvents (demo data)"
     ));
 
+    let id = request_access(&mut timeline, &alice, duration).await?;
+    let link = show_context_and_link(&mut timeline, &state, &alice, &id).await?;
+    approve_from_the_link(&mut timeline, &alice, &id, &link).await?;
+    let aws_config = use_the_grant(&mut timeline, &state, &alice, &id).await?;
+    check_revoked(&mut timeline, &state, &alice, &id, &aws_config).await?;
+    check_audited(&mut timeline, &alice, &id).await?;
+    println!("\ndone: {id} went PENDING -> APPROVED -> ACTIVE -> REVOKED -> AUDITED");
+    println!("the stack is still running: `jitctl local down` stops it");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// alice's request; returns its id.
+async fn request_access(timeline: &mut Timeline, alice: &Client, duration: &str) -> Result<String> {
     let created = alice
         .post_json(
             "/requests",
@@ -65,9 +78,18 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
         "alice requested sandbox-admin for {duration}: {id} is {}",
         created["status"]
     ));
+    Ok(id)
+}
 
-    let link = wait_for_link(&state, &id, "bob@example.com").await?;
-    let shown = alice.get(&format!("/requests/{}", segment(&id))).await?;
+/// Waits for bob's approval e-mail, then shows the context it was sent with; returns bob's link.
+async fn show_context_and_link(
+    timeline: &mut Timeline,
+    state: &StackState,
+    alice: &Client,
+    id: &str,
+) -> Result<String> {
+    let link = wait_for_link(state, id, "bob@example.com").await?;
+    let shown = alice.get(&format!("/requests/{}", segment(id))).await?;
     let context = shown["context"]["summary"]
         .as_str()
         .unwrap_or("context unavailable")
@@ -85,9 +107,19 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
         "approval e-mail in the outbox for bob: {}",
         shorten(&link)
     ));
+    Ok(link)
+}
 
+/// bob opens the link (a GET that must change nothing) and clicks Approve (a POST), as his
+/// browser would.
+async fn approve_from_the_link(
+    timeline: &mut Timeline,
+    alice: &Client,
+    id: &str,
+    link: &str,
+) -> Result<()> {
     let http = reqwest::Client::new();
-    let page = http.get(&link).send().await?;
+    let page = http.get(link).send().await?;
     ensure!(
         page.status().as_u16() == 200,
         "the confirm page answered {}",
@@ -95,10 +127,10 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
     );
     let page = page.text().await?;
     ensure!(
-        page.contains(&id) && page.contains("Approve"),
+        page.contains(id) && page.contains("Approve"),
         "the confirm page does not show the request"
     );
-    let still = alice.get(&format!("/requests/{}", segment(&id))).await?;
+    let still = alice.get(&format!("/requests/{}", segment(id))).await?;
     ensure!(
         still["status"] == "PENDING",
         "opening the link changed the request"
@@ -119,9 +151,19 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
         decided.text().await?
     );
     timeline.step("bob clicked Approve (POST)");
+    Ok(())
+}
 
+/// Waits for the grant, then uses it from the AWS CLI through `credential_process`; returns the
+/// AWS config file with the demo profile.
+async fn use_the_grant(
+    timeline: &mut Timeline,
+    state: &StackState,
+    alice: &Client,
+    id: &str,
+) -> Result<std::path::PathBuf> {
     let active = alice
-        .wait_while(&id, &["PENDING", "APPROVED"], Duration::from_secs(60))
+        .wait_while(id, &["PENDING", "APPROVED"], Duration::from_secs(60))
         .await?;
     ensure!(
         active["status"] == "ACTIVE",
@@ -133,9 +175,9 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
         active["expires_at"].as_str().unwrap_or("?")
     ));
 
-    let aws_config = write_demo_profile(&state, &id)?;
+    let aws_config = write_demo_profile(state, id)?;
     let identity = aws_cli(
-        &state,
+        state,
         &aws_config,
         &[
             "sts",
@@ -151,15 +193,25 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
         .unwrap_or_default()
         .to_owned();
     ensure!(
-        arn.contains("assumed-role/sample-target-trailgate/") && arn.contains(&id),
+        arn.contains("assumed-role/sample-target-trailgate/") && arn.contains(id),
         "unexpected identity {arn}"
     );
     timeline.step(&format!(
         "aws sts get-caller-identity via credential_process: {arn}"
     ));
+    Ok(aws_config)
+}
 
+/// Waits for the expiry's revoke, then checks its deny is on the role and vending has stopped.
+async fn check_revoked(
+    timeline: &mut Timeline,
+    state: &StackState,
+    alice: &Client,
+    id: &str,
+    aws_config: &Path,
+) -> Result<()> {
     let revoked = alice
-        .wait_while(&id, &["ACTIVE"], Duration::from_secs(600))
+        .wait_while(id, &["ACTIVE"], Duration::from_secs(600))
         .await?;
     ensure!(
         revoked["status"] == "REVOKED" || revoked["status"] == "AUDITED",
@@ -172,8 +224,8 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
     ));
 
     let policy = aws_cli(
-        &state,
-        &aws_config,
+        state,
+        aws_config,
         &[
             "iam",
             "get-role-policy",
@@ -188,7 +240,7 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
         ],
     )?;
     ensure!(
-        policy.contains(&id),
+        policy.contains(id),
         "the revocation deny does not name the request"
     );
     timeline.step(
@@ -196,15 +248,18 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
     );
 
     match alice
-        .get(&format!("/requests/{}/credentials", segment(&id)))
+        .get(&format!("/requests/{}/credentials", segment(id)))
         .await
     {
         Ok(_) => bail!("credentials were still vended after the revoke"),
         Err(err) => timeline.step(&format!("credentials refused after revoke: {err}")),
     }
+    Ok(())
+}
 
+async fn check_audited(timeline: &mut Timeline, alice: &Client, id: &str) -> Result<()> {
     let audited = alice
-        .wait_while(&id, &["REVOKED"], Duration::from_secs(120))
+        .wait_while(id, &["REVOKED"], Duration::from_secs(120))
         .await?;
     ensure!(
         audited["status"] == "AUDITED",
@@ -215,9 +270,7 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
         "audit recorded: {} credential issue(s), ledger chain verified: {}",
         audited["audit"]["credentials_issued"], audited["audit"]["ledger_chain_verified"]
     ));
-    println!("\ndone: {id} went PENDING -> APPROVED -> ACTIVE -> REVOKED -> AUDITED");
-    println!("the stack is still running: `jitctl local down` stops it");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Seeds the local LookupEvents with a week of alice's activity, so that the context step has

@@ -14,27 +14,16 @@
 
 mod common;
 
-use common::{jitctl, moto, repository};
+use common::{cloudtrail_data, jitctl, moto, repository, s3_client, trail_bucket};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{Value, json};
 use trailgate_runbooks::sql::{Dialect, Section};
 use trailgate_runbooks::{Library, Params, RunbookResult};
 
 const WINDOW: [&str; 2] = ["2023-07-10T11:00:00Z", "2023-07-10T13:00:00Z"];
-
-fn data() -> Option<PathBuf> {
-    let data = repository().join("../shared/data/cloudtrail");
-    if data.is_dir() {
-        return Some(data);
-    }
-    println!("note: {} is absent; skipped", data.display());
-    None
-}
 
 /// `jitctl runbook run ... --format json`, parsed.
 fn run_json(runbook: &str, extra: &[&str]) -> Value {
@@ -63,67 +52,18 @@ fn findings(mut result: Value) -> Value {
     result
 }
 
-fn s3_client(url: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(url)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-        .http_client(common::http_client())
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str, file: &Path) {
-    let body = std::fs::read(file).expect("test file reads");
-    client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .expect("put_object");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_source_on_moto_equals_the_local_files() {
-    let Some(data) = data() else { return };
+    let Some(data) = cloudtrail_data() else {
+        return;
+    };
     let Some(moto) = moto() else { return };
     let client = s3_client(&moto.url);
     let bucket = "trail-bucket";
-    client
-        .create_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("create_bucket");
-    // The real aws_dataset files at the keys their names give (account, Region, delivery day).
-    let folder = data.join("aws_dataset/CloudTrail");
-    let mut names: Vec<String> = std::fs::read_dir(&folder)
-        .expect("lists")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    for name in &names {
-        let key = format!("trail/AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/{name}");
-        put(&client, bucket, &key, &folder.join(name)).await;
-    }
-    // cloud-snitch's real gzip objects at their real keys: a standard and an organization trail.
-    let snitch = data.join("cloud-snitch/backend/report/testdata/aws-cloudtrail-logs");
-    for key in [
-        "AWSLogs/333333333333/CloudTrail/us-east-1/2025/03/06/333333333333_CloudTrail_us-east-1_20250306T0320Z_ZgdYr0lP8M9fWEH8.json.gz",
-        "AWSLogs/o-1234abcde/222222222222/CloudTrail/us-east-1/2025/03/06/222222222222_CloudTrail_us-east-1_20250306T0230Z_QF6qcgyiaVnSueXa.json.gz",
-    ] {
-        put(&client, bucket, &format!("trail/{key}"), &snitch.join(key)).await;
-    }
+    // The real aws_dataset files at the keys their names give (account, Region, delivery day),
+    // and cloud-snitch's real gzip objects at their real keys: a standard and an organization trail.
+    let logs = trail_bucket(&client, bucket, "trail/", "218007301253", &data).await;
+    let (folder, snitch) = (logs.aws_dataset, logs.cloud_snitch);
 
     let s3 = format!("s3://{bucket}/trail/");
     let local = folder.to_str().expect("utf-8 path").to_owned();
@@ -249,7 +189,9 @@ fn router(data: &Path) -> trailgate_local::router::Router {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookup_source_on_the_local_router_finds_what_the_files_hold() {
-    let Some(data) = data() else { return };
+    let Some(data) = cloudtrail_data() else {
+        return;
+    };
     let router = router(&data);
     let url = format!("http://127.0.0.1:{}", router.aws_port);
     let local = data.join("aws_dataset/CloudTrail");
@@ -521,7 +463,9 @@ async fn athena_call(http: &reqwest::Client, url: &str, action: &str, body: Valu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn athena_source_on_moto_runs_the_plan_and_assembles_the_result() {
-    let Some(data) = data() else { return };
+    let Some(data) = cloudtrail_data() else {
+        return;
+    };
     let Some(moto) = moto() else { return };
     let logs = data.join("aws_dataset/CloudTrail");
     let library = Library::load_dir(repository().join("runbooks")).expect("library");
@@ -662,7 +606,9 @@ async fn athena_source_on_moto_runs_the_plan_and_assembles_the_result() {
 
 #[test]
 fn html_format_is_a_page() {
-    let Some(data) = data() else { return };
+    let Some(data) = cloudtrail_data() else {
+        return;
+    };
     let logs = data.join("aws_dataset/CloudTrail");
     let runbooks = repository().join("runbooks");
     let (ok, stdout, stderr) = jitctl(&[

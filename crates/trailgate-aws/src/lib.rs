@@ -9,6 +9,7 @@
 //! - [`s3`]: the object store behind trailgate-runbooks' S3 source (CloudTrail trail buckets).
 //! - `athena` (feature `athena`): runs the SQL of trailgate-runbooks' SQL back-end in Athena.
 //! - [`apigw`]: API Gateway proxy events in, JSON or HTML responses out.
+//! - `testing` (feature `testing`): moto for tests: the server, S3 clients, a filled trail bucket.
 
 pub mod apigw;
 #[cfg(feature = "athena")]
@@ -25,6 +26,8 @@ pub mod roles;
 pub mod s3;
 pub mod sdk;
 pub mod secrets;
+#[cfg(all(feature = "s3", any(test, feature = "testing")))]
+pub mod testing;
 pub mod workflow;
 
 pub use aws_config::SdkConfig;

@@ -109,150 +109,33 @@ impl ObjectStore for S3Store {
 
 #[cfg(test)]
 mod tests {
-    //! Against a real moto S3 server (`.venv/bin/moto_server`, from `scripts/bootstrap.sh moto`):
-    //! skipped with a note when it is missing, a failure when `CI` is set.
+    //! Against a real moto S3 server (`crate::testing`): skipped with a note when it is missing,
+    //! a failure when `CI` is set.
 
     use super::*;
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-    use aws_sdk_s3::primitives::ByteStream;
-    use std::net::{TcpListener, TcpStream};
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
+    use crate::testing::{cloudtrail_data, moto, put_file, repository, s3_client, trail_bucket};
     use trailgate_runbooks::source::s3::{S3Location, S3Source, run_s3};
     use trailgate_runbooks::{Library, Params};
 
-    /// A moto server on a free port, stopped when dropped.
-    struct Moto {
-        child: Child,
-        url: String,
-    }
-
-    impl Drop for Moto {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn repository() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
-
-    fn moto() -> Option<Moto> {
-        let server = repository().join(".venv/bin/moto_server");
-        if !server.is_file() {
-            let message = format!(
-                "{} is missing: run scripts/bootstrap.sh moto",
-                server.display()
-            );
-            assert!(std::env::var_os("CI").is_none(), "{message}");
-            println!("note: {message}; moto S3 test skipped");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto starts");
-        let moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(moto)
-    }
-
-    fn client(url: &str) -> Client {
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(url)
-            .force_path_style(true)
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .http_client(http_client)
-            .build();
-        Client::from_conf(config)
-    }
-
-    async fn put(client: &Client, bucket: &str, key: &str, file: &Path) {
-        let body = std::fs::read(file).expect("test file reads");
-        client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .expect("put_object");
-    }
-
     #[tokio::test]
     async fn a_trail_bucket_on_moto_is_scanned_by_key_layout() {
-        let data = repository().join("../shared/data/cloudtrail");
-        if !data.is_dir() {
-            println!("note: {} is absent; skipped", data.display());
+        let Some(data) = cloudtrail_data() else {
             return;
-        }
+        };
         let Some(moto) = moto() else {
             return;
         };
-        let client = client(&moto.url);
+        let client = s3_client(&moto.url);
         let bucket = "trail-bucket";
-        client
-            .create_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .expect("create_bucket");
-        // The real aws_dataset files (plain JSON) under the standard layout.
-        let folder = data.join("aws_dataset/CloudTrail");
-        let mut names: Vec<String> = std::fs::read_dir(&folder)
-            .expect("lists")
-            .map(|entry| {
-                entry
-                    .expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        names.sort();
-        for name in &names {
-            let key = format!("logs/AWSLogs/123837392027/CloudTrail/us-east-1/2023/07/10/{name}");
-            put(&client, bucket, &key, &folder.join(name)).await;
-        }
-        // cloud-snitch's real gzip objects, standard and organization trail, at their real keys.
-        let snitch = data.join("cloud-snitch/backend/report/testdata/aws-cloudtrail-logs");
-        for key in [
-            "AWSLogs/333333333333/CloudTrail/us-east-1/2025/03/06/333333333333_CloudTrail_us-east-1_20250306T0320Z_ZgdYr0lP8M9fWEH8.json.gz",
-            "AWSLogs/o-1234abcde/222222222222/CloudTrail/us-east-1/2025/03/06/222222222222_CloudTrail_us-east-1_20250306T0230Z_QF6qcgyiaVnSueXa.json.gz",
-        ] {
-            put(&client, bucket, &format!("logs/{key}"), &snitch.join(key)).await;
-        }
+        // The real aws_dataset files (plain JSON) and cloud-snitch's gzip objects (standard and
+        // organization trail) under the standard layout.
+        let logs = trail_bucket(&client, bucket, "logs/", "123837392027", &data).await;
         // A digest beside the logs is never read.
-        put(
+        put_file(
             &client,
             bucket,
             "logs/AWSLogs/123837392027/CloudTrail-Digest/us-east-1/2023/07/10/123837392027_CloudTrail-Digest_us-east-1_t_us-east-1_20230710T1200Z.json.gz",
-            &folder.join(&names[0]),
+            &logs.aws_dataset.join(&logs.aws_dataset_names[0]),
         )
         .await;
 

@@ -157,8 +157,32 @@ fn main() -> Result<()> {
     }
 
     warm(&files)?;
+    let (floor, gunzip) = floors(&files, &corpus, threads, runs)?;
+    let mut rows = Vec::new();
+    for case in cases() {
+        let bench = Bench {
+            options: &options,
+            corpus: &corpus,
+            files: &files,
+            library: &library,
+            window,
+            threads,
+            runs,
+        };
+        rows.push(measure(&bench, case)?);
+    }
+    print_report(&corpus, threads, runs, &floor, &gunzip, &rows);
+    Ok(())
+}
 
-    // The floor, once: it does not depend on the runbook.
+/// The floor (gunzip and split every record) and gunzip alone, once for all runbooks: neither
+/// depends on the runbook. Each run is checked against the corpus manifest.
+fn floors(
+    files: &[PathBuf],
+    corpus: &corpus::Corpus,
+    threads: usize,
+    runs: usize,
+) -> Result<(Timing, Timing)> {
     let mut floor = Timing {
         seconds: Vec::new(),
     };
@@ -167,7 +191,7 @@ fn main() -> Result<()> {
         seconds: Vec::new(),
     };
     for run in 0..runs {
-        let (seconds, _, raw) = floor_once(&files, threads, false)?;
+        let (seconds, _, raw) = floor_once(files, threads, false)?;
         eprintln!("gunzip run {}: {seconds:.2}s", run + 1);
         if raw != corpus.raw_bytes {
             bail!(
@@ -178,7 +202,7 @@ fn main() -> Result<()> {
         gunzip.seconds.push(seconds);
     }
     for run in 0..runs {
-        let (seconds, records, raw) = floor_once(&files, threads, true)?;
+        let (seconds, records, raw) = floor_once(files, threads, true)?;
         eprintln!("floor run {}: {seconds:.2}s", run + 1);
         if records != corpus.records || raw != corpus.raw_bytes {
             bail!(
@@ -189,73 +213,102 @@ fn main() -> Result<()> {
         }
         floor.seconds.push(seconds);
     }
+    Ok((floor, gunzip))
+}
 
-    let mut rows = Vec::new();
-    for case in cases() {
-        let runbook = library
-            .get(case.id)
-            .with_context(|| format!("no runbook `{}`", case.id))?;
-        let params = case.params.iter().fold(
-            Params::new().window(window.0, window.1),
-            |params, (k, v)| params.set(k, v),
+/// What every runbook of one benchmark run is measured with.
+struct Bench<'a> {
+    options: &'a Options,
+    corpus: &'a corpus::Corpus,
+    files: &'a [PathBuf],
+    library: &'a Library,
+    window: (OffsetDateTime, OffsetDateTime),
+    threads: usize,
+    runs: usize,
+}
+
+/// One runbook in the engine and in DuckDB; the two must count the same records.
+fn measure(bench: &Bench<'_>, case: Case) -> Result<Row> {
+    let Bench {
+        options,
+        corpus,
+        files,
+        library,
+        window,
+        threads,
+        runs,
+    } = *bench;
+    let runbook = library
+        .get(case.id)
+        .with_context(|| format!("no runbook `{}`", case.id))?;
+    let params = case.params.iter().fold(
+        Params::new().window(window.0, window.1),
+        |params, (k, v)| params.set(k, v),
+    );
+    let (engine, engine_counts) = engine_runs(runbook, &params, corpus, threads, runs, case.id)?;
+
+    let compiled = runbook.compile(&params)?;
+    let plan = compiled.to_sql(Dialect::DuckDb, "ct")?;
+    let summary = plan
+        .queries
+        .iter()
+        .find(|query| query.section == Section::Summary)
+        .context("the SQL plan has no summary query")?;
+    let (duckdb, duckdb_counts, version) =
+        duckdb_runs(options, files, threads, runs, &summary.sql, case.id)?;
+    if duckdb_counts != engine_counts {
+        bail!(
+            "{}: engine (scanned, matched, outside) = {engine_counts:?} but DuckDB = {duckdb_counts:?}",
+            case.id
         );
-
-        let mut engine = Timing {
-            seconds: Vec::new(),
-        };
-        let mut engine_counts = None;
-        for run_index in 0..runs {
-            let started = Instant::now();
-            let mut source = FileSource::new(&corpus.root).threads(threads);
-            let result = run(runbook, &params, &mut source)?;
-            let seconds = started.elapsed().as_secs_f64();
-            eprintln!("{} engine run {}: {seconds:.2}s", case.id, run_index + 1);
-            let coverage = &result.coverage;
-            let counts = (
-                coverage.events_scanned,
-                coverage.events_matched,
-                coverage.events_outside_window,
-            );
-            if coverage.records_skipped != 0 || coverage.files_read != corpus.files {
-                bail!(
-                    "{}: the engine skipped {} records and read {} files",
-                    case.id,
-                    coverage.records_skipped,
-                    coverage.files_read
-                );
-            }
-            if engine_counts.is_some_and(|previous| previous != counts) {
-                bail!("{}: the engine's counts changed between runs", case.id);
-            }
-            engine_counts = Some(counts);
-            engine.seconds.push(seconds);
-        }
-        let engine_counts = engine_counts.context("no engine run")?;
-
-        let compiled = runbook.compile(&params)?;
-        let plan = compiled.to_sql(Dialect::DuckDb, "ct")?;
-        let summary = plan
-            .queries
-            .iter()
-            .find(|query| query.section == Section::Summary)
-            .context("the SQL plan has no summary query")?;
-        let (duckdb, duckdb_counts, version) =
-            duckdb_runs(&options, &files, threads, runs, &summary.sql, case.id)?;
-        if duckdb_counts != engine_counts {
-            bail!(
-                "{}: engine (scanned, matched, outside) = {engine_counts:?} but DuckDB = {duckdb_counts:?}",
-                case.id
-            );
-        }
-        eprintln!(
-            "{}: engine and DuckDB agree: scanned {}, matched {}",
-            case.id, engine_counts.0, engine_counts.1
-        );
-        rows.push((case, engine, duckdb, engine_counts, version));
     }
+    eprintln!(
+        "{}: engine and DuckDB agree: scanned {}, matched {}",
+        case.id, engine_counts.0, engine_counts.1
+    );
+    Ok((case, engine, duckdb, engine_counts, version))
+}
 
-    print_report(&corpus, threads, runs, &floor, &gunzip, &rows);
-    Ok(())
+/// The engine's runs of one runbook over the corpus: every file read, no record skipped, the
+/// same (scanned, matched, outside) counts every run.
+fn engine_runs(
+    runbook: &trailgate_runbooks::Runbook,
+    params: &Params,
+    corpus: &corpus::Corpus,
+    threads: usize,
+    runs: usize,
+    id: &str,
+) -> Result<(Timing, (u64, u64, u64))> {
+    let mut engine = Timing {
+        seconds: Vec::new(),
+    };
+    let mut engine_counts = None;
+    for run_index in 0..runs {
+        let started = Instant::now();
+        let mut source = FileSource::new(&corpus.root).threads(threads);
+        let result = run(runbook, params, &mut source)?;
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!("{id} engine run {}: {seconds:.2}s", run_index + 1);
+        let coverage = &result.coverage;
+        let counts = (
+            coverage.events_scanned,
+            coverage.events_matched,
+            coverage.events_outside_window,
+        );
+        if coverage.records_skipped != 0 || coverage.files_read != corpus.files {
+            bail!(
+                "{id}: the engine skipped {} records and read {} files",
+                coverage.records_skipped,
+                coverage.files_read
+            );
+        }
+        if engine_counts.is_some_and(|previous| previous != counts) {
+            bail!("{id}: the engine's counts changed between runs");
+        }
+        engine_counts = Some(counts);
+        engine.seconds.push(seconds);
+    }
+    Ok((engine, engine_counts.context("no engine run")?))
 }
 
 /// Reads every file once so every contender starts with the page cache warm.

@@ -1,26 +1,11 @@
 //! The server-rendered pages approvers see: no JavaScript, every value escaped, readable on a phone.
 
 use trailgate_domain::findings::{self, Finding, Level};
+use trailgate_domain::html::escape;
 use trailgate_domain::link::LinkParams;
 use trailgate_domain::request::AccessRequest;
 use trailgate_domain::service::Review;
 use trailgate_domain::time::format_duration;
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
-    out
-}
 
 fn layout(title: &str, body: &str) -> String {
     format!(

@@ -11,6 +11,7 @@
 //! - [`ledger`]: hash-chained audit events and the change set a transition commits.
 //! - [`link`]: approval links signed for one approver and bound to one request's content.
 //! - [`policy`]: the IAM documents trailgate writes (per-request deny, session policy).
+//! - [`html`]: the one HTML escaper of every page trailgate renders.
 //! - [`ports`]: the traits the AWS adapters implement.
 //! - [`service`]: the use cases (submit, approve, grant, vend, revoke, ...) written against the ports.
 //!
@@ -20,6 +21,7 @@
 pub mod catalog;
 pub mod error;
 pub mod findings;
+pub mod html;
 pub mod identity;
 pub mod ledger;
 pub mod link;

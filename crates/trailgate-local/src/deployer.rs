@@ -494,158 +494,20 @@ async fn create_table(
     p: &Value,
     client: &aws_sdk_dynamodb::Client,
 ) -> Result<(Physical, Option<String>)> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        LocalSecondaryIndex, Projection, ProjectionType, ProvisionedThroughput,
-        ScalarAttributeType, StreamSpecification, StreamViewType, Tag, TimeToLiveSpecification,
-    };
-    let build = |what: &str, err: aws_sdk_dynamodb::error::BuildError| sdk_error(id, what, err);
     let name = text(p, "TableName").unwrap_or_else(|| template::physical_name(id, 255));
-    let key_schema = |value: Option<&Value>| -> Result<Vec<KeySchemaElement>> {
-        let mut out = Vec::new();
-        for element in value.and_then(Value::as_array).into_iter().flatten() {
-            out.push(
-                KeySchemaElement::builder()
-                    .attribute_name(text(element, "AttributeName").unwrap_or_default())
-                    .key_type(KeyType::from(
-                        text(element, "KeyType").unwrap_or_default().as_str(),
-                    ))
-                    .build()
-                    .map_err(|e| build("KeySchema", e))?,
-            );
-        }
-        Ok(out)
+    let table = TableSpec {
+        id,
+        provisioned: text(p, "BillingMode").as_deref() != Some("PAY_PER_REQUEST"),
     };
-    let projection = |value: Option<&Value>| {
-        let value = value.cloned().unwrap_or(Value::Null);
-        Projection::builder()
-            .projection_type(ProjectionType::from(
-                text(&value, "ProjectionType")
-                    .unwrap_or_else(|| "ALL".into())
-                    .as_str(),
-            ))
-            .set_non_key_attributes(
-                value
-                    .get("NonKeyAttributes")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(template::scalar_string).collect()),
-            )
-            .build()
-    };
-    let provisioned = text(p, "BillingMode").as_deref() != Some("PAY_PER_REQUEST");
-    let throughput = |value: Option<&Value>| -> Result<Option<ProvisionedThroughput>> {
-        if !provisioned {
-            return Ok(None);
-        }
-        let value = value.cloned().unwrap_or(Value::Null);
-        let units = |key: &str| text(&value, key).and_then(|s| s.parse().ok()).unwrap_or(5);
-        Ok(Some(
-            ProvisionedThroughput::builder()
-                .read_capacity_units(units("ReadCapacityUnits"))
-                .write_capacity_units(units("WriteCapacityUnits"))
-                .build()
-                .map_err(|e| build("ProvisionedThroughput", e))?,
-        ))
-    };
-    let mut request = client
-        .create_table()
-        .table_name(&name)
-        .set_key_schema(Some(key_schema(p.get("KeySchema"))?))
-        .billing_mode(if provisioned {
-            BillingMode::Provisioned
-        } else {
-            BillingMode::PayPerRequest
-        })
-        .set_provisioned_throughput(throughput(p.get("ProvisionedThroughput"))?);
-    for definition in p
-        .get("AttributeDefinitions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        request = request.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(text(definition, "AttributeName").unwrap_or_default())
-                .attribute_type(ScalarAttributeType::from(
-                    text(definition, "AttributeType")
-                        .unwrap_or_default()
-                        .as_str(),
-                ))
-                .build()
-                .map_err(|e| build("AttributeDefinitions", e))?,
-        );
-    }
-    for index in p
-        .get("GlobalSecondaryIndexes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        request = request.global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(text(index, "IndexName").unwrap_or_default())
-                .set_key_schema(Some(key_schema(index.get("KeySchema"))?))
-                .projection(projection(index.get("Projection")))
-                .set_provisioned_throughput(throughput(index.get("ProvisionedThroughput"))?)
-                .build()
-                .map_err(|e| build("GlobalSecondaryIndexes", e))?,
-        );
-    }
-    for index in p
-        .get("LocalSecondaryIndexes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        request = request.local_secondary_indexes(
-            LocalSecondaryIndex::builder()
-                .index_name(text(index, "IndexName").unwrap_or_default())
-                .set_key_schema(Some(key_schema(index.get("KeySchema"))?))
-                .projection(projection(index.get("Projection")))
-                .build()
-                .map_err(|e| build("LocalSecondaryIndexes", e))?,
-        );
-    }
-    if let Some(stream) = p.get("StreamSpecification") {
-        request = request.stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::from(
-                    text(stream, "StreamViewType").unwrap_or_default().as_str(),
-                ))
-                .build()
-                .map_err(|e| build("StreamSpecification", e))?,
-        );
-    }
-    for (key, value) in tags(p) {
-        request = request.tags(
-            Tag::builder()
-                .key(key)
-                .value(value)
-                .build()
-                .map_err(|e| build("Tags", e))?,
-        );
-    }
-    let created = request
+    let created = table
+        .request(client, &name, p)?
         .send()
         .await
         .map_err(|e| sdk_error(id, "CreateTable", e))?;
     if let Some(ttl) = p.get("TimeToLiveSpecification")
         && ttl.get("Enabled").and_then(Value::as_bool).unwrap_or(false)
     {
-        client
-            .update_time_to_live()
-            .table_name(&name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name(text(ttl, "AttributeName").unwrap_or_default())
-                    .build()
-                    .map_err(|e| build("TimeToLiveSpecification", e))?,
-            )
-            .send()
-            .await
-            .map_err(|e| sdk_error(id, "UpdateTimeToLive", e))?;
+        table.enable_time_to_live(client, &name, ttl).await?;
     }
     let description = created.table_description();
     let table_arn = description
@@ -663,6 +525,185 @@ async fn create_table(
         },
         Some(table_arn),
     ))
+}
+
+/// An `AWS::DynamoDB::Table`'s properties as CreateTable's parts.
+struct TableSpec<'a> {
+    id: &'a str,
+    /// Not `PAY_PER_REQUEST`: the table and its global indexes get throughput.
+    provisioned: bool,
+}
+
+impl TableSpec<'_> {
+    fn build(&self, what: &str, err: aws_sdk_dynamodb::error::BuildError) -> Error {
+        sdk_error(self.id, what, err)
+    }
+
+    /// The CreateTable call: keys, billing, attributes, indexes, stream and tags.
+    fn request(
+        &self,
+        client: &aws_sdk_dynamodb::Client,
+        name: &str,
+        p: &Value,
+    ) -> Result<aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, GlobalSecondaryIndex, LocalSecondaryIndex,
+            ScalarAttributeType, StreamSpecification, StreamViewType, Tag,
+        };
+        let mut request = client
+            .create_table()
+            .table_name(name)
+            .set_key_schema(Some(self.key_schema(p.get("KeySchema"))?))
+            .billing_mode(if self.provisioned {
+                BillingMode::Provisioned
+            } else {
+                BillingMode::PayPerRequest
+            })
+            .set_provisioned_throughput(self.throughput(p.get("ProvisionedThroughput"))?);
+        for definition in list(p, "AttributeDefinitions") {
+            request = request.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(text(definition, "AttributeName").unwrap_or_default())
+                    .attribute_type(ScalarAttributeType::from(
+                        text(definition, "AttributeType")
+                            .unwrap_or_default()
+                            .as_str(),
+                    ))
+                    .build()
+                    .map_err(|e| self.build("AttributeDefinitions", e))?,
+            );
+        }
+        for index in list(p, "GlobalSecondaryIndexes") {
+            request = request.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(text(index, "IndexName").unwrap_or_default())
+                    .set_key_schema(Some(self.key_schema(index.get("KeySchema"))?))
+                    .projection(projection(index.get("Projection")))
+                    .set_provisioned_throughput(
+                        self.throughput(index.get("ProvisionedThroughput"))?,
+                    )
+                    .build()
+                    .map_err(|e| self.build("GlobalSecondaryIndexes", e))?,
+            );
+        }
+        for index in list(p, "LocalSecondaryIndexes") {
+            request = request.local_secondary_indexes(
+                LocalSecondaryIndex::builder()
+                    .index_name(text(index, "IndexName").unwrap_or_default())
+                    .set_key_schema(Some(self.key_schema(index.get("KeySchema"))?))
+                    .projection(projection(index.get("Projection")))
+                    .build()
+                    .map_err(|e| self.build("LocalSecondaryIndexes", e))?,
+            );
+        }
+        if let Some(stream) = p.get("StreamSpecification") {
+            request = request.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(
+                        text(stream, "StreamViewType").unwrap_or_default().as_str(),
+                    ))
+                    .build()
+                    .map_err(|e| self.build("StreamSpecification", e))?,
+            );
+        }
+        for (key, value) in tags(p) {
+            request = request.tags(
+                Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|e| self.build("Tags", e))?,
+            );
+        }
+        Ok(request)
+    }
+
+    fn key_schema(
+        &self,
+        value: Option<&Value>,
+    ) -> Result<Vec<aws_sdk_dynamodb::types::KeySchemaElement>> {
+        use aws_sdk_dynamodb::types::{KeySchemaElement, KeyType};
+        let mut out = Vec::new();
+        for element in value.and_then(Value::as_array).into_iter().flatten() {
+            out.push(
+                KeySchemaElement::builder()
+                    .attribute_name(text(element, "AttributeName").unwrap_or_default())
+                    .key_type(KeyType::from(
+                        text(element, "KeyType").unwrap_or_default().as_str(),
+                    ))
+                    .build()
+                    .map_err(|e| self.build("KeySchema", e))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Throughput of a provisioned table or index (5 units unless given); none on demand.
+    fn throughput(
+        &self,
+        value: Option<&Value>,
+    ) -> Result<Option<aws_sdk_dynamodb::types::ProvisionedThroughput>> {
+        if !self.provisioned {
+            return Ok(None);
+        }
+        let value = value.cloned().unwrap_or(Value::Null);
+        let units = |key: &str| text(&value, key).and_then(|s| s.parse().ok()).unwrap_or(5);
+        Ok(Some(
+            aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                .read_capacity_units(units("ReadCapacityUnits"))
+                .write_capacity_units(units("WriteCapacityUnits"))
+                .build()
+                .map_err(|e| self.build("ProvisionedThroughput", e))?,
+        ))
+    }
+
+    /// TTL is not part of CreateTable: UpdateTimeToLive once the table exists.
+    async fn enable_time_to_live(
+        &self,
+        client: &aws_sdk_dynamodb::Client,
+        name: &str,
+        ttl: &Value,
+    ) -> Result<()> {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(text(ttl, "AttributeName").unwrap_or_default())
+                    .build()
+                    .map_err(|e| self.build("TimeToLiveSpecification", e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error(self.id, "UpdateTimeToLive", e))?;
+        Ok(())
+    }
+}
+
+/// An index's projection: `ALL` unless given.
+fn projection(value: Option<&Value>) -> aws_sdk_dynamodb::types::Projection {
+    use aws_sdk_dynamodb::types::{Projection, ProjectionType};
+    let value = value.cloned().unwrap_or(Value::Null);
+    Projection::builder()
+        .projection_type(ProjectionType::from(
+            text(&value, "ProjectionType")
+                .unwrap_or_else(|| "ALL".into())
+                .as_str(),
+        ))
+        .set_non_key_attributes(
+            value
+                .get("NonKeyAttributes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(template::scalar_string).collect()),
+        )
+        .build()
+}
+
+/// The items of a list property; none when it is absent or not a list.
+fn list<'a>(p: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    p.get(key).and_then(Value::as_array).into_iter().flatten()
 }
 
 async fn create_topic(

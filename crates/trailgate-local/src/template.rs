@@ -514,6 +514,14 @@ fn substitute_identifier(value: &Value, identifier: &str, item: &str) -> Value {
     }
 }
 
+/// An intrinsic's argument list, which must have `n` items.
+fn arguments<'a>(name: &str, argument: &'a Value, n: usize) -> Result<&'a Vec<Value>> {
+    argument
+        .as_array()
+        .filter(|a| a.len() == n)
+        .ok_or_else(|| Error::Template(format!("`{name}` takes a list of {n}, got {argument}")))
+}
+
 /// A string for a scalar JSON value (CloudFormation turns numbers and booleans into strings).
 pub fn scalar_string(value: &Value) -> Option<String> {
     match value {
@@ -728,11 +736,7 @@ impl Resolver {
     }
 
     fn intrinsic(&self, name: &str, argument: &Value) -> Result<Option<Value>> {
-        let args = |n: usize| -> Result<&Vec<Value>> {
-            argument.as_array().filter(|a| a.len() == n).ok_or_else(|| {
-                Error::Template(format!("`{name}` takes a list of {n}, got {argument}"))
-            })
-        };
+        let args = |n: usize| arguments(name, argument, n);
         let value = match name {
             "Ref" => {
                 let target = argument
@@ -749,78 +753,16 @@ impl Resolver {
                     .ok_or_else(|| Error::Template(format!("`Condition` of {argument}")))?;
                 Value::Bool(self.condition(target)?)
             }
-            "Fn::GetAtt" => {
-                let (target, attribute) = match argument {
-                    Value::String(s) => {
-                        s.split_once('.').map(|(a, b)| (a.to_owned(), b.to_owned()))
-                    }
-                    Value::Array(parts) if parts.len() == 2 => {
-                        let attribute = self.resolve_string(&parts[1])?;
-                        parts[0].as_str().map(|a| (a.to_owned(), attribute))
-                    }
-                    _ => None,
-                }
-                .ok_or_else(|| Error::Template(format!("`Fn::GetAtt` of {argument}")))?;
-                Value::String(self.attribute(&target, &attribute)?)
-            }
-            "Fn::Sub" => {
-                let (text, variables) = match argument {
-                    Value::String(text) => (text.clone(), Map::new()),
-                    Value::Array(parts) if parts.len() == 2 => {
-                        let text = parts[0]
-                            .as_str()
-                            .ok_or_else(|| Error::Template("`Fn::Sub` text".into()))?
-                            .to_owned();
-                        let variables = match self.resolve(&parts[1])? {
-                            Value::Object(map) => map,
-                            other => {
-                                return Err(Error::Template(format!(
-                                    "`Fn::Sub` variables are {other}, not a mapping"
-                                )));
-                            }
-                        };
-                        (text, variables)
-                    }
-                    _ => return Err(Error::Template(format!("`Fn::Sub` of {argument}"))),
-                };
-                Value::String(self.localize(&self.substitute(&text, &variables)?))
-            }
-            "Fn::Join" => {
-                let parts = args(2)?;
-                let delimiter = parts[0].as_str().unwrap_or_default();
-                let items = match self.resolve(&parts[1])? {
-                    Value::Array(items) => items,
-                    other => return Err(Error::Template(format!("`Fn::Join` of {other}"))),
-                };
-                let strings: Vec<String> = items
-                    .iter()
-                    .map(|item| {
-                        scalar_string(item).ok_or_else(|| {
-                            Error::Template(format!("`Fn::Join` item {item} is not a string"))
-                        })
-                    })
-                    .collect::<Result<_>>()?;
-                Value::String(self.localize(&strings.join(delimiter)))
-            }
+            "Fn::GetAtt" => self.get_att(argument)?,
+            "Fn::Sub" => self.sub(argument)?,
+            "Fn::Join" => self.join(args(2)?)?,
             "Fn::Split" => {
                 let parts = args(2)?;
                 let delimiter = self.resolve_string(&parts[0])?;
                 let text = self.resolve_string(&parts[1])?;
                 Value::Array(text.split(delimiter.as_str()).map(Value::from).collect())
             }
-            "Fn::Select" => {
-                let parts = args(2)?;
-                let index: usize = self
-                    .resolve_string(&parts[0])?
-                    .parse()
-                    .map_err(|_| Error::Template(format!("`Fn::Select` index {}", parts[0])))?;
-                match self.resolve(&parts[1])? {
-                    Value::Array(items) => items.get(index).cloned().ok_or_else(|| {
-                        Error::Template(format!("`Fn::Select` index {index} out of range"))
-                    })?,
-                    other => return Err(Error::Template(format!("`Fn::Select` from {other}"))),
-                }
-            }
+            "Fn::Select" => self.select(args(2)?)?,
             "Fn::If" => {
                 let parts = args(3)?;
                 let condition = parts[0]
@@ -833,51 +775,13 @@ impl Resolver {
                 };
                 return self.eval(branch);
             }
-            "Fn::Equals" => {
-                let parts = args(2)?;
-                let left = self.resolve(&parts[0])?;
-                let right = self.resolve(&parts[1])?;
-                // CloudFormation compares values as strings: `!Equals [!Ref Count, 2]` holds
-                // for the string parameter "2".
-                let equal = match (scalar_string(&left), scalar_string(&right)) {
-                    (Some(l), Some(r)) => l == r,
-                    _ => left == right,
-                };
-                Value::Bool(equal)
-            }
+            "Fn::Equals" => self.equals(args(2)?)?,
             "Fn::Not" => {
                 let parts = args(1)?;
                 Value::Bool(!self.resolve_bool(&parts[0])?)
             }
-            "Fn::And" | "Fn::Or" => {
-                let parts = argument
-                    .as_array()
-                    .ok_or_else(|| Error::Template(format!("`{name}` of {argument}")))?;
-                let mut values = Vec::with_capacity(parts.len());
-                for part in parts {
-                    values.push(self.resolve_bool(part)?);
-                }
-                let result = if name == "Fn::And" {
-                    values.iter().all(|v| *v)
-                } else {
-                    values.iter().any(|v| *v)
-                };
-                Value::Bool(result)
-            }
-            "Fn::FindInMap" => {
-                let parts = args(3)?;
-                let map_name = self.resolve_string(&parts[0])?;
-                let first = self.resolve_string(&parts[1])?;
-                let second = self.resolve_string(&parts[2])?;
-                self.mappings
-                    .get(&map_name)
-                    .and_then(|m| m.get(&first))
-                    .and_then(|m| m.get(&second))
-                    .cloned()
-                    .ok_or_else(|| {
-                        Error::Template(format!("`Fn::FindInMap` {map_name}/{first}/{second}"))
-                    })?
-            }
+            "Fn::And" | "Fn::Or" => self.and_or(name, argument)?,
+            "Fn::FindInMap" => self.find_in_map(args(3)?)?,
             "Fn::Base64" => {
                 use base64::Engine as _;
                 let text = self.resolve_string(argument)?;
@@ -904,6 +808,118 @@ impl Resolver {
             }
         };
         Ok(Some(value))
+    }
+
+    /// `Fn::GetAtt`, as `Resource.Attribute` or `[Resource, Attribute]`.
+    fn get_att(&self, argument: &Value) -> Result<Value> {
+        let (target, attribute) = match argument {
+            Value::String(s) => s.split_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())),
+            Value::Array(parts) if parts.len() == 2 => {
+                let attribute = self.resolve_string(&parts[1])?;
+                parts[0].as_str().map(|a| (a.to_owned(), attribute))
+            }
+            _ => None,
+        }
+        .ok_or_else(|| Error::Template(format!("`Fn::GetAtt` of {argument}")))?;
+        Ok(Value::String(self.attribute(&target, &attribute)?))
+    }
+
+    /// `Fn::Sub`, as a string or `[string, variables]`.
+    fn sub(&self, argument: &Value) -> Result<Value> {
+        let (text, variables) = match argument {
+            Value::String(text) => (text.clone(), Map::new()),
+            Value::Array(parts) if parts.len() == 2 => {
+                let text = parts[0]
+                    .as_str()
+                    .ok_or_else(|| Error::Template("`Fn::Sub` text".into()))?
+                    .to_owned();
+                let variables = match self.resolve(&parts[1])? {
+                    Value::Object(map) => map,
+                    other => {
+                        return Err(Error::Template(format!(
+                            "`Fn::Sub` variables are {other}, not a mapping"
+                        )));
+                    }
+                };
+                (text, variables)
+            }
+            _ => return Err(Error::Template(format!("`Fn::Sub` of {argument}"))),
+        };
+        Ok(Value::String(
+            self.localize(&self.substitute(&text, &variables)?),
+        ))
+    }
+
+    fn join(&self, parts: &[Value]) -> Result<Value> {
+        let delimiter = parts[0].as_str().unwrap_or_default();
+        let items = match self.resolve(&parts[1])? {
+            Value::Array(items) => items,
+            other => return Err(Error::Template(format!("`Fn::Join` of {other}"))),
+        };
+        let strings: Vec<String> = items
+            .iter()
+            .map(|item| {
+                scalar_string(item).ok_or_else(|| {
+                    Error::Template(format!("`Fn::Join` item {item} is not a string"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Value::String(self.localize(&strings.join(delimiter))))
+    }
+
+    fn select(&self, parts: &[Value]) -> Result<Value> {
+        let index: usize = self
+            .resolve_string(&parts[0])?
+            .parse()
+            .map_err(|_| Error::Template(format!("`Fn::Select` index {}", parts[0])))?;
+        match self.resolve(&parts[1])? {
+            Value::Array(items) => items
+                .get(index)
+                .cloned()
+                .ok_or_else(|| Error::Template(format!("`Fn::Select` index {index} out of range"))),
+            other => Err(Error::Template(format!("`Fn::Select` from {other}"))),
+        }
+    }
+
+    fn equals(&self, parts: &[Value]) -> Result<Value> {
+        let left = self.resolve(&parts[0])?;
+        let right = self.resolve(&parts[1])?;
+        // CloudFormation compares values as strings: `!Equals [!Ref Count, 2]` holds
+        // for the string parameter "2".
+        let equal = match (scalar_string(&left), scalar_string(&right)) {
+            (Some(l), Some(r)) => l == r,
+            _ => left == right,
+        };
+        Ok(Value::Bool(equal))
+    }
+
+    /// `Fn::And` and `Fn::Or`: every part is resolved (and must be a boolean) before combining.
+    fn and_or(&self, name: &str, argument: &Value) -> Result<Value> {
+        let parts = argument
+            .as_array()
+            .ok_or_else(|| Error::Template(format!("`{name}` of {argument}")))?;
+        let mut values = Vec::with_capacity(parts.len());
+        for part in parts {
+            values.push(self.resolve_bool(part)?);
+        }
+        let result = if name == "Fn::And" {
+            values.iter().all(|v| *v)
+        } else {
+            values.iter().any(|v| *v)
+        };
+        Ok(Value::Bool(result))
+    }
+
+    fn find_in_map(&self, parts: &[Value]) -> Result<Value> {
+        let map_name = self.resolve_string(&parts[0])?;
+        let first = self.resolve_string(&parts[1])?;
+        let second = self.resolve_string(&parts[2])?;
+        self.mappings
+            .get(&map_name)
+            .and_then(|m| m.get(&first))
+            .and_then(|m| m.get(&second))
+            .cloned()
+            .ok_or_else(|| Error::Template(format!("`Fn::FindInMap` {map_name}/{first}/{second}")))
     }
 
     fn resolve_bool(&self, value: &Value) -> Result<bool> {

@@ -309,35 +309,26 @@ impl<'c, 'r> Scan<'c, 'r> {
                 crate::output::MAX_GROUPS
             ));
         }
-        let (rows, counts, top, distinct, first_last_seen) = self.aggregator.finish();
-        let spec = self.compiled.runbook.spec();
-        RunbookResult {
-            runbook: spec.id.clone(),
-            title: spec.title.clone(),
-            severity: spec.severity,
-            attack: spec.attack.clone(),
-            rows,
-            counts,
-            top,
-            distinct,
-            first_last_seen,
-            next_steps: spec.next_steps.clone(),
-            coverage: Coverage {
-                events_scanned: self.events_scanned,
-                events_matched: self.events_matched,
-                events_outside_window: self.events_outside_window,
-                files_read: self.files_read,
-                records_skipped: self.skips.values().sum(),
-                skip_reasons: self
-                    .skips
-                    .into_iter()
-                    .map(|(reason, count)| (reason.as_str().to_owned(), count))
-                    .collect(),
-                window: self.compiled.window,
-                truncated,
-                notes,
-            },
-        }
+        let coverage = Coverage {
+            events_scanned: self.events_scanned,
+            events_matched: self.events_matched,
+            events_outside_window: self.events_outside_window,
+            files_read: self.files_read,
+            records_skipped: self.skips.values().sum(),
+            skip_reasons: self
+                .skips
+                .into_iter()
+                .map(|(reason, count)| (reason.as_str().to_owned(), count))
+                .collect(),
+            window: self.compiled.window,
+            truncated,
+            notes,
+        };
+        RunbookResult::new(
+            self.compiled.runbook.spec(),
+            self.aggregator.finish(),
+            coverage,
+        )
     }
 }
 

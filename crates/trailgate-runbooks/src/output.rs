@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::filter::FieldPath;
 use crate::params::Window;
-use crate::spec::{OutputSpec, RowOrder, Severity};
+use crate::spec::{OutputSpec, RowOrder, RunbookSpec, Severity};
 use crate::timefmt;
 
 /// Most distinct keys any grouping keeps before it reports truncation.
@@ -221,7 +221,44 @@ pub struct RunbookResult {
     pub coverage: Coverage,
 }
 
+/// A result's output sections, however they were computed: by the engine's aggregators or
+/// read from SQL rows (`crate::sql_result`).
+#[derive(Debug, Default)]
+pub(crate) struct Sections {
+    pub rows: Option<RowsResult>,
+    pub counts: Option<CountsResult>,
+    pub top: Option<TopResult>,
+    pub distinct: Vec<DistinctResult>,
+    pub first_last_seen: Option<FirstLastResult>,
+}
+
 impl RunbookResult {
+    /// The one constructor of a result, for the engine and the SQL assembly alike: what
+    /// identifies the runbook and what to do next come from its spec, so the two cannot report
+    /// a run differently.
+    pub(crate) fn new(spec: &RunbookSpec, sections: Sections, coverage: Coverage) -> Self {
+        let Sections {
+            rows,
+            counts,
+            top,
+            distinct,
+            first_last_seen,
+        } = sections;
+        RunbookResult {
+            runbook: spec.id.clone(),
+            title: spec.title.clone(),
+            severity: spec.severity,
+            attack: spec.attack.clone(),
+            rows,
+            counts,
+            top,
+            distinct,
+            first_last_seen,
+            next_steps: spec.next_steps.clone(),
+            coverage,
+        }
+    }
+
     /// Whether the runbook found something: a group over the threshold for thresholded
     /// runbooks, otherwise any matching record.
     pub fn has_findings(&self) -> bool {
@@ -503,16 +540,7 @@ impl Aggregator {
     }
 
     /// Produces the sections.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn finish(
-        self,
-    ) -> (
-        Option<RowsResult>,
-        Option<CountsResult>,
-        Option<TopResult>,
-        Vec<DistinctResult>,
-        Option<FirstLastResult>,
-    ) {
+    pub(crate) fn finish(self) -> Sections {
         let rows = self.rows.map(|rows| {
             let mut kept = rows.heap.into_vec();
             kept.sort_by_key(|entry| (entry.0, entry.1));
@@ -618,7 +646,13 @@ impl Aggregator {
                 truncated,
             }
         });
-        (rows, counts, top, distinct, first_last_seen)
+        Sections {
+            rows,
+            counts,
+            top,
+            distinct,
+            first_last_seen,
+        }
     }
 }
 

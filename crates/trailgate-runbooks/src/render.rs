@@ -5,6 +5,8 @@
 
 use std::fmt::Write;
 
+use trailgate_domain::html::escape;
+
 use crate::output::RunbookResult;
 
 /// Output formats.
@@ -27,22 +29,6 @@ text-align:left;vertical-align:top;font-family:ui-monospace,monospace;font-size:
 white-space:pre-wrap;word-break:break-all}th{background:#f3f3f3}dl{display:grid;\
 grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0}\
 .truncated{color:#a00}";
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
 
 /// A titled table: (title, header, rows).
 type Table = (String, Vec<String>, Vec<Vec<String>>);
@@ -150,9 +136,9 @@ impl RunbookResult {
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
              <title>{}</title>\n<style>{HTML_STYLE}</style>\n</head>\n<body>",
-            escape_html(&title)
+            escape(&title)
         );
-        let _ = writeln!(out, "<h1>{}</h1>", escape_html(&title));
+        let _ = writeln!(out, "<h1>{}</h1>", escape(&title));
         let coverage = &self.coverage;
         let facts = [
             ("severity", self.severity.to_string()),
@@ -164,13 +150,13 @@ impl RunbookResult {
         ];
         out.push_str("<dl>\n");
         for (name, value) in facts {
-            let _ = writeln!(out, "<dt>{name}</dt><dd>{}</dd>", escape_html(&value));
+            let _ = writeln!(out, "<dt>{name}</dt><dd>{}</dd>", escape(&value));
         }
         if !self.attack.is_empty() {
             let _ = writeln!(
                 out,
                 "<dt>ATT&amp;CK</dt><dd>{}</dd>",
-                escape_html(&self.attack.join(", "))
+                escape(&self.attack.join(", "))
             );
         }
         out.push_str("</dl>\n");
@@ -186,13 +172,13 @@ impl RunbookResult {
             let _ = writeln!(
                 out,
                 "<p>Skipped records: {}</p>",
-                escape_html(&reasons.join(", "))
+                escape(&reasons.join(", "))
             );
         }
         if !coverage.notes.is_empty() {
             out.push_str("<ul class=\"notes\">\n");
             for note in &coverage.notes {
-                let _ = writeln!(out, "<li>{}</li>", escape_html(note));
+                let _ = writeln!(out, "<li>{}</li>", escape(note));
             }
             out.push_str("</ul>\n");
         }
@@ -200,19 +186,15 @@ impl RunbookResult {
             out.push_str("<p>No findings.</p>\n");
         }
         for (title, header, body) in self.tables() {
-            let _ = writeln!(
-                out,
-                "<h2>{}</h2>\n<table>\n<thead><tr>",
-                escape_html(&title)
-            );
+            let _ = writeln!(out, "<h2>{}</h2>\n<table>\n<thead><tr>", escape(&title));
             for name in &header {
-                let _ = write!(out, "<th>{}</th>", escape_html(name));
+                let _ = write!(out, "<th>{}</th>", escape(name));
             }
             out.push_str("</tr></thead>\n<tbody>\n");
             for row in &body {
                 out.push_str("<tr>");
                 for value in row {
-                    let _ = write!(out, "<td>{}</td>", escape_html(value));
+                    let _ = write!(out, "<td>{}</td>", escape(value));
                 }
                 out.push_str("</tr>\n");
             }
@@ -221,7 +203,7 @@ impl RunbookResult {
         if !self.next_steps.is_empty() && self.has_findings() {
             out.push_str("<h2>Next steps</h2>\n<ol>\n");
             for step in &self.next_steps {
-                let _ = writeln!(out, "<li>{}</li>", escape_html(step));
+                let _ = writeln!(out, "<li>{}</li>", escape(step));
             }
             out.push_str("</ol>\n");
         }
@@ -447,11 +429,5 @@ next_steps: ["Check <script>alert('step')</script>"]
         assert!(!html.contains("src=\"") && !html.contains("href="));
         assert_eq!(html.matches("<table>").count(), 3);
         assert_eq!(result.render(Format::Html), html);
-    }
-
-    #[test]
-    fn escape_html_covers_the_five_characters() {
-        assert_eq!(escape_html("&<>\"'x"), "&amp;&lt;&gt;&quot;&#39;x");
-        assert_eq!(escape_html("plain é"), "plain é");
     }
 }

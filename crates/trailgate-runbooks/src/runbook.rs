@@ -140,6 +140,49 @@ fn path_text(path: &[Seg]) -> String {
     text
 }
 
+/// The filter's one operator: none, or two, is a problem at the filter's path.
+fn only_operator(spec: &FilterSpec, path: &[Seg]) -> Result<&'static str, Failure> {
+    let present = [
+        ("all", spec.all.is_some()),
+        ("any", spec.any.is_some()),
+        ("not", spec.not.is_some()),
+        ("equals", spec.equals.is_some()),
+        ("any_of", spec.any_of.is_some()),
+        ("prefix", spec.prefix.is_some()),
+        ("suffix", spec.suffix.is_some()),
+        ("contains", spec.contains.is_some()),
+        ("regex", spec.regex.is_some()),
+        ("exists", spec.exists.is_some()),
+        ("cidr", spec.cidr.is_some()),
+        ("gt", spec.gt.is_some()),
+        ("gte", spec.gte.is_some()),
+        ("lt", spec.lt.is_some()),
+        ("lte", spec.lte.is_some()),
+        ("equals_field", spec.equals_field.is_some()),
+        ("suffix_field", spec.suffix_field.is_some()),
+        ("contains_field", spec.contains_field.is_some()),
+    ];
+    let operators: Vec<&'static str> = present
+        .into_iter()
+        .filter(|(_, is_present)| *is_present)
+        .map(|(name, _)| name)
+        .collect();
+    let Some(&operator) = operators.first() else {
+        return Err((
+            path.to_vec(),
+            if spec.field.is_some() {
+                Problem::MissingOperator
+            } else {
+                Problem::EmptyFilter
+            },
+        ));
+    };
+    if operators.len() > 1 {
+        return Err((path.to_vec(), Problem::TwoOperators(operators.join(", "))));
+    }
+    Ok(operator)
+}
+
 fn with(path: &[Seg], seg: Seg) -> Path {
     let mut next = path.to_vec();
     next.push(seg);
@@ -230,154 +273,81 @@ impl Validator {
     }
 
     fn filter(&mut self, spec: &FilterSpec, path: &[Seg]) -> Result<(), Failure> {
-        let mut operators: Vec<&'static str> = Vec::new();
-        let present = [
-            ("all", spec.all.is_some()),
-            ("any", spec.any.is_some()),
-            ("not", spec.not.is_some()),
-            ("equals", spec.equals.is_some()),
-            ("any_of", spec.any_of.is_some()),
-            ("prefix", spec.prefix.is_some()),
-            ("suffix", spec.suffix.is_some()),
-            ("contains", spec.contains.is_some()),
-            ("regex", spec.regex.is_some()),
-            ("exists", spec.exists.is_some()),
-            ("cidr", spec.cidr.is_some()),
-            ("gt", spec.gt.is_some()),
-            ("gte", spec.gte.is_some()),
-            ("lt", spec.lt.is_some()),
-            ("lte", spec.lte.is_some()),
-            ("equals_field", spec.equals_field.is_some()),
-            ("suffix_field", spec.suffix_field.is_some()),
-            ("contains_field", spec.contains_field.is_some()),
-        ];
-        for (name, is_present) in present {
-            if is_present {
-                operators.push(name);
-            }
+        let operator = only_operator(spec, path)?;
+        if matches!(operator, "all" | "any" | "not") {
+            self.combinator(spec, operator, path)
+        } else {
+            self.condition(spec, operator, path)
         }
-        let Some(&operator) = operators.first() else {
+    }
+
+    /// `all`, `any` or `not`: no field of its own, and every part checked.
+    fn combinator(
+        &mut self,
+        spec: &FilterSpec,
+        operator: &'static str,
+        path: &[Seg],
+    ) -> Result<(), Failure> {
+        if let Some(field) = &spec.field {
             return Err((
-                path.to_vec(),
-                if spec.field.is_some() {
-                    Problem::MissingOperator
-                } else {
-                    Problem::EmptyFilter
-                },
+                with(path, Seg::Key("field")),
+                Problem::TwoOperators(format!("field `{field}`, {operator}")),
             ));
+        }
+        if spec.case_sensitive.is_some() {
+            return Err((
+                with(path, Seg::Key("case_sensitive")),
+                Problem::Syntax("`case_sensitive` belongs on a condition".to_owned()),
+            ));
+        }
+        let (parts, key) = match (&spec.all, &spec.any) {
+            (Some(parts), _) => (parts, "all"),
+            (_, Some(parts)) => (parts, "any"),
+            _ => {
+                let inner = spec
+                    .not
+                    .as_deref()
+                    .map(|inner| self.filter(inner, &with(path, Seg::Key("not"))));
+                return inner.unwrap_or(Ok(()));
+            }
         };
-        if operators.len() > 1 {
-            return Err((path.to_vec(), Problem::TwoOperators(operators.join(", "))));
+        let list_path = with(path, Seg::Key(key));
+        if parts.is_empty() {
+            return Err((list_path, Problem::Empty));
         }
-        let combinator = matches!(operator, "all" | "any" | "not");
-        if combinator {
-            if let Some(field) = &spec.field {
-                return Err((
-                    with(path, Seg::Key("field")),
-                    Problem::TwoOperators(format!("field `{field}`, {operator}")),
-                ));
-            }
-            if spec.case_sensitive.is_some() {
-                return Err((
-                    with(path, Seg::Key("case_sensitive")),
-                    Problem::Syntax("`case_sensitive` belongs on a condition".to_owned()),
-                ));
-            }
-            let (parts, key) = match (&spec.all, &spec.any) {
-                (Some(parts), _) => (parts, "all"),
-                (_, Some(parts)) => (parts, "any"),
-                _ => {
-                    let inner = spec
-                        .not
-                        .as_deref()
-                        .map(|inner| self.filter(inner, &with(path, Seg::Key("not"))));
-                    return inner.unwrap_or(Ok(()));
-                }
-            };
-            let list_path = with(path, Seg::Key(key));
-            if parts.is_empty() {
-                return Err((list_path, Problem::Empty));
-            }
-            for (index, part) in parts.iter().enumerate() {
-                self.filter(part, &with(&list_path, Seg::Index(index)))?;
-            }
-            return Ok(());
+        for (index, part) in parts.iter().enumerate() {
+            self.filter(part, &with(&list_path, Seg::Index(index)))?;
         }
+        Ok(())
+    }
+
+    /// A condition on a field: the field's path and the operator's values.
+    fn condition(
+        &mut self,
+        spec: &FilterSpec,
+        operator: &'static str,
+        path: &[Seg],
+    ) -> Result<(), Failure> {
         let Some(field) = &spec.field else {
             return Err((path.to_vec(), Problem::MissingField(operator.to_owned())));
         };
         check_path(field).map_err(|problem| (with(path, Seg::Key("field")), problem))?;
-        let case_sensitive = spec.case_sensitive.unwrap_or(false);
         let op_path = with(path, Seg::Key(operator));
         match operator {
-            "equals" | "gt" | "gte" | "lt" | "lte" => {
-                let value = [&spec.equals, &spec.gt, &spec.gte, &spec.lt, &spec.lte]
-                    .into_iter()
-                    .flatten()
-                    .next();
-                if let Some(value) = value {
-                    self.scalars(std::slice::from_ref(value), &op_path)?;
-                    if operator != "equals"
-                        && let Scalar::Text(text) = value
-                        && !template::has_reference(text)
-                        && text.trim().parse::<f64>().is_err()
-                    {
-                        return Err((op_path, Problem::NotANumber(text.clone())));
-                    }
-                }
-            }
+            "equals" | "gt" | "gte" | "lt" | "lte" => self.single_value(spec, operator, &op_path),
             "any_of" => {
                 let values = spec.any_of.as_deref().unwrap_or_default();
                 if values.is_empty() {
                     return Err((op_path, Problem::Empty));
                 }
-                self.scalars(values, &op_path)?;
+                self.scalars(values, &op_path)
             }
-            "prefix" | "suffix" | "contains" | "cidr" => {
-                let values = [&spec.prefix, &spec.suffix, &spec.contains, &spec.cidr]
-                    .into_iter()
-                    .flatten()
-                    .next()
-                    .map(OneOrMany::as_slice)
-                    .unwrap_or_default();
-                if values.is_empty() {
-                    return Err((op_path, Problem::Empty));
-                }
-                self.scalars(values, &op_path)?;
-                if operator == "cidr" {
-                    for (index, value) in values.iter().enumerate() {
-                        let text = value.to_text();
-                        if !template::has_reference(&text) && Cidr::parse(&text).is_none() {
-                            let at = if matches!(spec.cidr, Some(OneOrMany::Many(_))) {
-                                with(&op_path, Seg::Index(index))
-                            } else {
-                                op_path.clone()
-                            };
-                            return Err((at, Problem::InvalidCidr(text)));
-                        }
-                    }
-                }
-            }
-            "regex" => {
-                let pattern = spec.regex.as_deref().unwrap_or_default();
-                self.references(pattern, &op_path)?;
-                if template::has_reference(pattern) {
-                    // Check the syntax around the references with a harmless stand-in value.
-                    let stand_in: filter::Bound = self
-                        .declared
-                        .keys()
-                        .map(|name| (name.clone(), vec!["x".to_owned()]))
-                        .collect();
-                    let rendered = template::render(pattern, &stand_in, regex::escape);
-                    filter::build_regex(&rendered, case_sensitive)
-                        .map_err(|error| (op_path.clone(), Problem::InvalidRegex(error)))?;
-                } else {
-                    let regex = filter::build_regex(pattern, case_sensitive)
-                        .map_err(|error| (op_path.clone(), Problem::InvalidRegex(error)))?;
-                    self.regexes
-                        .insert((pattern.to_owned(), case_sensitive), regex);
-                }
-            }
+            "prefix" | "suffix" | "contains" | "cidr" => self.value_list(spec, operator, &op_path),
+            "regex" => self.regex(
+                spec.regex.as_deref().unwrap_or_default(),
+                spec.case_sensitive.unwrap_or(false),
+                &op_path,
+            ),
             "equals_field" | "suffix_field" | "contains_field" => {
                 let other = [&spec.equals_field, &spec.suffix_field, &spec.contains_field]
                     .into_iter()
@@ -385,9 +355,92 @@ impl Validator {
                     .next()
                     .map(String::as_str)
                     .unwrap_or_default();
-                check_path(other).map_err(|problem| (op_path, problem))?;
+                check_path(other).map_err(|problem| (op_path, problem))
             }
-            _ => {}
+            _ => Ok(()),
+        }
+    }
+
+    /// `equals` and the comparisons: one value, a number for the comparisons.
+    fn single_value(
+        &self,
+        spec: &FilterSpec,
+        operator: &str,
+        op_path: &[Seg],
+    ) -> Result<(), Failure> {
+        let value = [&spec.equals, &spec.gt, &spec.gte, &spec.lt, &spec.lte]
+            .into_iter()
+            .flatten()
+            .next();
+        if let Some(value) = value {
+            self.scalars(std::slice::from_ref(value), op_path)?;
+            if operator != "equals"
+                && let Scalar::Text(text) = value
+                && !template::has_reference(text)
+                && text.trim().parse::<f64>().is_err()
+            {
+                return Err((op_path.to_vec(), Problem::NotANumber(text.clone())));
+            }
+        }
+        Ok(())
+    }
+
+    /// `prefix`, `suffix`, `contains` and `cidr`: one value or a list, CIDR blocks valid.
+    fn value_list(
+        &self,
+        spec: &FilterSpec,
+        operator: &str,
+        op_path: &[Seg],
+    ) -> Result<(), Failure> {
+        let values = [&spec.prefix, &spec.suffix, &spec.contains, &spec.cidr]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(OneOrMany::as_slice)
+            .unwrap_or_default();
+        if values.is_empty() {
+            return Err((op_path.to_vec(), Problem::Empty));
+        }
+        self.scalars(values, op_path)?;
+        if operator == "cidr" {
+            for (index, value) in values.iter().enumerate() {
+                let text = value.to_text();
+                if !template::has_reference(&text) && Cidr::parse(&text).is_none() {
+                    let at = if matches!(spec.cidr, Some(OneOrMany::Many(_))) {
+                        with(op_path, Seg::Index(index))
+                    } else {
+                        op_path.to_vec()
+                    };
+                    return Err((at, Problem::InvalidCidr(text)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A pattern without references is compiled once here and kept for the matcher.
+    fn regex(
+        &mut self,
+        pattern: &str,
+        case_sensitive: bool,
+        op_path: &[Seg],
+    ) -> Result<(), Failure> {
+        self.references(pattern, op_path)?;
+        if template::has_reference(pattern) {
+            // Check the syntax around the references with a harmless stand-in value.
+            let stand_in: filter::Bound = self
+                .declared
+                .keys()
+                .map(|name| (name.clone(), vec!["x".to_owned()]))
+                .collect();
+            let rendered = template::render(pattern, &stand_in, regex::escape);
+            filter::build_regex(&rendered, case_sensitive)
+                .map_err(|error| (op_path.to_vec(), Problem::InvalidRegex(error)))?;
+        } else {
+            let regex = filter::build_regex(pattern, case_sensitive)
+                .map_err(|error| (op_path.to_vec(), Problem::InvalidRegex(error)))?;
+            self.regexes
+                .insert((pattern.to_owned(), case_sensitive), regex);
         }
         Ok(())
     }

@@ -757,25 +757,42 @@ fn field_item(key: &str, value: &Value, path: &[Step]) -> Result<FilterSpec, Fai
 
 /// One value of a field item as a runbook condition.
 fn leaf(field: &str, modifiers: &Modifiers, value: &Value) -> Result<FilterSpec, SigmaError> {
-    let condition = |spec: FilterSpec| FilterSpec {
+    let spec = match value_text(value)? {
+        None => null_value(modifiers)?,
+        Some(text) => {
+            if text.contains("{{") {
+                // Runbook values treat `{{ name }}` as a parameter reference.
+                return Err(SigmaError::Value(format!(
+                    "value `{text}` contains `{{{{`, which runbooks read as a parameter reference"
+                )));
+            }
+            if modifiers.fieldref {
+                field_reference(text, modifiers)?
+            } else {
+                match modifiers.kind {
+                    Kind::Exists => exists_value(value, &text)?,
+                    Kind::Gt | Kind::Gte | Kind::Lt | Kind::Lte => {
+                        comparison(value, &text, modifiers.kind)?
+                    }
+                    Kind::Cidr => cidr(text)?,
+                    Kind::Regex => regex_match(text, modifiers)?,
+                    Kind::Equals | Kind::Contains | Kind::StartsWith | Kind::EndsWith => {
+                        equality(value, text, modifiers)
+                    }
+                }
+            }
+        }
+    };
+    Ok(FilterSpec {
         field: Some(field.to_owned()),
         ..spec
-    };
-    let text = match value {
-        Value::Null => {
-            return if modifiers.kind == Kind::Equals && !modifiers.fieldref {
-                // Sigma's `null`: the field is absent (or null).
-                Ok(condition(FilterSpec {
-                    exists: Some(false),
-                    ..FilterSpec::default()
-                }))
-            } else {
-                Err(SigmaError::Value(format!(
-                    "`null` cannot be used with `{}`",
-                    modifiers.kind.name()
-                )))
-            };
-        }
+    })
+}
+
+/// A scalar value's text; `None` for `null`.
+fn value_text(value: &Value) -> Result<Option<String>, SigmaError> {
+    Ok(Some(match value {
+        Value::Null => return Ok(None),
         Value::Bool(flag) => flag.to_string(),
         Value::Number(number) => number.to_string(),
         Value::String(text) => text.clone(),
@@ -784,118 +801,136 @@ fn leaf(field: &str, modifiers: &Modifiers, value: &Value) -> Result<FilterSpec,
                 "a value must be text, a number, a boolean or null".to_owned(),
             ));
         }
-    };
-    if text.contains("{{") {
-        // Runbook values treat `{{ name }}` as a parameter reference.
-        return Err(SigmaError::Value(format!(
-            "value `{text}` contains `{{{{`, which runbooks read as a parameter reference"
-        )));
-    }
-    if modifiers.fieldref {
-        if FieldPath::parse(&text).is_none() {
-            return Err(SigmaError::InvalidField(text));
-        }
-        let mut spec = FilterSpec {
-            case_sensitive: modifiers.case_flag(),
+    }))
+}
+
+/// Sigma's `null`: the field is absent (or null); only a plain equality can ask for it.
+fn null_value(modifiers: &Modifiers) -> Result<FilterSpec, SigmaError> {
+    if modifiers.kind == Kind::Equals && !modifiers.fieldref {
+        Ok(FilterSpec {
+            exists: Some(false),
             ..FilterSpec::default()
-        };
-        match modifiers.kind {
-            Kind::Contains => spec.contains_field = Some(text),
-            Kind::EndsWith => spec.suffix_field = Some(text),
-            _ => spec.equals_field = Some(text),
-        }
-        return Ok(condition(spec));
+        })
+    } else {
+        Err(SigmaError::Value(format!(
+            "`null` cannot be used with `{}`",
+            modifiers.kind.name()
+        )))
     }
+}
+
+/// `|fieldref`: the value names another field.
+fn field_reference(text: String, modifiers: &Modifiers) -> Result<FilterSpec, SigmaError> {
+    if FieldPath::parse(&text).is_none() {
+        return Err(SigmaError::InvalidField(text));
+    }
+    let mut spec = FilterSpec {
+        case_sensitive: modifiers.case_flag(),
+        ..FilterSpec::default()
+    };
     match modifiers.kind {
-        Kind::Exists => {
-            let expected = match value {
-                Value::Bool(flag) => *flag,
-                Value::String(text) if text.eq_ignore_ascii_case("true") => true,
-                Value::String(text) if text.eq_ignore_ascii_case("false") => false,
-                _ => {
-                    return Err(SigmaError::Value(format!(
-                        "`exists` takes `true` or `false`, not `{text}`"
-                    )));
-                }
-            };
-            Ok(condition(FilterSpec {
-                exists: Some(expected),
+        Kind::Contains => spec.contains_field = Some(text),
+        Kind::EndsWith => spec.suffix_field = Some(text),
+        _ => spec.equals_field = Some(text),
+    }
+    Ok(spec)
+}
+
+fn exists_value(value: &Value, text: &str) -> Result<FilterSpec, SigmaError> {
+    let expected = match value {
+        Value::Bool(flag) => *flag,
+        Value::String(text) if text.eq_ignore_ascii_case("true") => true,
+        Value::String(text) if text.eq_ignore_ascii_case("false") => false,
+        _ => {
+            return Err(SigmaError::Value(format!(
+                "`exists` takes `true` or `false`, not `{text}`"
+            )));
+        }
+    };
+    Ok(FilterSpec {
+        exists: Some(expected),
+        ..FilterSpec::default()
+    })
+}
+
+/// `|gt`, `|gte`, `|lt`, `|lte`: the value must be a number.
+fn comparison(value: &Value, text: &str, kind: Kind) -> Result<FilterSpec, SigmaError> {
+    let bound = match value {
+        Value::Number(number) => number_scalar(number),
+        _ if text.trim().parse::<f64>().is_ok() => Scalar::Text(text.trim().to_owned()),
+        _ => return Err(SigmaError::Value(format!("`{text}` is not a number"))),
+    };
+    let mut spec = FilterSpec::default();
+    match kind {
+        Kind::Gt => spec.gt = Some(bound),
+        Kind::Gte => spec.gte = Some(bound),
+        Kind::Lt => spec.lt = Some(bound),
+        _ => spec.lte = Some(bound),
+    }
+    Ok(spec)
+}
+
+fn cidr(text: String) -> Result<FilterSpec, SigmaError> {
+    if Cidr::parse(&text).is_none() {
+        return Err(SigmaError::InvalidCidr(text));
+    }
+    Ok(FilterSpec {
+        cidr: Some(OneOrMany::One(Scalar::Text(text))),
+        ..FilterSpec::default()
+    })
+}
+
+/// `|re` with its `m`, `s` and `i` sub-modifiers, checked to compile.
+fn regex_match(text: String, modifiers: &Modifiers) -> Result<FilterSpec, SigmaError> {
+    let mut flags = String::new();
+    if modifiers.regex_multiline {
+        flags.push('m');
+    }
+    if modifiers.regex_dotall {
+        flags.push('s');
+    }
+    let pattern = if flags.is_empty() {
+        text
+    } else {
+        format!("(?{flags}){text}")
+    };
+    // Sigma's `re` is case-sensitive unless `|re|i` (or `(?i)` in the pattern).
+    let case_sensitive = !modifiers.regex_insensitive;
+    RegexBuilder::new(&pattern)
+        .case_insensitive(!case_sensitive)
+        .build()
+        .map_err(|error| SigmaError::InvalidRegex(error.to_string()))?;
+    Ok(FilterSpec {
+        regex: Some(pattern),
+        case_sensitive: case_sensitive.then_some(true),
+        ..FilterSpec::default()
+    })
+}
+
+/// Plain values, `|contains`, `|startswith` and `|endswith`.
+fn equality(value: &Value, text: String, modifiers: &Modifiers) -> FilterSpec {
+    if modifiers.kind == Kind::Equals {
+        // Numbers compare as numbers and booleans as `true`/`false`, as the engine does.
+        let scalar = match value {
+            Value::Bool(flag) => Some(Scalar::Bool(*flag)),
+            Value::Number(number) => Some(number_scalar(number)),
+            _ => None,
+        };
+        if let Some(scalar) = scalar {
+            return FilterSpec {
+                equals: Some(scalar),
+                case_sensitive: modifiers.case_flag(),
                 ..FilterSpec::default()
-            }))
-        }
-        Kind::Gt | Kind::Gte | Kind::Lt | Kind::Lte => {
-            let bound = match value {
-                Value::Number(number) => match number.as_i64() {
-                    Some(int) => Scalar::Int(int),
-                    None => Scalar::Float(number.as_f64().unwrap_or(f64::NAN)),
-                },
-                _ if text.trim().parse::<f64>().is_ok() => Scalar::Text(text.trim().to_owned()),
-                _ => return Err(SigmaError::Value(format!("`{text}` is not a number"))),
             };
-            let mut spec = FilterSpec::default();
-            match modifiers.kind {
-                Kind::Gt => spec.gt = Some(bound),
-                Kind::Gte => spec.gte = Some(bound),
-                Kind::Lt => spec.lt = Some(bound),
-                _ => spec.lte = Some(bound),
-            }
-            Ok(condition(spec))
         }
-        Kind::Cidr => {
-            if Cidr::parse(&text).is_none() {
-                return Err(SigmaError::InvalidCidr(text));
-            }
-            Ok(condition(FilterSpec {
-                cidr: Some(OneOrMany::One(Scalar::Text(text))),
-                ..FilterSpec::default()
-            }))
-        }
-        Kind::Regex => {
-            let mut flags = String::new();
-            if modifiers.regex_multiline {
-                flags.push('m');
-            }
-            if modifiers.regex_dotall {
-                flags.push('s');
-            }
-            let pattern = if flags.is_empty() {
-                text
-            } else {
-                format!("(?{flags}){text}")
-            };
-            // Sigma's `re` is case-sensitive unless `|re|i` (or `(?i)` in the pattern).
-            let case_sensitive = !modifiers.regex_insensitive;
-            RegexBuilder::new(&pattern)
-                .case_insensitive(!case_sensitive)
-                .build()
-                .map_err(|error| SigmaError::InvalidRegex(error.to_string()))?;
-            Ok(condition(FilterSpec {
-                regex: Some(pattern),
-                case_sensitive: case_sensitive.then_some(true),
-                ..FilterSpec::default()
-            }))
-        }
-        Kind::Equals | Kind::Contains | Kind::StartsWith | Kind::EndsWith => {
-            if modifiers.kind == Kind::Equals
-                && let Value::Bool(_) | Value::Number(_) = value
-            {
-                // Numbers compare as numbers and booleans as `true`/`false`, as the engine does.
-                let scalar = match value {
-                    Value::Bool(flag) => Scalar::Bool(*flag),
-                    Value::Number(number) => match number.as_i64() {
-                        Some(int) => Scalar::Int(int),
-                        None => Scalar::Float(number.as_f64().unwrap_or(f64::NAN)),
-                    },
-                    _ => Scalar::Text(text),
-                };
-                return Ok(condition(FilterSpec {
-                    equals: Some(scalar),
-                    case_sensitive: modifiers.case_flag(),
-                    ..FilterSpec::default()
-                }));
-            }
-            Ok(condition(string_match(&text, modifiers)))
-        }
+    }
+    string_match(&text, modifiers)
+}
+
+fn number_scalar(number: &serde_yaml::Number) -> Scalar {
+    match number.as_i64() {
+        Some(int) => Scalar::Int(int),
+        None => Scalar::Float(number.as_f64().unwrap_or(f64::NAN)),
     }
 }
 

@@ -467,6 +467,41 @@ enum Value {
     Json(String),
 }
 
+/// One field condition of a filter, as its operators need it.
+struct Condition<'a> {
+    spec: &'a FilterSpec,
+    bound: &'a Bound,
+    field: Field,
+    field_text: &'a str,
+    case_sensitive: bool,
+}
+
+impl Condition<'_> {
+    /// Lower-cases an expression unless the condition is case-sensitive.
+    fn fold(&self, expression: &str) -> String {
+        if self.case_sensitive {
+            expression.to_owned()
+        } else {
+            format!("lower({expression})")
+        }
+    }
+
+    /// The values with parameters expanded, quoted, each with its value as a finite number if
+    /// it is one.
+    fn literals(&self, values: &[Scalar]) -> Result<Vec<(String, Option<f64>)>, SqlError> {
+        filter::expand(values, self.bound)
+            .into_iter()
+            .map(|text| {
+                let number = text.trim().parse::<f64>().ok().filter(|n| n.is_finite());
+                Ok((quote(&text)?, number))
+            })
+            .collect()
+    }
+}
+
+/// An operator of a field condition: the SQL if the condition has it, `None` if not.
+type Operator = fn(&mut Generator, &Condition<'_>) -> Result<Option<String>, SqlError>;
+
 struct Generator {
     dialect: Dialect,
     /// Nesting depth of list lambdas, so inner lambda variables never shadow outer ones.
@@ -485,179 +520,238 @@ impl Generator {
             return Ok(format!("NOT ({})", self.filter(part, bound)?));
         }
         let field_text = spec.field.as_deref().unwrap_or_default();
-        let field = resolve(field_text)?;
-        let case_sensitive = spec.case_sensitive.unwrap_or(false);
-        let dialect = self.dialect;
-        let literals = |values: &[Scalar]| -> Result<Vec<(String, Option<f64>)>, SqlError> {
-            filter::expand(values, bound)
-                .into_iter()
-                .map(|text| {
-                    let number = text.trim().parse::<f64>().ok().filter(|n| n.is_finite());
-                    Ok((quote(&text)?, number))
-                })
-                .collect()
+        let condition = Condition {
+            spec,
+            bound,
+            field: resolve(field_text)?,
+            field_text,
+            case_sensitive: spec.case_sensitive.unwrap_or(false),
         };
-        let fold = |expression: &str| {
-            if case_sensitive {
-                expression.to_owned()
-            } else {
-                format!("lower({expression})")
+        // The first operator the condition has decides, in the engine's order.
+        let operators: [Operator; 7] = [
+            Self::exists,
+            Self::equality,
+            Self::string_match,
+            Self::regex_match,
+            Self::cidr_match,
+            Self::comparison,
+            Self::field_reference,
+        ];
+        for operator in operators {
+            if let Some(sql) = operator(self, &condition)? {
+                return Ok(sql);
             }
+        }
+        Err(SqlError::UnsupportedCondition {
+            field: field_text.to_owned(),
+            reason: "no operator".to_owned(),
+        })
+    }
+
+    fn exists(&mut self, condition: &Condition<'_>) -> Result<Option<String>, SqlError> {
+        let Some(expected) = condition.spec.exists else {
+            return Ok(None);
         };
-        if let Some(expected) = spec.exists {
-            let present = self.any(&field, |_, value| {
-                Ok(match value {
-                    Value::Text(text) => format!("{text} IS NOT NULL"),
-                    Value::Json(json) => dialect.json_not_null(&json),
-                })
-            })?;
-            return Ok(if expected {
-                present
-            } else {
-                format!("NOT ({present})")
-            });
-        }
-        if spec.equals.is_some() || spec.any_of.is_some() {
-            let values = match (&spec.equals, &spec.any_of) {
-                (Some(value), _) => std::slice::from_ref(value),
-                (_, Some(values)) => values.as_slice(),
-                _ => &[],
-            };
-            let needles = literals(values)?;
-            return self.any(&field, |_, value| {
-                let text = fold(&value.text(dialect));
-                let mut alternatives = Vec::new();
-                for (literal, number) in &needles {
-                    let by_text = format!("{text} = {}", fold(literal));
-                    // As in the engine, a JSON number equals a numeric needle by value.
-                    match (&value, number) {
-                        (Value::Json(json), Some(number)) => alternatives.push(format!(
-                            "(CASE WHEN {} THEN {} = {} ELSE {by_text} END)",
-                            dialect.json_is_number(json),
-                            dialect.to_double(&value.text(dialect)),
-                            double(*number)
-                        )),
-                        _ => alternatives.push(by_text),
-                    }
+        let dialect = self.dialect;
+        let present = self.any(&condition.field, |_, value| {
+            Ok(match value {
+                Value::Text(text) => format!("{text} IS NOT NULL"),
+                Value::Json(json) => dialect.json_not_null(&json),
+            })
+        })?;
+        Ok(Some(if expected {
+            present
+        } else {
+            format!("NOT ({present})")
+        }))
+    }
+
+    /// `equals` and `any_of`.
+    fn equality(&mut self, condition: &Condition<'_>) -> Result<Option<String>, SqlError> {
+        let spec = condition.spec;
+        let values = match (&spec.equals, &spec.any_of) {
+            (Some(value), _) => std::slice::from_ref(value),
+            (_, Some(values)) => values.as_slice(),
+            _ => return Ok(None),
+        };
+        let dialect = self.dialect;
+        let needles = condition.literals(values)?;
+        self.any(&condition.field, |_, value| {
+            let text = condition.fold(&value.text(dialect));
+            let mut alternatives = Vec::new();
+            for (literal, number) in &needles {
+                let by_text = format!("{text} = {}", condition.fold(literal));
+                // As in the engine, a JSON number equals a numeric needle by value.
+                match (&value, number) {
+                    (Value::Json(json), Some(number)) => alternatives.push(format!(
+                        "(CASE WHEN {} THEN {} = {} ELSE {by_text} END)",
+                        dialect.json_is_number(json),
+                        dialect.to_double(&value.text(dialect)),
+                        double(*number)
+                    )),
+                    _ => alternatives.push(by_text),
                 }
-                Ok(alternatives.join(" OR "))
-            });
-        }
+            }
+            Ok(alternatives.join(" OR "))
+        })
+        .map(Some)
+    }
+
+    /// `prefix`, `suffix` and `contains`.
+    fn string_match(&mut self, condition: &Condition<'_>) -> Result<Option<String>, SqlError> {
+        let spec = condition.spec;
         let strings = [
             (&spec.prefix, "prefix"),
             (&spec.suffix, "suffix"),
             (&spec.contains, "contains"),
         ];
-        for (values, operator) in strings {
-            let Some(values) = values else { continue };
-            let needles = literals(values.as_slice())?;
-            return self.any(&field, |_, value| {
-                // `contains` searches objects as JSON text too, like the engine.
-                let text = if operator == "contains" {
-                    value.whole_text(dialect)
-                } else {
-                    value.text(dialect)
-                };
-                let text = fold(&text);
-                Ok(needles
-                    .iter()
-                    .map(|(literal, _)| {
-                        let needle = fold(literal);
-                        match operator {
-                            "prefix" => format!("starts_with({text}, {needle})"),
-                            "suffix" => dialect.ends_with(&text, &needle),
-                            _ => format!("strpos({text}, {needle}) > 0"),
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" OR "))
-            });
-        }
-        if let Some(pattern) = &spec.regex {
-            // Parameter values are regex-escaped before they reach the pattern, as in the engine.
-            let rendered = template::render(pattern, bound, regex::escape);
-            return self.any(&field, |_, value| {
-                dialect.regex(&value.whole_text(dialect), &rendered, case_sensitive)
-            });
-        }
-        if let Some(blocks) = &spec.cidr {
-            let blocks = filter::expand(blocks.as_slice(), bound)
+        let Some((values, operator)) = strings
+            .into_iter()
+            .find_map(|(values, operator)| values.as_ref().map(|values| (values, operator)))
+        else {
+            return Ok(None);
+        };
+        let dialect = self.dialect;
+        let needles = condition.literals(values.as_slice())?;
+        self.any(&condition.field, |_, value| {
+            // `contains` searches objects as JSON text too, like the engine.
+            let text = if operator == "contains" {
+                value.whole_text(dialect)
+            } else {
+                value.text(dialect)
+            };
+            let text = condition.fold(&text);
+            Ok(needles
                 .iter()
-                .map(|text| {
-                    Cidr::parse(text).ok_or_else(|| SqlError::UnsupportedCondition {
-                        field: field_text.to_owned(),
-                        reason: format!("invalid CIDR block `{text}`"),
-                    })
+                .map(|(literal, _)| {
+                    let needle = condition.fold(literal);
+                    match operator {
+                        "prefix" => format!("starts_with({text}, {needle})"),
+                        "suffix" => dialect.ends_with(&text, &needle),
+                        _ => format!("strpos({text}, {needle}) > 0"),
+                    }
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            return self.any(&field, |_, value| {
-                let text = value.text(dialect);
-                blocks
-                    .iter()
-                    .map(|block| dialect.in_ipv4_block(&text, *block, field_text))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|parts| parts.join(" OR "))
-            });
-        }
+                .collect::<Vec<_>>()
+                .join(" OR "))
+        })
+        .map(Some)
+    }
+
+    fn regex_match(&mut self, condition: &Condition<'_>) -> Result<Option<String>, SqlError> {
+        let Some(pattern) = &condition.spec.regex else {
+            return Ok(None);
+        };
+        let dialect = self.dialect;
+        // Parameter values are regex-escaped before they reach the pattern, as in the engine.
+        let rendered = template::render(pattern, condition.bound, regex::escape);
+        self.any(&condition.field, |_, value| {
+            dialect.regex(
+                &value.whole_text(dialect),
+                &rendered,
+                condition.case_sensitive,
+            )
+        })
+        .map(Some)
+    }
+
+    fn cidr_match(&mut self, condition: &Condition<'_>) -> Result<Option<String>, SqlError> {
+        let Some(blocks) = &condition.spec.cidr else {
+            return Ok(None);
+        };
+        let field_text = condition.field_text;
+        let blocks = filter::expand(blocks.as_slice(), condition.bound)
+            .iter()
+            .map(|text| {
+                Cidr::parse(text).ok_or_else(|| SqlError::UnsupportedCondition {
+                    field: field_text.to_owned(),
+                    reason: format!("invalid CIDR block `{text}`"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let dialect = self.dialect;
+        self.any(&condition.field, |_, value| {
+            let text = value.text(dialect);
+            blocks
+                .iter()
+                .map(|block| dialect.in_ipv4_block(&text, *block, field_text))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|parts| parts.join(" OR "))
+        })
+        .map(Some)
+    }
+
+    /// `gt`, `gte`, `lt` and `lte`: numeric comparisons.
+    fn comparison(&mut self, condition: &Condition<'_>) -> Result<Option<String>, SqlError> {
+        let spec = condition.spec;
         let comparisons = [
             (&spec.gt, ">"),
             (&spec.gte, ">="),
             (&spec.lt, "<"),
             (&spec.lte, "<="),
         ];
-        for (bound_value, operator) in comparisons {
-            let Some(bound_value) = bound_value else {
-                continue;
-            };
-            let text = filter::expand(std::slice::from_ref(bound_value), bound)
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-            let number = text
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|n| n.is_finite())
-                .ok_or_else(|| SqlError::UnsupportedCondition {
-                    field: field_text.to_owned(),
-                    reason: format!("`{text}` is not a finite number"),
-                })?;
-            return self.any(&field, |_, value| {
-                Ok(format!(
-                    "{} {operator} {}",
-                    dialect.to_double(&format!("trim({})", value.text(dialect))),
-                    double(number)
-                ))
-            });
-        }
+        let Some((bound_value, operator)) = comparisons
+            .into_iter()
+            .find_map(|(value, operator)| value.as_ref().map(|value| (value, operator)))
+        else {
+            return Ok(None);
+        };
+        let text = filter::expand(std::slice::from_ref(bound_value), condition.bound)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let number = text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| SqlError::UnsupportedCondition {
+                field: condition.field_text.to_owned(),
+                reason: format!("`{text}` is not a finite number"),
+            })?;
+        let dialect = self.dialect;
+        self.any(&condition.field, |_, value| {
+            Ok(format!(
+                "{} {operator} {}",
+                dialect.to_double(&format!("trim({})", value.text(dialect))),
+                double(number)
+            ))
+        })
+        .map(Some)
+    }
+
+    /// `equals_field`, `suffix_field` and `contains_field`: the field against another field.
+    fn field_reference(&mut self, condition: &Condition<'_>) -> Result<Option<String>, SqlError> {
+        let spec = condition.spec;
         let references = [
             (&spec.equals_field, "equals"),
             (&spec.suffix_field, "suffix"),
             (&spec.contains_field, "contains"),
         ];
-        for (other, operator) in references {
-            let Some(other) = other else { continue };
-            let other_field = resolve(other)?;
-            // One level deeper, so the other field's lambda never reuses the outer variable.
-            self.depth += 1;
-            let other = self.first_text(&other_field);
-            self.depth -= 1;
-            let other = format!("({})", fold(&other?));
-            let comparison = self.any(&field, |_, value| {
-                let text = fold(&value.text(dialect));
-                Ok(match operator {
-                    "equals" => format!("{text} = {other}"),
-                    "suffix" => dialect.ends_with(&text, &other),
-                    _ => format!("strpos({text}, {other}) > 0"),
-                })
-            })?;
-            // An empty or missing other value never matches, as in the engine.
-            return Ok(format!("coalesce({other} <> '' AND ({comparison}), false)"));
-        }
-        Err(SqlError::UnsupportedCondition {
-            field: field_text.to_owned(),
-            reason: "no operator".to_owned(),
-        })
+        let Some((other, operator)) = references
+            .into_iter()
+            .find_map(|(other, operator)| other.as_ref().map(|other| (other, operator)))
+        else {
+            return Ok(None);
+        };
+        let other_field = resolve(other)?;
+        // One level deeper, so the other field's lambda never reuses the outer variable.
+        self.depth += 1;
+        let other = self.first_text(&other_field);
+        self.depth -= 1;
+        let other = format!("({})", condition.fold(&other?));
+        let dialect = self.dialect;
+        let comparison = self.any(&condition.field, |_, value| {
+            let text = condition.fold(&value.text(dialect));
+            Ok(match operator {
+                "equals" => format!("{text} = {other}"),
+                "suffix" => dialect.ends_with(&text, &other),
+                _ => format!("strpos({text}, {other}) > 0"),
+            })
+        })?;
+        // An empty or missing other value never matches, as in the engine.
+        Ok(Some(format!(
+            "coalesce({other} <> '' AND ({comparison}), false)"
+        )))
     }
 
     fn combine(

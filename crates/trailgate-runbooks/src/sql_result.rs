@@ -12,8 +12,9 @@ use crate::engine::Compiled;
 use crate::filter::FieldPath;
 use crate::output::{
     CountsResult, Coverage, DistinctResult, FirstLast, FirstLastResult, GroupCount, RowsResult,
-    RunbookResult, TopResult, ValueCount,
+    RunbookResult, Sections, TopResult, ValueCount,
 };
+use crate::spec::{CountBySpec, OutputSpec, RowsSpec};
 use crate::sql::Section;
 
 /// One section's result set: every cell as text, `None` for SQL NULL.
@@ -57,12 +58,68 @@ pub fn assemble(
 ) -> Result<RunbookResult, SqlResultError> {
     let spec = compiled.runbook().spec();
     let output = &spec.output;
-    let find = |wanted: &Section| {
-        sections
+    check_known(output, sections)?;
+    let [events_scanned, events_matched, events_outside_window] =
+        summary(rows_of(sections, &Section::Summary))?;
+    let assembled = Sections {
+        rows: output
+            .rows
+            .as_ref()
+            .map(|rows| rows_section(rows, rows_of(sections, &Section::Rows), events_matched))
+            .transpose()?,
+        counts: output
+            .count_by
+            .as_ref()
+            .map(|count_by| counts_section(count_by, rows_of(sections, &Section::CountBy)))
+            .transpose()?,
+        top: output
+            .top
+            .as_ref()
+            .map(|top| {
+                Ok::<_, SqlResultError>(TopResult {
+                    field: field_name(&top.field),
+                    values: value_counts(&Section::Top, rows_of(sections, &Section::Top))?,
+                })
+            })
+            .transpose()?,
+        distinct: output
+            .distinct
             .iter()
-            .find(|(section, _)| section == wanted)
-            .map(|(_, rows)| rows.as_slice())
+            .map(|field| {
+                let section = Section::Distinct(field.clone());
+                Ok(DistinctResult {
+                    field: field_name(field),
+                    values: value_counts(&section, rows_of(sections, &section))?,
+                    truncated: false,
+                })
+            })
+            .collect::<Result<_, SqlResultError>>()?,
+        first_last_seen: output
+            .first_last_seen
+            .as_ref()
+            .map(|fields| first_last_section(fields, rows_of(sections, &Section::FirstLastSeen)))
+            .transpose()?,
     };
+    let coverage = Coverage {
+        events_scanned,
+        events_matched,
+        events_outside_window,
+        // The SQL engine reads the table; no file or page is read here.
+        files_read: 0,
+        records_skipped: 0,
+        skip_reasons: Default::default(),
+        window: compiled.window(),
+        truncated: false,
+        notes,
+    };
+    Ok(RunbookResult::new(spec, assembled, coverage))
+}
+
+/// Rows handed in for a section this runbook does not have belong to another plan.
+fn check_known(
+    output: &OutputSpec,
+    sections: &[(Section, SectionRows)],
+) -> Result<(), SqlResultError> {
     for (section, _) in sections {
         let known = match section {
             Section::Summary => true,
@@ -76,131 +133,107 @@ pub fn assemble(
             return Err(SqlResultError::Unexpected(section.name()));
         }
     }
+    Ok(())
+}
 
-    let summary = find(&Section::Summary).unwrap_or_default();
-    let [counts_row] = summary else {
-        return Err(SqlResultError::Summary(summary.len()));
+/// A section's rows; a section that was not handed in has none.
+fn rows_of<'a>(
+    sections: &'a [(Section, SectionRows)],
+    wanted: &Section,
+) -> &'a [Vec<Option<String>>] {
+    sections
+        .iter()
+        .find(|(section, _)| section == wanted)
+        .map(|(_, rows)| rows.as_slice())
+        .unwrap_or_default()
+}
+
+/// The summary's one row: events scanned, matched and outside the window.
+fn summary(rows: &[Vec<Option<String>>]) -> Result<[u64; 3], SqlResultError> {
+    let [counts_row] = rows else {
+        return Err(SqlResultError::Summary(rows.len()));
     };
-    let summary_name = Section::Summary.name();
-    check_width(&summary_name, counts_row, 3)?;
-    let events_scanned = count(&summary_name, &counts_row[0])?;
-    let events_matched = count(&summary_name, &counts_row[1])?;
-    let events_outside_window = count(&summary_name, &counts_row[2])?;
+    let name = Section::Summary.name();
+    check_width(&name, counts_row, 3)?;
+    Ok([
+        count(&name, &counts_row[0])?,
+        count(&name, &counts_row[1])?,
+        count(&name, &counts_row[2])?,
+    ])
+}
 
-    let rows = match &output.rows {
-        Some(rows_spec) => {
-            let name = Section::Rows.name();
-            let mut rows = Vec::new();
-            for row in find(&Section::Rows).unwrap_or_default() {
-                check_width(&name, row, rows_spec.columns.len())?;
-                rows.push(row.iter().map(text).collect());
-            }
-            Some(RowsResult {
-                columns: field_names(&rows_spec.columns),
-                rows,
-                matched: events_matched,
-            })
-        }
-        None => None,
-    };
+fn rows_section(
+    spec: &RowsSpec,
+    rows: &[Vec<Option<String>>],
+    matched: u64,
+) -> Result<RowsResult, SqlResultError> {
+    let name = Section::Rows.name();
+    let mut kept = Vec::new();
+    for row in rows {
+        check_width(&name, row, spec.columns.len())?;
+        kept.push(row.iter().map(text).collect());
+    }
+    Ok(RowsResult {
+        columns: field_names(&spec.columns),
+        rows: kept,
+        matched,
+    })
+}
 
-    let counts = match &output.count_by {
-        Some(count_by) => {
-            let name = Section::CountBy.name();
-            let keys = count_by.fields.len();
-            let width = keys + 2 + usize::from(count_by.distinct.is_some());
-            let mut groups = Vec::new();
-            let mut groups_total = 0;
-            for row in find(&Section::CountBy).unwrap_or_default() {
-                check_width(&name, row, width)?;
-                let distinct = match &count_by.distinct {
-                    Some(_) => Some(count(&name, &row[keys + 1])?),
-                    None => None,
-                };
-                groups_total =
-                    usize::try_from(count(&name, &row[width - 1])?).unwrap_or(usize::MAX);
-                groups.push(GroupCount {
-                    key: row[..keys].iter().map(text).collect(),
-                    count: count(&name, &row[keys])?,
-                    distinct,
-                });
-            }
-            Some(CountsResult {
-                fields: field_names(&count_by.fields),
-                distinct_field: count_by.distinct.as_deref().map(field_name),
-                groups,
-                groups_total,
-                thresholded: count_by.min_count.is_some() || count_by.min_distinct.is_some(),
-                truncated: false,
-            })
-        }
-        None => None,
-    };
-
-    let top = match &output.top {
-        Some(top) => Some(TopResult {
-            field: field_name(&top.field),
-            values: value_counts(&Section::Top, find(&Section::Top).unwrap_or_default())?,
-        }),
-        None => None,
-    };
-
-    let mut distinct = Vec::new();
-    for field in &output.distinct {
-        let section = Section::Distinct(field.clone());
-        distinct.push(DistinctResult {
-            field: field_name(field),
-            values: value_counts(&section, find(&section).unwrap_or_default())?,
-            truncated: false,
+/// Each row is the key fields, the count, the distinct count when asked, and the number of
+/// groups before the limit (the same in every row).
+fn counts_section(
+    count_by: &CountBySpec,
+    rows: &[Vec<Option<String>>],
+) -> Result<CountsResult, SqlResultError> {
+    let name = Section::CountBy.name();
+    let keys = count_by.fields.len();
+    let width = keys + 2 + usize::from(count_by.distinct.is_some());
+    let mut groups = Vec::new();
+    let mut groups_total = 0;
+    for row in rows {
+        check_width(&name, row, width)?;
+        let distinct = match &count_by.distinct {
+            Some(_) => Some(count(&name, &row[keys + 1])?),
+            None => None,
+        };
+        groups_total = usize::try_from(count(&name, &row[width - 1])?).unwrap_or(usize::MAX);
+        groups.push(GroupCount {
+            key: row[..keys].iter().map(text).collect(),
+            count: count(&name, &row[keys])?,
+            distinct,
         });
     }
+    Ok(CountsResult {
+        fields: field_names(&count_by.fields),
+        distinct_field: count_by.distinct.as_deref().map(field_name),
+        groups,
+        groups_total,
+        thresholded: count_by.min_count.is_some() || count_by.min_distinct.is_some(),
+        truncated: false,
+    })
+}
 
-    let first_last_seen = match &output.first_last_seen {
-        Some(fields) => {
-            let name = Section::FirstLastSeen.name();
-            let keys = fields.len();
-            let mut entries = Vec::new();
-            for row in find(&Section::FirstLastSeen).unwrap_or_default() {
-                check_width(&name, row, keys + 3)?;
-                entries.push(FirstLast {
-                    key: row[..keys].iter().map(text).collect(),
-                    first: text(&row[keys]),
-                    last: text(&row[keys + 1]),
-                    count: count(&name, &row[keys + 2])?,
-                });
-            }
-            Some(FirstLastResult {
-                fields: field_names(fields),
-                entries,
-                truncated: false,
-            })
-        }
-        None => None,
-    };
-
-    Ok(RunbookResult {
-        runbook: spec.id.clone(),
-        title: spec.title.clone(),
-        severity: spec.severity,
-        attack: spec.attack.clone(),
-        rows,
-        counts,
-        top,
-        distinct,
-        first_last_seen,
-        next_steps: spec.next_steps.clone(),
-        coverage: Coverage {
-            events_scanned,
-            events_matched,
-            events_outside_window,
-            // The SQL engine reads the table; no file or page is read here.
-            files_read: 0,
-            records_skipped: 0,
-            skip_reasons: Default::default(),
-            window: compiled.window(),
-            truncated: false,
-            notes,
-        },
+fn first_last_section(
+    fields: &[String],
+    rows: &[Vec<Option<String>>],
+) -> Result<FirstLastResult, SqlResultError> {
+    let name = Section::FirstLastSeen.name();
+    let keys = fields.len();
+    let mut entries = Vec::new();
+    for row in rows {
+        check_width(&name, row, keys + 3)?;
+        entries.push(FirstLast {
+            key: row[..keys].iter().map(text).collect(),
+            first: text(&row[keys]),
+            last: text(&row[keys + 1]),
+            count: count(&name, &row[keys + 2])?,
+        });
+    }
+    Ok(FirstLastResult {
+        fields: field_names(fields),
+        entries,
+        truncated: false,
     })
 }
 

@@ -19,7 +19,7 @@ pub mod lambda;
 pub mod outbox;
 pub mod sigv4;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::fmt::Display;
 use std::io::Write as _;
@@ -731,28 +731,9 @@ async fn handle_api(
     if request.method() == Method::GET && (path == "/_outbox" || path == "/_outbox.json") {
         return outbox(shared, path.ends_with(".json")).await;
     }
-    let missing_token = || {
-        respond(
-            403,
-            &[
-                ("content-type", "application/json"),
-                ("x-amzn-ErrorType", "MissingAuthenticationTokenException"),
-            ],
-            json!({"message": "Missing Authentication Token"}).to_string(),
-        )
-    };
-    let stage_prefix = format!("/{}", apigw::STAGE);
-    let resource_path = match path.strip_prefix(&stage_prefix) {
-        Some("") => "/".to_owned(),
-        Some(rest) if rest.starts_with('/') => rest.to_owned(),
-        _ => return missing_token(),
-    };
-    let (route, path_parameters) = {
-        let config = shared.config.read().expect("router lock");
-        match apigw::match_route(&config.routes, request.method().as_str(), &resource_path) {
-            Some((route, parameters)) => (route.clone(), parameters),
-            None => return missing_token(),
-        }
+    let Some((route, path_parameters, resource_path)) = find_route(shared, request.method(), &path)
+    else {
+        return missing_token();
     };
     let api_id = shared.config.read().expect("router lock").api_id.clone();
     let (parts, body) = request.into_parts();
@@ -762,35 +743,9 @@ async fn handle_api(
     };
     let now = OffsetDateTime::now_utc();
     let identity = if route.iam_auth {
-        let received = sigv4::ReceivedRequest {
-            method: parts.method.as_str(),
-            raw_path: parts.uri.path(),
-            raw_query: parts.uri.query(),
-            headers: &parts.headers,
-            body: &body,
-        };
-        let users = shared.users.read().expect("router lock").clone();
-        match sigv4::verify(&received, &users, now) {
+        match authenticate(shared, &parts, &body, now) {
             Ok(identity) => Some(identity),
-            Err(rejection) => {
-                let kind = match rejection {
-                    sigv4::Rejection::MissingToken => "MissingAuthenticationTokenException",
-                    sigv4::Rejection::InvalidKey => "UnrecognizedClientException",
-                    sigv4::Rejection::Malformed(_) => "IncompleteSignatureException",
-                    _ => "InvalidSignatureException",
-                };
-                shared
-                    .log
-                    .line(format!("api {} {path}: 403 {kind}", parts.method));
-                return respond(
-                    403,
-                    &[
-                        ("content-type", "application/json"),
-                        ("x-amzn-ErrorType", kind),
-                    ],
-                    json!({"message": rejection.message()}).to_string(),
-                );
-            }
+            Err(rejection) => return rejected(shared, &parts.method, &path, rejection),
         }
     } else {
         None
@@ -810,17 +765,92 @@ async fn handle_api(
         api_id: &api_id,
         now,
     });
-    let internal_error = || {
-        respond(
-            502,
-            &[
-                ("content-type", "application/json"),
-                ("x-amzn-RequestId", &request_id),
-                ("x-amzn-ErrorType", "InternalServerErrorException"),
-            ],
-            json!({"message": "Internal server error"}).to_string(),
-        )
+    let log_prefix = format!("api {} {path}", parts.method);
+    match call_route(shared, &route, &event, &log_prefix).await {
+        Some(reply) => api_response(reply, &request_id),
+        None => internal_error(&request_id),
+    }
+}
+
+/// API Gateway's answer to a path outside the stage or without a route.
+fn missing_token() -> http::Response<Body> {
+    respond(
+        403,
+        &[
+            ("content-type", "application/json"),
+            ("x-amzn-ErrorType", "MissingAuthenticationTokenException"),
+        ],
+        json!({"message": "Missing Authentication Token"}).to_string(),
+    )
+}
+
+/// The route of a request under the stage, its path parameters and its path without the stage.
+fn find_route(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+) -> Option<(ApiRoute, BTreeMap<String, String>, String)> {
+    let stage_prefix = format!("/{}", apigw::STAGE);
+    let resource_path = match path.strip_prefix(&stage_prefix) {
+        Some("") => "/".to_owned(),
+        Some(rest) if rest.starts_with('/') => rest.to_owned(),
+        _ => return None,
     };
+    let config = shared.config.read().expect("router lock");
+    let (route, parameters) = apigw::match_route(&config.routes, method.as_str(), &resource_path)?;
+    Some((route.clone(), parameters, resource_path))
+}
+
+/// SigV4 (`AWS_IAM`) against the local users.
+fn authenticate(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> std::result::Result<sigv4::CallerIdentity, sigv4::Rejection> {
+    let received = sigv4::ReceivedRequest {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+        body,
+    };
+    let users = shared.users.read().expect("router lock").clone();
+    sigv4::verify(&received, &users, now)
+}
+
+/// A SigV4 rejection, answered (and logged) as API Gateway does.
+fn rejected(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    rejection: sigv4::Rejection,
+) -> http::Response<Body> {
+    let kind = match rejection {
+        sigv4::Rejection::MissingToken => "MissingAuthenticationTokenException",
+        sigv4::Rejection::InvalidKey => "UnrecognizedClientException",
+        sigv4::Rejection::Malformed(_) => "IncompleteSignatureException",
+        _ => "InvalidSignatureException",
+    };
+    shared.log.line(format!("api {method} {path}: 403 {kind}"));
+    respond(
+        403,
+        &[
+            ("content-type", "application/json"),
+            ("x-amzn-ErrorType", kind),
+        ],
+        json!({"message": rejection.message()}).to_string(),
+    )
+}
+
+/// Calls the route's function with the proxy event; `None` (logged) when it failed or its
+/// answer is not a proxy response, which API Gateway turns into a 502.
+async fn call_route(
+    shared: &Shared,
+    route: &ApiRoute,
+    event: &Value,
+    log_prefix: &str,
+) -> Option<apigw::ProxyReply> {
     let reply = match shared
         .call_function(&route.binary, Bytes::from(event.to_string()))
         .await
@@ -829,34 +859,47 @@ async fn handle_api(
             Some(reply) => reply,
             None => {
                 shared.log.line(format!(
-                    "api {} {path}: malformed Lambda proxy response from {}: {}",
-                    parts.method,
+                    "{log_prefix}: malformed Lambda proxy response from {}: {}",
                     route.binary,
                     String::from_utf8_lossy(&payload)
                 ));
-                return internal_error();
+                return None;
             }
         },
         Ok((status, payload)) => {
             shared.log.line(format!(
-                "api {} {path}: {} failed (HTTP {status}): {}",
-                parts.method,
+                "{log_prefix}: {} failed (HTTP {status}): {}",
                 route.binary,
                 String::from_utf8_lossy(&payload)
             ));
-            return internal_error();
+            return None;
         }
         Err(message) => {
-            shared
-                .log
-                .line(format!("api {} {path}: {message}", parts.method));
-            return internal_error();
+            shared.log.line(format!("{log_prefix}: {message}"));
+            return None;
         }
     };
     shared.log.line(format!(
-        "api {} {path} -> {}: {}",
-        parts.method, route.binary, reply.status
+        "{log_prefix} -> {}: {}",
+        route.binary, reply.status
     ));
+    Some(reply)
+}
+
+fn internal_error(request_id: &str) -> http::Response<Body> {
+    respond(
+        502,
+        &[
+            ("content-type", "application/json"),
+            ("x-amzn-RequestId", request_id),
+            ("x-amzn-ErrorType", "InternalServerErrorException"),
+        ],
+        json!({"message": "Internal server error"}).to_string(),
+    )
+}
+
+/// The function's proxy reply as the HTTP response, with API Gateway's request id.
+fn api_response(reply: apigw::ProxyReply, request_id: &str) -> http::Response<Body> {
     let mut response = http::Response::new(full(reply.body));
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
     for (name, value) in &reply.headers {
@@ -867,7 +910,7 @@ async fn handle_api(
             response.headers_mut().append(name, value);
         }
     }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-amzn-RequestId", value);
     }
     response

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::Value;
+use trailgate_domain::html::escape;
 
 /// One published SNS message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -147,22 +148,6 @@ pub fn linkify(text: &str) -> String {
         last = end;
     }
     out.push_str(&escape(&text[last..]));
-    out
-}
-
-/// HTML-escapes text for element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
     out
 }
 
