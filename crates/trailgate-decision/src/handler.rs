@@ -120,7 +120,7 @@ async fn route<L: Ledger, W: Workflow>(
     let now = time::OffsetDateTime::now_utc();
     match request.http_method.as_str() {
         "GET" => {
-            let pairs: Vec<(String, String)> = ["a", "e", "s"]
+            let pairs: Vec<(String, String)> = ["a", "e", "h", "s"]
                 .iter()
                 .filter_map(|k| {
                     request

@@ -191,7 +191,7 @@ pub fn confirm(review: &Review, link: &LinkParams) -> String {
     let body = format!(
         "<p>You are deciding as <strong>{approver}</strong>. Opening this page changed nothing.</p>{details}{context}{decisions}\
 <form method=\"post\"><input type=\"hidden\" name=\"a\" value=\"{a}\"><input type=\"hidden\" name=\"e\" value=\"{e}\">\
-<input type=\"hidden\" name=\"s\" value=\"{s}\"><label for=\"comment\">Comment (optional)</label>\
+<input type=\"hidden\" name=\"h\" value=\"{h}\"><input type=\"hidden\" name=\"s\" value=\"{s}\"><label for=\"comment\">Comment (optional)</label>\
 <textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"500\"></textarea><br>\
 <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
 <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>\
@@ -202,6 +202,7 @@ pub fn confirm(review: &Review, link: &LinkParams) -> String {
         decisions = decisions(request),
         a = escape(&link.approver_id),
         e = link.expires,
+        h = escape(&link.content_hash),
         s = escape(&link.signature),
         until = escape(&request.approval_expires_at),
     );
@@ -266,6 +267,7 @@ mod tests {
             request_id: "r-1".into(),
             approver_id: "bob\"><x".into(),
             expires: 1,
+            content_hash: "cd".repeat(32),
             signature: "ab".repeat(32),
         }
     }

@@ -4,6 +4,8 @@
 //! the request's content hash, under a key that only the approval and decision functions can
 //! read. Changing any of them (another approver, a later expiry, an edited request) breaks it.
 //! The link carries no task token and no secret: at worst it lets its own approver decide.
+//! It does carry the content hash it was signed over, so that a forged or altered link is
+//! refused on its signature alone, before anything is read from the ledger.
 
 use crate::error::{Error, Result};
 use hmac::{Hmac, KeyInit, Mac};
@@ -17,6 +19,8 @@ pub struct LinkParams {
     pub approver_id: String,
     /// Unix seconds after which the link is refused.
     pub expires: i64,
+    /// The request's content hash the link was signed over (hex SHA-256).
+    pub content_hash: String,
     /// Hex HMAC.
     pub signature: String,
 }
@@ -79,8 +83,16 @@ impl LinkKey {
             request_id: request_id.to_owned(),
             approver_id: approver_id.to_owned(),
             expires,
+            content_hash: content_hash.to_owned(),
             signature: hex::encode(self.mac(request_id, approver_id, expires, content_hash)),
         }
+    }
+
+    /// Verifies a link's signature over its own fields and its expiry at `now` (unix seconds),
+    /// with no ledger read: what a flood of forged links costs is one HMAC each. The caller
+    /// then checks that the request still has the link's content hash ([`LinkParams::binds`]).
+    pub fn verify_signature(&self, link: &LinkParams, now: i64) -> Result<()> {
+        self.verify(link, &link.content_hash, now)
     }
 
     /// Verifies a link against the request's current content hash at time `now` (unix seconds).
@@ -111,11 +123,23 @@ impl LinkParams {
     /// The query string of a GET link.
     pub fn query(&self) -> String {
         format!(
-            "a={}&e={}&s={}",
+            "a={}&e={}&h={}&s={}",
             encode(&self.approver_id),
             self.expires,
+            encode(&self.content_hash),
             self.signature
         )
+    }
+
+    /// Whether the link was signed for the request as it is now (`content_hash` recomputed from
+    /// the record's fields, never the stored one).
+    pub fn binds(&self, content_hash: &str) -> Result<()> {
+        if self.content_hash != content_hash {
+            return Err(Error::forbidden(
+                "this link is not valid: it was altered, or the request changed after it was sent",
+            ));
+        }
+        Ok(())
     }
 
     /// Reads link parameters from decoded key/value pairs (query string or form body).
@@ -123,23 +147,28 @@ impl LinkParams {
         request_id: &str,
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<LinkParams> {
-        let (mut approver, mut expires, mut signature) = (None, None, None);
+        let (mut approver, mut expires, mut hash, mut signature) = (None, None, None, None);
         for (key, value) in pairs {
             match key {
                 "a" => approver = Some(value.to_owned()),
                 "e" => expires = value.parse::<i64>().ok(),
+                "h" => hash = Some(value.to_owned()),
                 "s" => signature = Some(value.to_owned()),
                 _ => {}
             }
         }
-        match (approver, expires, signature) {
-            (Some(approver_id), Some(expires), Some(signature))
-                if !approver_id.is_empty() && approver_id.len() <= 64 && signature.len() == 64 =>
+        match (approver, expires, hash, signature) {
+            (Some(approver_id), Some(expires), Some(content_hash), Some(signature))
+                if !approver_id.is_empty()
+                    && approver_id.len() <= 64
+                    && content_hash.len() == 64
+                    && signature.len() == 64 =>
             {
                 Ok(LinkParams {
                     request_id: request_id.to_owned(),
                     approver_id,
                     expires,
+                    content_hash,
                     signature,
                 })
             }
@@ -207,7 +236,8 @@ mod tests {
 
     #[test]
     fn links_parse_from_their_own_query() {
-        let link = key().sign("r-1", "bob@example.com", 1000, "hash");
+        let hash = "0f".repeat(32);
+        let link = key().sign("r-1", "bob@example.com", 1000, &hash);
         let query = link.query();
         let decoded: Vec<(String, String)> = query
             .split('&')
@@ -225,6 +255,9 @@ mod tests {
             LinkParams::from_pairs("r-1", decoded.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .unwrap();
         assert_eq!(parsed, link);
+        key().verify_signature(&parsed, 999).unwrap();
+        parsed.binds(&hash).unwrap();
+        assert!(parsed.binds(&"1f".repeat(32)).is_err());
         assert!(LinkParams::from_pairs("r-1", [("a", "bob")]).is_err());
     }
 

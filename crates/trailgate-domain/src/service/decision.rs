@@ -37,6 +37,8 @@ pub async fn review<L: Ledger>(
     link: &LinkParams,
     now: OffsetDateTime,
 ) -> Result<Review> {
+    // The signature first: a forged link costs an HMAC, not a ledger read.
+    key.verify_signature(link, now.unix_timestamp())?;
     // Unknown requests get the same answer as bad links: a link must not reveal what exists.
     let request = ledger
         .get(&link.request_id)
@@ -44,7 +46,7 @@ pub async fn review<L: Ledger>(
         .ok_or_else(|| Error::forbidden("this link is not valid"))?;
     // Recomputed from the fields, never read from `content_hash`: whoever can write the table
     // could change the duration or the role and leave the stored hash as it was.
-    key.verify(link, &request.compute_content_hash(), now.unix_timestamp())?;
+    link.binds(&request.compute_content_hash())?;
     let entry = entry_of(catalog, &request)?;
     let approver = entry
         .approver(&link.approver_id)
