@@ -12,7 +12,8 @@
 use std::collections::{HashMap, HashSet};
 use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::ErrorKind;
-use trailgate_domain::ports::Roles;
+use trailgate_domain::identity::Principal;
+use trailgate_domain::ports::{Principals, Roles};
 
 /// Checks `text` (the contents of `file`) and returns the problems found, empty when valid.
 pub fn check(file: &str, text: &str, own_role_prefix: &str) -> Vec<String> {
@@ -68,10 +69,12 @@ pub fn check(file: &str, text: &str, own_role_prefix: &str) -> Vec<String> {
     problems
 }
 
-/// Checks each entry's role of a catalog that passed [`check`] against the grant contract;
-/// returns the roles' problems as `file:line:column: entry `id`: message`. Errs when IAM
+/// Checks each entry's role of a catalog that passed [`check`] against the grant contract,
+/// and that every IAM user the catalog names as a person's principal exists; returns the
+/// problems as `file:line:column: entry `id`: message` (or `person `id``). Errs when IAM
 /// cannot be asked (credentials, network), which is not a problem of the catalog.
-pub async fn check_roles<R: Roles>(
+/// Role sessions (Identity Center, SAML) cannot be looked up: they exist only while in use.
+pub async fn check_roles<R: Roles + Principals>(
     roles: &R,
     file: &str,
     text: &str,
@@ -93,6 +96,27 @@ pub async fn check_roles<R: Roles>(
                 ));
             }
             Err(err) => anyhow::bail!("checking role `{}` in IAM: {}", entry.role_arn, err.message),
+        }
+    }
+    for (person, arn) in catalog.principals() {
+        let Ok(principal @ Principal::IamUser { .. }) = Principal::parse(arn) else {
+            continue;
+        };
+        let name = arn.rsplit('/').next().unwrap_or_default();
+        let found = roles
+            .iam_user_arn(name)
+            .await
+            .map_err(|err| anyhow::anyhow!("looking up IAM user `{name}`: {}", err.message))?;
+        let (line, column) = lines.get(person).copied().unwrap_or((1, 1));
+        match found.as_deref().map(Principal::parse) {
+            Some(Ok(actual)) if actual.key() == principal.key() => {}
+            Some(_) => problems.push(format!(
+                "{file}:{line}:{column}: person `{person}`: `{arn}` is not the IAM user `{name}` ({})",
+                found.as_deref().unwrap_or_default()
+            )),
+            None => problems.push(format!(
+                "{file}:{line}:{column}: person `{person}`: IAM user `{arn}` does not exist"
+            )),
         }
     }
     Ok(problems)
@@ -191,9 +215,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_approver_who_is_no_iam_user_is_a_problem_at_the_person() {
+        use trailgate_domain::testing::{MemoryRoles, contract};
+        let roles = MemoryRoles::with_sample_role();
+        roles
+            .users
+            .lock()
+            .unwrap()
+            .push("arn:aws:iam::123456789012:user/bob".into());
+        // A typo names nobody: the check that bob is never his own approver would compare
+        // against a principal nobody calls with.
+        let text =
+            catalog(&entry("good", "sample-target-trailgate", 1)).replace("user/bob", "user/bbo");
+        let problems = check_roles(&roles, "c.json", &text, contract())
+            .await
+            .unwrap();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains(
+                "person `bob`: IAM user `arn:aws:iam::123456789012:user/bbo` does not exist"
+            ),
+            "{problems:#?}"
+        );
+    }
+
+    #[tokio::test]
     async fn roles_are_checked_against_the_grant_contract_at_their_entries() {
         use trailgate_domain::testing::{MemoryRoles, contract};
         let roles = MemoryRoles::with_sample_role();
+        roles
+            .users
+            .lock()
+            .unwrap()
+            .push("arn:aws:iam::123456789012:user/bob".into());
         roles.add_role("untagged", &[]);
         roles.add_role("wide", &[("trailgate:managed", "true")]);
         roles.set_trust(

@@ -60,7 +60,8 @@ pub enum CatalogCommand {
         /// Also check each entry's role in IAM against the contract the grant step enforces
         /// (it exists, is tagged `trailgate:managed=true`, and trusts only the credentials
         /// function's role, requiring a source identity, and has the stack's protection policy
-        /// attached). Needs iam:GetRole, iam:ListRoleTags and iam:ListAttachedRolePolicies,
+        /// attached), and that the IAM users it names exist. Needs iam:GetRole, iam:ListRoleTags,
+        /// iam:ListAttachedRolePolicies and iam:GetUser,
         /// --broker-role-arn and --protection-policy-arn.
         #[arg(long, requires_all = ["broker_role_arn", "protection_policy_arn"])]
         roles: bool,

@@ -94,6 +94,12 @@ async fn catalog_roles_are_checked_in_iam_with_the_grant_contract() {
         .send()
         .await
         .expect("CreatePolicy");
+    // The catalogs' approver: --roles checks that every IAM user it names exists.
+    iam.create_user()
+        .user_name("bob")
+        .send()
+        .await
+        .expect("CreateUser");
     create_role(&iam, "good-target", &broker_trust(), true).await;
     create_role(&iam, "unprotected-target", &broker_trust(), true).await;
     iam.detach_role_policy()

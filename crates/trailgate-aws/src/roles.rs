@@ -1,11 +1,12 @@
-//! IAM, limited to what trailgate does to target roles: read tags and trust, and manage the
-//! one inline policy that holds revocations.
+//! IAM, limited to what trailgate does to target roles: read tags, trust and attached
+//! policies, and manage the one inline policy that holds revocations; and, for
+//! `jitctl catalog check --roles`, whether the catalog's IAM users exist.
 
 use crate::errors::classify;
 use aws_sdk_iam::Client;
 use trailgate_domain::catalog::role_name;
 use trailgate_domain::error::{Error, Result};
-use trailgate_domain::ports::{RoleInfo, Roles};
+use trailgate_domain::ports::{Principals, RoleInfo, Roles};
 
 #[derive(Clone, Debug)]
 pub struct IamRoles {
@@ -27,6 +28,22 @@ fn decode(document: &str) -> String {
     percent_encoding::percent_decode_str(document)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+impl Principals for IamRoles {
+    async fn iam_user_arn(&self, name: &str) -> Result<Option<String>> {
+        match self.client.get_user().user_name(name).send().await {
+            Ok(output) => Ok(output.user.map(|user| user.arn)),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(classify("IAM GetUser", &err)),
+        }
+    }
 }
 
 impl Roles for IamRoles {

@@ -198,6 +198,15 @@ impl Catalog {
         approvers.chain(listed)
     }
 
+    /// Every (person id, principal ARN) the catalog states, approvers first, without repeats.
+    pub fn principals(&self) -> Vec<(&str, &str)> {
+        let mut seen = HashSet::new();
+        self.people_and_principals()
+            .flat_map(|(id, _, principals)| principals.into_iter().map(move |arn| (id, arn)))
+            .filter(|pair| seen.insert(*pair))
+            .collect()
+    }
+
     /// The person a principal ARN belongs to, compared as principals (case and IAM path do not
     /// matter), or `None` for a principal the catalog does not list.
     pub fn person_of(&self, arn: &str) -> Option<&str> {

@@ -159,6 +159,14 @@ pub struct RoleInfo {
     pub attached_policies: Vec<String>,
 }
 
+/// IAM users, as far as the catalog names them: `jitctl catalog check --roles` checks that
+/// every approver and listed person who is an IAM user exists, so that a typo in an approver
+/// ARN does not silently name nobody.
+pub trait Principals: Send + Sync {
+    /// The ARN of the IAM user `name`, `None` when there is none.
+    fn iam_user_arn(&self, name: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+}
+
 /// IAM, limited to target roles.
 pub trait Roles: Send + Sync {
     /// `None` when the role does not exist.

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::ledger::{Change, ClaimExpect, Event, change, open_claim_key};
 use crate::ports::{
     AssumeRequest, CredentialIssuer, IdempotencyRecord, IssuedCredentials, Ledger, Notifier,
-    RequestPage, RoleInfo, Roles, Topic, Workflow,
+    Principals, RequestPage, RoleInfo, Roles, Topic, Workflow,
 };
 use crate::request::{AccessRequest, Caller, NewRequest};
 use crate::service::STALE;
@@ -427,6 +427,24 @@ pub struct MemoryRoles {
     pub pauses: Mutex<Vec<std::time::Duration>>,
     /// How many puts and deletes reached the (fake) IAM.
     pub writes: Mutex<u32>,
+    /// The IAM users that exist, by ARN.
+    pub users: Mutex<Vec<String>>,
+}
+
+impl Principals for MemoryRoles {
+    async fn iam_user_arn(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .users
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|arn| {
+                arn.rsplit('/')
+                    .next()
+                    .is_some_and(|user| user.eq_ignore_ascii_case(name))
+            })
+            .cloned())
+    }
 }
 
 impl MemoryRoles {
