@@ -89,20 +89,24 @@ fn check_form_post(request: &ApiGatewayProxyRequest) -> Result<()> {
             "a decision is sent by the confirm page's form (application/x-www-form-urlencoded)",
         ));
     }
-    if let Some(site) = header("sec-fetch-site")
-        && !site.eq_ignore_ascii_case("same-origin")
-    {
-        return Err(Error::forbidden(
-            "a decision must be sent from the confirm page, not from another site",
-        ));
+    let another_site =
+        || Error::forbidden("a decision must be sent from the confirm page, not from another site");
+    // Every current browser says where a request comes from in Sec-Fetch-Site.
+    if let Some(site) = header("sec-fetch-site") {
+        return if site.eq_ignore_ascii_case("same-origin") {
+            Ok(())
+        } else {
+            Err(another_site())
+        };
     }
+    // Older ones only send Origin. The confirm page's `Referrer-Policy: no-referrer` makes a
+    // browser send `Origin: null` for its own form, which then says nothing and is refused:
+    // without Sec-Fetch-Site it cannot be told from another site's page.
     if let Some(origin) = header("origin") {
         let host = header("host").unwrap_or_default();
         let origin_host = origin.split_once("://").map(|(_, rest)| rest);
         if host.is_empty() || origin_host != Some(host) {
-            return Err(Error::forbidden(
-                "a decision must be sent from the confirm page, not from another site",
-            ));
+            return Err(another_site());
         }
     }
     Ok(())
@@ -373,6 +377,10 @@ mod tests {
             ("origin", "null"),
         ] {
             let mut post = event("POST", &id);
+            if header == "origin" {
+                // A browser that does not send Sec-Fetch-Site.
+                post.headers.remove("sec-fetch-site");
+            }
             post.headers.insert(header, value.parse().unwrap());
             post.body = Some(format!("{query}&decision=approve"));
             let refused = handle(post, &deps).await;
@@ -383,6 +391,13 @@ mod tests {
                 "{header}: {value}"
             );
         }
+        // Our own page sends `Origin: null` (no-referrer) and Sec-Fetch-Site: same-origin.
+        let mut post = event("POST", &id);
+        post.headers.insert("origin", "null".parse().unwrap());
+        post.body = Some(format!("{query}&decision=deny"));
+        assert_eq!(handle(post, &deps).await.status_code, 200);
+        let deps = self::deps();
+        let (id, query) = pending_with_link(&deps).await;
         // A client that is not a browser says nothing about sites, and is no CSRF victim.
         let mut post = event("POST", &id);
         post.headers.remove("origin");
