@@ -384,6 +384,23 @@ impl Ctx {
             .contains(&format!("\"aws:PrincipalTag/trailgate-request\":\"{id}\"")))
     }
 
+    /// Waits until `role`'s deny policy names request `id`. The revoke commits REVOKED first
+    /// (so nothing is vended) and then writes the deny, so a REVOKED status alone does not yet
+    /// mean the deny is in place; the revoke step's bound on IAM visibility is 10 s.
+    pub async fn wait_denies(&self, role: &str, id: &str, limit: Duration) -> Result<()> {
+        let started = Instant::now();
+        while !self.denies(role, id).await? {
+            ensure!(
+                started.elapsed() <= limit,
+                "no deny for {id} on {role} after {}s: {}",
+                limit.as_secs(),
+                self.revocations(role).await?
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(())
+    }
+
     /// The ledger's events for `id` as (action, detail), straight from DynamoDB.
     pub async fn ledger_events(&self, id: &str) -> Result<Vec<(String, String)>> {
         let output = self

@@ -216,11 +216,9 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
     // The audit follows the revoke within a second: either status proves the revoke happened.
     ctx.wait_for_any(&id, &["REVOKED", "AUDITED"], Duration::from_secs(40))
         .await?;
-    let revocations = ctx.revocations(ROLE_NAME).await?;
-    ensure!(
-        revocations.contains(&format!("\"aws:PrincipalTag/trailgate-request\":\"{id}\"")),
-        "no deny for {id}: {revocations}"
-    );
+    // REVOKED stops vending first; the deny on the role follows within the step.
+    ctx.wait_denies(ROLE_NAME, &id, Duration::from_secs(15))
+        .await?;
     let refused = ctx.alice.get(&format!("/requests/{id}/credentials")).await;
     ensure!(
         refused

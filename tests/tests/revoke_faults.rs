@@ -1,8 +1,9 @@
 //! System tests of revoke and its failure paths on the local stack (issue 5), with faults
 //! injected through the router's `POST /_local/faults`:
 //! - IAM fails the first revoke attempts, then recovers: the state machine's Retry ends REVOKED;
-//! - IAM keeps failing past the retries: `Alert Revoke Failed` publishes to the alerts topic,
-//!   the execution fails `RevokeFailed`, and the reconciler revokes once IAM is back;
+//! - IAM keeps failing past the retries: the request is already REVOKED (nothing is vended),
+//!   `Alert Revoke Failed` publishes to the alerts topic, the execution fails `RevokeFailed`,
+//!   and the reconciler writes the deny once IAM is back;
 //! - the execution is stopped while ACTIVE: nothing is vended past expiry, the reconciler revokes;
 //! - the state machine is deleted: the reconciler revokes;
 //! - early revoke through the API ends one of two overlapping grants on a role and leaves the
@@ -187,7 +188,9 @@ async fn iam_fails_then_recovers(ctx: &Ctx) -> Result<()> {
     .await?;
     ctx.wait_for_any_retrying(&id, &["REVOKED", "AUDITED"], Duration::from_secs(120))
         .await?;
-    ensure!(ctx.denies(role, &id).await?, "no deny for {id}");
+    // REVOKED comes first and stops vending; the retried step then gets the deny through.
+    ctx.refused(&id, "once revoked").await?;
+    ctx.wait_denies(role, &id, Duration::from_secs(120)).await?;
     ctx.refused(&id, "after the retried revoke").await?;
     ensure!(
         ctx.injected(role).await? == 6,
@@ -213,8 +216,9 @@ async fn iam_fails_then_recovers(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// (b) IAM keeps failing past every retry: the alert goes out, the execution fails
-/// `RevokeFailed`, nothing is vended past expiry, and the reconciler revokes once IAM is back.
+/// (b) IAM keeps failing past every retry: the request is REVOKED (nothing is vended), the
+/// alert goes out, the execution fails `RevokeFailed`, and the reconciler writes the deny
+/// once IAM is back.
 async fn iam_fails_past_the_retries(ctx: &Ctx) -> Result<()> {
     let role = "fault-exhaust-target";
     let matching = format!("RoleName={role}");
@@ -251,27 +255,31 @@ async fn iam_fails_past_the_retries(ctx: &Ctx) -> Result<()> {
         alert["subject"] == "trailgate: revoke failed",
         "alert {alert}"
     );
-    ensure!(ctx.status(&id).await?["status"] == "ACTIVE");
+    // The ledger said REVOKED before IAM was asked, so nothing was vended while IAM failed.
+    ensure!(ctx.status(&id).await?["status"] == "REVOKED");
     ensure!(
         !ctx.denies(role, &id).await?,
         "a deny got through the fault"
     );
-    // Still ACTIVE in the ledger, but past expires_at: never vended.
-    ctx.refused(&id, "past expiry with the revoke failed")
-        .await?;
+    ctx.refused(&id, "revoked with the deny failing").await?;
 
     ctx.faults(reqwest::Method::DELETE, json!({"match": matching}))
         .await?;
-    ctx.reconcile().await?;
-    ctx.wait_for_any_retrying(&id, &["REVOKED"], Duration::from_secs(10))
-        .await?;
-    ensure!(ctx.denies(role, &id).await?, "the reconciler left no deny");
+    let report = ctx.reconcile().await?;
+    ctx.wait_denies(role, &id, Duration::from_secs(10)).await?;
     ensure!(
-        ctx.ledger_events(&id)
-            .await?
-            .iter()
-            .any(|(action, detail)| action == "Revoked" && detail.contains("reconciler")),
-        "the Revoked event is not the reconciler's"
+        report["reapplied"] == json!([id]),
+        "the reconciler did not re-apply the deny of {id}: {report}"
+    );
+    let revoked: Vec<_> = ctx
+        .ledger_events(&id)
+        .await?
+        .into_iter()
+        .filter(|(action, _)| action == "Revoked")
+        .collect();
+    ensure!(
+        revoked.len() == 1,
+        "one Revoked event, by the revoke step: {revoked:?}"
     );
     Ok(())
 }
