@@ -216,10 +216,10 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
     // The audit follows the revoke within a second: either status proves the revoke happened.
     ctx.wait_for_any(&id, &["REVOKED", "AUDITED"], Duration::from_secs(40))
         .await?;
-    let revocations = ctx.revocations(ROLE_NAME).await?;
     ensure!(
-        revocations.contains(&format!("\"aws:PrincipalTag/trailgate-request\":\"{id}\"")),
-        "no deny for {id}: {revocations}"
+        ctx.denies(ROLE_NAME, &id).await?,
+        "no deny for {id}: {}",
+        ctx.revocations(ROLE_NAME).await?
     );
     let refused = ctx.alice.get(&format!("/requests/{id}/credentials")).await;
     ensure!(
