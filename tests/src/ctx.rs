@@ -376,12 +376,12 @@ impl Ctx {
         }
     }
 
-    /// Whether `role`'s deny policy names request `id`.
+    /// Whether `role`'s deny policy names request `id` (request ids appear in it only as the
+    /// values its statements deny; what the statements do is the IAM evaluator's test).
     pub async fn denies(&self, role: &str, id: &str) -> Result<bool> {
-        Ok(self
-            .revocations(role)
-            .await?
-            .contains(&format!("\"aws:PrincipalTag/trailgate-request\":\"{id}\"")))
+        let document = self.revocations(role).await?;
+        Ok(document.contains("\"aws:PrincipalTag/trailgate-request\"")
+            && document.contains(&format!("\"{id}\"")))
     }
 
     /// Waits until `role`'s deny policy names request `id`. The revoke commits REVOKED first

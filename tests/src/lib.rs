@@ -1,6 +1,7 @@
 //! The harness the system tests share: bringing a local stack up and down, the catalog they
-//! deploy, and a context of signed clients and AWS SDK clients with the polling helpers every
-//! scenario leans on.
+//! deploy, template.yaml's IAM documents and the IAM evaluator that judges them, and a
+//! context of signed clients and AWS SDK clients with the polling helpers every scenario
+//! leans on.
 //!
 //! The scenarios themselves stay in `tests/*.rs`; this library holds only what more than one
 //! of them needs, in its general form (limits and roles are parameters), so a fix to how the
@@ -8,7 +9,9 @@
 
 pub mod catalog;
 pub mod ctx;
+pub mod iam;
 pub mod stack;
+pub mod template;
 
 pub use ctx::{Answer, Ctx, Execution, Mail, post_link};
 pub use stack::{report, run_on_stack, run_on_stack_with};

@@ -11,17 +11,12 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value as Json, json};
-use serde_yaml::Value as Yaml;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-const ACCOUNT: &str = "123456789012";
-const REGION: &str = "us-east-1";
-const STACK: &str = "trailgate";
+use trailgate_system_tests::template::{self, ACCOUNT, STACK, Template};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    template::root()
 }
 
 /// The parliament executable, or `None` (after saying why) when it may be skipped.
@@ -70,159 +65,38 @@ fn lint(parliament: &PathBuf, document: &Json) -> Result<Vec<Json>> {
     }
 }
 
-/// Logical id → resource type, including the role SAM creates for each function.
-fn resource_types(template: &Yaml) -> BTreeMap<String, String> {
-    let mut types = BTreeMap::new();
-    if let Some(resources) = template.get("Resources").and_then(Yaml::as_mapping) {
-        for (id, resource) in resources {
-            let (Some(id), Some(kind)) = (id.as_str(), resource.get("Type").and_then(Yaml::as_str))
-            else {
-                continue;
-            };
-            if kind == "AWS::Serverless::Function" || kind == "AWS::Serverless::StateMachine" {
-                types.insert(format!("{id}Role"), "AWS::IAM::Role".to_owned());
-            }
-            types.insert(id.to_owned(), kind.to_owned());
-        }
-    }
-    types
-}
-
-/// What `!Ref`/`!GetAtt` of a resource gives, in the shape AWS would give it.
-fn reference(types: &BTreeMap<String, String>, target: &str) -> String {
-    let (id, attribute) = target.split_once('.').unwrap_or((target, ""));
-    let name = format!("{STACK}-{id}");
-    match (types.get(id).map(String::as_str), attribute) {
-        (Some("AWS::SNS::Topic"), "TopicName") => name,
-        (Some("AWS::SNS::Topic"), _) => format!("arn:aws:sns:{REGION}:{ACCOUNT}:{name}"),
-        (Some("AWS::DynamoDB::Table"), "Arn") => {
-            format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}")
-        }
-        (Some("AWS::SecretsManager::Secret"), _) => {
-            format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf")
-        }
-        (Some("AWS::KMS::Key"), "Arn") => {
-            format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
-        }
-        (Some("AWS::IAM::ManagedPolicy"), _) => format!("arn:aws:iam::{ACCOUNT}:policy/{name}"),
-        (Some("AWS::IAM::Role"), _) => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
-        (Some("AWS::Serverless::Function"), _) => {
-            format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
-        }
-        (Some("AWS::Logs::LogGroup"), "Arn") => {
-            format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*")
-        }
-        _ => name,
-    }
-}
-
-fn substitute(types: &BTreeMap<String, String>, text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..].find('}').map_or(rest.len(), |e| start + e);
-        let name = &rest[start + 2..end];
-        out.push_str(&match name {
-            "AWS::Partition" => "aws".to_owned(),
-            "AWS::Region" => REGION.to_owned(),
-            "AWS::AccountId" => ACCOUNT.to_owned(),
-            "AWS::StackName" => STACK.to_owned(),
-            other => reference(types, other),
-        });
-        rest = &rest[(end + 1).min(rest.len())..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The template value as plain JSON, with `!Sub`, `!Ref` and `!GetAtt` resolved.
-fn resolve(types: &BTreeMap<String, String>, value: &Yaml) -> Json {
-    match value {
-        Yaml::Tagged(tagged) => {
-            let tag = tagged.tag.to_string();
-            let inner = &tagged.value;
-            match tag.trim_start_matches('!') {
-                "Sub" => Json::String(substitute(
-                    types,
-                    inner
-                        .as_str()
-                        .or_else(|| inner.get(0).and_then(Yaml::as_str))
-                        .unwrap_or_default(),
-                )),
-                "Ref" | "GetAtt" => {
-                    Json::String(reference(types, inner.as_str().unwrap_or_default()))
-                }
-                other => Json::String(format!("unresolved !{other}")),
-            }
-        }
-        Yaml::Mapping(map) => Json::Object(
-            map.iter()
-                .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), resolve(types, v)))
-                .collect(),
-        ),
-        Yaml::Sequence(items) => Json::Array(items.iter().map(|v| resolve(types, v)).collect()),
-        Yaml::String(s) => Json::String(s.clone()),
-        Yaml::Bool(b) => Json::Bool(*b),
-        Yaml::Number(n) => serde_json::to_value(n).unwrap_or(Json::Null),
-        Yaml::Null => Json::Null,
-    }
-}
-
-/// Every policy document in the template: (where, document, role it is a trust policy of).
+/// Every policy document in the template: (where, document).
 fn template_policies() -> Result<Vec<(String, Json)>> {
-    let template: Yaml =
-        serde_yaml::from_str(&std::fs::read_to_string(root().join("template.yaml"))?)?;
-    let types = resource_types(&template);
-    let resources = template
-        .get("Resources")
-        .and_then(Yaml::as_mapping)
-        .context("no Resources")?;
-    let mut found = Vec::new();
-    for (id, resource) in resources {
-        let id = id.as_str().unwrap_or_default();
-        let Some(properties) = resource.get("Properties") else {
-            continue;
-        };
-        if let Some(document) = properties.get("PolicyDocument") {
-            found.push((format!("{id}.PolicyDocument"), resolve(&types, document)));
-        }
-        if let Some(trust) = properties.get("AssumeRolePolicyDocument") {
-            let mut trust = resolve(&types, trust);
-            let role = reference(&types, id);
-            for statement in trust["Statement"].as_array_mut().into_iter().flatten() {
-                statement["Resource"] = json!(role);
-            }
-            found.push((format!("{id}.AssumeRolePolicyDocument"), trust));
-        }
-        for (n, policy) in properties
-            .get("Policies")
-            .and_then(Yaml::as_sequence)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            // SAM policy templates and managed-policy references are not documents.
-            if policy.get("Statement").is_some() {
-                found.push((format!("{id}.Policies[{n}]"), resolve(&types, policy)));
-            }
-        }
-    }
-    Ok(found)
+    Template::load()?.policies()
 }
 
 /// The documents the code writes, as it writes them.
 fn code_policies() -> Result<Vec<(String, Json)>> {
     use trailgate_domain::policy;
-    let deny = policy::add_revocation(None, "r-aaaaaaaaaaaaaaaaaaaaaaaaaa", 1_800_000_000, 0)
-        .map_err(|err| anyhow!("{err}"))?;
+    let room = policy::INLINE_POLICY_LIMIT;
+    let deny = policy::add_revocation(None, "r-aaaaaaaaaaaaaaaaaaaaaaaaaa", 1_800_000_000, 0, room)
+        .map_err(|err| anyhow!("{err}"))?
+        .document;
     let two = policy::add_revocation(
         Some(&deny),
         "r-bbbbbbbbbbbbbbbbbbbbbbbbbb",
         1_800_000_000,
         0,
+        room,
+    )
+    .map_err(|err| anyhow!("{err}"))?
+    .document;
+    // A full role's role-wide fallback, as written when the ids no longer fit.
+    let fallback = policy::add_revocation(
+        Some(&two),
+        "r-cccccccccccccccccccccccccc",
+        1_800_000_000,
+        1_700_000_000,
+        // Room for the fallback alone, not for three ids.
+        260,
     )
     .map_err(|err| anyhow!("{err}"))?;
+    anyhow::ensure!(fallback.fallback, "{fallback:?}");
     let mut trust: Json = serde_json::from_str(&trailgate_domain::testing::broker_trust_policy())?;
     for statement in trust["Statement"].as_array_mut().into_iter().flatten() {
         statement["Resource"] = json!(format!("arn:aws:iam::{ACCOUNT}:role/sample-target-{STACK}"));
@@ -235,6 +109,10 @@ fn code_policies() -> Result<Vec<(String, Json)>> {
         (
             "revocations policy (two requests)".into(),
             serde_json::from_str(&two)?,
+        ),
+        (
+            "revocations policy (role-wide fallback)".into(),
+            serde_json::from_str(&fallback.document)?,
         ),
         (
             "session policy".into(),

@@ -1,6 +1,7 @@
 //! IAM, limited to what trailgate does to target roles: read tags, trust and attached
-//! policies, and manage the one inline policy that holds revocations; and, for
-//! `jitctl catalog check --roles`, whether the catalog's IAM users exist.
+//! policies, and manage the one inline policy that holds revocations (listing the others,
+//! which share its size limit); and, for `jitctl catalog check --roles`, whether the
+//! catalog's IAM users exist.
 
 use crate::errors::classify;
 use aws_sdk_iam::Client;
@@ -132,6 +133,27 @@ impl Roles for IamRoles {
             }
             Err(err) => Err(classify("IAM GetRolePolicy", &err)),
         }
+    }
+
+    async fn inline_policy_names(&self, role_name: &str) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self
+                .client
+                .list_role_policies()
+                .role_name(role_name)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|err| classify("IAM ListRolePolicies", &err))?;
+            names.extend(page.policy_names);
+            match page.marker {
+                Some(next) if page.is_truncated => marker = Some(next),
+                _ => break,
+            }
+        }
+        Ok(names)
     }
 
     async fn put_inline_policy(

@@ -1,10 +1,13 @@
-//! The IAM documents trailgate writes: the per-request deny on a target role, and the session
-//! policy attached to every credential it vends.
+//! The IAM documents trailgate writes: the revocations policy on a target role (its statements,
+//! their removal times, the capacity it leaves), and the session policy attached to every
+//! credential it vends.
 //!
-//! Both are built here as plain JSON so that their shape is unit-tested and linted, and the
-//! adapters only move strings.
+//! Both are built here as plain JSON so that their shape is unit-tested, linted and evaluated
+//! by an IAM simulator (`tests/tests/iam_eval.rs`), and the adapters only move strings.
 
 use crate::error::{Error, Result};
+use crate::time::format_utc;
+use ::time::OffsetDateTime;
 use serde_json::{Value, json};
 
 /// The inline policy on each target role that holds trailgate's revocations.
@@ -15,91 +18,294 @@ pub const REQUEST_TAG: &str = "trailgate-request";
 pub const MANAGED_TAG: &str = "trailgate:managed";
 /// IAM's limit on the total size of a role's inline policies (characters, whitespace excluded).
 pub const INLINE_POLICY_LIMIT: usize = 10_240;
+/// The share of a role's inline-policy room, in percent, past which the reconciler alerts: the
+/// role is about to need the role-wide fallback (see [`add_revocation`]).
+pub const CAPACITY_WARNING_PERCENT: usize = 80;
+/// Revoked requests whose removal times fall in one window of this many seconds share one
+/// statement, removable at the window's end: a request's id stays on the role at most this much
+/// longer than it must, and the statements' overhead is paid once per window, not per request.
+pub const REMOVAL_WINDOW_SECONDS: i64 = 600;
+
+/// The actions a granted session may never call: assuming another role (role chaining) would
+/// give a session that carries neither the request tag nor this session policy, so neither the
+/// revocation deny nor the expiry reaches it (ARCHITECTURE.md "Role chaining").
+pub const CHAINING_ACTIONS: [&str; 4] = [
+    "sts:AssumeRole",
+    "sts:AssumeRoleWithSAML",
+    "sts:AssumeRoleWithWebIdentity",
+    "sts:AssumeRoot",
+];
 
 /// The session policy for credentials of a grant that ends at `expires_at` (RFC 3339 `Z`).
 ///
 /// A session policy can only narrow the role's permissions: the `Allow *` keeps the role's
-/// own policies in force, and the `Deny` makes the session useless after `expires_at` even
-/// though STS will not issue sessions shorter than 15 minutes.
+/// own policies in force, the first `Deny` makes the session useless after `expires_at` even
+/// though STS will not issue sessions shorter than 15 minutes, and the second keeps the session
+/// from escaping both by role chaining.
 pub fn session_policy(expires_at: &str) -> String {
     json!({
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "KeepRolePermissions", "Effect": "Allow", "Action": "*", "Resource": "*"},
             {"Sid": "DenyAfterGrantExpiry", "Effect": "Deny", "Action": "*", "Resource": "*",
-             "Condition": {"DateGreaterThan": {"aws:CurrentTime": expires_at}}}
+             "Condition": {"DateGreaterThan": {"aws:CurrentTime": expires_at}}},
+            {"Sid": "DenyRoleChaining", "Effect": "Deny", "Action": CHAINING_ACTIONS, "Resource": "*"}
         ]
     })
     .to_string()
 }
 
-/// Sid of a request's deny statement: `TG`, the request id without punctuation, `X`, and the
-/// unix time after which the statement may be removed. IAM allows only letters and digits in
-/// a Sid, and encoding the removal time there lets garbage collection work from the policy alone.
+/// Sid of the statement holding the requests removable at `remove_after`: `TGX` and the unix
+/// time. IAM allows only letters and digits in a Sid, and the removal time there lets garbage
+/// collection work from the policy alone.
+fn window_sid(remove_after: i64) -> String {
+    format!("TGX{remove_after}")
+}
+
+/// Sid of a one-request statement, the format written before statements were shared:
+/// `TG`, the request id without punctuation, `X`, the removal time. Still read, never written.
 pub fn revocation_sid(request_id: &str, remove_after: i64) -> String {
-    let id: String = request_id
+    format!("TG{}X{remove_after}", id_key(request_id))
+}
+
+/// Sid of the role-wide fallback: `TGBEFORE`, the issue time it denies before, `X`, removal.
+fn fallback_sid(issued_before: i64, remove_after: i64) -> String {
+    format!("TGBEFORE{issued_before}X{remove_after}")
+}
+
+fn id_key(request_id: &str) -> String {
+    request_id
         .chars()
         .filter(char::is_ascii_alphanumeric)
-        .collect();
-    format!("TG{id}X{remove_after}")
+        .collect()
 }
 
-fn parse_sid(sid: &str) -> Option<(&str, i64)> {
-    let rest = sid.strip_prefix("TG")?;
-    let (id, after) = rest.rsplit_once('X')?;
-    Some((id, after.parse().ok()?))
+/// What a statement of the revocations policy is, read from its Sid.
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    /// Requests sharing a removal window (`TGX<after>`).
+    Window(i64),
+    /// One request, in the earlier format (`TG<id>X<after>`).
+    OneRequest(String, i64),
+    /// Every trailgate session issued before the first time (`TGBEFORE<t>X<after>`).
+    Fallback(i64, i64),
+    /// Not trailgate's: kept untouched.
+    Foreign,
 }
 
-/// The deny statement for one request: every action, for sessions tagged with the request id.
-fn revocation_statement(request_id: &str, remove_after: i64) -> Value {
+impl Kind {
+    fn of(statement: &Value) -> Kind {
+        let Some(sid) = statement.get("Sid").and_then(Value::as_str) else {
+            return Kind::Foreign;
+        };
+        let Some((head, after)) = sid
+            .strip_prefix("TG")
+            .and_then(|rest| rest.rsplit_once('X'))
+        else {
+            return Kind::Foreign;
+        };
+        let Ok(after) = after.parse::<i64>() else {
+            return Kind::Foreign;
+        };
+        if head.is_empty() {
+            return Kind::Window(after);
+        }
+        // Request ids start with a lowercase `r`, so no request's key reads as `BEFORE…`.
+        if let Some(Ok(before)) = head.strip_prefix("BEFORE").map(str::parse::<i64>) {
+            return Kind::Fallback(before, after);
+        }
+        Kind::OneRequest(head.to_owned(), after)
+    }
+
+    /// When trailgate may remove the statement; `None` for foreign ones.
+    fn remove_after(&self) -> Option<i64> {
+        match self {
+            Kind::Window(after) | Kind::OneRequest(_, after) | Kind::Fallback(_, after) => {
+                Some(*after)
+            }
+            Kind::Foreign => None,
+        }
+    }
+}
+
+fn tag_key() -> String {
+    format!("aws:PrincipalTag/{REQUEST_TAG}")
+}
+
+/// The request ids a window or one-request statement denies, if it has the shape trailgate
+/// writes: `Deny`, every action and resource, `StringEquals` on the request tag.
+fn denied_ids(statement: &Value) -> Option<Vec<&str>> {
+    if statement.get("Effect").and_then(Value::as_str) != Some("Deny")
+        || statement.get("Action").and_then(Value::as_str) != Some("*")
+        || statement.get("Resource").and_then(Value::as_str) != Some("*")
+    {
+        return None;
+    }
+    let condition = statement.get("Condition")?.as_object()?;
+    if condition.len() != 1 {
+        return None;
+    }
+    let keys = condition.get("StringEquals")?.as_object()?;
+    if keys.len() != 1 {
+        return None;
+    }
+    one_or_many(keys.get(&tag_key()))
+}
+
+fn window_statement(remove_after: i64, ids: &[String]) -> Value {
     json!({
-        "Sid": revocation_sid(request_id, remove_after),
+        "Sid": window_sid(remove_after),
         "Effect": "Deny",
         "Action": "*",
         "Resource": "*",
-        "Condition": {"StringEquals": {format!("aws:PrincipalTag/{REQUEST_TAG}"): request_id}}
+        "Condition": {"StringEquals": {tag_key(): ids}}
     })
+}
+
+fn fallback_statement(issued_before: i64, remove_after: i64) -> Result<Value> {
+    let before = OffsetDateTime::from_unix_timestamp(issued_before)
+        .map_err(|err| Error::internal(format!("bad fallback time {issued_before}: {err}")))?;
+    Ok(json!({
+        "Sid": fallback_sid(issued_before, remove_after),
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {
+            "DateLessThan": {"aws:TokenIssueTime": format_utc(before)},
+            "Null": {tag_key(): "false"}
+        }
+    }))
+}
+
+/// The end of the removal window `remove_after` falls in.
+fn window_end(remove_after: i64) -> i64 {
+    remove_after.div_euclid(REMOVAL_WINDOW_SECONDS) * REMOVAL_WINDOW_SECONDS
+        + if remove_after.rem_euclid(REMOVAL_WINDOW_SECONDS) == 0 {
+            0
+        } else {
+            REMOVAL_WINDOW_SECONDS
+        }
+}
+
+/// The size IAM counts for a policy document: its characters, whitespace excluded.
+pub fn policy_size(document: &str) -> usize {
+    document.chars().filter(|c| !c.is_whitespace()).count()
+}
+
+/// The revocations document [`add_revocation`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The new minified document.
+    pub document: String,
+    /// Whether the request's own id did not fit and the role-wide fallback was written instead.
+    pub fallback: bool,
 }
 
 /// Adds (or keeps) the deny for `request_id` to the current revocations document and drops
 /// statements whose removal time has passed. `remove_after` must be no earlier than the end of
 /// the last credential the request could have been vended (its `expires_at`: the session policy
-/// denies everything after it).
+/// denies everything after it). `room` is what IAM leaves for this document: the limit less the
+/// role's other inline policies.
 ///
-/// Returns the new minified document.
+/// The id joins the statement of its removal window. When the document would not fit in
+/// `room`, every trailgate statement is replaced by one role-wide fallback that denies every
+/// trailgate session issued before `now`: it covers each revoked request (their sessions were
+/// all vended before they were revoked, and a vend that races a revoke withholds what it got),
+/// and it also ends the other grants' current sessions, which must fetch new credentials. A
+/// revoke never fails for want of room; the reconciler alerts on a role near the limit or
+/// holding a fallback.
 pub fn add_revocation(
     current: Option<&str>,
     request_id: &str,
     remove_after: i64,
     now: i64,
-) -> Result<String> {
+    room: usize,
+) -> Result<Revocation> {
     let mut statements = current_statements(current)?;
-    let id_key: String = request_id
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    statements.retain(|statement| {
-        match statement
-            .get("Sid")
-            .and_then(Value::as_str)
-            .and_then(parse_sid)
-        {
-            // Replace this request's own statement (it is re-added below).
-            Some((id, _)) if id == id_key => false,
-            Some((_, after)) => after > now,
-            // Statements trailgate did not write are kept untouched.
-            None => true,
-        }
+    let key = id_key(request_id);
+    let window = window_end(remove_after);
+    statements.retain(|statement| match Kind::of(statement) {
+        // This request's statement in the earlier format is folded into its window.
+        Kind::OneRequest(id, _) if id == key => false,
+        kind => kind.remove_after().is_none_or(|after| after > now),
     });
-    statements.push(revocation_statement(request_id, remove_after));
-    let document = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
-    if document.len() > INLINE_POLICY_LIMIT {
+    // The id may already sit in another window (a retried revoke with another margin): one
+    // place only, so each id is counted once.
+    for statement in &mut statements {
+        if matches!(Kind::of(statement), Kind::Window(after) if after != window) {
+            strip_id(statement, request_id);
+        }
+    }
+    statements.retain(|statement| {
+        !matches!(Kind::of(statement), Kind::Window(_))
+            || denied_ids(statement).is_some_and(|ids| !ids.is_empty())
+    });
+    match statements
+        .iter_mut()
+        .find(|statement| Kind::of(statement) == Kind::Window(window))
+    {
+        Some(statement) => {
+            let mut ids: Vec<String> = denied_ids(statement)
+                .unwrap_or_default()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            ids.push(request_id.to_owned());
+            ids.sort_unstable();
+            ids.dedup();
+            *statement = window_statement(window, &ids);
+        }
+        None => statements.push(window_statement(window, &[request_id.to_owned()])),
+    }
+    let document = document_of(statements.clone());
+    if policy_size(&document) <= room {
+        return Ok(Revocation {
+            document,
+            fallback: false,
+        });
+    }
+    // The fallback stays as long as the longest-lived statement it replaces.
+    let mut last_removal = window;
+    statements.retain(|statement| match Kind::of(statement).remove_after() {
+        Some(after) => {
+            last_removal = last_removal.max(after);
+            false
+        }
+        None => true,
+    });
+    statements.push(fallback_statement(now, last_removal)?);
+    let document = document_of(statements);
+    if policy_size(&document) > room {
         return Err(Error::internal(format!(
-            "the `{REVOCATIONS_POLICY_NAME}` policy would be {} characters, over IAM's {INLINE_POLICY_LIMIT}",
-            document.len()
+            "the role's other inline policies leave {room} characters of IAM's {INLINE_POLICY_LIMIT}: not even the role-wide fallback deny ({} characters) fits",
+            policy_size(&document)
         )));
     }
-    Ok(document)
+    Ok(Revocation {
+        document,
+        fallback: true,
+    })
+}
+
+fn strip_id(statement: &mut Value, request_id: &str) {
+    let Some(ids) = denied_ids(statement) else {
+        return;
+    };
+    if !ids.contains(&request_id) {
+        return;
+    }
+    let kept: Vec<String> = ids
+        .into_iter()
+        .filter(|id| *id != request_id)
+        .map(str::to_owned)
+        .collect();
+    if let Kind::Window(after) = Kind::of(statement) {
+        *statement = window_statement(after, &kept);
+    }
+}
+
+fn document_of(statements: Vec<Value>) -> String {
+    json!({"Version": "2012-10-17", "Statement": statements}).to_string()
 }
 
 /// Drops expired statements. Returns `None` when nothing changed, `Some(None)` when the policy
@@ -110,14 +316,9 @@ pub fn collect_garbage(current: &str, now: i64) -> Result<Option<Option<String>>
     let kept: Vec<Value> = statements
         .into_iter()
         .filter(|statement| {
-            match statement
-                .get("Sid")
-                .and_then(Value::as_str)
-                .and_then(parse_sid)
-            {
-                Some((_, after)) => after > now,
-                None => true,
-            }
+            Kind::of(statement)
+                .remove_after()
+                .is_none_or(|after| after > now)
         })
         .collect();
     if kept.len() == before {
@@ -126,26 +327,63 @@ pub fn collect_garbage(current: &str, now: i64) -> Result<Option<Option<String>>
     if kept.is_empty() {
         return Ok(Some(None));
     }
-    Ok(Some(Some(
-        json!({"Version": "2012-10-17", "Statement": kept}).to_string(),
-    )))
+    Ok(Some(Some(document_of(kept))))
 }
 
-/// Whether the document denies sessions tagged with `request_id` (the read-back check).
+/// Whether the document names `request_id` in one of trailgate's deny statements.
 pub fn denies_request(document: &str, request_id: &str) -> bool {
     let Ok(statements) = current_statements(Some(document)) else {
         return false;
     };
-    let key = format!("aws:PrincipalTag/{REQUEST_TAG}");
     statements.iter().any(|statement| {
-        statement.get("Effect").and_then(Value::as_str) == Some("Deny")
-            && statement.get("Action").and_then(Value::as_str) == Some("*")
-            && statement
-                .pointer("/Condition/StringEquals")
-                .and_then(|c| c.get(&key))
-                .and_then(Value::as_str)
-                == Some(request_id)
+        !matches!(Kind::of(statement), Kind::Foreign | Kind::Fallback(..))
+            && denied_ids(statement).is_some_and(|ids| ids.contains(&request_id))
     })
+}
+
+/// Whether the document ends every session of a request revoked at `revoked_at` (unix time):
+/// it names the request, or a role-wide fallback denies sessions issued before then or later.
+/// The revoke's read-back check, and what keeps the reconciler from re-adding requests a
+/// fallback already covers.
+pub fn covers(document: &str, request_id: &str, revoked_at: i64) -> bool {
+    if denies_request(document, request_id) {
+        return true;
+    }
+    let Ok(statements) = current_statements(Some(document)) else {
+        return false;
+    };
+    statements.iter().any(|statement| {
+        matches!(Kind::of(statement), Kind::Fallback(before, _) if before >= revoked_at)
+            && statement.get("Effect").and_then(Value::as_str) == Some("Deny")
+            && statement.get("Action").and_then(Value::as_str) == Some("*")
+    })
+}
+
+/// What the revocations document holds: live request ids, and the issue time of a role-wide
+/// fallback if one is in force (for the reconciler's alert).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contents {
+    /// Request ids denied by name.
+    pub request_ids: usize,
+    /// The fallback's `aws:TokenIssueTime` bound (unix time), if one is present.
+    pub fallback_before: Option<i64>,
+}
+
+/// Reads what a revocations document holds.
+pub fn contents(document: &str) -> Result<Contents> {
+    let mut found = Contents::default();
+    for statement in current_statements(Some(document))? {
+        match Kind::of(&statement) {
+            Kind::Window(_) | Kind::OneRequest(..) => {
+                found.request_ids += denied_ids(&statement).map_or(0, |ids| ids.len());
+            }
+            Kind::Fallback(before, _) => {
+                found.fallback_before = Some(found.fallback_before.unwrap_or(before).max(before));
+            }
+            Kind::Foreign => {}
+        }
+    }
+    Ok(found)
 }
 
 /// The actions a target role's trust policy may allow, and only to the credentials function.
@@ -284,58 +522,157 @@ fn current_statements(current: Option<&str>) -> Result<Vec<Value>> {
 mod tests {
     use super::*;
 
+    const ROOM: usize = INLINE_POLICY_LIMIT;
+
+    fn add(current: Option<&str>, id: &str, remove_after: i64, now: i64) -> String {
+        let revocation = add_revocation(current, id, remove_after, now, ROOM).unwrap();
+        assert!(!revocation.fallback);
+        revocation.document
+    }
+
     #[test]
     fn a_revocation_denies_only_its_request() {
-        let document = add_revocation(None, "r-abc", 2000, 1000).unwrap();
+        let document = add(None, "r-abc", 2000, 1000);
         assert!(denies_request(&document, "r-abc"));
         assert!(!denies_request(&document, "r-abd"));
-        let both = add_revocation(Some(&document), "r-abd", 2000, 1000).unwrap();
+        let both = add(Some(&document), "r-abd", 2000, 1000);
         assert!(denies_request(&both, "r-abc") && denies_request(&both, "r-abd"));
     }
 
     #[test]
-    fn revoking_twice_keeps_one_statement() {
-        let once = add_revocation(None, "r-abc", 2000, 1000).unwrap();
-        let twice = add_revocation(Some(&once), "r-abc", 2000, 1000).unwrap();
+    fn requests_of_one_removal_window_share_a_statement() {
+        let first = add(None, "r-abc", 1201, 0);
+        let second = add(Some(&first), "r-abd", 1500, 0);
+        let third = add(Some(&second), "r-abe", 1900, 0);
+        let statements = current_statements(Some(&third)).unwrap();
+        // 1201 and 1500 fall in the window closing at 1800; 1900 in the next one.
+        assert_eq!(statements.len(), 2, "{third}");
+        assert_eq!(statements[0]["Sid"], "TGX1800");
+        assert_eq!(
+            statements[0]["Condition"]["StringEquals"]["aws:PrincipalTag/trailgate-request"],
+            json!(["r-abc", "r-abd"])
+        );
+        assert_eq!(statements[1]["Sid"], "TGX2400");
+        assert_eq!(window_end(1800), 1800);
+        // A window never ends before a removal time in it.
+        for t in [1, 599, 600, 601, 12_345] {
+            assert!(window_end(t) >= t && window_end(t) - t < REMOVAL_WINDOW_SECONDS);
+        }
+    }
+
+    #[test]
+    fn revoking_twice_keeps_one_entry() {
+        let once = add(None, "r-abc", 2000, 1000);
+        let twice = add(Some(&once), "r-abc", 2000, 1000);
         assert_eq!(once, twice);
+        // A retry with a later removal time moves the id rather than copying it.
+        let moved = add(Some(&once), "r-abc", 5000, 1000);
+        assert_eq!(moved.matches("r-abc").count(), 1, "{moved}");
+        assert!(moved.contains("TGX5400") && !moved.contains("TGX2400"));
     }
 
     #[test]
     fn expired_statements_are_collected_and_foreign_ones_kept() {
         let foreign = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Manual","Effect":"Deny","Action":"s3:*","Resource":"*"}]}"#;
-        let first = add_revocation(Some(foreign), "r-old", 1500, 1000).unwrap();
-        let second = add_revocation(Some(&first), "r-new", 3000, 2000).unwrap();
+        let first = add(Some(foreign), "r-old", 1500, 1000);
+        let second = add(Some(&first), "r-new", 3000, 2000);
         assert!(!denies_request(&second, "r-old"));
         assert!(denies_request(&second, "r-new"));
         assert!(second.contains("Manual"));
         assert_eq!(collect_garbage(&second, 2500).unwrap(), None);
         let collected = collect_garbage(&second, 3500).unwrap().unwrap().unwrap();
         assert!(!denies_request(&collected, "r-new") && collected.contains("Manual"));
-        let only_ours = add_revocation(None, "r-x", 10, 0).unwrap();
-        assert_eq!(collect_garbage(&only_ours, 11).unwrap(), Some(None));
+        let only_ours = add(None, "r-x", 10, 0);
+        assert_eq!(collect_garbage(&only_ours, 600).unwrap(), Some(None));
     }
 
     #[test]
-    fn the_policy_never_outgrows_iams_limit() {
-        // Many live revocations on one role: the add that would pass the limit fails loudly
-        // instead of writing a policy IAM would reject.
+    fn statements_in_the_one_request_format_are_read_and_folded_in() {
+        // Roles revoked before statements were shared hold one statement per request.
+        let legacy = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": revocation_sid("r-old", 5000), "Effect": "Deny", "Action": "*", "Resource": "*",
+             "Condition": {"StringEquals": {"aws:PrincipalTag/trailgate-request": "r-old"}}},
+            {"Sid": revocation_sid("r-gone", 900), "Effect": "Deny", "Action": "*", "Resource": "*",
+             "Condition": {"StringEquals": {"aws:PrincipalTag/trailgate-request": "r-gone"}}}]})
+        .to_string();
+        assert!(denies_request(&legacy, "r-old"));
+        assert_eq!(contents(&legacy).unwrap().request_ids, 2);
+        let next = add(Some(&legacy), "r-new", 5000, 1000);
+        assert!(denies_request(&next, "r-old") && denies_request(&next, "r-new"));
+        assert!(!next.contains("r-gone"), "expired statement kept: {next}");
+        let again = add(Some(&legacy), "r-old", 5000, 1000);
+        assert_eq!(again.matches("r-old").count(), 1, "{again}");
+        let collected = collect_garbage(&legacy, 1000).unwrap().unwrap().unwrap();
+        assert!(denies_request(&collected, "r-old") && !collected.contains("r-gone"));
+    }
+
+    #[test]
+    fn hundreds_of_live_revocations_fit_on_one_role() {
+        // One statement per request filled the limit at about 50; shared statements hold
+        // hundreds of ids (31 characters each).
         let mut document: Option<String> = None;
-        let mut added = 0;
-        for n in 0..200 {
-            match add_revocation(document.as_deref(), &format!("r-{n:026}"), 10_000, 0) {
-                Ok(next) => {
-                    added += 1;
-                    document = Some(next);
-                }
-                Err(err) => {
-                    assert!(err.message.contains("over IAM's"), "{err}");
-                    break;
-                }
-            }
+        for n in 0..300 {
+            document = Some(add(
+                document.as_deref(),
+                &format!("r-{n:026}"),
+                10_000 + n,
+                0,
+            ));
         }
-        assert!(added > 20 && added < 200, "{added}");
-        assert!(document.unwrap().len() <= INLINE_POLICY_LIMIT);
-        // Once they expire, the same role takes new revocations again.
+        let document = document.unwrap();
+        assert!(
+            policy_size(&document) <= INLINE_POLICY_LIMIT,
+            "{}",
+            document.len()
+        );
+        assert_eq!(contents(&document).unwrap().request_ids, 300);
+    }
+
+    #[test]
+    fn a_full_role_gets_the_role_wide_fallback_instead_of_a_failed_revoke() {
+        let room = 2_000;
+        let mut document: Option<String> = None;
+        let mut fallback_at = None;
+        for n in 0..100 {
+            let id = format!("r-{n:026}");
+            let revocation =
+                add_revocation(document.as_deref(), &id, 10_000 + 100 * n, 5_000, room).unwrap();
+            assert!(policy_size(&revocation.document) <= room);
+            assert!(covers(&revocation.document, &id, 5_000), "{n}");
+            if revocation.fallback {
+                fallback_at = Some(n);
+                document = Some(revocation.document);
+                break;
+            }
+            document = Some(revocation.document);
+        }
+        let n = fallback_at.expect("the small room never filled");
+        assert!(n > 30, "{n}");
+        let document = document.unwrap();
+        let found = contents(&document).unwrap();
+        assert_eq!(
+            found,
+            Contents {
+                request_ids: 0,
+                fallback_before: Some(5_000)
+            }
+        );
+        // It covers every request revoked until its issue bound, not later ones, and lasts
+        // as long as the longest-lived statement it replaced.
+        assert!(covers(&document, "r-00000000000000000000000000", 4_000));
+        assert!(!covers(&document, "r-later", 5_001));
+        let last_window = window_end(10_000 + 100 * n);
+        assert_eq!(collect_garbage(&document, last_window - 1).unwrap(), None);
+        assert_eq!(collect_garbage(&document, last_window).unwrap(), Some(None));
+        // The next revoke on the role is by name again.
+        let next = add_revocation(Some(&document), "r-later", 20_000, 6_000, room).unwrap();
+        assert!(!next.fallback && denies_request(&next.document, "r-later"));
+        // Other inline policies that leave no room at all are an error, not a silent no-op.
+        let err = add_revocation(None, "r-x", 10, 0, 100).unwrap_err();
+        assert!(
+            err.message.contains("not even the role-wide fallback"),
+            "{err}"
+        );
     }
 
     const BROKER: &str = "arn:aws:iam::123456789012:role/trailgate-CredentialsFunctionRole-X";
@@ -443,5 +780,8 @@ mod tests {
                 .unwrap(),
             "2026-11-21T12:00:00Z"
         );
+        let chaining = &policy["Statement"][2];
+        assert_eq!(chaining["Effect"], "Deny");
+        assert_eq!(chaining["Action"], json!(CHAINING_ACTIONS));
     }
 }

@@ -177,6 +177,11 @@ pub trait Roles: Send + Sync {
         role_name: &str,
         policy_name: &str,
     ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// The names of every inline policy of the role (IAM counts them all against one limit).
+    fn inline_policy_names(
+        &self,
+        role_name: &str,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
     fn put_inline_policy(
         &self,
         role_name: &str,

@@ -519,6 +519,15 @@ impl Roles for MemoryRoles {
         }
         Ok(self.policy(role_name, policy_name))
     }
+    async fn inline_policy_names(&self, role_name: &str) -> Result<Vec<String>> {
+        Ok(self
+            .roles
+            .lock()
+            .expect("lock")
+            .get(role_name)
+            .map(|(_, policies)| policies.keys().cloned().collect())
+            .unwrap_or_default())
+    }
     async fn put_inline_policy(
         &self,
         role_name: &str,

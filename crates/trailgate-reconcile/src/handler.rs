@@ -23,13 +23,15 @@ pub async fn handle<L: Ledger, R: Roles, N: Notifier>(
     )
     .await?;
     if report.found_anything() {
-        tracing::warn!(revoked = ?report.revoked, reapplied = ?report.reapplied, failed = ?report.failed, "reconciler found grants the state machine did not end");
+        tracing::warn!(revoked = ?report.revoked, reapplied = ?report.reapplied, failed = ?report.failed, near_capacity = ?report.near_capacity, fallbacks = ?report.fallbacks, "reconciler found grants the state machine did not end, or roles running out of room");
     }
     Ok(json!({
         "revoked": report.revoked,
         "reapplied": report.reapplied,
         "collected": report.collected,
         "failed": report.failed.iter().map(|(id, why)| json!({"id": id, "error": why})).collect::<Vec<_>>(),
+        "near_capacity": report.near_capacity.iter().map(|(role, used)| json!({"role": role, "characters": used})).collect::<Vec<_>>(),
+        "fallbacks": report.fallbacks.iter().map(|(role, before)| json!({"role": role, "issued_before": before})).collect::<Vec<_>>(),
     }))
 }
 

@@ -1,7 +1,7 @@
-//! The reconciler: the backstop that revokes overdue grants, re-applies lost denies and
-//! collects expired ones.
+//! The reconciler: the backstop that revokes overdue grants, re-applies lost denies, collects
+//! expired ones, and alerts on roles whose revocations are about to fill IAM's limit.
 
-use super::revoke::{GC_MARGIN, apply_deny, revoke};
+use super::revoke::{Applied, GC_MARGIN, apply_deny, other_inline_size, revoke};
 use crate::catalog::role_name;
 use crate::error::Result;
 use crate::policy::{self, REVOCATIONS_POLICY_NAME};
@@ -24,12 +24,22 @@ pub struct ReconcileReport {
     pub collected: Vec<String>,
     /// (request id or role name, error) for anything it could not do; the next run retries.
     pub failed: Vec<(String, String)>,
+    /// Roles whose inline policies, after collection, use at least
+    /// [`policy::CAPACITY_WARNING_PERCENT`] of IAM's limit: (role, characters used).
+    pub near_capacity: Vec<(String, usize)>,
+    /// Roles holding a role-wide fallback deny, which ends every trailgate session on the role
+    /// issued before its time (role, that time, RFC 3339).
+    pub fallbacks: Vec<(String, String)>,
 }
 
 impl ReconcileReport {
     /// Whether the run found something the state machine should have done.
     pub fn found_anything(&self) -> bool {
-        !self.revoked.is_empty() || !self.reapplied.is_empty() || !self.failed.is_empty()
+        !self.revoked.is_empty()
+            || !self.reapplied.is_empty()
+            || !self.failed.is_empty()
+            || !self.near_capacity.is_empty()
+            || !self.fallbacks.is_empty()
     }
 }
 
@@ -38,7 +48,8 @@ impl ReconcileReport {
 /// 1. revokes every ACTIVE grant past its expiry,
 /// 2. re-applies the deny of every REVOKED or AUDITED request whose deny is still needed
 ///    (`expires_at` + the collection margin is in the future),
-/// 3. collects expired deny statements on the roles it looked at.
+/// 3. collects expired deny statements on the roles it looked at,
+/// 4. measures those roles' inline policies against IAM's limit.
 ///
 /// Every step is idempotent and reads before it writes, so it is safe to run while executions
 /// revoke. IAM has no conditional write, so a revoke racing this run's collection on the same
@@ -77,7 +88,7 @@ pub async fn reconcile<L: Ledger, R: Roles, N: Notifier>(
         .collect();
     touched.sort_unstable();
     touched.dedup();
-    for role in touched {
+    for &role in &touched {
         match collect_role(roles, role, now).await {
             Ok(true) => report.collected.push(role.to_owned()),
             Ok(false) => {}
@@ -93,24 +104,47 @@ pub async fn reconcile<L: Ledger, R: Roles, N: Notifier>(
     }
     for request in revoked {
         match apply_deny(roles, request, now).await {
-            Ok(true) => report.reapplied.push(request.id.clone()),
-            Ok(false) => {}
+            Ok(Applied::Added | Applied::Fallback) => report.reapplied.push(request.id.clone()),
+            Ok(Applied::AlreadyThere) => {}
             Err(err) => report.failed.push((request.id.clone(), err.message)),
+        }
+    }
+    // Measured last, so the figure includes what this run wrote. A role near the limit is
+    // reported before a revoke has to fall back; one holding a fallback, while it lasts.
+    for role in &touched {
+        match measure_role(roles, role).await {
+            Ok((used, fallback_before)) => {
+                if used * 100 >= policy::INLINE_POLICY_LIMIT * policy::CAPACITY_WARNING_PERCENT {
+                    report.near_capacity.push(((*role).to_owned(), used));
+                }
+                if let Some(before) = fallback_before {
+                    report.fallbacks.push(((*role).to_owned(), before));
+                }
+            }
+            Err(err) => report.failed.push(((*role).to_owned(), err.message)),
         }
     }
 
     if report.found_anything() {
         let message = format!(
-            "The reconciler found grants the state machine did not end.\nRevoked (ACTIVE past expiry): {:?}\nDeny re-applied: {:?}\nFailed (will retry): {:?}\n",
-            report.revoked, report.reapplied, report.failed
+            "The reconciler found grants the state machine did not end, or roles running out of room for revocations.\nRevoked (ACTIVE past expiry): {:?}\nDeny re-applied: {:?}\nFailed (will retry): {:?}\nRoles whose inline policies use {}% or more of IAM's {} characters (role, used): {:?}\nRoles with a role-wide fallback deny, which also ended the other grants' sessions issued before its time (they must fetch new credentials): {:?}\n",
+            report.revoked,
+            report.reapplied,
+            report.failed,
+            policy::CAPACITY_WARNING_PERCENT,
+            policy::INLINE_POLICY_LIMIT,
+            report.near_capacity,
+            report.fallbacks
         );
+        let subject =
+            if report.revoked.is_empty() && report.reapplied.is_empty() && report.failed.is_empty()
+            {
+                "trailgate: a target role is running out of room for revocations"
+            } else {
+                "trailgate: reconciler revoked overdue grants"
+            };
         notifier
-            .publish(
-                Topic::Alerts,
-                "trailgate: reconciler revoked overdue grants",
-                &message,
-                None,
-            )
+            .publish(Topic::Alerts, subject, &message, None)
             .await?;
     }
     Ok(report)
@@ -137,6 +171,20 @@ async fn collect_role<R: Roles>(roles: &R, role: &str, now: OffsetDateTime) -> R
             Ok(true)
         }
     }
+}
+
+/// The size IAM counts for all of a role's inline policies, and the issue bound of a role-wide
+/// fallback deny if one is in force.
+async fn measure_role<R: Roles>(roles: &R, role: &str) -> Result<(usize, Option<String>)> {
+    let others = other_inline_size(roles, role).await?;
+    let Some(current) = roles.inline_policy(role, REVOCATIONS_POLICY_NAME).await? else {
+        return Ok((others, None));
+    };
+    let fallback = policy::contents(&current)?
+        .fallback_before
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(format_utc);
+    Ok((others + policy::policy_size(&current), fallback))
 }
 
 #[cfg(test)]

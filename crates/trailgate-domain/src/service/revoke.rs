@@ -1,4 +1,5 @@
-//! Ending a grant: the per-request deny written and verified, on time or early.
+//! Ending a grant: the per-request deny written and verified, on time or early, within the
+//! room the role's other inline policies leave.
 
 use super::submit::show;
 use super::{commit, is_requester_principal, load, with_retry};
@@ -104,35 +105,72 @@ pub async fn revoke_early<L: Ledger, R: Roles>(
     load(ledger, id).await
 }
 
-/// Puts the request's deny on its role unless it is already there, and waits until IAM shows
-/// it. Returns whether it had to write.
+/// What [`apply_deny`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Applied {
+    /// The role already ended the request's sessions; nothing was written.
+    AlreadyThere,
+    /// The request's id was added.
+    Added,
+    /// The role had no room for the id: the role-wide fallback was written instead.
+    Fallback,
+}
+
+/// Puts the request's deny on its role unless the role already ends its sessions, and waits
+/// until IAM shows it.
 pub(super) async fn apply_deny<R: Roles>(
     roles: &R,
     request: &AccessRequest,
     now: OffsetDateTime,
-) -> Result<bool> {
+) -> Result<Applied> {
     let name = role_name(&request.role_arn)
         .ok_or_else(|| Error::internal(format!("`{}` is not a role ARN", request.role_arn)))?;
     let expires_at = parse_utc(request.expires_at.as_deref().unwrap_or_default())?;
     let remove_after = (expires_at + GC_MARGIN).unix_timestamp();
+    // Every session of the request was vended before it was REVOKED (a vend racing the revoke
+    // withholds what it got), which is what a role-wide fallback is measured against.
+    let revoked_at = match request.revoked_at.as_deref() {
+        Some(at) => parse_utc(at)?.unix_timestamp(),
+        None => now.unix_timestamp(),
+    };
     let current = roles.inline_policy(name, REVOCATIONS_POLICY_NAME).await?;
     if current
         .as_deref()
-        .is_some_and(|doc| policy::denies_request(doc, &request.id))
+        .is_some_and(|doc| policy::covers(doc, &request.id, revoked_at))
     {
-        return Ok(false);
+        return Ok(Applied::AlreadyThere);
     }
-    let document = policy::add_revocation(
+    let room = policy::INLINE_POLICY_LIMIT.saturating_sub(other_inline_size(roles, name).await?);
+    let revocation = policy::add_revocation(
         current.as_deref(),
         &request.id,
         remove_after,
         now.unix_timestamp(),
+        room,
     )?;
     roles
-        .put_inline_policy(name, REVOCATIONS_POLICY_NAME, &document)
+        .put_inline_policy(name, REVOCATIONS_POLICY_NAME, &revocation.document)
         .await?;
-    wait_until_visible(roles, name, &request.id).await?;
-    Ok(true)
+    wait_until_visible(roles, name, &request.id, revoked_at).await?;
+    Ok(if revocation.fallback {
+        Applied::Fallback
+    } else {
+        Applied::Added
+    })
+}
+
+/// The size IAM counts for the role's inline policies other than the revocations policy.
+pub(super) async fn other_inline_size<R: Roles>(roles: &R, role: &str) -> Result<usize> {
+    let mut size = 0;
+    for policy_name in roles.inline_policy_names(role).await? {
+        if policy_name == REVOCATIONS_POLICY_NAME {
+            continue;
+        }
+        if let Some(document) = roles.inline_policy(role, &policy_name).await? {
+            size += policy::policy_size(&document);
+        }
+    }
+    Ok(size)
 }
 
 /// How long a revoke waits for IAM to show its deny before it reports failure, and the
@@ -143,16 +181,22 @@ pub const VISIBILITY_BOUND: std::time::Duration = std::time::Duration::from_secs
 const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Reads the revocations policy back until it denies `request_id`, pausing with backoff, for
-/// at most [`VISIBILITY_BOUND`] of pauses. Success is reported only once IAM returns the deny.
-async fn wait_until_visible<R: Roles>(roles: &R, role: &str, request_id: &str) -> Result<()> {
+/// Reads the revocations policy back until it ends `request_id`'s sessions, pausing with
+/// backoff, for at most [`VISIBILITY_BOUND`] of pauses. Success is reported only once IAM
+/// returns the deny.
+async fn wait_until_visible<R: Roles>(
+    roles: &R,
+    role: &str,
+    request_id: &str,
+    revoked_at: i64,
+) -> Result<()> {
     let mut waited = std::time::Duration::ZERO;
     let mut pause = FIRST_PAUSE;
     loop {
         let read_back = roles.inline_policy(role, REVOCATIONS_POLICY_NAME).await?;
         if read_back
             .as_deref()
-            .is_some_and(|doc| policy::denies_request(doc, request_id))
+            .is_some_and(|doc| policy::covers(doc, request_id, revoked_at))
         {
             return Ok(());
         }
