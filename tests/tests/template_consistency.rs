@@ -1117,6 +1117,18 @@ fn resource_policies_let_in_the_roles_that_need_them_and_no_other() -> Result<()
             "LinkSigningKey",
         ),
         (
+            "ChainKeySecretPolicy",
+            &["ResourcePolicy"][..],
+            "secretsmanager:GetSecretValue",
+            "ChainKeySecret",
+        ),
+        (
+            "ChainKeyEncryptionKey",
+            &["KeyPolicy"][..],
+            "kms:Decrypt",
+            "ChainKeyEncryptionKey",
+        ),
+        (
             "ApprovalsTopicPolicy",
             &["PolicyDocument"][..],
             "sns:Publish",
@@ -1136,8 +1148,15 @@ fn resource_policies_let_in_the_roles_that_need_them_and_no_other() -> Result<()
             "{resource}: {action} is denied to everyone"
         );
         let mut needs = principals_allowed(&template, action, target)?;
-        if resource == "LedgerTable" {
-            // Every function holds the shared LedgerAccessPolicy.
+        if [
+            "LedgerTable",
+            "ChainKeySecretPolicy",
+            "ChainKeyEncryptionKey",
+        ]
+        .contains(&resource)
+        {
+            // Every function holds the shared LedgerAccessPolicy, which includes reading the
+            // chain key that seals the ledger's events.
             needs = functions(&template)?.into_keys().collect();
         }
         ensure!(

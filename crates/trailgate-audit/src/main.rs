@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
-    let ledger = DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?);
+    let ledger = DynamoLedger::from_env(&sdk).await?;
     // The report goes to the approvers, through the same filtered topic as approvals.
     let notifier =
         SnsNotifier::from_sdk(&sdk, Some(config::required("APPROVALS_TOPIC_ARN")?), None);

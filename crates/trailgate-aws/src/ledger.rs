@@ -4,7 +4,9 @@
 //! with `status`, `expires_at`, `requester` and `event_seq` copied out as attributes for
 //! conditions and the `ByStatus` index; one item per event (`sk = EVT#<seq>`).
 //! A change is one `TransactWriteItems`: the record only if `event_seq` is still what was read,
-//! the event only if it does not exist. Either both land or neither does.
+//! the event only if it does not exist. Either both land or neither does. The adapter holds the
+//! chain key (`CHAIN_KEY_SECRET_ARN`, read at cold start) that the domain seals events with,
+//! and refuses a change that was not sealed.
 //! The request policy keeps two small item kinds beside the requests, both purged by TTL
 //! (`purge_at`): rate counters (`pk = RATE#<requester>`, `sk = <window>`) and idempotency keys
 //! (`pk = IDEM#<scope>`, `sk = IDEM`). Neither carries `status`, `requester` or
@@ -19,7 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use base64::Engine;
 use std::collections::HashMap;
 use trailgate_domain::error::{Error, Result};
-use trailgate_domain::ledger::{Change, ClaimExpect, Event, OpenClaim};
+use trailgate_domain::ledger::{ChainKey, Change, ClaimExpect, Event, OpenClaim};
 use trailgate_domain::ports::{IdempotencyRecord, Ledger, RequestPage};
 use trailgate_domain::request::{AccessRequest, Status};
 use trailgate_domain::service::STALE;
@@ -29,6 +31,7 @@ use trailgate_domain::service::STALE;
 pub struct DynamoLedger {
     client: Client,
     table: String,
+    key: ChainKey,
 }
 
 const STATUS_INDEX: &str = "ByStatus";
@@ -77,13 +80,27 @@ fn pk(id: &str) -> String {
 }
 
 impl DynamoLedger {
-    /// The ledger on `table`, with a client from the shared SDK configuration.
-    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String) -> DynamoLedger {
-        DynamoLedger::new(Client::new(sdk), table)
+    /// The ledger every function uses, configured at cold start: the table from
+    /// `LEDGER_TABLE`, the chain key from the secret `CHAIN_KEY_SECRET_ARN` names.
+    pub async fn from_env(
+        sdk: &aws_config::SdkConfig,
+    ) -> std::result::Result<DynamoLedger, Box<dyn std::error::Error + Send + Sync>> {
+        let table = crate::config::required("LEDGER_TABLE")?;
+        let key = crate::secrets::chain_key_from_sdk(
+            sdk,
+            &crate::config::required("CHAIN_KEY_SECRET_ARN")?,
+        )
+        .await?;
+        Ok(DynamoLedger::from_sdk(sdk, table, key))
     }
 
-    pub fn new(client: Client, table: String) -> DynamoLedger {
-        DynamoLedger { client, table }
+    /// The ledger on `table`, with a client from the shared SDK configuration.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String, key: ChainKey) -> DynamoLedger {
+        DynamoLedger::new(Client::new(sdk), table, key)
+    }
+
+    pub fn new(client: Client, table: String, key: ChainKey) -> DynamoLedger {
+        DynamoLedger { client, table, key }
     }
 
     fn record_item(record: &AccessRequest) -> Result<HashMap<String, AttributeValue>> {
@@ -190,7 +207,14 @@ impl Ledger for DynamoLedger {
         output.item.as_ref().map(Self::parse_doc).transpose()
     }
 
+    fn chain_key(&self) -> &ChainKey {
+        &self.key
+    }
+
     async fn commit(&self, change: &Change) -> Result<()> {
+        if !change.is_sealed() {
+            return Err(Error::internal("an unsealed change reached the ledger"));
+        }
         let mut record_put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(Self::record_item(&change.record)?));

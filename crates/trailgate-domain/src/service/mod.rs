@@ -71,7 +71,9 @@ where
 /// The message the ledger adapter uses for a lost conditional write.
 pub const STALE: &str = "the request changed while it was being updated";
 
-async fn commit<L: Ledger>(ledger: &L, change: Change) -> Result<AccessRequest> {
+/// Seals the change with the ledger's chain key and commits it: the one place events are keyed.
+async fn commit<L: Ledger>(ledger: &L, mut change: Change) -> Result<AccessRequest> {
+    change.seal(ledger.chain_key());
     ledger.commit(&change).await?;
     Ok(change.record)
 }
