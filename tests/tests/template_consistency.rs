@@ -53,7 +53,7 @@ const NO_RESOURCE_LEVEL_ACTIONS: [&str; 9] = [
 ];
 
 /// The states of the diagram in ARCHITECTURE.md ("Bird's-eye view").
-const DIAGRAM_STATES: [&str; 14] = [
+const DIAGRAM_STATES: [&str; 18] = [
     "Gather Context",
     "Await Approval",
     "Approved?",
@@ -68,6 +68,10 @@ const DIAGRAM_STATES: [&str; 14] = [
     "Denied",
     "Alert Revoke Failed",
     "Revoke Failed",
+    "Export Ledger",
+    "Closed?",
+    "Alert Export Failed",
+    "Export Failed",
 ];
 
 fn root() -> PathBuf {
@@ -1127,6 +1131,12 @@ fn resource_policies_let_in_the_roles_that_need_them_and_no_other() -> Result<()
             &["KeyPolicy"][..],
             "kms:Decrypt",
             "ChainKeyEncryptionKey",
+        ),
+        (
+            "LedgerArchiveBucketPolicy",
+            &["PolicyDocument"][..],
+            "s3:PutObject",
+            "LedgerArchiveBucket",
         ),
         (
             "ApprovalsTopicPolicy",

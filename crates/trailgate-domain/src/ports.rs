@@ -86,6 +86,13 @@ pub struct IdempotencyRecord {
     pub status: u16,
 }
 
+/// The archive of closed requests' events (an S3 bucket with Object Lock): written once per
+/// closed request, never changed or deleted within its retention.
+pub trait Archive: Send + Sync {
+    /// Stores `body` (NDJSON) under `key` (`ledger::archive_key`).
+    fn put(&self, key: &str, body: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
 /// Step Functions.
 pub trait Workflow: Send + Sync {
     /// Starts the access-request execution, named by the request id.

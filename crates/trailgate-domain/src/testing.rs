@@ -6,8 +6,8 @@
 use crate::error::{Error, Result};
 use crate::ledger::{ChainKey, Change, ClaimExpect, Event, change, open_claim_key};
 use crate::ports::{
-    AssumeRequest, CredentialIssuer, IdempotencyRecord, IssuedCredentials, Ledger, Notifier,
-    RequestPage, RoleInfo, Roles, Topic, Workflow,
+    Archive, AssumeRequest, CredentialIssuer, IdempotencyRecord, IssuedCredentials, Ledger,
+    Notifier, RequestPage, RoleInfo, Roles, Topic, Workflow,
 };
 use crate::request::{AccessRequest, Caller, NewRequest};
 use crate::service::STALE;
@@ -568,5 +568,21 @@ impl Roles for MemoryRoles {
     }
     async fn pause(&self, delay: std::time::Duration) {
         self.pauses.lock().expect("lock").push(delay);
+    }
+}
+
+/// The archive bucket, in memory: key → body.
+#[derive(Default)]
+pub struct MemoryArchive {
+    pub objects: Mutex<BTreeMap<String, String>>,
+}
+
+impl Archive for MemoryArchive {
+    async fn put(&self, key: &str, body: &str) -> Result<()> {
+        self.objects
+            .lock()
+            .expect("lock")
+            .insert(key.to_owned(), body.to_owned());
+        Ok(())
     }
 }
