@@ -153,58 +153,94 @@ impl DynamoLedger {
                 .expression_attribute_values(":holder", s(holder)),
         }
     }
+}
 
-    /// Runs a query to its last page and parses every item's `doc`. `query` is the prepared
-    /// request (table, index, conditions); only the start key changes between pages.
-    async fn query_all<T: serde::de::DeserializeOwned>(
-        &self,
-        query: QueryFluentBuilder,
-        what: &str,
-    ) -> Result<Vec<T>> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let output = query
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|err| classify(what, &err))?;
-            for item in output.items() {
-                found.push(Self::parse_doc(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(found),
-            }
+/// Runs a query to its last page and parses every item's `doc`. `query` is the prepared
+/// request (table, index, conditions); only the start key changes between pages.
+async fn query_all<T: serde::de::DeserializeOwned>(
+    query: QueryFluentBuilder,
+    what: &str,
+) -> Result<Vec<T>> {
+    let mut found = Vec::new();
+    let mut start = None;
+    loop {
+        let output = query
+            .clone()
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|err| classify(what, &err))?;
+        for item in output.items() {
+            found.push(parse_doc(item)?);
+        }
+        match output.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(found),
+        }
+    }
+}
+
+fn parse_doc<T: serde::de::DeserializeOwned>(item: &HashMap<String, AttributeValue>) -> Result<T> {
+    let doc = item
+        .get("doc")
+        .and_then(|value| value.as_s().ok())
+        .ok_or_else(|| Error::internal("a ledger item has no `doc`"))?;
+    serde_json::from_str(doc)
+        .map_err(|err| Error::internal(format!("a ledger item is corrupt: {err}")))
+}
+
+/// The request record and its events, read without the chain key: for `jitctl verify`, which
+/// may not be allowed to read the key and never writes.
+#[derive(Clone, Debug)]
+pub struct LedgerReader {
+    client: Client,
+    table: String,
+}
+
+impl LedgerReader {
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String) -> LedgerReader {
+        LedgerReader {
+            client: Client::new(sdk),
+            table,
         }
     }
 
-    fn parse_doc<T: serde::de::DeserializeOwned>(
-        item: &HashMap<String, AttributeValue>,
-    ) -> Result<T> {
-        let doc = item
-            .get("doc")
-            .and_then(|value| value.as_s().ok())
-            .ok_or_else(|| Error::internal("a ledger item has no `doc`"))?;
-        serde_json::from_str(doc)
-            .map_err(|err| Error::internal(format!("a ledger item is corrupt: {err}")))
+    pub async fn get(&self, id: &str) -> Result<Option<AccessRequest>> {
+        get_record(&self.client, &self.table, id).await
     }
+
+    pub async fn events(&self, id: &str) -> Result<Vec<Event>> {
+        query_events(&self.client, &self.table, id).await
+    }
+}
+
+async fn get_record(client: &Client, table: &str, id: &str) -> Result<Option<AccessRequest>> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .key("pk", s(pk(id)))
+        .key("sk", s("META"))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|err| classify("DynamoDB GetItem", &err))?;
+    output.item.as_ref().map(parse_doc).transpose()
+}
+
+async fn query_events(client: &Client, table: &str, id: &str) -> Result<Vec<Event>> {
+    let query = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
+        .expression_attribute_values(":pk", s(pk(id)))
+        .expression_attribute_values(":evt", s("EVT#"))
+        .consistent_read(true);
+    query_all(query, "DynamoDB Query").await
 }
 
 impl Ledger for DynamoLedger {
     async fn get(&self, id: &str) -> Result<Option<AccessRequest>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk(id)))
-            .key("sk", s("META"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| classify("DynamoDB GetItem", &err))?;
-        output.item.as_ref().map(Self::parse_doc).transpose()
+        get_record(&self.client, &self.table, id).await
     }
 
     fn chain_key(&self) -> &ChainKey {
@@ -293,15 +329,7 @@ impl Ledger for DynamoLedger {
     }
 
     async fn events(&self, id: &str) -> Result<Vec<Event>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
-            .expression_attribute_values(":pk", s(pk(id)))
-            .expression_attribute_values(":evt", s("EVT#"))
-            .consistent_read(true);
-        self.query_all(query, "DynamoDB Query").await
+        query_events(&self.client, &self.table, id).await
     }
 
     async fn active_expiring_before(&self, before: &str) -> Result<Vec<AccessRequest>> {
@@ -314,7 +342,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":active", s("ACTIVE"))
             .expression_attribute_values(":before", s(before));
-        self.query_all(query, "DynamoDB Query ByStatus").await
+        query_all(query, "DynamoDB Query ByStatus").await
     }
 
     async fn expiring_after(&self, status: Status, after: &str) -> Result<Vec<AccessRequest>> {
@@ -328,7 +356,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":after", s(after));
-        self.query_all(query, "DynamoDB Query ByStatus").await
+        query_all(query, "DynamoDB Query ByStatus").await
     }
 
     async fn by_requester(
@@ -367,7 +395,7 @@ impl Ledger for DynamoLedger {
         let mut requests: Vec<AccessRequest> = output
             .items()
             .iter()
-            .map(Self::parse_doc)
+            .map(parse_doc)
             .collect::<Result<_>>()?;
         let more = requests.len() > limit;
         requests.truncate(limit);
