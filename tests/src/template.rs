@@ -165,6 +165,8 @@ fn reference(types: &BTreeMap<String, String>, target: &str) -> String {
         (Some("AWS::Serverless::Function"), _) => {
             format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
         }
+        (Some("AWS::S3::Bucket"), "Arn") => format!("arn:aws:s3:::{}", name.to_lowercase()),
+        (Some("AWS::S3::Bucket"), _) => name.to_lowercase(),
         (Some("AWS::Logs::LogGroup"), "Arn") => {
             format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*")
         }

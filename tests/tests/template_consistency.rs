@@ -53,7 +53,7 @@ const NO_RESOURCE_LEVEL_ACTIONS: [&str; 9] = [
 ];
 
 /// The states of the diagram in ARCHITECTURE.md ("Bird's-eye view").
-const DIAGRAM_STATES: [&str; 14] = [
+const DIAGRAM_STATES: [&str; 18] = [
     "Gather Context",
     "Await Approval",
     "Approved?",
@@ -68,6 +68,10 @@ const DIAGRAM_STATES: [&str; 14] = [
     "Denied",
     "Alert Revoke Failed",
     "Revoke Failed",
+    "Export Ledger",
+    "Closed?",
+    "Alert Export Failed",
+    "Export Failed",
 ];
 
 fn root() -> PathBuf {
@@ -1117,6 +1121,24 @@ fn resource_policies_let_in_the_roles_that_need_them_and_no_other() -> Result<()
             "LinkSigningKey",
         ),
         (
+            "ChainKeySecretPolicy",
+            &["ResourcePolicy"][..],
+            "secretsmanager:GetSecretValue",
+            "ChainKeySecret",
+        ),
+        (
+            "ChainKeyEncryptionKey",
+            &["KeyPolicy"][..],
+            "kms:Decrypt",
+            "ChainKeyEncryptionKey",
+        ),
+        (
+            "LedgerArchiveBucketPolicy",
+            &["PolicyDocument"][..],
+            "s3:PutObject",
+            "LedgerArchiveBucket",
+        ),
+        (
             "ApprovalsTopicPolicy",
             &["PolicyDocument"][..],
             "sns:Publish",
@@ -1136,8 +1158,15 @@ fn resource_policies_let_in_the_roles_that_need_them_and_no_other() -> Result<()
             "{resource}: {action} is denied to everyone"
         );
         let mut needs = principals_allowed(&template, action, target)?;
-        if resource == "LedgerTable" {
-            // Every function holds the shared LedgerAccessPolicy.
+        if [
+            "LedgerTable",
+            "ChainKeySecretPolicy",
+            "ChainKeyEncryptionKey",
+        ]
+        .contains(&resource)
+        {
+            // Every function holds the shared LedgerAccessPolicy, which includes reading the
+            // chain key that seals the ledger's events.
             needs = functions(&template)?.into_keys().collect();
         }
         ensure!(

@@ -10,3 +10,4 @@ pub mod endpoint;
 pub mod local;
 pub mod requests;
 pub mod runbook;
+pub mod verify;

@@ -84,6 +84,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a request's ledger against its export in the Object Lock archive: both chains,
+    /// and every exported event unchanged in the ledger. Exits 1 on any difference.
+    Verify(jitctl::verify::VerifyArgs),
     /// Print credentials for an active grant in the AWS `credential_process` format.
     CredentialProcess {
         #[arg(long)]
@@ -222,6 +225,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Console(args) => {
             jitctl::console::console(&target, args).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(args) => {
+            let aws = jitctl::runbook::AwsTarget {
+                profile: target.profile.clone(),
+                region: target.region.clone(),
+            };
+            jitctl::verify::run(args, &aws).await
         }
         Command::Local { command } => local::run(command, &target).await,
         Command::Runbook { command } => {

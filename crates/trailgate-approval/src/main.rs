@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        ledger: DynamoLedger::from_env(&sdk).await?,
         // Alerts: break-glass tells the alerts topic as well as every approver.
         notifier: SnsNotifier::from_sdk(
             &sdk,

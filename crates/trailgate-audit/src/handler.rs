@@ -1,4 +1,6 @@
-//! Translates the `Audit Session` step: records the end-of-session report.
+//! Translates the `Audit Session` step, which records the end-of-session report, and the
+//! `Export Ledger` step (`"action": "export"`), which writes a closed request's verified events
+//! to the archive bucket.
 //!
 //! The report covers what the ledger knows (grant window, credentials issued, the verified event
 //! chain) and what CloudTrail shows the session did (`trailgate-review`'s [`analyse`]).
@@ -8,7 +10,7 @@ use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
 use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::Error;
-use trailgate_domain::ports::{Ledger, Notifier};
+use trailgate_domain::ports::{Archive, Ledger, Notifier};
 use trailgate_domain::request::Status;
 use trailgate_domain::service;
 use trailgate_runbooks::source::lookup::LookupEventsApi;
@@ -18,24 +20,40 @@ use trailgate_review::session::{Settings, analyse};
 #[derive(Deserialize)]
 struct Input {
     request_id: String,
+    /// `audit` (the default) or `export`.
+    #[serde(default)]
+    action: Option<String>,
 }
 
 /// What the handler needs, built once at cold start.
-pub struct Deps<L, N, A> {
+pub struct Deps<L, N, A, R> {
     pub ledger: L,
     pub notifier: N,
     pub api: A,
+    pub archive: R,
     pub catalog: Catalog,
     pub settings: Settings,
 }
 
-pub async fn handle<L: Ledger, N: Notifier, A: LookupEventsApi + Sync>(
+pub async fn handle<L: Ledger, N: Notifier, A: LookupEventsApi + Sync, R: Archive>(
     payload: Value,
-    deps: &Deps<L, N, A>,
+    deps: &Deps<L, N, A, R>,
 ) -> Result<Value, LambdaError> {
     let (ledger, api, settings) = (&deps.ledger, &deps.api, &deps.settings);
     let input: Input = serde_json::from_value(payload)
         .map_err(|err| Error::internal(format!("bad Audit Session input: {err}")))?;
+    match input.action.as_deref() {
+        None | Some("audit") => {}
+        Some("export") => {
+            let exported = service::export(ledger, &deps.archive, &input.request_id).await?;
+            tracing::info!(request_id = %input.request_id, events = exported.events, key = %exported.key, "ledger exported");
+            // `Closed?` routes on the status: DENIED, AUDITED, or an expired/cancelled end.
+            return Ok(json!({ "status": exported.status.as_str(), "events": exported.events }));
+        }
+        Some(other) => {
+            return Err(Error::internal(format!("unknown audit action `{other}`")).into());
+        }
+    }
     let request = ledger
         .get(&input.request_id)
         .await?
@@ -106,11 +124,15 @@ mod tests {
     }
 
     /// The handler's dependencies around `ledger` and `api`, with the sample catalog.
-    fn deps(ledger: MemoryLedger, api: FakeApi) -> Deps<MemoryLedger, MemoryNotifier, FakeApi> {
+    fn deps(
+        ledger: MemoryLedger,
+        api: FakeApi,
+    ) -> Deps<MemoryLedger, MemoryNotifier, FakeApi, MemoryArchive> {
         Deps {
             ledger,
             notifier: MemoryNotifier::default(),
             api,
+            archive: MemoryArchive::default(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             settings: settings(),
         }
@@ -167,6 +189,31 @@ mod tests {
         assert_eq!(revoked.ledger.record(&id).unwrap().status, Status::Audited);
         // The approvers (bob and carol) get the report.
         assert_eq!(revoked.notifier.sent.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_export_action_archives_a_closed_request_and_names_its_status() {
+        let deps = deps(MemoryLedger::default(), quiet_api());
+        let mut request = pending_request();
+        request.status = Status::Revoked;
+        let id = seed(&deps.ledger, request).id;
+        // REVOKED is not closed yet: the audit comes first.
+        let err = handle(json!({"request_id": id, "action": "export"}), &deps)
+            .await
+            .unwrap_err();
+        assert_eq!(err.0.kind.name(), "Conflict");
+        handle(json!({"request_id": id}), &deps).await.unwrap();
+        let out = handle(json!({"request_id": id, "action": "export"}), &deps)
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"status": "AUDITED", "events": 2}));
+        let objects = deps.archive.objects.lock().unwrap().clone();
+        let body = &objects[&format!("requests/{id}.ndjson")];
+        assert_eq!(body.lines().count(), 2);
+        let err = handle(json!({"request_id": id, "action": "nonsense"}), &deps)
+            .await
+            .unwrap_err();
+        assert_eq!(err.0.kind.name(), "Internal");
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! The audit function's entry point: reads the catalog once per cold start and serves the state
-//! machine's `Audit Session` step.
+//! machine's `Audit Session` and `Export Ledger` steps.
 
 mod handler;
 
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use trailgate_aws::cloudtrail::CloudTrailLookup;
-use trailgate_aws::{config, ledger::DynamoLedger, notifier::SnsNotifier, sdk};
+use trailgate_aws::{archive::S3Archive, config, ledger::DynamoLedger, notifier::SnsNotifier, sdk};
 use trailgate_review::session;
 
 #[tokio::main]
@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
-    let ledger = DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?);
+    let ledger = DynamoLedger::from_env(&sdk).await?;
     // The report goes to the approvers, through the same filtered topic as approvals.
     let notifier =
         SnsNotifier::from_sdk(&sdk, Some(config::required("APPROVALS_TOPIC_ARN")?), None);
@@ -33,6 +33,7 @@ async fn main() -> Result<(), Error> {
         ledger,
         notifier,
         api: CloudTrailLookup::new(&sdk),
+        archive: S3Archive::from_sdk(&sdk, config::required("ARCHIVE_BUCKET")?),
         catalog,
         settings,
     };

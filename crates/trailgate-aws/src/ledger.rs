@@ -4,7 +4,9 @@
 //! with `status`, `expires_at`, `requester` and `event_seq` copied out as attributes for
 //! conditions and the `ByStatus` index; one item per event (`sk = EVT#<seq>`).
 //! A change is one `TransactWriteItems`: the record only if `event_seq` is still what was read,
-//! the event only if it does not exist. Either both land or neither does.
+//! the event only if it does not exist. Either both land or neither does. The adapter holds the
+//! chain key (`CHAIN_KEY_SECRET_ARN`, read at cold start) that the domain seals events with,
+//! and refuses a change that was not sealed.
 //! The request policy keeps two small item kinds beside the requests, both purged by TTL
 //! (`purge_at`): rate counters (`pk = RATE#<requester>`, `sk = <window>`) and idempotency keys
 //! (`pk = IDEM#<scope>`, `sk = IDEM`). Neither carries `status`, `requester` or
@@ -19,7 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use base64::Engine;
 use std::collections::HashMap;
 use trailgate_domain::error::{Error, Result};
-use trailgate_domain::ledger::{Change, ClaimExpect, Event, OpenClaim};
+use trailgate_domain::ledger::{ChainKey, Change, ClaimExpect, Event, OpenClaim};
 use trailgate_domain::ports::{IdempotencyRecord, Ledger, RequestPage};
 use trailgate_domain::request::{AccessRequest, Status};
 use trailgate_domain::service::STALE;
@@ -29,6 +31,7 @@ use trailgate_domain::service::STALE;
 pub struct DynamoLedger {
     client: Client,
     table: String,
+    key: ChainKey,
 }
 
 const STATUS_INDEX: &str = "ByStatus";
@@ -77,13 +80,27 @@ fn pk(id: &str) -> String {
 }
 
 impl DynamoLedger {
-    /// The ledger on `table`, with a client from the shared SDK configuration.
-    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String) -> DynamoLedger {
-        DynamoLedger::new(Client::new(sdk), table)
+    /// The ledger every function uses, configured at cold start: the table from
+    /// `LEDGER_TABLE`, the chain key from the secret `CHAIN_KEY_SECRET_ARN` names.
+    pub async fn from_env(
+        sdk: &aws_config::SdkConfig,
+    ) -> std::result::Result<DynamoLedger, Box<dyn std::error::Error + Send + Sync>> {
+        let table = crate::config::required("LEDGER_TABLE")?;
+        let key = crate::secrets::chain_key_from_sdk(
+            sdk,
+            &crate::config::required("CHAIN_KEY_SECRET_ARN")?,
+        )
+        .await?;
+        Ok(DynamoLedger::from_sdk(sdk, table, key))
     }
 
-    pub fn new(client: Client, table: String) -> DynamoLedger {
-        DynamoLedger { client, table }
+    /// The ledger on `table`, with a client from the shared SDK configuration.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String, key: ChainKey) -> DynamoLedger {
+        DynamoLedger::new(Client::new(sdk), table, key)
+    }
+
+    pub fn new(client: Client, table: String, key: ChainKey) -> DynamoLedger {
+        DynamoLedger { client, table, key }
     }
 
     fn record_item(record: &AccessRequest) -> Result<HashMap<String, AttributeValue>> {
@@ -136,61 +153,104 @@ impl DynamoLedger {
                 .expression_attribute_values(":holder", s(holder)),
         }
     }
+}
 
-    /// Runs a query to its last page and parses every item's `doc`. `query` is the prepared
-    /// request (table, index, conditions); only the start key changes between pages.
-    async fn query_all<T: serde::de::DeserializeOwned>(
-        &self,
-        query: QueryFluentBuilder,
-        what: &str,
-    ) -> Result<Vec<T>> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let output = query
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|err| classify(what, &err))?;
-            for item in output.items() {
-                found.push(Self::parse_doc(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(found),
-            }
+/// Runs a query to its last page and parses every item's `doc`. `query` is the prepared
+/// request (table, index, conditions); only the start key changes between pages.
+async fn query_all<T: serde::de::DeserializeOwned>(
+    query: QueryFluentBuilder,
+    what: &str,
+) -> Result<Vec<T>> {
+    let mut found = Vec::new();
+    let mut start = None;
+    loop {
+        let output = query
+            .clone()
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|err| classify(what, &err))?;
+        for item in output.items() {
+            found.push(parse_doc(item)?);
+        }
+        match output.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(found),
+        }
+    }
+}
+
+fn parse_doc<T: serde::de::DeserializeOwned>(item: &HashMap<String, AttributeValue>) -> Result<T> {
+    let doc = item
+        .get("doc")
+        .and_then(|value| value.as_s().ok())
+        .ok_or_else(|| Error::internal("a ledger item has no `doc`"))?;
+    serde_json::from_str(doc)
+        .map_err(|err| Error::internal(format!("a ledger item is corrupt: {err}")))
+}
+
+/// The request record and its events, read without the chain key: for `jitctl verify`, which
+/// may not be allowed to read the key and never writes.
+#[derive(Clone, Debug)]
+pub struct LedgerReader {
+    client: Client,
+    table: String,
+}
+
+impl LedgerReader {
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String) -> LedgerReader {
+        LedgerReader {
+            client: Client::new(sdk),
+            table,
         }
     }
 
-    fn parse_doc<T: serde::de::DeserializeOwned>(
-        item: &HashMap<String, AttributeValue>,
-    ) -> Result<T> {
-        let doc = item
-            .get("doc")
-            .and_then(|value| value.as_s().ok())
-            .ok_or_else(|| Error::internal("a ledger item has no `doc`"))?;
-        serde_json::from_str(doc)
-            .map_err(|err| Error::internal(format!("a ledger item is corrupt: {err}")))
+    pub async fn get(&self, id: &str) -> Result<Option<AccessRequest>> {
+        get_record(&self.client, &self.table, id).await
     }
+
+    pub async fn events(&self, id: &str) -> Result<Vec<Event>> {
+        query_events(&self.client, &self.table, id).await
+    }
+}
+
+async fn get_record(client: &Client, table: &str, id: &str) -> Result<Option<AccessRequest>> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .key("pk", s(pk(id)))
+        .key("sk", s("META"))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|err| classify("DynamoDB GetItem", &err))?;
+    output.item.as_ref().map(parse_doc).transpose()
+}
+
+async fn query_events(client: &Client, table: &str, id: &str) -> Result<Vec<Event>> {
+    let query = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
+        .expression_attribute_values(":pk", s(pk(id)))
+        .expression_attribute_values(":evt", s("EVT#"))
+        .consistent_read(true);
+    query_all(query, "DynamoDB Query").await
 }
 
 impl Ledger for DynamoLedger {
     async fn get(&self, id: &str) -> Result<Option<AccessRequest>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk(id)))
-            .key("sk", s("META"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| classify("DynamoDB GetItem", &err))?;
-        output.item.as_ref().map(Self::parse_doc).transpose()
+        get_record(&self.client, &self.table, id).await
+    }
+
+    fn chain_key(&self) -> &ChainKey {
+        &self.key
     }
 
     async fn commit(&self, change: &Change) -> Result<()> {
+        if !change.is_sealed() {
+            return Err(Error::internal("an unsealed change reached the ledger"));
+        }
         let mut record_put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(Self::record_item(&change.record)?));
@@ -269,15 +329,7 @@ impl Ledger for DynamoLedger {
     }
 
     async fn events(&self, id: &str) -> Result<Vec<Event>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
-            .expression_attribute_values(":pk", s(pk(id)))
-            .expression_attribute_values(":evt", s("EVT#"))
-            .consistent_read(true);
-        self.query_all(query, "DynamoDB Query").await
+        query_events(&self.client, &self.table, id).await
     }
 
     async fn active_expiring_before(&self, before: &str) -> Result<Vec<AccessRequest>> {
@@ -290,7 +342,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":active", s("ACTIVE"))
             .expression_attribute_values(":before", s(before));
-        self.query_all(query, "DynamoDB Query ByStatus").await
+        query_all(query, "DynamoDB Query ByStatus").await
     }
 
     async fn expiring_after(&self, status: Status, after: &str) -> Result<Vec<AccessRequest>> {
@@ -304,7 +356,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":after", s(after));
-        self.query_all(query, "DynamoDB Query ByStatus").await
+        query_all(query, "DynamoDB Query ByStatus").await
     }
 
     async fn by_requester(
@@ -343,7 +395,7 @@ impl Ledger for DynamoLedger {
         let mut requests: Vec<AccessRequest> = output
             .items()
             .iter()
-            .map(Self::parse_doc)
+            .map(parse_doc)
             .collect::<Result<_>>()?;
         let more = requests.len() > limit;
         requests.truncate(limit);

@@ -6,12 +6,15 @@
 //! - [`errors`]: SDK errors classified into domain kinds; domain errors into Lambda `Diagnostic`s.
 //! - [`ledger`], [`workflow`], [`notifier`], [`credentials`], [`roles`], [`secrets`]: the ports.
 //! - `cloudtrail` (feature `cloudtrail`): LookupEvents behind trailgate-runbooks' lookup source.
+//! - `archive` (feature `archive`): the ledger archive on S3 (closed requests' events, Object Lock).
 //! - [`s3`]: the object store behind trailgate-runbooks' S3 source (CloudTrail trail buckets).
 //! - `athena` (feature `athena`): runs the SQL of trailgate-runbooks' SQL back-end in Athena.
 //! - [`apigw`]: API Gateway proxy events in, JSON or HTML responses out.
 //! - `testing` (feature `testing`): moto for tests: the server, S3 clients, a filled trail bucket.
 
 pub mod apigw;
+#[cfg(feature = "archive")]
+pub mod archive;
 #[cfg(feature = "athena")]
 pub mod athena;
 #[cfg(feature = "cloudtrail")]

@@ -13,7 +13,7 @@ use trailgate_review::gather;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = sdk::load().await;
-    let ledger = DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?);
+    let ledger = DynamoLedger::from_env(&sdk).await?;
     let budget = config::seconds("CONTEXT_BUDGET_SECONDS", 10)?;
     let settings = gather::Settings {
         regions: config::optional("CONTEXT_REGIONS", "us-east-1")

@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let (catalog, _own_role_prefix) = config::catalog()?;
     let sdk = sdk::load().await;
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        ledger: DynamoLedger::from_env(&sdk).await?,
         issuer: StsIssuer::from_sdk(&sdk),
         catalog,
     };

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use trailgate_aws::apigw;
 use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::{Error, ErrorKind, Result};
+use trailgate_domain::ledger::Origin;
 use trailgate_domain::link::{LinkKey, LinkParams};
 use trailgate_domain::ports::{Ledger, Workflow};
 use trailgate_domain::request::is_request_id;
@@ -168,6 +169,7 @@ async fn route<L: Ledger, W: Workflow>(
                     approve,
                     comment,
                     now,
+                    origin: origin(request),
                 },
             )
             .await?;
@@ -214,11 +216,27 @@ async fn signed<L: Ledger, W: Workflow>(
             approve,
             comment: body.comment,
             now,
+            origin: origin(request),
         },
     )
     .await?;
     tracing::info!(request_id = %id, caller = %caller.arn, approve, status = %decided.status, "decision recorded");
     Ok(apigw::json(200, &decided.view()))
+}
+
+/// Where the decision came from, for its ledger event: API Gateway's view of the source IP
+/// (`requestContext.identity.sourceIp`) and the `User-Agent` header, cleaned and bounded by
+/// [`Origin::new`]. Evidence for whoever reads the ledger later, never a check.
+fn origin(request: &ApiGatewayProxyRequest) -> Origin {
+    let user_agent = request
+        .headers
+        .get("user-agent")
+        .and_then(|value| value.to_str().ok())
+        .or(request.request_context.identity.user_agent.as_deref());
+    Origin::new(
+        request.request_context.identity.source_ip.as_deref(),
+        user_agent,
+    )
 }
 
 /// Decodes an `application/x-www-form-urlencoded` body.
@@ -453,6 +471,43 @@ mod tests {
         unsigned.request_context.identity.user_arn = None;
         assert_eq!(handle(unsigned, &deps).await.status_code, 403);
         assert_eq!(deps.workflow.completed.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn both_routes_record_the_source_ip_and_user_agent_on_the_decision_event() {
+        // The link route: API Gateway's sourceIp from the fixture, the browser's User-Agent.
+        let deps = deps();
+        let (id, query) = pending_with_link(&deps).await;
+        let mut post = event("POST", &id);
+        // A tab is the one control character a header may hold; it is stripped too.
+        post.headers
+            .insert("user-agent", "Mozilla/5.0\t(X11)".parse().unwrap());
+        post.body = Some(format!("{query}&decision=approve"));
+        assert_eq!(handle(post, &deps).await.status_code, 200);
+        let events = deps.ledger.events(&id).await.unwrap();
+        let decided = events.last().unwrap();
+        assert_eq!(decided.action, "Approved");
+        assert_eq!(decided.source_ip.as_deref(), Some("198.51.100.7"));
+        assert_eq!(decided.user_agent.as_deref(), Some("Mozilla/5.0(X11)"));
+
+        // The signed route: the CLI's user agent, bounded.
+        let deps = super::tests::deps();
+        let (id, _) = pending_with_link(&deps).await;
+        let mut signed = signed_event(&id, "bob", r#"{"decision": "deny"}"#);
+        signed.request_context.identity.source_ip = Some("2001:db8::1".into());
+        signed
+            .headers
+            .insert("user-agent", "jitctl/0.1 ".repeat(100).parse().unwrap());
+        assert_eq!(handle(signed, &deps).await.status_code, 200);
+        let events = deps.ledger.events(&id).await.unwrap();
+        let decided = events.last().unwrap();
+        assert_eq!(decided.action, "Denied");
+        assert_eq!(decided.source_ip.as_deref(), Some("2001:db8::1"));
+        let agent = decided.user_agent.as_deref().unwrap();
+        assert!(
+            agent.starts_with("jitctl/0.1") && agent.chars().count() <= 256,
+            "{agent}"
+        );
     }
 
     #[test]

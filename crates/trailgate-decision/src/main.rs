@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        ledger: DynamoLedger::from_env(&sdk).await?,
         // Only the task-completion calls are used; the state machine ARN is not needed for them.
         workflow: SfnWorkflow::from_sdk(&sdk, String::new()),
         key: secrets::link_key_from_sdk(&sdk, &config::required("LINK_SECRET_ARN")?).await?,

@@ -5,14 +5,17 @@
 //! rely on `Send` futures (rustc's `async_fn_in_trait` guidance).
 
 use crate::error::Result;
-use crate::ledger::{Change, Event};
+use crate::ledger::{ChainKey, Change, Event};
 use crate::request::{AccessRequest, Status};
 use std::future::Future;
 
 /// The DynamoDB ledger.
 pub trait Ledger: Send + Sync {
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<AccessRequest>>> + Send;
-    /// Commits a change atomically; `Conflict` ([`crate::service::STALE`]) if the record
+    /// The key the ledger's events are chained with (`ledger::Change::seal`). It belongs to the
+    /// ledger because every writer of the ledger needs it and nothing else does.
+    fn chain_key(&self) -> &ChainKey;
+    /// Commits a sealed change atomically (an unsealed one is `Internal`); `Conflict` ([`crate::service::STALE`]) if the record
     /// moved on since it was read or the change's claim no longer holds what it expects.
     fn commit(&self, change: &Change) -> impl Future<Output = Result<()>> + Send;
     /// The id of the request holding the claim `key` ([`crate::ledger::open_claim_key`]),
@@ -81,6 +84,13 @@ pub struct IdempotencyRecord {
     pub request_id: String,
     /// The HTTP status first answered (201 created, 200 an existing request).
     pub status: u16,
+}
+
+/// The archive of closed requests' events (an S3 bucket with Object Lock): written once per
+/// closed request, never changed or deleted within its retention.
+pub trait Archive: Send + Sync {
+    /// Stores `body` (NDJSON) under `key` (`ledger::archive_key`).
+    fn put(&self, key: &str, body: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Step Functions.

@@ -4,10 +4,10 @@
 //! conditional commit, the token check of the workflow, IAM's inline policies.
 
 use crate::error::{Error, Result};
-use crate::ledger::{Change, ClaimExpect, Event, change, open_claim_key};
+use crate::ledger::{ChainKey, Change, ClaimExpect, Event, change, open_claim_key};
 use crate::ports::{
-    AssumeRequest, CredentialIssuer, IdempotencyRecord, IssuedCredentials, Ledger, Notifier,
-    Principals, RequestPage, RoleInfo, Roles, Topic, Workflow,
+    Archive, AssumeRequest, CredentialIssuer, IdempotencyRecord, IssuedCredentials, Ledger,
+    Notifier, Principals, RequestPage, RoleInfo, Roles, Topic, Workflow,
 };
 use crate::request::{AccessRequest, Caller, NewRequest};
 use crate::service::STALE;
@@ -76,7 +76,8 @@ pub fn pending_request_at(at: OffsetDateTime) -> AccessRequest {
 
 /// Stores a request as if intake had created it.
 pub fn seed(ledger: &MemoryLedger, request: AccessRequest) -> AccessRequest {
-    let created = change(None, request, "seed", "Requested", None, now()).expect("change");
+    let mut created = change(None, request, "seed", "Requested", None, now()).expect("change");
+    created.seal(ledger.chain_key());
     let mut state = ledger.state.lock().expect("lock");
     state.claims.insert(
         open_claim_key(&created.record.requester, &created.record.role_arn),
@@ -108,11 +109,26 @@ struct LedgerState {
 type Interleaved = Box<dyn FnOnce(&MemoryLedger) + Send>;
 
 /// The ledger, in memory, with the DynamoDB adapter's conditional semantics.
-#[derive(Default)]
 pub struct MemoryLedger {
     state: Mutex<LedgerState>,
     /// Run once, right after the next `open_claim` read (see [`MemoryLedger::after_claim_read`]).
     after_claim_read: Mutex<Option<Interleaved>>,
+    key: ChainKey,
+}
+
+/// The chain key of every [`MemoryLedger`].
+pub fn test_chain_key() -> ChainKey {
+    ChainKey::new(vec![0x5au8; 32]).expect("32 bytes")
+}
+
+impl Default for MemoryLedger {
+    fn default() -> Self {
+        MemoryLedger {
+            state: Mutex::default(),
+            after_claim_read: Mutex::default(),
+            key: test_chain_key(),
+        }
+    }
 }
 
 impl MemoryLedger {
@@ -135,6 +151,18 @@ impl MemoryLedger {
             .records
             .insert(record.id.clone(), record);
     }
+    /// Edits a stored event as a table writer would: no condition, no new hash.
+    pub fn tamper_event(&self, id: &str, seq: u64, edit: impl FnOnce(&mut Event)) {
+        let mut state = self.state.lock().expect("lock");
+        if let Some(event) = state
+            .events
+            .get_mut(id)
+            .and_then(|events| events.iter_mut().find(|event| event.seq == seq))
+        {
+            edit(event);
+        }
+    }
+
     pub fn event_actions(&self, id: &str) -> Vec<String> {
         self.state
             .lock()
@@ -151,7 +179,14 @@ impl Ledger for MemoryLedger {
         Ok(self.record(id))
     }
 
+    fn chain_key(&self) -> &ChainKey {
+        &self.key
+    }
+
     async fn commit(&self, change: &Change) -> Result<()> {
+        if !change.is_sealed() {
+            return Err(Error::internal("an unsealed change reached the ledger"));
+        }
         let mut state = self.state.lock().expect("lock");
         let current_seq = state.records.get(&change.record.id).map(|r| r.event_seq);
         if current_seq != change.expected_seq {
@@ -560,5 +595,21 @@ impl Roles for MemoryRoles {
     }
     async fn pause(&self, delay: std::time::Duration) {
         self.pauses.lock().expect("lock").push(delay);
+    }
+}
+
+/// The archive bucket, in memory: key → body.
+#[derive(Default)]
+pub struct MemoryArchive {
+    pub objects: Mutex<BTreeMap<String, String>>,
+}
+
+impl Archive for MemoryArchive {
+    async fn put(&self, key: &str, body: &str) -> Result<()> {
+        self.objects
+            .lock()
+            .expect("lock")
+            .insert(key.to_owned(), body.to_owned());
+        Ok(())
     }
 }

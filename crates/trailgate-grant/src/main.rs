@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let (catalog, own_role_prefix) = config::catalog()?;
     let sdk = sdk::load().await;
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        ledger: DynamoLedger::from_env(&sdk).await?,
         roles: IamRoles::from_sdk(&sdk),
         catalog,
         own_role_prefix,

@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        ledger: DynamoLedger::from_env(&sdk).await?,
         workflow: SfnWorkflow::from_sdk(&sdk, config::required("STATE_MACHINE_ARN")?),
         roles: IamRoles::from_sdk(&sdk),
         settings: IntakeSettings {

@@ -131,6 +131,7 @@ const IGNORED_TYPES: &[&str] = &[
     // they change nothing (the policy lint and the template tests check them instead).
     "AWS::SecretsManager::ResourcePolicy",
     "AWS::KMS::Key",
+    "AWS::S3::BucketPolicy",
 ];
 
 /// An SDK configuration for moto behind the router: fixed region, dummy credentials, plain HTTP.
@@ -153,6 +154,7 @@ pub fn sdk_config(endpoint: &str) -> SdkConfig {
 struct Clients {
     dynamodb: aws_sdk_dynamodb::Client,
     iam: aws_sdk_iam::Client,
+    s3: aws_sdk_s3::Client,
     secrets: aws_sdk_secretsmanager::Client,
     sfn: aws_sdk_sfn::Client,
     sns: aws_sdk_sns::Client,
@@ -177,6 +179,12 @@ pub async fn deploy(template: &Template, options: &DeployOptions<'_>) -> Result<
     let clients = Clients {
         dynamodb: aws_sdk_dynamodb::Client::new(&config),
         iam: aws_sdk_iam::Client::new(&config),
+        // moto behind the router has no per-bucket host names.
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        ),
         secrets: aws_sdk_secretsmanager::Client::new(&config),
         sfn: aws_sdk_sfn::Client::new(&config),
         sns: aws_sdk_sns::Client::new(&config),
@@ -415,6 +423,7 @@ async fn deploy_resource(
         "AWS::SNS::Topic" => create_topic(id, &properties, &clients.sns).await?,
         "AWS::SNS::Subscription" => create_subscription(id, &properties, &clients.sns).await?,
         "AWS::SecretsManager::Secret" => create_secret(id, &properties, &clients.secrets).await?,
+        "AWS::S3::Bucket" => create_bucket(id, &properties, &clients.s3).await?,
         "AWS::IAM::Role" => create_role(id, &properties, &clients.iam, options.log).await?,
         "AWS::IAM::ManagedPolicy" => create_managed_policy(id, &properties, &clients.iam).await?,
         "AWS::IAM::Policy" => put_policy(id, &properties, &clients.iam).await?,
@@ -805,6 +814,108 @@ async fn create_subscription(
         },
         Some(subscription_arn),
     ))
+}
+
+/// An `AWS::S3::Bucket` with what the ledger archive uses of it: Object Lock with a default
+/// retention, versioning and the public access block (moto keeps and enforces the lock;
+/// encryption and ownership controls mean nothing locally).
+async fn create_bucket(
+    id: &str,
+    p: &Value,
+    client: &aws_sdk_s3::Client,
+) -> Result<(Physical, Option<String>)> {
+    use aws_sdk_s3::types::{
+        BucketVersioningStatus, DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled,
+        ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration,
+        VersioningConfiguration,
+    };
+    // Bucket names are lower case, unlike CloudFormation's other generated names.
+    let name =
+        text(p, "BucketName").unwrap_or_else(|| template::physical_name(id, 63).to_lowercase());
+    let locked = text(p, "ObjectLockEnabled").as_deref() == Some("true");
+    client
+        .create_bucket()
+        .bucket(&name)
+        .object_lock_enabled_for_bucket(locked)
+        .send()
+        .await
+        .map_err(|e| sdk_error(id, "CreateBucket", e))?;
+    if p.pointer("/VersioningConfiguration/Status")
+        .and_then(Value::as_str)
+        == Some("Enabled")
+    {
+        client
+            .put_bucket_versioning()
+            .bucket(&name)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error(id, "PutBucketVersioning", e))?;
+    }
+    if let Some(retention) = p.pointer("/ObjectLockConfiguration/Rule/DefaultRetention") {
+        let days = text(retention, "Days")
+            .map(|days| {
+                days.parse::<i32>()
+                    .map_err(|_| Error::deploy(id, format!("DefaultRetention Days `{days}`")))
+            })
+            .transpose()?;
+        let mode = ObjectLockRetentionMode::from(
+            text(retention, "Mode")
+                .unwrap_or_else(|| "COMPLIANCE".into())
+                .as_str(),
+        );
+        client
+            .put_object_lock_configuration()
+            .bucket(&name)
+            .object_lock_configuration(
+                ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .rule(
+                        ObjectLockRule::builder()
+                            .default_retention(
+                                DefaultRetention::builder()
+                                    .mode(mode)
+                                    .set_days(days)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error(id, "PutObjectLockConfiguration", e))?;
+    }
+    if let Some(block) = p.get("PublicAccessBlockConfiguration") {
+        let flag = |key: &str| text(block, key).as_deref() == Some("true");
+        client
+            .put_public_access_block()
+            .bucket(&name)
+            .public_access_block_configuration(
+                PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(flag("BlockPublicAcls"))
+                    .block_public_policy(flag("BlockPublicPolicy"))
+                    .ignore_public_acls(flag("IgnorePublicAcls"))
+                    .restrict_public_buckets(flag("RestrictPublicBuckets"))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error(id, "PutPublicAccessBlock", e))?;
+    }
+    let bucket_arn = format!("arn:aws:s3:::{name}");
+    let physical = Physical {
+        ref_value: name.clone(),
+        attributes: BTreeMap::from([
+            ("Arn".to_owned(), bucket_arn.clone()),
+            ("DomainName".to_owned(), format!("{name}.s3.amazonaws.com")),
+        ]),
+    };
+    Ok((physical, Some(bucket_arn)))
 }
 
 /// A random alphanumeric secret: what GenerateSecretString gives with `ExcludePunctuation`,

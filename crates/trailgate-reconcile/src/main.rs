@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = sdk::load().await;
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        ledger: DynamoLedger::from_env(&sdk).await?,
         roles: IamRoles::from_sdk(&sdk),
         notifier: SnsNotifier::from_sdk(&sdk, None, Some(config::required("ALERTS_TOPIC_ARN")?)),
     };

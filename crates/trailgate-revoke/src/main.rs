@@ -4,14 +4,14 @@
 mod handler;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use trailgate_aws::{config, ledger::DynamoLedger, roles::IamRoles, sdk};
+use trailgate_aws::{ledger::DynamoLedger, roles::IamRoles, sdk};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = sdk::load().await;
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_sdk(&sdk, config::required("LEDGER_TABLE")?),
+        ledger: DynamoLedger::from_env(&sdk).await?,
         roles: IamRoles::from_sdk(&sdk),
     };
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {

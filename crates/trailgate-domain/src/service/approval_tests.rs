@@ -68,6 +68,7 @@ fn the_requester_gets_no_link_for_their_own_request() {
             approve: true,
             comment: None,
             now: now(),
+            origin: Default::default(),
         },
     ))
     .unwrap_err();

@@ -37,7 +37,7 @@ pub async fn audit<L: Ledger, N: Notifier>(
                 return Err(Error::conflict(format!("the request is {}, not REVOKED", current.status)));
             }
             let events = ledger.events(id).await?;
-            crate::ledger::verify_chain(&current, &events)?;
+            let chain = crate::ledger::verify_chain(&current, &events, Some(ledger.chain_key()))?;
             let report = json!({
                 "granted_until": current.expires_at,
                 "revoked_at": current.revoked_at,
@@ -48,6 +48,8 @@ pub async fn audit<L: Ledger, N: Notifier>(
                 "cloudtrail": cloudtrail,
                 "ledger_events": events.iter().map(|e| json!({"at": e.at, "actor": e.actor, "action": e.action})).collect::<Vec<_>>(),
                 "ledger_chain_verified": true,
+                // Keyed events (version 2) of the chain; the rest predate the chain key.
+                "ledger_chain_keyed": chain.keyed,
             });
             let entry = entry_of(catalog, &current)?;
             let (subject, body) = audit_message(&current, &report);

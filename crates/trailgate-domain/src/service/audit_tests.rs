@@ -158,7 +158,8 @@ fn a_break_glass_session_needs_an_approvers_acknowledgement() {
     assert!(
         crate::ledger::verify_chain(
             &ledger.record(&id).unwrap(),
-            &block_on(ledger.events(&id)).unwrap()
+            &block_on(ledger.events(&id)).unwrap(),
+            Some(ledger.chain_key())
         )
         .is_ok()
     );
@@ -175,4 +176,40 @@ fn a_break_glass_session_needs_an_approvers_acknowledgement() {
     ))
     .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Conflict);
+}
+
+#[test]
+fn the_audit_refuses_a_ledger_edited_behind_its_back() {
+    // An event edited in the table: the keyed hash no longer matches.
+    let (ledger, roles, id) = active();
+    block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap();
+    ledger.tamper_event(&id, 2, |event| event.actor = "approver:mallory".into());
+    let err = block_on(audit(
+        &ledger,
+        &MemoryNotifier::default(),
+        &catalog(),
+        &id,
+        json!({}),
+        now(),
+    ))
+    .unwrap_err();
+    assert!(err.message.contains("tampered with"), "{}", err.message);
+
+    // A record field edited without an event: the last event no longer covers the record.
+    let (ledger, roles, id) = active();
+    block_on(revoke(&ledger, &roles, &id, "expired", now())).unwrap();
+    let mut record = ledger.record(&id).unwrap();
+    record.duration_seconds *= 84;
+    ledger.overwrite(record);
+    let notifier = MemoryNotifier::default();
+    let err = block_on(audit(&ledger, &notifier, &catalog(), &id, json!({}), now())).unwrap_err();
+    assert!(
+        err.message.contains("the record differs"),
+        "{}",
+        err.message
+    );
+    assert!(
+        notifier.sent.lock().unwrap().is_empty(),
+        "no report for a tampered ledger"
+    );
 }

@@ -4,7 +4,7 @@
 use super::{approver_for, commit, entry_of, is_requester_person, load, with_retry};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::ledger::change;
+use crate::ledger::{Origin, change};
 use crate::link::{LinkKey, LinkParams};
 use crate::ports::{Ledger, Workflow};
 use crate::request::{AccessRequest, Caller, Decision, Status};
@@ -19,6 +19,8 @@ pub struct Verdict {
     /// Trimmed and cut to 500 characters; an empty comment is none.
     pub comment: Option<String>,
     pub now: OffsetDateTime,
+    /// Where the decision came from (source IP, user agent), recorded on its ledger event.
+    pub origin: Origin,
 }
 
 /// What the confirm page shows.
@@ -120,10 +122,12 @@ pub async fn decide_as<L: Ledger, W: Workflow>(
         approve,
         comment,
         now,
+        origin,
     } = verdict;
     let comment = comment
         .map(|c| c.trim().chars().take(500).collect::<String>())
         .filter(|c| !c.is_empty());
+    let origin = &origin;
     let decided = with_retry(|| {
         let comment = comment.clone();
         async move {
@@ -204,7 +208,7 @@ pub async fn decide_as<L: Ledger, W: Workflow>(
             let actor = format!("approver:{approver_id}");
             let decided = commit(
                 ledger,
-                change(Some(&current), next, &actor, action, None, now)?,
+                change(Some(&current), next, &actor, action, None, now)?.with_origin(origin),
             )
             .await?;
             Ok((decided, token))

@@ -21,6 +21,7 @@ fn an_approval_reaching_quorum_completes_the_task_once() {
             approve: true,
             comment: Some(" ok ".into()),
             now: now(),
+            origin: Default::default(),
         },
     ))
     .unwrap();
@@ -42,6 +43,7 @@ fn an_approval_reaching_quorum_completes_the_task_once() {
             approve: false,
             comment: None,
             now: now(),
+            origin: Default::default(),
         },
     ))
     .unwrap_err();
@@ -57,6 +59,7 @@ fn an_approval_reaching_quorum_completes_the_task_once() {
             approve: false,
             comment: None,
             now: now(),
+            origin: Default::default(),
         },
     ))
     .unwrap_err();
@@ -82,6 +85,7 @@ fn a_deny_ends_the_request() {
             approve: false,
             comment: None,
             now: now(),
+            origin: Default::default(),
         },
     ))
     .unwrap();
@@ -126,6 +130,7 @@ fn bad_links_are_forbidden_and_change_nothing() {
                 approve: true,
                 comment: None,
                 now: at,
+                origin: Default::default(),
             },
         ))
         .unwrap_err();
@@ -150,6 +155,7 @@ fn signed_callers_decide_by_their_arn_under_the_same_rules() {
                 approve,
                 comment: None,
                 now: now(),
+                origin: Default::default(),
             },
         ))
     };
@@ -171,6 +177,7 @@ fn signed_callers_decide_by_their_arn_under_the_same_rules() {
             approve: true,
             comment: None,
             now: now(),
+            origin: Default::default(),
         },
     ))
     .unwrap_err();
@@ -197,6 +204,7 @@ fn signed_callers_decide_by_their_arn_under_the_same_rules() {
             approve: true,
             comment: None,
             now: now(),
+            origin: Default::default(),
         },
     ))
     .unwrap_err();
@@ -224,6 +232,7 @@ fn a_quorum_of_two_needs_both_and_a_deny_after_one_approval_ends_it() {
                 approve: true,
                 comment: None,
                 now: now(),
+                origin: Default::default(),
             },
         ))
         .unwrap();
@@ -239,6 +248,7 @@ fn a_quorum_of_two_needs_both_and_a_deny_after_one_approval_ends_it() {
                 approve: second_approves,
                 comment: None,
                 now: now(),
+                origin: Default::default(),
             },
         ))
         .unwrap();
@@ -273,6 +283,7 @@ fn no_decision_lands_before_the_token_is_stored_or_after_the_window() {
             approve: true,
             comment: None,
             now: now(),
+            origin: Default::default(),
         },
     ))
     .unwrap_err();
@@ -290,10 +301,56 @@ fn no_decision_lands_before_the_token_is_stored_or_after_the_window() {
             approve: true,
             comment: None,
             now: closed,
+            origin: Default::default(),
         },
     ))
     .unwrap_err();
     assert_eq!(late.kind, ErrorKind::Conflict, "{late}");
     assert_eq!(ledger.record(&id).unwrap().status, Status::Pending);
     assert!(workflow.completed.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_decision_event_records_where_it_came_from() {
+    let (ledger, _, id) = awaiting_approval();
+    let link = link_for(&ledger, &id, "bob");
+    block_on(decide(
+        &ledger,
+        &MemoryWorkflow::default(),
+        &catalog(),
+        &key(),
+        &link,
+        Verdict {
+            approve: true,
+            comment: None,
+            now: now(),
+            origin: crate::ledger::Origin::new(
+                Some("198.51.100.7"),
+                Some("Mozilla/5.0\r\nX-Forged: yes"),
+            ),
+        },
+    ))
+    .unwrap();
+    let events = block_on(ledger.events(&id)).unwrap();
+    let decided = events.last().unwrap();
+    assert_eq!(decided.action, "Approved");
+    assert_eq!(decided.source_ip.as_deref(), Some("198.51.100.7"));
+    assert_eq!(
+        decided.user_agent.as_deref(),
+        Some("Mozilla/5.0X-Forged: yes")
+    );
+    // The origin is part of the keyed chain.
+    let record = ledger.record(&id).unwrap();
+    crate::ledger::verify_chain(&record, &events, Some(ledger.chain_key())).unwrap();
+    ledger.tamper_event(&id, decided.seq, |event| {
+        event.source_ip = Some("10.0.0.1".into())
+    });
+    let events = block_on(ledger.events(&id)).unwrap();
+    assert!(crate::ledger::verify_chain(&record, &events, Some(ledger.chain_key())).is_err());
+    // Events that are not decisions carry no origin.
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|e| e.source_ip.is_none())
+    );
 }

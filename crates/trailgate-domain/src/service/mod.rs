@@ -10,6 +10,7 @@ mod audit;
 mod context;
 mod credentials;
 mod decision;
+mod export;
 mod grant;
 mod messages;
 mod reconcile;
@@ -21,6 +22,7 @@ pub use audit::*;
 pub use context::*;
 pub use credentials::*;
 pub use decision::*;
+pub use export::*;
 pub use grant::*;
 pub use messages::*;
 pub use reconcile::*;
@@ -71,7 +73,9 @@ where
 /// The message the ledger adapter uses for a lost conditional write.
 pub const STALE: &str = "the request changed while it was being updated";
 
-async fn commit<L: Ledger>(ledger: &L, change: Change) -> Result<AccessRequest> {
+/// Seals the change with the ledger's chain key and commits it: the one place events are keyed.
+async fn commit<L: Ledger>(ledger: &L, mut change: Change) -> Result<AccessRequest> {
+    change.seal(ledger.chain_key());
     ledger.commit(&change).await?;
     Ok(change.record)
 }

@@ -70,6 +70,7 @@ fn verdict() -> Verdict {
         approve: true,
         comment: None,
         now: now(),
+        origin: Default::default(),
     }
 }
 

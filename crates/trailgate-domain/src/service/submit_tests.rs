@@ -315,6 +315,7 @@ fn cancel_is_for_the_requester_while_pending_and_then_nothing_is_granted() {
             approve: true,
             comment: None,
             now: now(),
+            origin: Default::default(),
         },
     ))
     .unwrap_err();

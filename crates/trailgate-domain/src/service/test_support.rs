@@ -88,6 +88,7 @@ pub(crate) fn approved() -> (MemoryLedger, String) {
             approve: true,
             comment: None,
             now: now(),
+            origin: Default::default(),
         },
     ))
     .unwrap();

@@ -1,0 +1,240 @@
+//! System test of tamper evidence on the local stack (issue 20, item 8): a request runs to
+//! AUDITED and another is denied; each execution ends in `Export Ledger`, which writes the
+//! closed request's keyed event chain to the Object Lock archive bucket; `jitctl verify`
+//! accepts both. Then the ledger is edited in DynamoDB as a table writer would (an event, then
+//! a record field), and `jitctl verify` fails naming what changed. The decision events carry
+//! the source IP and user agent of the click.
+
+use anyhow::{Context, Result, ensure};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+use std::time::Duration;
+use trailgate_system_tests::catalog::{Entry, catalog, role_arn};
+use trailgate_system_tests::ctx::request_body;
+use trailgate_system_tests::{Ctx, report, run_on_stack};
+
+const ROLE_NAME: &str = "sample-target-trailgate";
+
+/// `jitctl verify ID` (the built binary; `cargo build --workspace --bins` first) against the
+/// stack's table, bucket and chain key: (exit success, stdout, stderr).
+async fn jitctl_verify(ctx: &Ctx, id: &str) -> Result<(bool, String, String)> {
+    let binary =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/jitctl");
+    let output = tokio::process::Command::new(&binary)
+        .args(["--profile", "alice", "--region", &ctx.state.region])
+        .args(["verify", id])
+        .args(["--table", ctx.output("LedgerTableName")?])
+        .args(["--bucket", ctx.output("LedgerArchiveBucketName")?])
+        .args(["--chain-key-secret", ctx.output("ChainKeySecretArn")?])
+        .args(["--endpoint-url", &ctx.state.aws_endpoint])
+        .env("AWS_CONFIG_FILE", &ctx.state.aws_config_file)
+        .output()
+        .await
+        .with_context(|| format!("running {}", binary.display()))?;
+    Ok((
+        output.status.success(),
+        String::from_utf8(output.stdout)?,
+        String::from_utf8(output.stderr)?,
+    ))
+}
+
+/// The stored JSON `doc` of the ledger item (`REQ#<id>`, `sk`).
+async fn item_doc(ctx: &Ctx, id: &str, sk: &str) -> Result<Value> {
+    let item = ctx
+        .dynamodb
+        .get_item()
+        .table_name(ctx.output("LedgerTableName")?)
+        .key("pk", AttributeValue::S(format!("REQ#{id}")))
+        .key("sk", AttributeValue::S(sk.into()))
+        .send()
+        .await?
+        .item
+        .with_context(|| format!("no item {sk} of {id}"))?;
+    let doc = item
+        .get("doc")
+        .and_then(|d| d.as_s().ok())
+        .context("no doc")?;
+    Ok(serde_json::from_str(doc)?)
+}
+
+/// Overwrites the `doc` of a ledger item, unconditionally, as anyone with `dynamodb:UpdateItem`
+/// on the table could.
+async fn write_doc(ctx: &Ctx, id: &str, sk: &str, doc: &Value) -> Result<()> {
+    ctx.dynamodb
+        .update_item()
+        .table_name(ctx.output("LedgerTableName")?)
+        .key("pk", AttributeValue::S(format!("REQ#{id}")))
+        .key("sk", AttributeValue::S(sk.into()))
+        .update_expression("SET #doc = :doc")
+        .expression_attribute_names("#doc", "doc")
+        .expression_attribute_values(":doc", AttributeValue::S(doc.to_string()))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Clicks a decision link's form as a browser with `user_agent` would.
+async fn decide(ctx: &Ctx, link: &str, decision: &str, user_agent: &str) -> Result<()> {
+    let (action, query) = link.split_once('?').context("link without query")?;
+    let response = ctx
+        .http
+        .post(action)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("user-agent", user_agent)
+        .body(format!("{query}&decision={decision}"))
+        .send()
+        .await?;
+    ensure!(
+        response.status() == 200,
+        "{decision}: {}",
+        response.text().await?
+    );
+    Ok(())
+}
+
+/// The event with `action` as stored.
+async fn event_with(ctx: &Ctx, id: &str, action: &str) -> Result<(String, Value)> {
+    for seq in 1..=20 {
+        let sk = format!("EVT#{seq:06}");
+        let Ok(doc) = item_doc(ctx, id, &sk).await else {
+            break;
+        };
+        if doc["action"] == action {
+            return Ok((sk, doc));
+        }
+    }
+    anyhow::bail!("{id} has no {action} event")
+}
+
+/// Waits until the execution has ended and passed `Export Ledger`.
+async fn exported(ctx: &Ctx, id: &str) -> Result<()> {
+    let execution = ctx.wait_execution_done(id, Duration::from_secs(90)).await?;
+    ensure!(
+        execution.status == "SUCCEEDED" && execution.entered.iter().any(|s| s == "Export Ledger"),
+        "{id}: {} {:?}",
+        execution.status,
+        execution.entered
+    );
+    Ok(())
+}
+
+/// Approved, granted, revoked, audited and exported; verified; then tampered with.
+async fn audited_then_tampered(ctx: &Ctx) -> Result<()> {
+    let id = ctx
+        .new_request(request_body("sandbox-admin", "PT5S", "tamper test"))
+        .await?;
+    let link = ctx.mail_to(&id, "bob@example.com").await?.link;
+    decide(ctx, &link, "approve", "tamper-test/1.0 (bob)").await?;
+    ctx.wait_for(&id, "AUDITED", Duration::from_secs(90))
+        .await?;
+    exported(ctx, &id).await?;
+
+    // The decision event says where the click came from (the router plays API Gateway).
+    let (_, approved) = event_with(ctx, &id, "Approved").await?;
+    ensure!(
+        approved["source_ip"] == "127.0.0.1" && approved["user_agent"] == "tamper-test/1.0 (bob)",
+        "the decision event: {approved}"
+    );
+    ensure!(approved["version"] == 2, "not a keyed event: {approved}");
+
+    let (ok, out, err) = jitctl_verify(ctx, &id).await?;
+    ensure!(ok, "verify of an untouched ledger failed: {out}{err}");
+    ensure!(
+        out.contains("keyed hashes recomputed")
+            && out.contains("identical to the ledger's")
+            && out.contains("verified"),
+        "{out}"
+    );
+
+    // An event edited in the table: the actor of the approval changed.
+    let (sk, original) = event_with(ctx, &id, "Approved").await?;
+    let mut forged = original.clone();
+    forged["actor"] = "approver:carol".into();
+    write_doc(ctx, &id, &sk, &forged).await?;
+    let (ok, out, err) = jitctl_verify(ctx, &id).await?;
+    ensure!(!ok, "verify passed an edited event: {out}");
+    ensure!(
+        err.contains("does not match its hash") && err.contains("differs from the export in actor"),
+        "{err}"
+    );
+    write_doc(ctx, &id, &sk, &original).await?;
+    let (ok, out, err) = jitctl_verify(ctx, &id).await?;
+    ensure!(ok, "verify after restoring the event: {out}{err}");
+
+    // A record field edited without an event: the grant made seven days long.
+    let record = item_doc(ctx, &id, "META").await?;
+    let mut longer = record.clone();
+    longer["duration_seconds"] = (7 * 24 * 3600).into();
+    write_doc(ctx, &id, "META", &longer).await?;
+    let (ok, out, err) = jitctl_verify(ctx, &id).await?;
+    ensure!(!ok, "verify passed an edited record: {out}");
+    ensure!(err.contains("the record differs from what event"), "{err}");
+    write_doc(ctx, &id, "META", &record).await?;
+    Ok(())
+}
+
+/// Denied by carol: the execution ends in `Export Ledger` too, and verifies.
+async fn denied_and_exported(ctx: &Ctx) -> Result<()> {
+    let id = ctx
+        .new_request(request_body("sandbox-admin", "PT1H", "tamper test, denied"))
+        .await?;
+    let link = ctx.mail_to(&id, "carol@example.com").await?.link;
+    decide(ctx, &link, "deny", "tamper-test/1.0 (carol)").await?;
+    exported(ctx, &id).await?;
+    let execution = ctx.execution(&id).await?;
+    ensure!(
+        execution.entered.last().map(String::as_str) == Some("Denied"),
+        "{:?}",
+        execution.entered
+    );
+    let (ok, out, err) = jitctl_verify(ctx, &id).await?;
+    ensure!(ok && out.contains("status DENIED"), "{out}{err}");
+
+    // The export is locked: no version of it can be deleted (compliance mode).
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&trailgate_local::deployer::sdk_config(
+            &ctx.state.aws_endpoint,
+        ))
+        .force_path_style(true)
+        .build(),
+    );
+    let bucket = ctx.output("LedgerArchiveBucketName")?;
+    let key = format!("requests/{id}.ndjson");
+    let versions = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(&key)
+        .send()
+        .await?;
+    let version = versions
+        .versions()
+        .first()
+        .and_then(|v| v.version_id())
+        .context("the export has no version")?;
+    let deleted = s3
+        .delete_object()
+        .bucket(bucket)
+        .key(&key)
+        .version_id(version)
+        .send()
+        .await;
+    ensure!(deleted.is_err(), "a locked export version was deleted");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ledger_is_checked_against_its_locked_export() -> Result<()> {
+    let parameters = [
+        (
+            "Catalog",
+            catalog(&[Entry::new("sandbox-admin", role_arn(ROLE_NAME))]),
+        ),
+        ("AuditDelaySeconds", "1".to_owned()),
+    ];
+    run_on_stack("tamper", &parameters, |ctx| async move {
+        let (audited, denied) =
+            tokio::join!(audited_then_tampered(&ctx), denied_and_exported(&ctx));
+        report([("audited, then tampered", audited), ("denied", denied)])
+    })
+    .await
+}
