@@ -223,26 +223,40 @@ async fn check_revoked(
         revoked["revoked_at"].as_str().unwrap_or("?")
     ));
 
-    let policy = aws_cli(
-        state,
-        aws_config,
-        &[
-            "iam",
-            "get-role-policy",
-            "--role-name",
-            "sample-target-trailgate",
-            "--policy-name",
-            "trailgate-revocations",
-            "--profile",
-            "alice",
-            "--output",
-            "json",
-        ],
-    )?;
-    ensure!(
-        policy.contains(id),
-        "the revocation deny does not name the request"
-    );
+    // REVOKED is committed first (vending stops at once); the deny follows within the step,
+    // whose bound on IAM visibility is 10 s.
+    let started = std::time::Instant::now();
+    loop {
+        // Until the first deny lands the role may have no such policy: the CLI then fails.
+        let read = aws_cli(
+            state,
+            aws_config,
+            &[
+                "iam",
+                "get-role-policy",
+                "--role-name",
+                "sample-target-trailgate",
+                "--policy-name",
+                "trailgate-revocations",
+                "--profile",
+                "alice",
+                "--output",
+                "json",
+            ],
+        );
+        if read.as_ref().is_ok_and(|policy| policy.contains(id)) {
+            break;
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(15),
+            "the revocation deny does not name the request: {}",
+            match read {
+                Ok(policy) => policy,
+                Err(err) => format!("{err:#}"),
+            }
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     timeline.step(
         "the target role's trailgate-revocations policy denies sessions tagged with the request",
     );
