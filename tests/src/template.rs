@@ -1,6 +1,7 @@
-//! template.yaml as plain JSON, for the checks that read its IAM documents (the parliament lint,
-//! the IAM evaluator): `!Sub`, `!Ref` and `!GetAtt` resolved to values of the shape AWS would
-//! give, for the stack `trailgate` in account 123456789012, us-east-1.
+//! template.yaml and member/template.yaml as plain JSON, for the checks that read their IAM
+//! documents (the parliament lint, the IAM evaluator): `!Sub`, `!Ref` and `!GetAtt` resolved to
+//! values of the shape AWS would give (parameters at their defaults unless given), for the stack
+//! `trailgate` in account 123456789012, us-east-1, and its member stack in 111111111111.
 
 use anyhow::{Context, Result};
 use serde_json::{Value as Json, json};
@@ -25,16 +26,94 @@ pub fn root() -> PathBuf {
 pub struct Template {
     /// The parsed YAML.
     pub yaml: Yaml,
-    types: BTreeMap<String, String>,
+    names: Names,
 }
 
+/// What the template's references resolve to: resource types, parameter values, and the
+/// stack's account and name.
+struct Names {
+    types: BTreeMap<String, String>,
+    parameters: BTreeMap<String, Json>,
+    account: String,
+    stack: String,
+}
+
+/// The member account the member template is resolved for.
+pub const MEMBER_ACCOUNT: &str = "111111111111";
+/// The Organization id the resolved documents name.
+pub const ORGANIZATION: &str = "o-exampleorg1";
+
 impl Template {
-    /// Reads template.yaml from the repository.
+    /// Reads template.yaml from the repository, its parameters at their defaults.
     pub fn load() -> Result<Template> {
-        let yaml: Yaml =
-            serde_yaml::from_str(&std::fs::read_to_string(root().join("template.yaml"))?)?;
-        let types = resource_types(&yaml);
-        Ok(Template { yaml, types })
+        Template::load_file("template.yaml", ACCOUNT, STACK, &[])
+    }
+
+    /// Reads member/template.yaml as deployed in [`MEMBER_ACCOUNT`] for the hub of
+    /// [`Template::load`]: its `HubRoleArns` are the hub's function roles.
+    pub fn load_member() -> Result<Template> {
+        let hub = Template::load()?;
+        let hub_roles: Vec<Json> = [
+            "IntakeFunctionRole",
+            "GrantFunctionRole",
+            "RevokeFunctionRole",
+            "ReconcileFunctionRole",
+            "ContextFunctionRole",
+            "AuditFunctionRole",
+        ]
+        .iter()
+        .map(|role| Json::String(hub.reference(role)))
+        .collect();
+        Template::load_file(
+            "member/template.yaml",
+            MEMBER_ACCOUNT,
+            "trailgate-member",
+            &[
+                ("HubRoleArns", Json::Array(hub_roles)),
+                (
+                    "CredentialsRoleArn",
+                    Json::String(hub.reference("CredentialsFunctionRole")),
+                ),
+                ("OrganizationId", Json::String(ORGANIZATION.to_owned())),
+                ("CreateSampleRole", Json::String("true".to_owned())),
+            ],
+        )
+    }
+
+    /// Reads `file` (relative to the repository) as the stack `stack` in `account`, with
+    /// `parameters` over the template's defaults.
+    pub fn load_file(
+        file: &str,
+        account: &str,
+        stack: &str,
+        parameters: &[(&str, Json)],
+    ) -> Result<Template> {
+        let yaml: Yaml = serde_yaml::from_str(&std::fs::read_to_string(root().join(file))?)?;
+        let mut values = BTreeMap::new();
+        for (name, declaration) in yaml
+            .get("Parameters")
+            .and_then(Yaml::as_mapping)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(name), Some(default)) = (name.as_str(), declaration.get("Default")) {
+                let default = match default {
+                    Yaml::String(text) => text.clone(),
+                    other => serde_yaml::to_string(other)?.trim().to_owned(),
+                };
+                values.insert(name.to_owned(), Json::String(default));
+            }
+        }
+        for (name, value) in parameters {
+            values.insert((*name).to_owned(), value.clone());
+        }
+        let names = Names {
+            types: resource_types(&yaml),
+            parameters: values,
+            account: account.to_owned(),
+            stack: stack.to_owned(),
+        };
+        Ok(Template { yaml, names })
     }
 
     /// The resource `id`'s `Properties`.
@@ -48,12 +127,12 @@ impl Template {
 
     /// What `!Ref`/`!GetAtt` of a resource gives, in the shape AWS would give it.
     pub fn reference(&self, target: &str) -> String {
-        reference(&self.types, target)
+        reference(&self.names, target)
     }
 
     /// The template value as plain JSON, with `!Sub`, `!Ref` and `!GetAtt` resolved.
     pub fn resolve(&self, value: &Yaml) -> Json {
-        resolve(&self.types, value)
+        resolve(&self.names, value)
     }
 
     /// The policy documents of a function's role as SAM builds it: every `Policies` entry that
@@ -117,9 +196,12 @@ impl Template {
                 .flatten()
                 .enumerate()
             {
-                // SAM policy templates and managed-policy references are not documents.
+                // SAM policy templates and managed-policy references are not documents; an
+                // AWS::IAM::Role's inline policies carry theirs under PolicyDocument.
                 if policy.get("Statement").is_some() {
                     found.push((format!("{id}.Policies[{n}]"), self.resolve(policy)));
+                } else if let Some(document) = policy.get("PolicyDocument") {
+                    found.push((format!("{id}.Policies[{n}]"), self.resolve(document)));
                 }
             }
         }
@@ -145,36 +227,49 @@ fn resource_types(template: &Yaml) -> BTreeMap<String, String> {
     types
 }
 
-fn reference(types: &BTreeMap<String, String>, target: &str) -> String {
+fn reference(names: &Names, target: &str) -> String {
+    if let Some(value) = names.parameters.get(target) {
+        return match value {
+            Json::String(text) => text.clone(),
+            Json::Array(items) => items
+                .iter()
+                .filter_map(Json::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+    }
     let (id, attribute) = target.split_once('.').unwrap_or((target, ""));
-    let name = format!("{STACK}-{id}");
+    let (types, stack) = (&names.types, names.stack.as_str());
+    let name = format!("{stack}-{id}");
+    let account = names.account.as_str();
     match (types.get(id).map(String::as_str), attribute) {
         (Some("AWS::SNS::Topic"), "TopicName") => name,
-        (Some("AWS::SNS::Topic"), _) => format!("arn:aws:sns:{REGION}:{ACCOUNT}:{name}"),
+        (Some("AWS::SNS::Topic"), _) => format!("arn:aws:sns:{REGION}:{account}:{name}"),
         (Some("AWS::DynamoDB::Table"), "Arn") => {
-            format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}")
+            format!("arn:aws:dynamodb:{REGION}:{account}:table/{name}")
         }
         (Some("AWS::SecretsManager::Secret"), _) => {
-            format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf")
+            format!("arn:aws:secretsmanager:{REGION}:{account}:secret:{name}-AbCdEf")
         }
         (Some("AWS::KMS::Key"), "Arn") => {
-            format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
+            format!("arn:aws:kms:{REGION}:{account}:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
         }
-        (Some("AWS::IAM::ManagedPolicy"), _) => format!("arn:aws:iam::{ACCOUNT}:policy/{name}"),
-        (Some("AWS::IAM::Role"), _) => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
+        (Some("AWS::IAM::ManagedPolicy"), _) => format!("arn:aws:iam::{account}:policy/{name}"),
+        (Some("AWS::IAM::Role"), _) => format!("arn:aws:iam::{account}:role/{name}"),
         (Some("AWS::Serverless::Function"), _) => {
-            format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+            format!("arn:aws:lambda:{REGION}:{account}:function:{name}")
         }
         (Some("AWS::S3::Bucket"), "Arn") => format!("arn:aws:s3:::{}", name.to_lowercase()),
         (Some("AWS::S3::Bucket"), _) => name.to_lowercase(),
         (Some("AWS::Logs::LogGroup"), "Arn") => {
-            format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*")
+            format!("arn:aws:logs:{REGION}:{account}:log-group:{name}:*")
         }
         _ => name,
     }
 }
 
-fn substitute(types: &BTreeMap<String, String>, text: &str) -> String {
+fn substitute(names: &Names, text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -184,9 +279,9 @@ fn substitute(types: &BTreeMap<String, String>, text: &str) -> String {
         out.push_str(&match name {
             "AWS::Partition" => "aws".to_owned(),
             "AWS::Region" => REGION.to_owned(),
-            "AWS::AccountId" => ACCOUNT.to_owned(),
-            "AWS::StackName" => STACK.to_owned(),
-            other => reference(types, other),
+            "AWS::AccountId" => names.account.clone(),
+            "AWS::StackName" => names.stack.clone(),
+            other => reference(names, other),
         });
         rest = &rest[(end + 1).min(rest.len())..];
     }
@@ -194,31 +289,36 @@ fn substitute(types: &BTreeMap<String, String>, text: &str) -> String {
     out
 }
 
-fn resolve(types: &BTreeMap<String, String>, value: &Yaml) -> Json {
+fn resolve(names: &Names, value: &Yaml) -> Json {
     match value {
         Yaml::Tagged(tagged) => {
             let tag = tagged.tag.to_string();
             let inner = &tagged.value;
             match tag.trim_start_matches('!') {
                 "Sub" => Json::String(substitute(
-                    types,
+                    names,
                     inner
                         .as_str()
                         .or_else(|| inner.get(0).and_then(Yaml::as_str))
                         .unwrap_or_default(),
                 )),
                 "Ref" | "GetAtt" => {
-                    Json::String(reference(types, inner.as_str().unwrap_or_default()))
+                    let target = inner.as_str().unwrap_or_default();
+                    match names.parameters.get(target) {
+                        // A list parameter stays a list (`Principal: {AWS: !Ref HubRoleArns}`).
+                        Some(Json::Array(items)) => Json::Array(items.clone()),
+                        _ => Json::String(reference(names, target)),
+                    }
                 }
                 other => Json::String(format!("unresolved !{other}")),
             }
         }
         Yaml::Mapping(map) => Json::Object(
             map.iter()
-                .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), resolve(types, v)))
+                .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), resolve(names, v)))
                 .collect(),
         ),
-        Yaml::Sequence(items) => Json::Array(items.iter().map(|v| resolve(types, v)).collect()),
+        Yaml::Sequence(items) => Json::Array(items.iter().map(|v| resolve(names, v)).collect()),
         Yaml::String(s) => Json::String(s.clone()),
         Yaml::Bool(b) => Json::Bool(*b),
         Yaml::Number(n) => serde_json::to_value(n).unwrap_or(Json::Null),

@@ -65,9 +65,21 @@ fn lint(parliament: &PathBuf, document: &Json) -> Result<Vec<Json>> {
     }
 }
 
-/// Every policy document in the template: (where, document).
+/// Every policy document in template.yaml and member/template.yaml: (where, document).
 fn template_policies() -> Result<Vec<(String, Json)>> {
-    Template::load()?.policies()
+    let mut policies = Template::load()?.policies()?;
+    let member = Template::load_member()?.policies()?;
+    anyhow::ensure!(
+        member.len() >= 5,
+        "found only {} member policies",
+        member.len()
+    );
+    policies.extend(
+        member
+            .into_iter()
+            .map(|(name, document)| (format!("member/{name}"), document)),
+    );
+    Ok(policies)
 }
 
 /// The documents the code writes, as it writes them.

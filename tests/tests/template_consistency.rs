@@ -40,8 +40,11 @@ const STATES_ERRORS: [&str; 14] = [
 ];
 
 /// Actions without resource-level permissions: the only ones allowed with `Resource: "*"`.
-const NO_RESOURCE_LEVEL_ACTIONS: [&str; 9] = [
+const NO_RESOURCE_LEVEL_ACTIONS: [&str; 12] = [
     "cloudtrail:LookupEvents",
+    "organizations:DescribeOrganization",
+    "organizations:ListAccounts",
+    "organizations:ListRoots",
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",
@@ -783,6 +786,7 @@ fn only_the_credentials_function_can_assume_target_roles() -> Result<()> {
         .and_then(Yaml::as_mapping)
         .ok_or_else(|| anyhow!("no Resources"))?;
     let mut brokers = BTreeSet::new();
+    let mut agents = BTreeSet::new();
     for (id, resource) in resources {
         let id = id.as_str().unwrap_or_default();
         let mut found = Vec::new();
@@ -796,11 +800,17 @@ fn only_the_credentials_function_can_assume_target_roles() -> Result<()> {
         for statement in &found {
             let allows = get(statement, "Effect").and_then(Yaml::as_str) == Some("Allow");
             let actions = get(statement, "Action").map(strings).unwrap_or_default();
-            if allows
-                && actions
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case("sts:AssumeRole") || a == "sts:*" || a == "*")
-            {
+            let assumes = actions
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case("sts:AssumeRole") || a == "sts:*" || a == "*");
+            if allows && assumes && reaches_only_trailgates_member_roles(statement) {
+                // The hub's way into member accounts: the agent role (and intake's
+                // Organization reader), never a target role. Those are never tagged
+                // trailgate:managed and the grant refuses their names.
+                agents.insert(id.to_owned());
+                continue;
+            }
+            if allows && assumes {
                 brokers.insert(id.to_owned());
                 let managed_only = path(
                     statement,
@@ -823,7 +833,36 @@ fn only_the_credentials_function_can_assume_target_roles() -> Result<()> {
         brokers == BTreeSet::from(["CredentialsFunction".to_owned()]),
         "principals allowed sts:AssumeRole: {brokers:?}"
     );
+    let reach: BTreeSet<String> = [
+        "IntakeFunction",
+        "GrantFunction",
+        "RevokeFunction",
+        "ReconcileFunction",
+    ]
+    .map(str::to_owned)
+    .into();
+    ensure!(
+        agents == reach,
+        "functions that reach member accounts: {agents:?}"
+    );
     Ok(())
+}
+
+/// A statement that lets its function assume only the member stack's own roles (the agent
+/// role, or the Organization reader), only inside the Organization (`aws:ResourceOrgID`).
+fn reaches_only_trailgates_member_roles(statement: &Yaml) -> bool {
+    let resources = get(statement, "Resource").map(strings).unwrap_or_default();
+    let in_organization = path(
+        statement,
+        &["Condition", "StringEquals", "aws:ResourceOrgID"],
+    )
+    .is_some();
+    !resources.is_empty()
+        && in_organization
+        && resources.iter().all(|resource| {
+            resource.ends_with(":role/${AgentRoleName}")
+                || resource.ends_with(":role/trailgate-organization-reader")
+        })
 }
 
 /// Just enough of Cargo.toml for the binary check, to keep the test free of a TOML dependency.

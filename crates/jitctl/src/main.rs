@@ -44,6 +44,10 @@ enum Command {
         /// Ticket reference, if the entry requires one.
         #[arg(long)]
         ticket: Option<String>,
+        /// The account to be granted the entry's role in (entries over several accounts;
+        /// `jitctl catalog` lists them).
+        #[arg(long)]
+        account: Option<String>,
         /// Return at once instead of waiting for the decision.
         #[arg(long)]
         no_wait: bool,
@@ -142,11 +146,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             duration,
             reason,
             ticket,
+            account,
             no_wait,
             json,
         } => {
             let client = api::Client::connect(&target).await?;
-            let body = serde_json::json!({"catalog_id": catalog_id, "duration": duration, "reason": reason, "ticket": ticket});
+            let mut body = serde_json::json!({"catalog_id": catalog_id, "duration": duration, "reason": reason, "ticket": ticket});
+            if let Some(account) = account {
+                body["account"] = serde_json::Value::String(account);
+            }
             let created = client.post_json("/requests", &body).await?;
             let id = created["id"].as_str().unwrap_or_default().to_owned();
             if no_wait {

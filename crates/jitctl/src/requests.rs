@@ -181,8 +181,9 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
             let name = file.display().to_string();
             let mut found = crate::catalog_check::check(&name, &text, &role_prefix);
             if let (true, Some((iam, broker, protection))) = (found.is_empty(), &iam) {
+                let protected = trailgate_domain::catalog::Protected::own_roles(&role_prefix);
                 let contract = trailgate_domain::service::RoleContract {
-                    own_role_prefix: &role_prefix,
+                    protected: &protected,
                     broker_role_arn: broker,
                     protection_policy_arn: protection,
                 };
@@ -218,8 +219,25 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
+            let accounts: Vec<String> = e["accounts_available"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|a| match a["name"].as_str() {
+                    Some(name) if !name.is_empty() => {
+                        format!("{} ({name})", a["id"].as_str().unwrap_or("-"))
+                    }
+                    _ => a["id"].as_str().unwrap_or("-").to_owned(),
+                })
+                .collect();
             vec![
                 e["id"].as_str().unwrap_or("-").to_owned(),
+                if accounts.is_empty() {
+                    "-".to_owned()
+                } else {
+                    accounts.join(", ")
+                },
                 e["max_duration"].as_str().unwrap_or("-").to_owned(),
                 e["quorum"].to_string(),
                 e["ticket_pattern"].as_str().unwrap_or("-").to_owned(),
@@ -229,7 +247,17 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
         .collect();
     print!(
         "{}",
-        table(&["ID", "MAX", "APPROVALS", "TICKET", "DESCRIPTION"], &rows)
+        table(
+            &[
+                "ID",
+                "ACCOUNTS",
+                "MAX",
+                "APPROVALS",
+                "TICKET",
+                "DESCRIPTION"
+            ],
+            &rows
+        )
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@
 
 use std::env;
 use thiserror::Error;
-use trailgate_domain::catalog::Catalog;
+use trailgate_domain::catalog::{Catalog, Protected, is_account_id};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -47,13 +47,55 @@ pub fn seconds(name: &'static str, default: i64) -> Result<time::Duration, Confi
     Ok(time::Duration::seconds(value))
 }
 
-/// The catalog from `CATALOG`, validated against trailgate's own role prefix.
-pub fn catalog() -> Result<(Catalog, String), ConfigError> {
-    let prefix = optional("TRAILGATE_ROLE_PREFIX", "trailgate-");
-    let catalog =
-        Catalog::load(&required("CATALOG")?, &prefix).map_err(|err| ConfigError::Invalid {
+/// The catalog from `CATALOG`, validated against what is never requestable ([`protected`]).
+pub fn catalog() -> Result<(Catalog, Protected), ConfigError> {
+    let protected = protected()?;
+    let catalog = Catalog::load_protected(&required("CATALOG")?, &protected).map_err(|err| {
+        ConfigError::Invalid {
             name: "CATALOG",
             reason: err.message,
-        })?;
-    Ok((catalog, prefix))
+        }
+    })?;
+    Ok((catalog, protected))
+}
+
+/// What no grant may reach: trailgate's own roles (`TRAILGATE_ROLE_PREFIX`), the agent role
+/// (`AGENT_ROLE_NAME`), the management account (`MANAGEMENT_ACCOUNT_ID`), and the hub's own
+/// account (`HUB_ACCOUNT_ID`) unless `HUB_ROLES_REQUESTABLE` is `true`.
+pub fn protected() -> Result<Protected, ConfigError> {
+    let account = |name: &'static str| -> Result<String, ConfigError> {
+        let value = optional(name, "");
+        if !value.is_empty() && !is_account_id(&value) {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: format!("`{value}` is not a 12-digit account id"),
+            });
+        }
+        Ok(value)
+    };
+    let hub_account = account("HUB_ACCOUNT_ID")?;
+    let management = account("MANAGEMENT_ACCOUNT_ID")?;
+    let hub_requestable = match optional("HUB_ROLES_REQUESTABLE", "true").as_str() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(ConfigError::Invalid {
+                name: "HUB_ROLES_REQUESTABLE",
+                reason: format!("`{other}` is neither `true` nor `false`"),
+            });
+        }
+    };
+    let mut accounts = Vec::new();
+    if !management.is_empty() {
+        accounts.push(management);
+    }
+    if !hub_requestable && !hub_account.is_empty() {
+        accounts.push(hub_account.clone());
+    }
+    Ok(Protected {
+        own_role_prefix: optional("TRAILGATE_ROLE_PREFIX", "trailgate-"),
+        agent_role_name: optional("AGENT_ROLE_NAME", trailgate_domain::policy::AGENT_ROLE_NAME),
+        hub_account,
+        accounts,
+    })
 }

@@ -9,9 +9,12 @@
 //! - `archive` (feature `archive`): the ledger archive on S3 (closed requests' events, Object Lock).
 //! - [`s3`]: the object store behind trailgate-runbooks' S3 source (CloudTrail trail buckets).
 //! - `athena` (feature `athena`): runs the SQL of trailgate-runbooks' SQL back-end in Athena.
+//! - [`agents`]: sessions in member accounts through their agent roles.
+//! - `organizations` (feature `organizations`): the Organization's accounts and OUs, cached, and the agent probe.
 //! - [`apigw`]: API Gateway proxy events in, JSON or HTML responses out.
 //! - `testing` (feature `testing`): moto for tests: the server, S3 clients, a filled trail bucket.
 
+pub mod agents;
 pub mod apigw;
 #[cfg(feature = "archive")]
 pub mod archive;
@@ -24,6 +27,8 @@ pub mod credentials;
 pub mod errors;
 pub mod ledger;
 pub mod notifier;
+#[cfg(feature = "organizations")]
+pub mod organizations;
 pub mod roles;
 #[cfg(feature = "s3")]
 pub mod s3;

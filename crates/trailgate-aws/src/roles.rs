@@ -2,25 +2,62 @@
 //! policies, and manage the one inline policy that holds revocations (listing the others,
 //! which share its size limit); and, for `jitctl catalog check --roles`, whether the
 //! catalog's IAM users exist.
+//!
+//! Each call works in the role's own account: the hub's roles with the function's own
+//! credentials, a member account's through that account's agent role ([`Agents`]).
 
+use crate::agents::Agents;
 use crate::errors::classify;
 use aws_sdk_iam::Client;
-use trailgate_domain::catalog::role_name;
+use std::sync::Arc;
+use trailgate_domain::catalog::{role_account, role_name};
 use trailgate_domain::error::{Error, Result};
 use trailgate_domain::ports::{Principals, RoleInfo, Roles};
 
 #[derive(Clone, Debug)]
 pub struct IamRoles {
     client: Client,
+    agents: Option<Arc<Agents>>,
 }
 
 impl IamRoles {
+    /// The hub's IAM only.
     pub fn from_sdk(sdk: &aws_config::SdkConfig) -> IamRoles {
         IamRoles::new(Client::new(sdk))
     }
 
     pub fn new(client: Client) -> IamRoles {
-        IamRoles { client }
+        IamRoles {
+            client,
+            agents: None,
+        }
+    }
+
+    /// The hub's IAM, and every member account's through its agent role, as configured by
+    /// `HUB_ACCOUNT_ID` and `AGENT_ROLE_NAME` ([`Agents::from_env`]).
+    pub fn from_env(sdk: &aws_config::SdkConfig, function: &str) -> IamRoles {
+        IamRoles::with_agents(sdk, Arc::new(Agents::from_env(sdk, function)))
+    }
+
+    /// The hub's IAM, and every member account's through its agent role.
+    pub fn with_agents(sdk: &aws_config::SdkConfig, agents: Arc<Agents>) -> IamRoles {
+        IamRoles {
+            client: Client::new(sdk),
+            agents: Some(agents),
+        }
+    }
+
+    /// The IAM client of `role_arn`'s account, and the role's name (IAM calls take names).
+    async fn client_for<'a>(&self, role_arn: &'a str) -> Result<(Client, &'a str)> {
+        let name = role_name(role_arn)
+            .ok_or_else(|| Error::internal(format!("`{role_arn}` is not a role ARN")))?;
+        let account = role_account(role_arn).unwrap_or_default();
+        match &self.agents {
+            Some(agents) if !agents.is_hub(account) => {
+                Ok((Client::new(&agents.config_for(account).await?), name))
+            }
+            _ => Ok((self.client.clone(), name)),
+        }
     }
 }
 
@@ -49,9 +86,13 @@ impl Principals for IamRoles {
 
 impl Roles for IamRoles {
     async fn describe(&self, role_arn: &str) -> Result<Option<RoleInfo>> {
-        let name = role_name(role_arn)
-            .ok_or_else(|| Error::not_grantable(format!("`{role_arn}` is not a role ARN")))?;
-        let output = match self.client.get_role().role_name(name).send().await {
+        if role_name(role_arn).is_none() {
+            return Err(Error::not_grantable(format!(
+                "`{role_arn}` is not a role ARN"
+            )));
+        }
+        let (client, name) = self.client_for(role_arn).await?;
+        let output = match client.get_role().role_name(name).send().await {
             Ok(output) => output,
             Err(err)
                 if err
@@ -69,8 +110,7 @@ impl Roles for IamRoles {
             // Same name, other path or account: not the role the catalog names.
             return Ok(None);
         }
-        let tags = self
-            .client
+        let tags = client
             .list_role_tags()
             .role_name(name)
             .send()
@@ -83,8 +123,7 @@ impl Roles for IamRoles {
         let mut attached_policies = Vec::new();
         let mut marker = None;
         loop {
-            let page = self
-                .client
+            let page = client
                 .list_attached_role_policies()
                 .role_name(name)
                 .set_marker(marker)
@@ -114,11 +153,11 @@ impl Roles for IamRoles {
         }))
     }
 
-    async fn inline_policy(&self, role_name: &str, policy_name: &str) -> Result<Option<String>> {
-        match self
-            .client
+    async fn inline_policy(&self, role_arn: &str, policy_name: &str) -> Result<Option<String>> {
+        let (client, name) = self.client_for(role_arn).await?;
+        match client
             .get_role_policy()
-            .role_name(role_name)
+            .role_name(name)
             .policy_name(policy_name)
             .send()
             .await
@@ -135,14 +174,14 @@ impl Roles for IamRoles {
         }
     }
 
-    async fn inline_policy_names(&self, role_name: &str) -> Result<Vec<String>> {
+    async fn inline_policy_names(&self, role_arn: &str) -> Result<Vec<String>> {
+        let (client, name) = self.client_for(role_arn).await?;
         let mut names = Vec::new();
         let mut marker = None;
         loop {
-            let page = self
-                .client
+            let page = client
                 .list_role_policies()
-                .role_name(role_name)
+                .role_name(name)
                 .set_marker(marker)
                 .send()
                 .await
@@ -158,13 +197,14 @@ impl Roles for IamRoles {
 
     async fn put_inline_policy(
         &self,
-        role_name: &str,
+        role_arn: &str,
         policy_name: &str,
         document: &str,
     ) -> Result<()> {
-        self.client
+        let (client, name) = self.client_for(role_arn).await?;
+        client
             .put_role_policy()
-            .role_name(role_name)
+            .role_name(name)
             .policy_name(policy_name)
             .policy_document(document)
             .send()
@@ -173,11 +213,11 @@ impl Roles for IamRoles {
         Ok(())
     }
 
-    async fn delete_inline_policy(&self, role_name: &str, policy_name: &str) -> Result<()> {
-        match self
-            .client
+    async fn delete_inline_policy(&self, role_arn: &str, policy_name: &str) -> Result<()> {
+        let (client, name) = self.client_for(role_arn).await?;
+        match client
             .delete_role_policy()
-            .role_name(role_name)
+            .role_name(name)
             .policy_name(policy_name)
             .send()
             .await

@@ -38,12 +38,21 @@ pub struct Person {
     pub principals: Vec<String>,
 }
 
-/// One requestable role.
+/// One requestable role: one role (`role_arn`), or one role name in several accounts of the
+/// Organization (`role_name` and `accounts`), of which each request names one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     pub id: String,
-    pub role_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The role's name (after `role/`, with its path if it has one) in each of `accounts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
+    /// Account ids and OU ids (`ou-...`): the accounts whose `role_name` role this entry
+    /// covers. An OU covers every account beneath it, at any depth, as Organizations says today.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
     #[serde(default)]
     pub description: String,
     /// Longest grant a requester may ask for (ISO 8601 or short form).
@@ -93,14 +102,26 @@ impl Catalog {
     /// Parses and validates a catalog. `own_role_prefix` names trailgate's own roles
     /// (the stack-name prefix), which can never be requested.
     pub fn load(json: &str, own_role_prefix: &str) -> Result<Catalog> {
+        Catalog::load_protected(json, &Protected::own_roles(own_role_prefix))
+    }
+
+    /// [`Catalog::load`] under the whole of what is never requestable: trailgate's own roles,
+    /// the agent role, and the protected accounts (the management account, and the hub when
+    /// its roles are not requestable).
+    pub fn load_protected(json: &str, protected: &Protected) -> Result<Catalog> {
         let catalog: Catalog = serde_json::from_str(json)
             .map_err(|err| Error::internal(format!("the catalog is not valid: {err}")))?;
-        catalog.validate(own_role_prefix)?;
+        catalog.validate_protected(protected)?;
         Ok(catalog)
     }
 
     /// Checks every entry; the first problem found is returned with the entry id.
     pub fn validate(&self, own_role_prefix: &str) -> Result<()> {
+        self.validate_protected(&Protected::own_roles(own_role_prefix))
+    }
+
+    /// [`Catalog::validate`] under `protected`.
+    pub fn validate_protected(&self, protected: &Protected) -> Result<()> {
         for role in &self.trusted_session_roles {
             normalise_role_arn(role).ok_or_else(|| {
                 Error::internal(format!(
@@ -116,7 +137,7 @@ impl Catalog {
                     entry.id
                 )));
             }
-            entry.validate(own_role_prefix).map_err(|err| {
+            entry.validate(protected).map_err(|err| {
                 Error::internal(format!("catalog entry `{}`: {}", entry.id, err.message))
             })?;
         }
@@ -265,7 +286,7 @@ impl Catalog {
 }
 
 impl Entry {
-    fn validate(&self, own_role_prefix: &str) -> Result<()> {
+    fn validate(&self, protected: &Protected) -> Result<()> {
         if self.id.is_empty()
             || self.id.len() > 64
             || !self
@@ -277,15 +298,7 @@ impl Entry {
                 "id must be 1-64 letters, digits, `-` or `_`",
             ));
         }
-        let role_name = role_name(&self.role_arn).ok_or_else(|| {
-            Error::internal(format!("`{}` is not an IAM role ARN", self.role_arn))
-        })?;
-        if !own_role_prefix.is_empty() && role_name.starts_with(own_role_prefix) {
-            return Err(Error::internal(format!(
-                "`{}` is one of trailgate's own roles",
-                self.role_arn
-            )));
-        }
+        self.validate_target(protected)?;
         self.max_duration()?;
         self.approval_window()?;
         if self.break_glass && self.max_duration()? > BREAK_GLASS_MAX_DURATION {
@@ -355,6 +368,117 @@ impl Entry {
         }
     }
 
+    /// The role half of the entry: `role_arn` alone, or `role_name` with `accounts`; and nothing
+    /// [`Protected`] names.
+    fn validate_target(&self, protected: &Protected) -> Result<()> {
+        match (&self.role_arn, &self.role_name) {
+            (Some(arn), None) => {
+                if !self.accounts.is_empty() {
+                    return Err(Error::internal(
+                        "`accounts` goes with `role_name`, not with `role_arn`",
+                    ));
+                }
+                let account = role_account(arn)
+                    .ok_or_else(|| Error::internal(format!("`{arn}` is not an IAM role ARN")))?;
+                let name = role_name(arn).unwrap_or_default();
+                protected.check_role(account, name)
+            }
+            (None, Some(path_and_name)) => {
+                let name = path_and_name.rsplit('/').next().unwrap_or_default();
+                if name.is_empty()
+                    || path_and_name.len() > 512
+                    || !path_and_name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+                {
+                    return Err(Error::internal(format!(
+                        "role_name `{path_and_name}` is not an IAM role name"
+                    )));
+                }
+                if self.accounts.is_empty() {
+                    return Err(Error::internal(
+                        "an entry with `role_name` names the accounts it covers in `accounts`",
+                    ));
+                }
+                let mut seen = HashSet::new();
+                for account in &self.accounts {
+                    if !is_account_id(account) && !is_ou_id(account) {
+                        return Err(Error::internal(format!(
+                            "`{account}` in `accounts` is neither a 12-digit account id nor an \
+                             OU id (`ou-...`)"
+                        )));
+                    }
+                    if !seen.insert(account.as_str()) {
+                        return Err(Error::internal(format!(
+                            "`{account}` is listed twice in `accounts`"
+                        )));
+                    }
+                    if is_account_id(account) {
+                        protected.check_role(account, name)?;
+                    } else {
+                        protected.check_role("", name)?;
+                    }
+                }
+                Ok(())
+            }
+            (Some(_), Some(_)) => Err(Error::internal(
+                "an entry names either `role_arn` or `role_name` with `accounts`, not both",
+            )),
+            (None, None) => Err(Error::internal(
+                "an entry needs `role_arn`, or `role_name` with `accounts`",
+            )),
+        }
+    }
+
+    /// The role this entry grants in `account`, if it covers that account by name. An entry
+    /// over OUs says `None` for accounts it does not list: OU membership is Organizations'
+    /// answer ([`Entry::role_in`] with the account's OUs).
+    pub fn role_in(&self, account: &str, ous_of_account: &[String]) -> Option<String> {
+        match (&self.role_arn, &self.role_name) {
+            (Some(arn), _) => (role_account(arn) == Some(account)).then(|| arn.clone()),
+            (None, Some(name)) => {
+                let covered = self.accounts.iter().any(|listed| {
+                    listed == account || ous_of_account.iter().any(|ou| ou == listed)
+                });
+                (covered && is_account_id(account))
+                    .then(|| format!("arn:aws:iam::{account}:role/{name}"))
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// Whether a recorded role is still one this entry may grant. OU membership was
+    /// Organizations' answer at submission, so an OU entry keeps a role of its name whose
+    /// account it does not list by id.
+    pub fn may_grant(&self, role_arn: &str) -> bool {
+        match (&self.role_arn, &self.role_name) {
+            (Some(arn), _) => arn == role_arn,
+            (None, Some(name)) => {
+                let Some(account) = role_account(role_arn) else {
+                    return false;
+                };
+                let listed = self.accounts.iter().any(|a| a == account);
+                let through_ou = self.accounts.iter().any(|a| is_ou_id(a));
+                format!("arn:aws:iam::{account}:role/{name}") == role_arn && (listed || through_ou)
+            }
+            (None, None) => false,
+        }
+    }
+
+    /// Whether the entry covers one account only (a `role_arn`), so a request need not name it.
+    pub fn single_role(&self) -> Option<&str> {
+        self.role_arn.as_deref()
+    }
+
+    /// What the entry names as its target, for messages: the ARN, or `name in accounts`.
+    pub fn target_label(&self) -> String {
+        match (&self.role_arn, &self.role_name) {
+            (Some(arn), _) => arn.clone(),
+            (None, Some(name)) => format!("{name} in {}", self.accounts.join(", ")),
+            (None, None) => String::new(),
+        }
+    }
+
     /// Whether `caller_arn` matches one of the entry's requester patterns.
     pub fn allows_requester(&self, caller_arn: &str) -> bool {
         self.requesters
@@ -372,6 +496,8 @@ impl Entry {
         serde_json::json!({
             "id": self.id,
             "role_arn": self.role_arn,
+            "role_name": self.role_name,
+            "accounts": self.accounts,
             "description": self.description,
             "max_duration": self.max_duration,
             "approval_window": self.approval_window.as_deref().unwrap_or("PT1H"),
@@ -390,6 +516,82 @@ impl Catalog {
             .filter(|entry| entry.allows_requester(caller_arn))
             .collect()
     }
+}
+
+/// What no catalog entry may name and no grant may reach, whatever the catalog says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protected {
+    /// The prefix of trailgate's own role names (the stack name and `-`).
+    pub own_role_prefix: String,
+    /// The member stack's agent role name (`trailgate-agent`), in every account.
+    pub agent_role_name: String,
+    /// The hub's own account (where trailgate runs); empty where it is not configured, which
+    /// treats every role as the hub's (a single-account deployment).
+    pub hub_account: String,
+    /// Accounts none of whose roles are requestable: the Organization's management account,
+    /// and the hub's own account unless its roles are requestable (a single-account
+    /// deployment).
+    pub accounts: Vec<String>,
+}
+
+impl Protected {
+    /// Only trailgate's own roles: a deployment without an Organization.
+    pub fn own_roles(own_role_prefix: &str) -> Protected {
+        Protected {
+            own_role_prefix: own_role_prefix.to_owned(),
+            ..Protected::default()
+        }
+    }
+
+    /// Refuses the role `name` in `account` (empty: any account, for OU entries) when it is
+    /// one of trailgate's own, the agent role, or in a protected account.
+    pub fn check_role(&self, account: &str, name: &str) -> Result<()> {
+        if !self.agent_role_name.is_empty() && name == self.agent_role_name {
+            return Err(Error::internal(format!(
+                "`{name}` is trailgate's agent role, which is never requestable"
+            )));
+        }
+        if !self.own_role_prefix.is_empty() && name.starts_with(&self.own_role_prefix) {
+            return Err(Error::internal(format!(
+                "`{name}` is one of trailgate's own roles"
+            )));
+        }
+        if !account.is_empty() && self.accounts.iter().any(|a| a == account) {
+            return Err(Error::internal(format!(
+                "account {account} is protected (the Organization's management account, or \
+                 the hub's own account): none of its roles is requestable"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A 12-digit AWS account id.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An Organizations OU id: `ou-` + 4-32 lower-case letters or digits + `-` + 8-32 more.
+pub fn is_ou_id(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("ou-") else {
+        return false;
+    };
+    let Some((root, unit)) = rest.split_once('-') else {
+        return false;
+    };
+    let ok = |part: &str, min: usize| {
+        (min..=32).contains(&part.len())
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    ok(root, 4) && ok(unit, 8)
+}
+
+/// The account of an IAM role ARN.
+pub fn role_account(role_arn: &str) -> Option<&str> {
+    role_name(role_arn)?;
+    role_arn.split(':').nth(4)
 }
 
 /// A person id (an approver's or a listed person's): 1-64 letters, digits, `-_.@`. No `:`, so

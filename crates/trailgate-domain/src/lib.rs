@@ -10,6 +10,7 @@
 //!   and its bounds; `trailgate-review` produces the findings.
 //! - [`ledger`]: hash-chained audit events and the change set a transition commits.
 //! - [`link`]: approval links signed for one approver and bound to one request's content.
+//! - [`organization`]: the Organization's accounts and OUs, as intake needs them.
 //! - [`policy`]: the IAM documents trailgate writes (per-request deny, session policy).
 //! - [`html`]: the one HTML escaper of every page trailgate renders.
 //! - [`ports`]: the traits the AWS adapters implement.
@@ -25,6 +26,7 @@ pub mod html;
 pub mod identity;
 pub mod ledger;
 pub mod link;
+pub mod organization;
 pub mod policy;
 pub mod ports;
 pub mod request;

@@ -16,6 +16,12 @@ pub const REVOCATIONS_POLICY_NAME: &str = "trailgate-revocations";
 pub const REQUEST_TAG: &str = "trailgate-request";
 /// The tag that marks a role as grantable by trailgate.
 pub const MANAGED_TAG: &str = "trailgate:managed";
+/// The managed policy member/template.yaml creates in each member account, which a member
+/// account's target role must have attached (the hub's own roles carry the hub stack's
+/// `TrailgateProtectionPolicy`).
+pub const MEMBER_PROTECTION_POLICY_NAME: &str = "trailgate-member-protection";
+/// The member stack's agent role's default name (`AgentRoleName` in both templates).
+pub const AGENT_ROLE_NAME: &str = "trailgate-agent";
 /// IAM's limit on the total size of a role's inline policies (characters, whitespace excluded).
 pub const INLINE_POLICY_LIMIT: usize = 10_240;
 /// The share of a role's inline-policy room, in percent, past which the reconciler alerts: the

@@ -177,30 +177,44 @@ pub trait Principals: Send + Sync {
     fn iam_user_arn(&self, name: &str) -> impl Future<Output = Result<Option<String>>> + Send;
 }
 
-/// IAM, limited to target roles.
+/// AWS Organizations and the member accounts' agent roles, as intake needs them to tell
+/// which accounts an entry covers and whether trailgate can reach them.
+pub trait Accounts: Send + Sync {
+    /// The Organization (the adapter caches it with a TTL), `None` when the hub's account
+    /// belongs to none.
+    fn organization(
+        &self,
+    ) -> impl Future<Output = Result<Option<std::sync::Arc<crate::organization::Organization>>>> + Send;
+    /// Whether `account` has the agent role and it trusts this hub (the adapter proves it by
+    /// assuming the role with a session policy that allows nothing, and caches the answer).
+    fn agent_reachable(&self, account: &str) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// IAM, limited to target roles. Roles are named by ARN: the adapter works in the role's own
+/// account, through that account's agent role when it is not the hub's.
 pub trait Roles: Send + Sync {
     /// `None` when the role does not exist.
     fn describe(&self, role_arn: &str) -> impl Future<Output = Result<Option<RoleInfo>>> + Send;
     /// The decoded inline policy document, `None` when absent.
     fn inline_policy(
         &self,
-        role_name: &str,
+        role_arn: &str,
         policy_name: &str,
     ) -> impl Future<Output = Result<Option<String>>> + Send;
     /// The names of every inline policy of the role (IAM counts them all against one limit).
     fn inline_policy_names(
         &self,
-        role_name: &str,
+        role_arn: &str,
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
     fn put_inline_policy(
         &self,
-        role_name: &str,
+        role_arn: &str,
         policy_name: &str,
         document: &str,
     ) -> impl Future<Output = Result<()>> + Send;
     fn delete_inline_policy(
         &self,
-        role_name: &str,
+        role_arn: &str,
         policy_name: &str,
     ) -> impl Future<Output = Result<()>> + Send;
     /// Waits `delay` before the next read-back. IAM is eventually consistent, and the domain

@@ -140,6 +140,10 @@ impl Caller {
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     pub catalog_id: String,
+    /// The account to grant the entry's role in: required when the entry covers several
+    /// accounts, optional (and checked) when it names one `role_arn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     pub duration: String,
     pub reason: String,
     #[serde(default)]
@@ -226,6 +230,23 @@ impl AccessRequest {
         entry: &Entry,
         now: OffsetDateTime,
     ) -> Result<Self> {
+        let target = crate::service::Target::single(entry)?;
+        AccessRequest::create_for(id, caller, input, entry, &target, now)
+    }
+
+    /// [`AccessRequest::create`] for the role `target` resolved (an entry over several
+    /// accounts has one role per account).
+    pub fn create_for(
+        id: String,
+        caller: &Caller,
+        input: &NewRequest,
+        entry: &Entry,
+        target: &crate::service::Target,
+        now: OffsetDateTime,
+    ) -> Result<Self> {
+        if !entry.may_grant(target.role_arn()) {
+            return Err(Error::internal("the target is not this entry's role"));
+        }
         if !entry.allows_requester(&caller.arn) {
             return Err(Error::forbidden(format!(
                 "you may not request `{}`",
@@ -308,7 +329,7 @@ impl AccessRequest {
             requester_person: String::new(),
             requester_principal_id: caller.principal_id.clone(),
             catalog_id: entry.id.clone(),
-            role_arn: entry.role_arn.clone(),
+            role_arn: target.role_arn().to_owned(),
             duration_seconds: duration.whole_seconds(),
             reason: reason.to_owned(),
             ticket,
@@ -440,6 +461,7 @@ mod tests {
     fn input(duration: &str, reason: &str) -> NewRequest {
         NewRequest {
             catalog_id: "sandbox-admin".into(),
+            account: None,
             duration: duration.into(),
             reason: reason.into(),
             ticket: None,

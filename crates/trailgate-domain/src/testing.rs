@@ -60,6 +60,7 @@ pub fn pending_request_at(at: OffsetDateTime) -> AccessRequest {
         .expect("sample catalog");
     let input = NewRequest {
         catalog_id: "sandbox-admin".into(),
+        account: None,
         duration: "PT2H".into(),
         reason: "fix prod".into(),
         ticket: None,
@@ -434,9 +435,96 @@ pub const PROTECTION_POLICY: &str = "arn:aws:iam::123456789012:policy/trailgate-
 /// The role contract of the sample stack: [`BROKER_ROLE`], [`PROTECTION_POLICY`], `trailgate-`.
 pub fn contract() -> crate::service::RoleContract<'static> {
     crate::service::RoleContract {
-        own_role_prefix: "trailgate-",
+        protected: &PROTECTED,
         broker_role_arn: BROKER_ROLE,
         protection_policy_arn: PROTECTION_POLICY,
+    }
+}
+
+/// The hub of the fakes: account 123456789012, whose roles are requestable (the sample
+/// catalog's role is there), with 999999999999 as the Organization's management account.
+pub const HUB_ACCOUNT: &str = "123456789012";
+pub const MANAGEMENT_ACCOUNT: &str = "999999999999";
+/// Two member accounts of the fake Organization: 111111111111 under OU
+/// [`PROD_OU`], 222222222222 under the root.
+pub const MEMBER_A: &str = "111111111111";
+pub const MEMBER_B: &str = "222222222222";
+pub const PROD_OU: &str = "ou-abcd-11111111";
+
+/// What the fakes' hub never grants.
+pub static PROTECTED: std::sync::LazyLock<crate::catalog::Protected> =
+    std::sync::LazyLock::new(|| crate::catalog::Protected {
+        own_role_prefix: "trailgate-".into(),
+        agent_role_name: crate::policy::AGENT_ROLE_NAME.into(),
+        hub_account: HUB_ACCOUNT.into(),
+        accounts: vec![MANAGEMENT_ACCOUNT.into()],
+    });
+
+/// The fake Organization: the hub, the management account, [`MEMBER_A`] (in [`PROD_OU`]),
+/// [`MEMBER_B`], and a suspended 333333333333.
+pub fn organization() -> crate::organization::Organization {
+    use crate::organization::{OrgAccount, Organization};
+    let account = |id: &str, name: &str, status: &str, ous: &[&str]| OrgAccount {
+        id: id.into(),
+        name: name.into(),
+        status: status.into(),
+        ous: ous.iter().map(|ou| (*ou).to_owned()).collect(),
+    };
+    Organization {
+        management_account: MANAGEMENT_ACCOUNT.into(),
+        accounts: vec![
+            account(MANAGEMENT_ACCOUNT, "management", "ACTIVE", &[]),
+            account(HUB_ACCOUNT, "tooling", "ACTIVE", &[]),
+            account(MEMBER_A, "prod", "ACTIVE", &[PROD_OU]),
+            account(MEMBER_B, "data", "ACTIVE", &[]),
+            account("333333333333", "old", "SUSPENDED", &[PROD_OU]),
+        ],
+    }
+}
+
+/// Organizations and the agent roles, in memory.
+pub struct MemoryAccounts {
+    pub organization: Mutex<Option<std::sync::Arc<crate::organization::Organization>>>,
+    /// Accounts whose agent role is missing or does not trust the hub.
+    pub unreachable: Mutex<Vec<String>>,
+    /// How many times the Organization was read.
+    pub reads: Mutex<u32>,
+}
+
+impl Default for MemoryAccounts {
+    fn default() -> MemoryAccounts {
+        MemoryAccounts {
+            organization: Mutex::new(Some(std::sync::Arc::new(organization()))),
+            unreachable: Mutex::new(Vec::new()),
+            reads: Mutex::new(0),
+        }
+    }
+}
+
+impl crate::ports::Accounts for MemoryAccounts {
+    async fn organization(
+        &self,
+    ) -> Result<Option<std::sync::Arc<crate::organization::Organization>>> {
+        *self.reads.lock().expect("lock") += 1;
+        Ok(self.organization.lock().expect("lock").clone())
+    }
+    async fn agent_reachable(&self, account: &str) -> Result<bool> {
+        Ok(!self
+            .unreachable
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|a| a == account))
+    }
+}
+
+/// The ARN a fake role is kept under: `role` itself when it is an ARN, else the hub's role of
+/// that name.
+pub fn role_key(role: &str) -> String {
+    if role.starts_with("arn:") {
+        role.to_owned()
+    } else {
+        format!("arn:aws:iam::{HUB_ACCOUNT}:role/{role}")
     }
 }
 
@@ -464,6 +552,8 @@ pub struct MemoryRoles {
     pub writes: Mutex<u32>,
     /// The IAM users that exist, by ARN.
     pub users: Mutex<Vec<String>>,
+    /// Accounts whose IAM fails every call (an agent role gone, an outage).
+    pub failing_accounts: Mutex<Vec<String>>,
 }
 
 impl Principals for MemoryRoles {
@@ -491,36 +581,50 @@ impl MemoryRoles {
     }
     /// Adds a role trusting only [`BROKER_ROLE`], with [`PROTECTION_POLICY`] attached; see
     /// [`MemoryRoles::set_trust`] and [`MemoryRoles::detach_all`].
-    pub fn add_role(&self, name: &str, tags: &[(&str, &str)]) {
+    /// `role` is a name (the hub's role) or an ARN (a member account's role, which has that
+    /// account's member protection policy attached).
+    pub fn add_role(&self, role: &str, tags: &[(&str, &str)]) {
+        let arn = role_key(role);
+        let account = crate::catalog::role_account(&arn).unwrap_or_default();
+        let protection = if account == HUB_ACCOUNT {
+            PROTECTION_POLICY.to_owned()
+        } else {
+            format!(
+                "arn:aws:iam::{account}:policy/{}",
+                crate::policy::MEMBER_PROTECTION_POLICY_NAME
+            )
+        };
         let info = RoleInfo {
-            name: name.to_owned(),
+            name: crate::catalog::role_name(&arn)
+                .unwrap_or_default()
+                .to_owned(),
             tags: tags
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             trust_policy: broker_trust_policy(),
-            attached_policies: vec![PROTECTION_POLICY.to_owned()],
+            attached_policies: vec![protection],
         };
         self.roles
             .lock()
             .expect("lock")
-            .insert(name.to_owned(), (info, BTreeMap::new()));
+            .insert(arn, (info, BTreeMap::new()));
     }
     /// Detaches every managed policy from a role.
     pub fn detach_all(&self, role: &str) {
-        if let Some((info, _)) = self.roles.lock().expect("lock").get_mut(role) {
+        if let Some((info, _)) = self.roles.lock().expect("lock").get_mut(&role_key(role)) {
             info.attached_policies.clear();
         }
     }
     /// Replaces a role's trust policy.
     pub fn set_trust(&self, role: &str, trust_policy: &str) {
-        if let Some((info, _)) = self.roles.lock().expect("lock").get_mut(role) {
+        if let Some((info, _)) = self.roles.lock().expect("lock").get_mut(&role_key(role)) {
             info.trust_policy = trust_policy.to_owned();
         }
     }
     /// Writes an inline policy directly, bypassing faults (test setup).
     pub fn put_policy(&self, role: &str, name: &str, document: &str) {
-        if let Some((_, policies)) = self.roles.lock().expect("lock").get_mut(role) {
+        if let Some((_, policies)) = self.roles.lock().expect("lock").get_mut(&role_key(role)) {
             policies.insert(name.to_owned(), document.to_owned());
         }
     }
@@ -528,47 +632,69 @@ impl MemoryRoles {
         self.roles
             .lock()
             .expect("lock")
-            .get(role)
+            .get(&role_key(role))
             .and_then(|(_, policies)| policies.get(name).cloned())
+    }
+}
+
+impl MemoryRoles {
+    /// `Retryable` when `role_arn`'s account is one of [`MemoryRoles::failing_accounts`].
+    fn reach(&self, role_arn: &str) -> Result<()> {
+        let account = crate::catalog::role_account(role_arn).unwrap_or_default();
+        if self
+            .failing_accounts
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|a| a == account)
+        {
+            return Err(Error::retryable(format!(
+                "could not reach account {account}'s IAM"
+            )));
+        }
+        Ok(())
     }
 }
 
 impl Roles for MemoryRoles {
     async fn describe(&self, role_arn: &str) -> Result<Option<RoleInfo>> {
-        let name = crate::catalog::role_name(role_arn).unwrap_or_default();
+        self.reach(role_arn)?;
         Ok(self
             .roles
             .lock()
             .expect("lock")
-            .get(name)
+            .get(role_arn)
             .map(|(info, _)| info.clone()))
     }
-    async fn inline_policy(&self, role_name: &str, policy_name: &str) -> Result<Option<String>> {
+    async fn inline_policy(&self, role_arn: &str, policy_name: &str) -> Result<Option<String>> {
+        self.reach(role_arn)?;
         let mut stale_reads = self.stale_reads.lock().expect("lock");
-        let key = (role_name.to_owned(), policy_name.to_owned());
+        let key = (role_arn.to_owned(), policy_name.to_owned());
         if *stale_reads > 0
             && let Some(before) = self.stale.lock().expect("lock").get(&key)
         {
             *stale_reads -= 1;
             return Ok(before.clone());
         }
-        Ok(self.policy(role_name, policy_name))
+        Ok(self.policy(role_arn, policy_name))
     }
-    async fn inline_policy_names(&self, role_name: &str) -> Result<Vec<String>> {
+    async fn inline_policy_names(&self, role_arn: &str) -> Result<Vec<String>> {
+        self.reach(role_arn)?;
         Ok(self
             .roles
             .lock()
             .expect("lock")
-            .get(role_name)
+            .get(role_arn)
             .map(|(_, policies)| policies.keys().cloned().collect())
             .unwrap_or_default())
     }
     async fn put_inline_policy(
         &self,
-        role_name: &str,
+        role_arn: &str,
         policy_name: &str,
         document: &str,
     ) -> Result<()> {
+        self.reach(role_arn)?;
         let mut fail = self.fail_puts.lock().expect("lock");
         if *fail > 0 {
             *fail -= 1;
@@ -576,18 +702,19 @@ impl Roles for MemoryRoles {
         }
         let mut roles = self.roles.lock().expect("lock");
         let (_, policies) = roles
-            .get_mut(role_name)
-            .ok_or_else(|| Error::not_found(format!("no role {role_name}")))?;
+            .get_mut(role_arn)
+            .ok_or_else(|| Error::not_found(format!("no role {role_arn}")))?;
         let before = policies.insert(policy_name.to_owned(), document.to_owned());
         self.stale
             .lock()
             .expect("lock")
-            .insert((role_name.to_owned(), policy_name.to_owned()), before);
+            .insert((role_arn.to_owned(), policy_name.to_owned()), before);
         *self.writes.lock().expect("lock") += 1;
         Ok(())
     }
-    async fn delete_inline_policy(&self, role_name: &str, policy_name: &str) -> Result<()> {
-        if let Some((_, policies)) = self.roles.lock().expect("lock").get_mut(role_name) {
+    async fn delete_inline_policy(&self, role_arn: &str, policy_name: &str) -> Result<()> {
+        self.reach(role_arn)?;
+        if let Some((_, policies)) = self.roles.lock().expect("lock").get_mut(role_arn) {
             policies.remove(policy_name);
         }
         *self.writes.lock().expect("lock") += 1;

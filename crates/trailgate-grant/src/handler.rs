@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
-use trailgate_domain::catalog::Catalog;
+use trailgate_domain::catalog::{Catalog, Protected};
 use trailgate_domain::error::Error;
 use trailgate_domain::ports::{Ledger, Roles};
 use trailgate_domain::service;
@@ -12,7 +12,8 @@ pub struct Deps<L, R> {
     pub ledger: L,
     pub roles: R,
     pub catalog: Catalog,
-    pub own_role_prefix: String,
+    /// What is never granted (`config::protected`).
+    pub protected: Protected,
     /// `CREDENTIALS_ROLE_ARN`: the only principal a target role's trust policy may name.
     pub broker_role_arn: String,
     /// `PROTECTION_POLICY_ARN`: the stack's `TrailgateProtectionPolicy`, which a target role
@@ -37,7 +38,7 @@ pub async fn handle<L: Ledger, R: Roles>(
         &deps.roles,
         &deps.catalog,
         service::RoleContract {
-            own_role_prefix: &deps.own_role_prefix,
+            protected: &deps.protected,
             broker_role_arn: &deps.broker_role_arn,
             protection_policy_arn: &deps.protection_policy_arn,
         },
@@ -64,7 +65,7 @@ mod tests {
             ledger,
             roles: MemoryRoles::with_sample_role(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
-            own_role_prefix: "trailgate-".into(),
+            protected: PROTECTED.clone(),
             broker_role_arn: BROKER_ROLE.into(),
             protection_policy_arn: PROTECTION_POLICY.into(),
         };
@@ -83,7 +84,7 @@ mod tests {
             ledger,
             roles: MemoryRoles::with_sample_role(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
-            own_role_prefix: "trailgate-".into(),
+            protected: PROTECTED.clone(),
             broker_role_arn: BROKER_ROLE.into(),
             protection_policy_arn: PROTECTION_POLICY.into(),
         };
@@ -109,7 +110,7 @@ mod tests {
             ledger,
             roles,
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
-            own_role_prefix: "trailgate-".into(),
+            protected: PROTECTED.clone(),
             broker_role_arn: BROKER_ROLE.into(),
             protection_policy_arn: PROTECTION_POLICY.into(),
         };

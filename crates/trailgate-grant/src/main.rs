@@ -9,13 +9,13 @@ use trailgate_aws::{config, ledger::DynamoLedger, roles::IamRoles, sdk};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let (catalog, own_role_prefix) = config::catalog()?;
+    let (catalog, protected) = config::catalog()?;
     let sdk = sdk::load().await;
     let deps = handler::Deps {
         ledger: DynamoLedger::from_env(&sdk).await?,
-        roles: IamRoles::from_sdk(&sdk),
+        roles: IamRoles::from_env(&sdk, "grant"),
         catalog,
-        own_role_prefix,
+        protected,
         broker_role_arn: config::required("CREDENTIALS_ROLE_ARN")?,
         protection_policy_arn: config::required("PROTECTION_POLICY_ARN")?,
     };

@@ -6,16 +6,16 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use trailgate_aws::apigw;
-use trailgate_domain::catalog::Catalog;
+use trailgate_domain::catalog::{Catalog, Protected};
 use trailgate_domain::error::{Error, ErrorKind, Result};
-use trailgate_domain::ports::{Ledger, Roles, Workflow};
+use trailgate_domain::ports::{Accounts, Ledger, Roles, Workflow};
 use trailgate_domain::request::{NewRequest, is_request_id, request_id_from_bytes};
 use trailgate_domain::service::{self, IntakeSettings, RequestPolicy};
 
 /// The header that makes `POST /requests` safe to retry.
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-pub struct Deps<L, W, R> {
+pub struct Deps<L, W, R, A> {
     pub ledger: L,
     pub workflow: W,
     /// IAM on target roles, for early revoke.
@@ -23,11 +23,15 @@ pub struct Deps<L, W, R> {
     pub settings: IntakeSettings,
     pub policy: RequestPolicy,
     pub catalog: Catalog,
+    /// Organizations and the agent roles: which accounts a request may name.
+    pub accounts: A,
+    /// What is never requestable (`config::protected`).
+    pub protected: Protected,
 }
 
-pub async fn handle<L: Ledger, W: Workflow, R: Roles>(
+pub async fn handle<L: Ledger, W: Workflow, R: Roles, A: Accounts>(
     request: ApiGatewayProxyRequest,
-    deps: &Deps<L, W, R>,
+    deps: &Deps<L, W, R, A>,
 ) -> ApiGatewayProxyResponse {
     let now = time::OffsetDateTime::now_utc();
     match route(&request, deps, now).await {
@@ -99,9 +103,9 @@ struct AckBody {
     comment: Option<String>,
 }
 
-async fn route<L: Ledger, W: Workflow, R: Roles>(
+async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts>(
     request: &ApiGatewayProxyRequest,
-    deps: &Deps<L, W, R>,
+    deps: &Deps<L, W, R, A>,
     now: time::OffsetDateTime,
 ) -> Result<ApiGatewayProxyResponse> {
     let caller = apigw::caller(request)?;
@@ -112,6 +116,9 @@ async fn route<L: Ledger, W: Workflow, R: Roles>(
         ("POST", "/requests") => {
             let key = idempotency_key(request)?;
             let input: NewRequest = apigw::json_body(request)?;
+            let target =
+                service::resolve_target(&deps.accounts, &deps.catalog, &deps.protected, &input)
+                    .await?;
             let id = request_id_from_bytes(rand::random());
             let submitted = service::submit_with_policy(
                 &deps.ledger,
@@ -121,6 +128,7 @@ async fn route<L: Ledger, W: Workflow, R: Roles>(
                     settings: deps.settings,
                     caller: &caller,
                     input: &input,
+                    target: &target,
                     id,
                     now,
                 },
@@ -176,12 +184,9 @@ async fn route<L: Ledger, W: Workflow, R: Roles>(
             Ok(apigw::json(200, &acked.view()))
         }
         ("GET", "/catalog") => {
-            let entries: Vec<_> = deps
-                .catalog
-                .requestable_by(&caller.arn)
-                .into_iter()
-                .map(|entry| entry.public_view())
-                .collect();
+            let entries =
+                service::requestable(&deps.accounts, &deps.catalog, &deps.protected, &caller.arn)
+                    .await?;
             Ok(apigw::json(200, &serde_json::json!({"entries": entries})))
         }
         ("POST", "/requests/{id}/revoke") => {
@@ -203,7 +208,7 @@ mod tests {
     use serde_json::Value;
     use trailgate_domain::testing::*;
 
-    fn deps() -> Deps<MemoryLedger, MemoryWorkflow, MemoryRoles> {
+    fn deps() -> Deps<MemoryLedger, MemoryWorkflow, MemoryRoles, MemoryAccounts> {
         Deps {
             ledger: MemoryLedger::default(),
             workflow: MemoryWorkflow::default(),
@@ -213,6 +218,8 @@ mod tests {
             },
             policy: RequestPolicy::default(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            accounts: MemoryAccounts::default(),
+            protected: PROTECTED.clone(),
         }
     }
 
@@ -609,7 +616,9 @@ mod openapi {
         );
     }
 
-    fn deps_with(per_minute: u32) -> Deps<MemoryLedger, MemoryWorkflow, MemoryRoles> {
+    fn deps_with(
+        per_minute: u32,
+    ) -> Deps<MemoryLedger, MemoryWorkflow, MemoryRoles, MemoryAccounts> {
         Deps {
             ledger: MemoryLedger::default(),
             workflow: MemoryWorkflow::default(),
@@ -622,6 +631,8 @@ mod openapi {
                 one_open_per_role: true,
             },
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            accounts: MemoryAccounts::default(),
+            protected: PROTECTED.clone(),
         }
     }
 

@@ -6,18 +6,24 @@ mod handler;
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use std::sync::Arc;
+use trailgate_aws::agents::Agents;
+use trailgate_aws::organizations::OrgAccounts;
 use trailgate_aws::{config, ledger::DynamoLedger, roles::IamRoles, sdk, workflow::SfnWorkflow};
 use trailgate_domain::service::{IntakeSettings, RequestPolicy};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let (catalog, _) = config::catalog()?;
+    let (catalog, protected) = config::catalog()?;
     let sdk = sdk::load().await;
+    let agents = Arc::new(Agents::from_env(&sdk, "intake"));
+    let reader =
+        Some(config::optional("ORGANIZATION_READER_ROLE_ARN", "")).filter(|arn| !arn.is_empty());
     let deps = handler::Deps {
         ledger: DynamoLedger::from_env(&sdk).await?,
         workflow: SfnWorkflow::from_sdk(&sdk, config::required("STATE_MACHINE_ARN")?),
-        roles: IamRoles::from_sdk(&sdk),
+        roles: IamRoles::with_agents(&sdk, agents.clone()),
         settings: IntakeSettings {
             audit_delay: config::seconds("AUDIT_DELAY_SECONDS", 900)?,
         },
@@ -28,6 +34,16 @@ async fn main() -> Result<(), Error> {
             one_open_per_role: config::required("ONE_OPEN_REQUEST_PER_ROLE")? == "true",
         },
         catalog,
+        accounts: OrgAccounts::new(
+            agents,
+            reader,
+            std::time::Duration::from_secs(
+                config::seconds("ORGANIZATION_CACHE_SECONDS", 300)?
+                    .whole_seconds()
+                    .unsigned_abs(),
+            ),
+        ),
+        protected,
     };
     run(service_fn(
         |event: LambdaEvent<ApiGatewayProxyRequest>| async {

@@ -114,6 +114,16 @@ pub struct DeployOptions<'a> {
     pub parameters: &'a BTreeMap<String, String>,
     pub users: &'a [UserSpec],
     pub log: &'a Log,
+    /// Deploy as another account's stack (a member stack), with that account's credentials.
+    pub member: Option<&'a MemberTarget>,
+}
+
+/// Where a member stack goes: its account, stack name and the credentials that act there.
+#[derive(Debug, Clone)]
+pub struct MemberTarget {
+    pub account_id: String,
+    pub stack_name: String,
+    pub credentials: Credentials,
 }
 
 /// Resource types that exist in the template but mean nothing locally.
@@ -136,17 +146,19 @@ const IGNORED_TYPES: &[&str] = &[
 
 /// An SDK configuration for moto behind the router: fixed region, dummy credentials, plain HTTP.
 pub fn sdk_config(endpoint: &str) -> SdkConfig {
+    sdk_config_as(
+        endpoint,
+        Credentials::new("test", "test", None, None, "trailgate-local"),
+    )
+}
+
+/// [`sdk_config`] acting with `credentials` (moto maps an assumed role's keys to its account).
+pub fn sdk_config_as(endpoint: &str, credentials: Credentials) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "trailgate-local",
-        )))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build()
 }
@@ -174,8 +186,14 @@ enum Node {
 /// Deploys the template into moto; returns what was created.
 pub async fn deploy(template: &Template, options: &DeployOptions<'_>) -> Result<Deployment> {
     let mut resolver = Resolver::new(template, options.parameters)?;
+    let config = match options.member {
+        Some(member) => {
+            resolver = resolver.for_stack(&member.account_id, &member.stack_name);
+            sdk_config_as(options.endpoint, member.credentials.clone())
+        }
+        None => sdk_config(options.endpoint),
+    };
     let resources = template.resources(&resolver)?;
-    let config = sdk_config(options.endpoint);
     let clients = Clients {
         dynamodb: aws_sdk_dynamodb::Client::new(&config),
         iam: aws_sdk_iam::Client::new(&config),

@@ -10,6 +10,8 @@
 //!   LookupEvents from local files, everything else → moto; API port: API Gateway REST
 //!   emulation with SigV4, and the SNS outbox page).
 //! - [`deployer`]: creates the template's resources in moto with the Rust AWS SDK.
+//! - [`organization`]: the local Organization (a management and two member accounts) and the
+//!   member stack deployed in each.
 //! - [`template`]: template.yaml as data, with intrinsic-function resolution.
 //! - [`state`]: `state.json`, the AWS config file, [`wait_ready`].
 //! - [`process`]: child processes, process trees and ports.
@@ -18,6 +20,7 @@
 
 pub mod deployer;
 pub mod error;
+pub mod organization;
 pub mod process;
 pub mod router;
 pub mod stack;

@@ -201,6 +201,7 @@ impl LocalStack {
                 outputs: BTreeMap::new(),
                 resources: BTreeMap::new(),
                 users: Vec::new(),
+                organization: Default::default(),
                 aws_config_file: state_dir.join(state::AWS_CONFIG_FILE),
                 logs_dir: logs_dir.clone(),
             },
@@ -316,8 +317,14 @@ impl LocalStack {
             })?;
         log.line("moto ready, Step Functions interpreter on");
 
-        let mut parameters = local_parameters(&repo)?;
+        // The Organization first: the hub's parameters and catalog name its accounts.
+        let mut organization = crate::organization::create(&self.state.aws_endpoint, &log).await?;
+        let mut parameters = organization.hub_parameters();
+        parameters.extend(local_parameters(&repo)?);
         parameters.extend(options.parameters.clone());
+        if let Some(catalog) = parameters.get_mut("Catalog") {
+            *catalog = organization.substitute(catalog);
+        }
         let template = Template::load(&repo.join("template.yaml"))?;
         let deployment = deployer::deploy(
             &template,
@@ -327,9 +334,20 @@ impl LocalStack {
                 parameters: &parameters,
                 users: &options.users,
                 log: &log,
+                member: None,
             },
         )
         .await?;
+        let member_template = Template::load(&repo.join("member").join("template.yaml"))?;
+        crate::organization::deploy_members(
+            &mut organization,
+            &member_template,
+            &self.state.aws_endpoint,
+            &deployment.outputs,
+            &log,
+        )
+        .await?;
+        self.state.organization = organization;
         let router = self.router.as_mut().expect("router started");
         router.configure(RouterConfig {
             routes: deployment.routes.clone(),

@@ -86,6 +86,9 @@ pub struct StackState {
     pub outputs: BTreeMap<String, String>,
     pub resources: BTreeMap<String, DeployedResource>,
     pub users: Vec<LocalUser>,
+    /// The local Organization and its member accounts.
+    #[serde(default)]
+    pub organization: crate::organization::LocalOrganization,
     pub aws_config_file: PathBuf,
     pub logs_dir: PathBuf,
 }
@@ -236,6 +239,7 @@ mod tests {
             outputs: BTreeMap::new(),
             resources: BTreeMap::new(),
             users: vec![],
+            organization: Default::default(),
             aws_config_file: dir.join(AWS_CONFIG_FILE),
             logs_dir: dir.join("logs"),
         }

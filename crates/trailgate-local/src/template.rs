@@ -566,6 +566,9 @@ pub struct Resolver {
     resources: BTreeMap<String, Physical>,
     /// API id → local base (`127.0.0.1:<port>`), for rewriting execute-api hosts.
     apis: BTreeMap<String, String>,
+    /// `AWS::AccountId` and `AWS::StackName`: the hub's, or a member stack's.
+    account_id: String,
+    stack_name: String,
 }
 
 impl Resolver {
@@ -615,6 +618,8 @@ impl Resolver {
             mappings: template.section("Mappings"),
             resources: BTreeMap::new(),
             apis: BTreeMap::new(),
+            account_id: ACCOUNT_ID.to_owned(),
+            stack_name: STACK_NAME.to_owned(),
         };
         let declared = template.section("Conditions");
         let mut visiting = BTreeSet::new();
@@ -930,13 +935,22 @@ impl Resolver {
         }
     }
 
+    /// Resolves for a stack of another name in another account (a member stack).
+    pub fn for_stack(mut self, account_id: &str, stack_name: &str) -> Resolver {
+        self.account_id = account_id.to_owned();
+        self.stack_name = stack_name.to_owned();
+        self
+    }
+
     fn reference(&self, target: &str) -> Result<Value> {
         let pseudo = match target {
             "AWS::Region" => Some(REGION.to_owned()),
-            "AWS::AccountId" => Some(ACCOUNT_ID.to_owned()),
-            "AWS::StackName" => Some(STACK_NAME.to_owned()),
+            "AWS::AccountId" => Some(self.account_id.clone()),
+            "AWS::StackName" => Some(self.stack_name.clone()),
             "AWS::StackId" => Some(format!(
-                "arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{STACK_NAME}/{}",
+                "arn:aws:cloudformation:{REGION}:{}:stack/{}/{}",
+                self.account_id,
+                self.stack_name,
                 stable_token("stack-id", 32, false)
             )),
             "AWS::Partition" => Some("aws".to_owned()),

@@ -178,6 +178,7 @@ fn break_glass_entries_cap_the_duration() {
             settings: settings(),
             caller: &alice(),
             input: &input,
+            target: &sample_target(),
             id: "r-long".into(),
             now: now(),
         },

@@ -107,7 +107,7 @@ fn within_todays_catalog(
             request.catalog_id
         ))
     })?;
-    if entry.role_arn != request.role_arn {
+    if !entry.may_grant(&request.role_arn) {
         return Err(Error::not_grantable(
             "the request's role is not its catalog entry's role",
         ));

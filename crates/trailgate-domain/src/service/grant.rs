@@ -1,7 +1,7 @@
 //! Activation and the grantable-role contract the grant step checks every time.
 
 use super::{commit, entry_of, load, with_retry};
-use crate::catalog::{Catalog, role_name};
+use crate::catalog::{Catalog, Protected, role_account, role_name};
 use crate::error::{Error, Result};
 use crate::ledger::change;
 use crate::policy::{self, MANAGED_TAG};
@@ -13,13 +13,29 @@ use ::time::OffsetDateTime;
 /// What a role must satisfy to be granted, as this deployment defines it.
 #[derive(Debug, Clone, Copy)]
 pub struct RoleContract<'a> {
-    /// The prefix of trailgate's own role names; such roles are never granted.
-    pub own_role_prefix: &'a str,
+    /// What is never granted: trailgate's own roles, the agent role, the protected accounts.
+    pub protected: &'a Protected,
     /// The credentials function's role, the only principal the target role may trust.
     pub broker_role_arn: &'a str,
-    /// The stack's `TrailgateProtectionPolicy`, which the role must have attached: without it a
-    /// granted session could delete its own revocation deny or rewrite the ledger.
+    /// The stack's `TrailgateProtectionPolicy`, which a hub-account role must have attached:
+    /// without it a granted session could delete its own revocation deny or rewrite the ledger.
+    /// A member account's role must have that account's own
+    /// [`policy::MEMBER_PROTECTION_POLICY_NAME`] instead (member/template.yaml).
     pub protection_policy_arn: &'a str,
+}
+
+impl RoleContract<'_> {
+    /// The protection policy a role in `account` must have attached.
+    pub fn protection_policy_for(&self, account: &str) -> String {
+        if self.protected.hub_account.is_empty() || account == self.protected.hub_account {
+            self.protection_policy_arn.to_owned()
+        } else {
+            format!(
+                "arn:aws:iam::{account}:policy/{}",
+                policy::MEMBER_PROTECTION_POLICY_NAME
+            )
+        }
+    }
 }
 
 /// Checks that the request's role is one trailgate may grant, and marks the request ACTIVE.
@@ -45,7 +61,7 @@ pub async fn activate<L: Ledger, R: Roles>(
         )));
     }
     let entry = entry_of(catalog, &current)?;
-    if entry.role_arn != current.role_arn {
+    if !entry.may_grant(&current.role_arn) {
         return Err(Error::not_grantable(
             "the catalog entry now points at another role",
         ));
@@ -88,25 +104,23 @@ pub async fn activate<L: Ledger, R: Roles>(
 }
 
 /// The grantable-role contract: the role exists, carries `trailgate:managed=true`, is not
-/// one of trailgate's own roles, and its trust policy lets only the credentials function's role
+/// one of trailgate's own roles, the agent role or in a protected account, has its account's
+/// protection policy attached, and its trust policy lets only the credentials function's role
 /// (`broker_role_arn`) assume it, with a source identity ([`policy::check_trust_policy`]).
 pub async fn check_grantable<R: Roles>(
     roles: &R,
     contract: RoleContract<'_>,
     role_arn: &str,
 ) -> Result<()> {
-    let RoleContract {
-        own_role_prefix,
-        broker_role_arn,
-        protection_policy_arn,
-    } = contract;
     let name = role_name(role_arn)
         .ok_or_else(|| Error::not_grantable(format!("`{role_arn}` is not a role ARN")))?;
-    if !own_role_prefix.is_empty() && name.starts_with(own_role_prefix) {
-        return Err(Error::not_grantable(format!(
-            "`{role_arn}` is one of trailgate's own roles"
-        )));
-    }
+    let account = role_account(role_arn).unwrap_or_default();
+    // Checked at grant as well as at catalog load: the record may have been edited since.
+    contract
+        .protected
+        .check_role(account, name)
+        .map_err(|err| Error::not_grantable(format!("`{role_arn}`: {}", err.message)))?;
+    let protection_policy_arn = contract.protection_policy_for(account);
     let info = roles
         .describe(role_arn)
         .await?
@@ -120,17 +134,13 @@ pub async fn check_grantable<R: Roles>(
             "role `{role_arn}` is not tagged `{MANAGED_TAG}=true`"
         )));
     }
-    if !info
-        .attached_policies
-        .iter()
-        .any(|attached| attached == protection_policy_arn)
-    {
+    if !info.attached_policies.contains(&protection_policy_arn) {
         return Err(Error::not_grantable(format!(
             "role `{role_arn}` does not have `{protection_policy_arn}` attached, so a session \
              could delete its own revocation"
         )));
     }
-    policy::check_trust_policy(&info.trust_policy, broker_role_arn).map_err(|reason| {
+    policy::check_trust_policy(&info.trust_policy, contract.broker_role_arn).map_err(|reason| {
         Error::not_grantable(format!(
             "role `{role_arn}` breaks the trust contract: {reason}"
         ))

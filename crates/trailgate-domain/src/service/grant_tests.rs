@@ -76,7 +76,7 @@ fn activation_refuses_a_role_whose_trust_breaks_the_contract() {
         &roles,
         &catalog(),
         RoleContract {
-            own_role_prefix: "trailgate-",
+            protected: &PROTECTED,
             broker_role_arn: other_broker,
             protection_policy_arn: PROTECTION_POLICY,
         },

@@ -5,6 +5,7 @@
 //! `Conflict` from the ledger means another writer got there first, so the use case reads
 //! again and re-decides (`with_retry`).
 
+mod accounts;
 mod approval;
 mod audit;
 mod context;
@@ -17,6 +18,7 @@ mod reconcile;
 mod revoke;
 mod submit;
 
+pub use accounts::*;
 pub use approval::*;
 pub use audit::*;
 pub use context::*;

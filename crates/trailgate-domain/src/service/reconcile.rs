@@ -20,9 +20,9 @@ pub struct ReconcileReport {
     pub revoked: Vec<String>,
     /// REVOKED or AUDITED requests whose deny was missing (a failed or lost write) and is back.
     pub reapplied: Vec<String>,
-    /// Roles whose expired deny statements it removed.
+    /// Roles (ARNs) whose expired deny statements it removed.
     pub collected: Vec<String>,
-    /// (request id or role name, error) for anything it could not do; the next run retries.
+    /// (request id or role ARN, error) for anything it could not do; the next run retries.
     pub failed: Vec<(String, String)>,
     /// Roles whose inline policies, after collection, use at least
     /// [`policy::CAPACITY_WARNING_PERCENT`] of IAM's limit: (role, characters used).
@@ -81,10 +81,13 @@ pub async fn reconcile<L: Ledger, R: Roles, N: Notifier>(
         })
         .collect();
 
+    // By ARN, not name: the same role name in two accounts is two roles, and one account's
+    // IAM failing is one entry in `failed`, never a stop for the others.
     let mut touched: Vec<&str> = overdue
         .iter()
         .chain(&ended)
-        .filter_map(|request| role_name(&request.role_arn))
+        .map(|request| request.role_arn.as_str())
+        .filter(|arn| role_name(arn).is_some())
         .collect();
     touched.sort_unstable();
     touched.dedup();

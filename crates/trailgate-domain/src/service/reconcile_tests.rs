@@ -40,8 +40,7 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
     block_on(revoke(&ledger, &roles, &first, "expired", now())).unwrap();
     block_on(revoke(&ledger, &roles, &second, "expired", now())).unwrap();
     // Someone (or a lost concurrent write) removes the deny policy while it is still needed.
-    block_on(roles.delete_inline_policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME))
-        .unwrap();
+    block_on(roles.delete_inline_policy(SAMPLE_ROLE, REVOCATIONS_POLICY_NAME)).unwrap();
     let notifier = MemoryNotifier::default();
     let at = now() + Duration::minutes(30);
     let report = block_on(reconcile(&ledger, &roles, &notifier, at)).unwrap();
@@ -73,8 +72,7 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
         at,
     ))
     .unwrap();
-    block_on(roles.delete_inline_policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME))
-        .unwrap();
+    block_on(roles.delete_inline_policy(SAMPLE_ROLE, REVOCATIONS_POLICY_NAME)).unwrap();
     let report = block_on(reconcile(&ledger, &roles, &notifier, at)).unwrap();
     assert_eq!(report.reapplied.len(), 2, "{report:?}");
 
@@ -110,7 +108,7 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
     let after = now() + Duration::hours(2) + Duration::minutes(3);
     let report = block_on(reconcile(&ledger, &roles, &notifier, after)).unwrap();
     assert_eq!(report.revoked, std::slice::from_ref(&late));
-    assert_eq!(report.collected, ["sample-target-trailgate"]);
+    assert_eq!(report.collected, [SAMPLE_ROLE]);
     assert!(report.reapplied.is_empty(), "{report:?}");
     let document = roles
         .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)
@@ -126,7 +124,7 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
     // empty policy is deleted.
     let much_later = now() + Duration::hours(3);
     let report = block_on(reconcile(&ledger, &roles, &notifier, much_later)).unwrap();
-    assert_eq!(report.collected, ["sample-target-trailgate"], "{report:?}");
+    assert_eq!(report.collected, [SAMPLE_ROLE], "{report:?}");
     assert!(
         roles
             .policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME)

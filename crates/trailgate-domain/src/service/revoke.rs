@@ -123,8 +123,10 @@ pub(super) async fn apply_deny<R: Roles>(
     request: &AccessRequest,
     now: OffsetDateTime,
 ) -> Result<Applied> {
-    let name = role_name(&request.role_arn)
-        .ok_or_else(|| Error::internal(format!("`{}` is not a role ARN", request.role_arn)))?;
+    let role = request.role_arn.as_str();
+    if role_name(role).is_none() {
+        return Err(Error::internal(format!("`{role}` is not a role ARN")));
+    }
     let expires_at = parse_utc(request.expires_at.as_deref().unwrap_or_default())?;
     let remove_after = (expires_at + GC_MARGIN).unix_timestamp();
     // Every session of the request was vended before it was REVOKED (a vend racing the revoke
@@ -133,14 +135,14 @@ pub(super) async fn apply_deny<R: Roles>(
         Some(at) => parse_utc(at)?.unix_timestamp(),
         None => now.unix_timestamp(),
     };
-    let current = roles.inline_policy(name, REVOCATIONS_POLICY_NAME).await?;
+    let current = roles.inline_policy(role, REVOCATIONS_POLICY_NAME).await?;
     if current
         .as_deref()
         .is_some_and(|doc| policy::covers(doc, &request.id, revoked_at))
     {
         return Ok(Applied::AlreadyThere);
     }
-    let room = policy::INLINE_POLICY_LIMIT.saturating_sub(other_inline_size(roles, name).await?);
+    let room = policy::INLINE_POLICY_LIMIT.saturating_sub(other_inline_size(roles, role).await?);
     let revocation = policy::add_revocation(
         current.as_deref(),
         &request.id,
@@ -149,9 +151,9 @@ pub(super) async fn apply_deny<R: Roles>(
         room,
     )?;
     roles
-        .put_inline_policy(name, REVOCATIONS_POLICY_NAME, &revocation.document)
+        .put_inline_policy(role, REVOCATIONS_POLICY_NAME, &revocation.document)
         .await?;
-    wait_until_visible(roles, name, &request.id, revoked_at).await?;
+    wait_until_visible(roles, role, &request.id, revoked_at).await?;
     Ok(if revocation.fallback {
         Applied::Fallback
     } else {

@@ -32,8 +32,7 @@ fn revoke_writes_a_verified_deny_once_and_marks_revoked() {
         1
     );
     // A deny removed out of band is put back by the next revoke.
-    block_on(roles.delete_inline_policy("sample-target-trailgate", REVOCATIONS_POLICY_NAME))
-        .unwrap();
+    block_on(roles.delete_inline_policy(SAMPLE_ROLE, REVOCATIONS_POLICY_NAME)).unwrap();
     block_on(revoke(&ledger, &roles, &id, "reconciler", now())).unwrap();
     assert!(
         roles

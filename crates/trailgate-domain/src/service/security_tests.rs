@@ -37,6 +37,7 @@ fn submit_as(catalog: &Catalog, ledger: &MemoryLedger, arn: &str) -> Result<Acce
             settings: settings(),
             caller: &Caller::from_arn(arn),
             input: &new_request(),
+            target: &sample_target(),
             id: "r-bbbbbbbbbbbbbbbbbbbbbbbbbb".into(),
             now: now(),
         },

@@ -27,6 +27,8 @@ pub struct Submission<'a> {
     pub settings: IntakeSettings,
     pub caller: &'a Caller,
     pub input: &'a NewRequest,
+    /// The role the submission is for, resolved by [`super::resolve_target`].
+    pub target: &'a super::Target,
     /// The new request's id (random, chosen by the caller so this crate stays free of I/O).
     pub id: String,
     pub now: OffsetDateTime,
@@ -42,7 +44,14 @@ fn pending_for(submission: &Submission<'_>, entry: &Entry) -> Result<AccessReque
         now,
         ..
     } = submission;
-    let mut request = AccessRequest::create(submission.id.clone(), caller, input, entry, *now)?;
+    let mut request = AccessRequest::create_for(
+        submission.id.clone(),
+        caller,
+        input,
+        entry,
+        submission.target,
+        *now,
+    )?;
     request.requester_person = catalog.resolve_requester(&caller.arn)?;
     Ok(request)
 }
@@ -226,8 +235,8 @@ pub async fn submit_with_policy<L: Ledger, W: Workflow>(
         settings,
         caller,
         input,
-        id: _,
         now,
+        ..
     } = submission;
     let idempotency = match idempotency_key {
         None => None,

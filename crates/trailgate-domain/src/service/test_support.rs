@@ -26,6 +26,7 @@ pub(crate) fn settings() -> IntakeSettings {
 pub(crate) fn new_request() -> NewRequest {
     NewRequest {
         catalog_id: "sandbox-admin".into(),
+        account: None,
         duration: "PT2H".into(),
         reason: "fix prod".into(),
         ticket: None,
@@ -124,6 +125,11 @@ pub(crate) fn bob() -> Caller {
     Caller::from_arn("arn:aws:iam::123456789012:user/bob")
 }
 
+/// The sample entry's one role, as `resolve_target` would resolve it.
+pub(crate) fn sample_target() -> Target {
+    Target::single(catalog().entry("sandbox-admin").unwrap()).unwrap()
+}
+
 pub(crate) fn policy_submit(
     ledger: &MemoryLedger,
     workflow: &MemoryWorkflow,
@@ -140,6 +146,7 @@ pub(crate) fn policy_submit(
             settings: settings(),
             caller: &alice(),
             input,
+            target: &sample_target(),
             id: id.into(),
             now: at,
         },
@@ -169,6 +176,7 @@ pub(crate) fn glass_request(ledger: &MemoryLedger, catalog: &Catalog) -> String 
             settings: settings(),
             caller: &alice(),
             input: &input,
+            target: &sample_target(),
             id: "r-glass".into(),
             now: now(),
         },

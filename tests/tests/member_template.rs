@@ -1,0 +1,201 @@
+//! member/template.yaml against the contract the hub's code relies on: the agent role is the
+//! only way in, trusted by the hub's function roles by ARN from inside the Organization, able to
+//! write nothing but `trailgate-revocations` on managed roles; the names the code uses (agent
+//! role, member protection policy) are the template's; and no statement grants a wildcard.
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value as Json;
+use trailgate_domain::policy::{AGENT_ROLE_NAME, MEMBER_PROTECTION_POLICY_NAME};
+use trailgate_system_tests::template::{MEMBER_ACCOUNT, ORGANIZATION, Template};
+
+fn statements(document: &Json) -> Vec<&Json> {
+    match &document["Statement"] {
+        Json::Array(items) => items.iter().collect(),
+        single @ Json::Object(_) => vec![single],
+        _ => Vec::new(),
+    }
+}
+
+fn list(value: &Json) -> Vec<String> {
+    match value {
+        Json::String(text) => vec![text.clone()],
+        Json::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn policy<'a>(policies: &'a [(String, Json)], name: &str) -> Result<&'a Json> {
+    policies
+        .iter()
+        .find(|(found, _)| found == name)
+        .map(|(_, document)| document)
+        .with_context(|| format!("no policy {name}"))
+}
+
+/// The hub's function roles, by ARN: the only principals a member stack's roles trust.
+fn hub_roles() -> Result<Vec<String>> {
+    let hub = Template::load()?;
+    Ok([
+        "IntakeFunctionRole",
+        "GrantFunctionRole",
+        "RevokeFunctionRole",
+        "ReconcileFunctionRole",
+        "ContextFunctionRole",
+        "AuditFunctionRole",
+    ]
+    .iter()
+    .map(|r| hub.reference(r))
+    .collect())
+}
+
+/// One statement: the hub's function roles by ARN, `sts:AssumeRole`, inside the Organization.
+fn check_trust(trust: &Json, expected: &[String]) -> Result<()> {
+    let found = statements(trust);
+    ensure!(found.len() == 1, "one trust statement, got {trust}");
+    let statement = found[0];
+    let principals = list(&statement["Principal"]["AWS"]);
+    ensure!(principals == expected, "trusts {principals:?}");
+    ensure!(
+        principals
+            .iter()
+            .all(|p| !p.contains('*') && p.contains(":role/")),
+        "principals must be role ARNs, not accounts or wildcards"
+    );
+    ensure!(
+        statement["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == ORGANIZATION,
+        "no aws:PrincipalOrgID condition: {statement}"
+    );
+    ensure!(list(&statement["Action"]) == ["sts:AssumeRole"]);
+    Ok(())
+}
+
+/// The agent's permissions: reads of this account's roles, writes of inline policies only on
+/// managed roles, LookupEvents, and nothing else.
+fn check_agent(agent: &Json) -> Result<()> {
+    let mut allowed = Vec::new();
+    for statement in statements(agent) {
+        let actions = list(&statement["Action"]);
+        let resources = list(&statement["Resource"]);
+        for action in &actions {
+            ensure!(!action.contains('*'), "wildcard action {action}");
+        }
+        if statement["Effect"] != "Allow" {
+            continue;
+        }
+        allowed.extend(actions.iter().cloned());
+        let writes = actions
+            .iter()
+            .any(|a| a == "iam:PutRolePolicy" || a == "iam:DeleteRolePolicy");
+        if writes {
+            ensure!(
+                statement["Condition"]["StringEquals"]["aws:ResourceTag/trailgate:managed"]
+                    == "true",
+                "writes not limited to managed roles: {statement}"
+            );
+        }
+        for resource in &resources {
+            ensure!(
+                resource == "*" && actions == ["cloudtrail:LookupEvents"]
+                    || resource.starts_with(&format!("arn:aws:iam::{MEMBER_ACCOUNT}:role/")),
+                "{actions:?} on {resource}"
+            );
+        }
+    }
+    allowed.sort();
+    ensure!(
+        allowed
+            == [
+                "cloudtrail:LookupEvents",
+                "iam:DeleteRolePolicy",
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:ListAttachedRolePolicies",
+                "iam:ListRolePolicies",
+                "iam:ListRoleTags",
+                "iam:PutRolePolicy",
+            ],
+        "the agent may {allowed:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_agent_role_trusts_only_the_hubs_function_roles_inside_the_organization() -> Result<()> {
+    let policies = Template::load_member()?.policies()?;
+    for role in ["AgentRole", "OrganizationReaderRole"] {
+        let trust = policy(&policies, &format!("{role}.AssumeRolePolicyDocument"))?;
+        check_trust(trust, &hub_roles()?).with_context(|| role.to_string())?;
+    }
+    Ok(())
+}
+
+#[test]
+fn the_agent_writes_only_revocations_of_managed_roles_and_reads_cloudtrail() -> Result<()> {
+    let policies = Template::load_member()?.policies()?;
+    check_agent(policy(&policies, "AgentRole.Policies[0]")?)
+}
+
+#[test]
+fn the_names_the_code_uses_are_the_templates() -> Result<()> {
+    let member = Template::load_member()?;
+    let hub = Template::load()?;
+    let default = |template: &Template, name: &str| {
+        template.yaml["Parameters"][name]["Default"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    ensure!(default(&member, "AgentRoleName").as_deref() == Some(AGENT_ROLE_NAME));
+    ensure!(default(&hub, "AgentRoleName").as_deref() == Some(AGENT_ROLE_NAME));
+    ensure!(
+        member.properties("MemberProtectionPolicy")?["ManagedPolicyName"].as_str()
+            == Some(MEMBER_PROTECTION_POLICY_NAME)
+    );
+    // The sample member role carries it, as the grant check requires of every member role.
+    let attached = member.resolve(&member.properties("SampleTargetRole")?["ManagedPolicyArns"]);
+    ensure!(
+        list(&attached).contains(&member.reference("MemberProtectionPolicy")),
+        "sample member role attaches {attached}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_weakened_agent_is_caught() -> Result<()> {
+    // The checks must be able to fail: an agent trusting a whole account, trusting from outside
+    // the Organization, writing any role's policies, or allowed one more action.
+    let policies = Template::load_member()?.policies()?;
+    let trust = policy(&policies, "AgentRole.AssumeRolePolicyDocument")?;
+    let mut account = trust.clone();
+    account["Statement"][0]["Principal"]["AWS"] =
+        Json::String("arn:aws:iam::123456789012:root".into());
+    let mut outside = trust.clone();
+    outside["Statement"][0]
+        .as_object_mut()
+        .context("statement")?
+        .remove("Condition");
+    for weakened in [account, outside] {
+        ensure!(check_trust(&weakened, &hub_roles()?).is_err(), "{weakened}");
+    }
+    let agent = policy(&policies, "AgentRole.Policies[0]")?;
+    let mut any_role = agent.clone();
+    for statement in any_role["Statement"].as_array_mut().context("statements")? {
+        if statement["Sid"] == "WriteRevocations" {
+            statement
+                .as_object_mut()
+                .context("statement")?
+                .remove("Condition");
+        }
+    }
+    let mut more = agent.clone();
+    more["Statement"][0]["Action"]
+        .as_array_mut()
+        .context("actions")?
+        .push(Json::String("iam:UpdateAssumeRolePolicy".into()));
+    for weakened in [any_role, more] {
+        ensure!(check_agent(&weakened).is_err(), "{weakened}");
+    }
+    Ok(())
+}

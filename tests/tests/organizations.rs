@@ -1,0 +1,309 @@
+//! System test of the hub and its member accounts on the local stack: moto holds a management
+//! account and two member accounts (`prod`, in OU Prod, and `data`), each with member/template.yaml
+//! deployed; the hub grants, vends, expires, revokes and reconciles `sample-target-member` in
+//! them through their agent roles, with the real binaries, state machine and router.
+
+use anyhow::{Context, Result, ensure};
+use serde_json::{Value, json};
+use std::time::Duration;
+use trailgate_local::organization::{LocalOrganization, credentials_in};
+use trailgate_system_tests::catalog::user;
+use trailgate_system_tests::ctx::request_body;
+use trailgate_system_tests::{Ctx, run_on_stack};
+
+const MEMBER_ROLE: &str = "sample-target-member";
+const HUB_ROLE: &str = "sample-target-trailgate";
+
+/// `member-readonly`: the member role in both members, by id; `prod-ou-readonly`: the member
+/// role in every account under OU Prod. The stack fills in the ids.
+fn organization_catalog() -> String {
+    let entry = |id: &str, accounts: Value| {
+        json!({"id": id, "role_name": MEMBER_ROLE, "accounts": accounts,
+               "description": "view-only in a member account", "max_duration": "PT1H",
+               "approval_window": "PT5M", "approvers": [user("bob"), user("carol")], "quorum": 1,
+               "requesters": ["arn:aws:iam::123456789012:user/alice"]})
+    };
+    json!({"entries": [
+        entry("member-readonly", json!(["${MemberAccount:prod}", "${MemberAccount:data}"])),
+        entry("prod-ou-readonly", json!(["${ProdOu}"])),
+    ]})
+    .to_string()
+}
+
+fn in_account(catalog_id: &str, account: &str, duration: &str) -> Value {
+    let mut body = request_body(catalog_id, duration, "organization test");
+    body["account"] = Value::String(account.to_owned());
+    body
+}
+
+/// IAM and STS acting in one member account.
+struct Member {
+    id: String,
+    iam: aws_sdk_iam::Client,
+}
+
+impl Member {
+    async fn new(ctx: &Ctx, id: &str) -> Result<Member> {
+        let credentials = credentials_in(&ctx.state.aws_endpoint, id).await?;
+        let config = trailgate_local::deployer::sdk_config_as(&ctx.state.aws_endpoint, credentials);
+        Ok(Member {
+            id: id.to_owned(),
+            iam: aws_sdk_iam::Client::new(&config),
+        })
+    }
+
+    /// This account's `trailgate-revocations` on the member role, empty when it has none.
+    async fn revocations(&self) -> Result<String> {
+        match self
+            .iam
+            .get_role_policy()
+            .role_name(MEMBER_ROLE)
+            .policy_name("trailgate-revocations")
+            .send()
+            .await
+        {
+            Ok(output) => Ok(
+                percent_encoding::percent_decode_str(output.policy_document())
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            ),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                Ok(String::new())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn denies(&self, request: &str) -> Result<bool> {
+        Ok(self
+            .revocations()
+            .await?
+            .contains(&format!("\"{request}\"")))
+    }
+
+    async fn wait_denies(&self, request: &str) -> Result<()> {
+        let started = std::time::Instant::now();
+        while !self.denies(request).await? {
+            ensure!(
+                started.elapsed() < Duration::from_secs(20),
+                "no deny for {request} in account {}: {}",
+                self.id,
+                self.revocations().await?
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(())
+    }
+}
+
+/// alice's request, approved by bob; returns its id once ACTIVE.
+async fn granted(ctx: &Ctx, body: Value) -> Result<String> {
+    let id = ctx.new_request(body).await?;
+    let link = ctx.mail_to(&id, "bob@example.com").await?.link;
+    let answer = ctx.post_decision(&link, "decision=approve").await?;
+    ensure!(answer.status == 200, "approve answered {}", answer.status);
+    ctx.wait_for_any_retrying(&id, &["ACTIVE"], Duration::from_secs(40))
+        .await?;
+    Ok(id)
+}
+
+/// The account STS says the request's vended credentials act in, and their ARN.
+async fn caller_of(ctx: &Ctx, id: &str) -> Result<(String, String)> {
+    let credentials = ctx
+        .alice
+        .get(&format!("/requests/{id}/credentials"))
+        .await?;
+    let sts = aws_sdk_sts::Client::new(&trailgate_local::deployer::sdk_config_as(
+        &ctx.state.aws_endpoint,
+        aws_credential_types::Credentials::new(
+            credentials["AccessKeyId"].as_str().context("key")?,
+            credentials["SecretAccessKey"].as_str().context("secret")?,
+            credentials["SessionToken"].as_str().map(str::to_owned),
+            None,
+            "trailgate",
+        ),
+    ));
+    let caller = sts.get_caller_identity().send().await?;
+    Ok((
+        caller.account().unwrap_or_default().to_owned(),
+        caller.arn().unwrap_or_default().to_owned(),
+    ))
+}
+
+async fn reconcile(ctx: &Ctx) -> Result<Value> {
+    let response = ctx
+        .http
+        .post(format!(
+            "{}/2015-03-31/functions/trailgate-reconcile/invocations",
+            ctx.state.aws_endpoint
+        ))
+        .json(&json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}))
+        .send()
+        .await?;
+    ensure!(
+        response.headers().get("x-amz-function-error").is_none(),
+        "the reconciler failed: {}",
+        response.text().await?
+    );
+    Ok(response.json().await?)
+}
+
+/// `GET /catalog` lists each entry's accounts, from Organizations; wrong accounts are 400s
+/// naming the account, and nothing is recorded for them.
+async fn catalog_and_refusals(ctx: &Ctx, org: &LocalOrganization) -> Result<()> {
+    let (prod, data) = (&org.members[0].account_id, &org.members[1].account_id);
+    let catalog = ctx.alice.get("/catalog").await?;
+    let accounts = |id: &str| -> Vec<String> {
+        catalog["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["id"] == id)
+            .and_then(|e| e["accounts_available"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    ensure!(
+        accounts("member-readonly") == [prod.clone(), data.clone()],
+        "member-readonly lists {:?}",
+        accounts("member-readonly")
+    );
+    ensure!(
+        accounts("prod-ou-readonly") == [prod.clone()],
+        "prod-ou-readonly lists {:?}",
+        accounts("prod-ou-readonly")
+    );
+    let before = ctx.alice.get("/requests").await?["requests"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let cases = [
+        (
+            request_body("member-readonly", "PT10M", "x"),
+            "name one with `account`".to_owned(),
+        ),
+        (
+            in_account("member-readonly", "444444444444", "PT10M"),
+            "444444444444 is not in the Organization".to_owned(),
+        ),
+        (
+            in_account("member-readonly", &org.management_account, "PT10M"),
+            format!("{} is protected", org.management_account),
+        ),
+        (
+            in_account("prod-ou-readonly", data, "PT10M"),
+            format!("does not cover account {data}"),
+        ),
+    ];
+    for (body, expected) in cases {
+        let refused = ctx.alice.post_json("/requests", &body).await;
+        ensure!(
+            refused.as_ref().is_err_and(|e| {
+                let text = e.to_string();
+                text.contains(&expected) && text.contains("field `account`")
+            }),
+            "{body}: expected a 400 naming `{expected}`, got {refused:?}"
+        );
+    }
+    let after = ctx.alice.get("/requests").await?["requests"]
+        .as_array()
+        .map_or(0, Vec::len);
+    ensure!(before == after, "a refused request was recorded");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_hub_grants_revokes_and_reconciles_roles_in_member_accounts() -> Result<()> {
+    run_on_stack(
+        "organizations",
+        &[("Catalog", organization_catalog())],
+        |ctx| async move {
+            let org = ctx.state.organization.clone();
+            ensure!(org.members.len() == 2, "organization: {org:?}");
+            catalog_and_refusals(&ctx, &org).await?;
+            let (prod, data) = (
+                Member::new(&ctx, &org.members[0].account_id).await?,
+                Member::new(&ctx, &org.members[1].account_id).await?,
+            );
+
+            // A short grant in prod (through the OU entry), long ones in prod and data.
+            let short = granted(&ctx, in_account("prod-ou-readonly", &prod.id, "PT8S")).await?;
+            let long_prod = granted(&ctx, in_account("member-readonly", &prod.id, "PT30M")).await?;
+            let long_data = granted(&ctx, in_account("member-readonly", &data.id, "PT30M")).await?;
+            let (account, arn) = caller_of(&ctx, &short).await?;
+            ensure!(
+                account == prod.id
+                    && arn.contains(&format!("assumed-role/{MEMBER_ROLE}/tg-alice-{short}")),
+                "credentials act as {arn} in {account}"
+            );
+            ensure!(caller_of(&ctx, &long_data).await?.0 == data.id);
+
+            // Expiry: the Wait state ends the short grant; its deny is in prod, nowhere else.
+            ctx.wait_for_any(&short, &["REVOKED", "AUDITED"], Duration::from_secs(60))
+                .await?;
+            prod.wait_denies(&short).await?;
+            ensure!(
+                !data.denies(&short).await?,
+                "the deny went to the data account"
+            );
+            ensure!(
+                !ctx.denies(HUB_ROLE, &short).await?,
+                "the deny went to the hub's role"
+            );
+
+            // An early revoke in prod leaves the grant in data untouched.
+            ctx.alice
+                .post_json(&format!("/requests/{long_prod}/revoke"), &json!({}))
+                .await?;
+            prod.wait_denies(&long_prod).await?;
+            ensure!(
+                data.revocations().await?.is_empty(),
+                "data's role was written: {}",
+                data.revocations().await?
+            );
+            ensure!(ctx.status(&long_data).await?["status"] == "ACTIVE");
+            ensure!(caller_of(&ctx, &long_data).await?.0 == data.id);
+
+            // The reconciler sweeps both members: denies lost in each account come back.
+            ctx.alice
+                .post_json(&format!("/requests/{long_data}/revoke"), &json!({}))
+                .await?;
+            data.wait_denies(&long_data).await?;
+            for member in [&prod, &data] {
+                member
+                    .iam
+                    .delete_role_policy()
+                    .role_name(MEMBER_ROLE)
+                    .policy_name("trailgate-revocations")
+                    .send()
+                    .await?;
+            }
+            let report = reconcile(&ctx).await?;
+            let reapplied: Vec<&str> = report["reapplied"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            for id in [&short, &long_prod, &long_data] {
+                ensure!(
+                    reapplied.contains(&id.as_str()),
+                    "{id} not reapplied: {report}"
+                );
+            }
+            ensure!(
+                report["failed"].as_array().is_some_and(Vec::is_empty),
+                "{report}"
+            );
+            ensure!(prod.denies(&short).await? && prod.denies(&long_prod).await?);
+            ensure!(data.denies(&long_data).await? && !data.denies(&long_prod).await?);
+            Ok(())
+        },
+    )
+    .await
+}
