@@ -274,3 +274,64 @@ fn a_benign_day_raises_no_medium_or_higher_finding() {
         ]
     );
 }
+
+/// The new runbooks on the real logs nobody here wrote (an attack simulation, see
+/// ../shared/data/cloudtrail/SOURCES.md); the counts were read from the files with Python.
+#[test]
+fn new_runbooks_find_the_simulated_attacks_in_the_real_logs() {
+    let Some(folder) = common::real_data() else {
+        return;
+    };
+    let matched = |id: &str| common::run_on(id, all_time(), folder.clone());
+    // AddPermission20150331v2 with principal "*" on stratus-red-team-backdoor-f-func.
+    let public = matched("resource-policy-public");
+    assert_eq!(
+        common::column(&public, "requestParameters.functionName"),
+        vec!["stratus-red-team-backdoor-f-func"]
+    );
+    // The lifecycle rule "nuke-cloudtrail-logs-after-1-day" on the trail's bucket.
+    let lifecycle = matched("s3-lifecycle-expiration");
+    assert_eq!(
+        common::column(
+            &lifecycle,
+            "requestParameters.LifecycleConfiguration.Rule.ID"
+        ),
+        vec!["nuke-cloudtrail-logs-after-1-day"]
+    );
+    // The refused LeaveOrganization: a denied attempt is reported.
+    let organizations = matched("organizations-changes");
+    assert_eq!(
+        group(&organizations, &["LeaveOrganization", "AccessDenied"]),
+        Some(1)
+    );
+    // CreateTrustAnchor and CreateProfile.
+    assert_eq!(matched("roles-anywhere-changes").coverage.events_matched, 2);
+    // The two UpdateFunctionCode20150331v2 calls.
+    assert_eq!(matched("lambda-code-change").coverage.events_matched, 2);
+    // SSH from the world in the flat cidrIp form (port 22); the 443 rule is not sensitive.
+    assert_eq!(
+        common::column(
+            &matched("security-group-sensitive-ports"),
+            "requestParameters.fromPort"
+        ),
+        vec!["22"]
+    );
+    // One SendCommand: under the fan-out threshold.
+    let ssm = matched("ssm-command-fanout");
+    assert_eq!(
+        (ssm.coverage.events_matched, ssm.has_findings()),
+        (1, false)
+    );
+    // bert-jan's cleanup (72 deletions) is the one principal over the mass-deletion threshold.
+    let deletion = matched("mass-deletion");
+    assert_eq!(
+        group(&deletion, &["arn:aws:iam::123837392027:user/bert-jan"]),
+        Some(72)
+    );
+    assert_eq!(
+        deletion.counts.as_ref().map(|counts| counts.groups.len()),
+        Some(1)
+    );
+    // Every Stratus Red Team call announces the tool in its user agent.
+    assert!(matched("offensive-tool-user-agent").coverage.events_matched > 1000);
+}
