@@ -33,6 +33,9 @@ step "cargo deny check bans licenses sources (deny.toml)"
 step "cargo build (the binaries cargo lambda watch and the system tests run)"
 cargo build --workspace --bins --locked
 
+step "runbook coverage (jitctl runbook coverage: ATT&CK techniques and event names of the library; exits 1 on a malformed technique id)"
+cargo run --quiet --locked -p jitctl -- runbook coverage > /dev/null
+
 step "cargo test (unit tests, event fixtures, system tests on the local stack)"
 cargo test --workspace --locked
 

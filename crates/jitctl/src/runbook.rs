@@ -1,5 +1,5 @@
-//! `jitctl runbook list|show|run|explain|check`: the CloudTrail runbooks of `trailgate-runbooks`
-//! from the command line.
+//! `jitctl runbook list|show|run|explain|check|coverage|noise`: the CloudTrail runbooks of
+//! `trailgate-runbooks` from the command line.
 //!
 //! Runbooks are read from a folder (`--dir`, default `runbooks`), or from a YAML file given in
 //! place of an id. `run` reads local files and folders, a trail in S3 (`s3://bucket/prefix`),
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use time::OffsetDateTime;
+use trailgate_runbooks::inventory::Inventory;
 use trailgate_runbooks::render::Format;
 use trailgate_runbooks::source::files::{DEFAULT_MAX_RECORD_BYTES, FileSource};
 use trailgate_runbooks::source::parallel;
@@ -99,6 +100,37 @@ pub enum RunbookCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// What the library covers: ATT&CK techniques and event names, each with its runbooks, for
+    /// the built-in runbooks and the Sigma rules together. Exits 1 if a technique id is
+    /// malformed.
+    Coverage {
+        #[command(flatten)]
+        library: LibraryArgs,
+        /// Folder of Sigma rules reported with the library (skipped if it does not exist).
+        #[arg(long, default_value = "runbooks/sigma")]
+        sigma_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CoverageFormat::Text)]
+        format: CoverageFormat,
+    },
+    /// Match counts per runbook over local logs (default parameters, every record's time), as
+    /// the markdown table of runbooks/README.md.
+    Noise {
+        #[command(flatten)]
+        library: LibraryArgs,
+        /// A file or folder of CloudTrail logs.
+        #[arg(long = "source", short = 's', value_name = "PATH")]
+        source: PathBuf,
+    },
+}
+
+/// Formats of `coverage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CoverageFormat {
+    /// Indented lists.
+    Text,
+    /// The whole inventory as JSON.
+    Json,
 }
 
 /// Where runbooks are read from.
@@ -174,7 +206,55 @@ pub async fn run(command: RunbookCommand, target: &AwsTarget) -> Result<ExitCode
             table,
         } => explain(&runbook, &library, &query, dialect, &table, target).await,
         RunbookCommand::Check { paths } => Ok(check(&paths)),
+        RunbookCommand::Coverage {
+            library,
+            sigma_dir,
+            format,
+        } => coverage(&library, &sigma_dir, format),
+        RunbookCommand::Noise { library, source } => noise(&library, &source),
     }
+}
+
+fn coverage(args: &LibraryArgs, sigma_dir: &Path, format: CoverageFormat) -> Result<ExitCode> {
+    let inventory = load_inventory(args, sigma_dir)?;
+    let mut out = String::new();
+    match format {
+        CoverageFormat::Text => out.push_str(&inventory.to_text()),
+        CoverageFormat::Json => say!(out, "{}", serde_json::to_string_pretty(&inventory)?),
+    }
+    emit(&out)?;
+    let malformed = inventory
+        .techniques
+        .values()
+        .any(|technique| !technique.well_formed);
+    Ok(if malformed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The built-in library and, when the folder exists, the Sigma rules, in one inventory.
+fn load_inventory(args: &LibraryArgs, sigma_dir: &Path) -> Result<Inventory> {
+    let library = load_library(args)?;
+    let mut inventory = Inventory::default();
+    inventory.add("built-in", library.iter());
+    // The Sigma folder is a separate library (see runbooks/README.md); it is reported with the
+    // built-in one because together they are what an operator can run.
+    if sigma_dir.is_dir() {
+        let sigma = Library::load_dir(sigma_dir)
+            .with_context(|| format!("cannot load the Sigma rules in {}", sigma_dir.display()))?;
+        inventory.add("sigma", sigma.iter());
+    }
+    Ok(inventory)
+}
+
+fn noise(args: &LibraryArgs, source: &Path) -> Result<ExitCode> {
+    let library = load_library(args)?;
+    let measured = trailgate_runbooks::noise::measure(&library, source)
+        .with_context(|| format!("cannot read {}", source.display()))?;
+    emit(&trailgate_runbooks::noise::table(&measured))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_library(args: &LibraryArgs) -> Result<Library> {
@@ -776,6 +856,36 @@ mod tests {
         .expect("write");
         assert_eq!(check(&[good.clone(), good]), ExitCode::FAILURE);
         let _ = std::fs::remove_dir_all(&folder);
+    }
+
+    #[test]
+    fn coverage_reports_built_in_runbooks_and_sigma_rules_together() {
+        let library = LibraryArgs {
+            dir: repository("runbooks"),
+        };
+        let inventory = load_inventory(&library, &repository("runbooks/sigma")).expect("loads");
+        let built_in = Library::load_dir(repository("runbooks")).expect("loads");
+        let sigma = Library::load_dir(repository("runbooks/sigma")).expect("loads");
+        assert_eq!(inventory.runbooks.len(), built_in.len() + sigma.len());
+        // StopLogging is watched by a curated runbook and by the Sigma rule for it.
+        let stop_logging = &inventory.event_names["StopLogging"];
+        assert!(stop_logging.contains(&"logging-tampering".to_owned()));
+        assert!(stop_logging.contains(&"aws-cloudtrail-disable-logging".to_owned()));
+        // Lambda's versioned event names are watched by prefix.
+        assert!(
+            inventory.event_names["UpdateFunctionCode*"].contains(&"lambda-code-change".to_owned())
+        );
+        assert!(inventory.techniques["T1562.008"].runbooks.len() > 5);
+        assert!(
+            inventory
+                .techniques
+                .values()
+                .all(|technique| technique.well_formed)
+        );
+        // Without the Sigma folder the report is the built-in library alone.
+        let alone =
+            load_inventory(&library, &repository("runbooks/no-such-folder")).expect("loads");
+        assert_eq!(alone.runbooks.len(), built_in.len());
     }
 
     #[tokio::test]

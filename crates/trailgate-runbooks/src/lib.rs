@@ -17,15 +17,21 @@
 //! - `sigma`: Sigma rules for aws/cloudtrail translated into runbooks (recognised by `Runbook::parse`).
 //! - `sql`: the same bound runbook compiled to SQL for Athena's CloudTrail table (and DuckDB).
 //! - `sql_result`: a result assembled from the rows of those SQL queries.
+//! - `attack`: ATT&CK technique ids and the known cloud techniques (`data/`).
+//! - `inventory`: what a set of runbooks covers (techniques, event names).
+//! - `noise`: match counts per runbook on a body of logs.
 //!
 //! The crate does no I/O except the file source (std::fs + flate2); LookupEvents is reached
 //! through the [`source::lookup::LookupEventsApi`] trait, implemented elsewhere.
 
+pub mod attack;
 pub mod engine;
 pub mod error;
 pub mod filter;
+pub mod inventory;
 pub mod library;
 mod locate;
+pub mod noise;
 pub mod output;
 pub mod params;
 mod prefilter;

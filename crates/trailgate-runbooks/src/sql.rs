@@ -576,6 +576,11 @@ impl Generator {
         };
         let dialect = self.dialect;
         let needles = condition.literals(values)?;
+        // An empty list (an allow-list parameter left at its empty default) matches nothing, as
+        // in the engine; an empty `OR` would not be SQL.
+        if needles.is_empty() {
+            return Ok(Some("false".to_owned()));
+        }
         self.any(&condition.field, |_, value| {
             let text = condition.fold(&value.text(dialect));
             let mut alternatives = Vec::new();
@@ -613,6 +618,9 @@ impl Generator {
         };
         let dialect = self.dialect;
         let needles = condition.literals(values.as_slice())?;
+        if needles.is_empty() {
+            return Ok(Some("false".to_owned()));
+        }
         self.any(&condition.field, |_, value| {
             // `contains` searches objects as JSON text too, like the engine.
             let text = if operator == "contains" {
@@ -1365,6 +1373,17 @@ mod tests {
         .expect("compiles");
         assert!(sql.filter.contains("lower('StopLogging')"));
         assert!(sql.filter.contains("lower('it''s')"));
+    }
+
+    #[test]
+    fn an_empty_list_parameter_matches_nothing() {
+        for condition in [
+            "{field: userIdentity.arn, any_of: ['{{ names }}']}",
+            "{field: userIdentity.arn, prefix: ['{{ names }}']}",
+        ] {
+            let sql = plan(&format!("{{not: {condition}}}"), &[("names", "")]).expect("compiles");
+            assert!(sql.filter.contains("NOT (false)"), "{}", sql.filter);
+        }
     }
 
     #[test]

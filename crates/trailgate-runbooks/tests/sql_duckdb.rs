@@ -157,6 +157,18 @@ fn datasets() -> Vec<Dataset> {
         root: fixture("attacks.ndjson"),
         views: vec![(FileLayout::Lines, vec![fixture("attacks.ndjson")])],
     });
+    // The detection-breadth cases and the benign day (tests/breadth.rs): every family's firing,
+    // denied and quiet events, so the SQL of the newer runbooks is proven on what they match.
+    for (name, file) in [
+        ("breadth", "breadth.ndjson"),
+        ("benign_day", "benign-day.ndjson"),
+    ] {
+        datasets.push(Dataset {
+            name,
+            root: fixture(file),
+            views: vec![(FileLayout::Lines, vec![fixture(file)])],
+        });
+    }
     datasets
 }
 
