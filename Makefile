@@ -1,10 +1,14 @@
 # The commands a developer needs. Each installs what it uses (scripts/bootstrap.sh).
 
-.PHONY: demo test bootstrap build up down fmt lint static-checks bench-runbooks
+.PHONY: demo demo-member test bootstrap build up down fmt lint static-checks bench-runbooks
 
 ## The main job on the local stack: a request from submit to audit, with a timeline.
 demo:
 	scripts/demo.sh
+
+# The same, for the sample role of the local Organization's member account `prod`.
+demo-member:
+	scripts/demo.sh --member prod
 
 ## Every test: fmt, clippy, unit, system tests on the local stack, static checks (what CI runs).
 test:

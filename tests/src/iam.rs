@@ -89,6 +89,9 @@ pub struct Request {
     pub resource_policy: Option<Value>,
     /// SCPs, root first: one list of named policies per level.
     pub scps: Vec<Vec<(String, Value)>>,
+    /// The resource's account, when it is not the principal's usual [`ACCOUNT`] (a member
+    /// account's resource): IAM asks for a resource policy across accounts.
+    pub resource_account: Option<String>,
 }
 
 impl Request {
@@ -103,6 +106,7 @@ impl Request {
             session: None,
             resource_policy: None,
             scps: Vec::new(),
+            resource_account: None,
         }
     }
 
@@ -131,7 +135,10 @@ impl Request {
             "request": {
                 "principal": self.principal,
                 "action": self.action,
-                "resource": {"resource": self.resource, "accountId": ACCOUNT},
+                "resource": {
+                    "resource": self.resource,
+                    "accountId": self.resource_account.as_deref().unwrap_or(ACCOUNT),
+                },
                 "contextVariables": self.context,
             },
             "identityPolicies": named(&self.identity),

@@ -31,7 +31,49 @@ impl Timeline {
     }
 }
 
-pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<ExitCode> {
+/// What the demo asks for: the hub's sample role, or the sample role of a member account of
+/// the local Organization (`--member prod`).
+struct Grant {
+    catalog_id: &'static str,
+    /// The member account, for an entry over several accounts.
+    account: Option<String>,
+    role_name: &'static str,
+}
+
+impl Grant {
+    fn for_member(state: &StackState, member: Option<&str>) -> Result<Grant> {
+        let Some(name) = member else {
+            return Ok(Grant {
+                catalog_id: "sandbox-admin",
+                account: None,
+                role_name: "sample-target-trailgate",
+            });
+        };
+        let member = state.organization.member(name).with_context(|| {
+            format!(
+                "the local Organization has no member `{name}` (it has {:?})",
+                state
+                    .organization
+                    .members
+                    .iter()
+                    .map(|m| &m.name)
+                    .collect::<Vec<_>>()
+            )
+        })?;
+        Ok(Grant {
+            catalog_id: "member-readonly",
+            account: Some(member.account_id.clone()),
+            role_name: "sample-target-member",
+        })
+    }
+}
+
+pub async fn run(
+    state_dir: &Path,
+    target: &Target,
+    duration: &str,
+    member: Option<&str>,
+) -> Result<ExitCode> {
     let mut timeline = Timeline {
         started: Instant::now(),
         last: Instant::now(),
@@ -39,6 +81,7 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
     println!("trailgate demo: one request through its whole life on the local stack\n");
     let state = crate::local::up(state_dir, 4566, 4567, &[])?;
     timeline.step(&format!("local stack ready (API {})", state.api_url));
+    let grant = Grant::for_member(&state, member)?;
 
     // The local users' profiles live in the stack's own AWS config file.
     let as_user = |name: &str| Target {
@@ -54,11 +97,11 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
         "seeded {seeded} CloudTrail records of alice's week into the local LookupEvents (demo data)"
     ));
 
-    let id = request_access(&mut timeline, &alice, duration).await?;
+    let id = request_access(&mut timeline, &alice, &grant, duration).await?;
     let link = show_context_and_link(&mut timeline, &state, &alice, &id).await?;
     approve_from_the_link(&mut timeline, &alice, &id, &link).await?;
-    let aws_config = use_the_grant(&mut timeline, &state, &alice, &id).await?;
-    check_revoked(&mut timeline, &state, &alice, &id, &aws_config).await?;
+    let aws_config = use_the_grant(&mut timeline, &state, &alice, &grant, &id).await?;
+    check_revoked(&mut timeline, &state, &alice, &grant, &id, &aws_config).await?;
     check_audited(&mut timeline, &alice, &id).await?;
     println!("\ndone: {id} went PENDING -> APPROVED -> ACTIVE -> REVOKED -> AUDITED");
     println!("the stack is still running: `jitctl local down` stops it");
@@ -66,16 +109,26 @@ pub async fn run(state_dir: &Path, target: &Target, duration: &str) -> Result<Ex
 }
 
 /// alice's request; returns its id.
-async fn request_access(timeline: &mut Timeline, alice: &Client, duration: &str) -> Result<String> {
-    let created = alice
-        .post_json(
-            "/requests",
-            &serde_json::json!({"catalog_id": "sandbox-admin", "duration": duration, "reason": "demo: rotate the sandbox database password"}),
-        )
-        .await?;
+async fn request_access(
+    timeline: &mut Timeline,
+    alice: &Client,
+    grant: &Grant,
+    duration: &str,
+) -> Result<String> {
+    let mut body = serde_json::json!({"catalog_id": grant.catalog_id, "duration": duration, "reason": "demo: rotate the sandbox database password"});
+    if let Some(account) = &grant.account {
+        body["account"] = Value::String(account.clone());
+    }
+    let created = alice.post_json("/requests", &body).await?;
     let id = created["id"].as_str().context("no request id")?.to_owned();
     timeline.step(&format!(
-        "alice requested sandbox-admin for {duration}: {id} is {}",
+        "alice requested {} for {duration}{}: {id} is {}",
+        grant.catalog_id,
+        grant
+            .account
+            .as_deref()
+            .map(|a| format!(" in account {a}"))
+            .unwrap_or_default(),
         created["status"]
     ));
     Ok(id)
@@ -160,6 +213,7 @@ async fn use_the_grant(
     timeline: &mut Timeline,
     state: &StackState,
     alice: &Client,
+    grant: &Grant,
     id: &str,
 ) -> Result<std::path::PathBuf> {
     let active = alice
@@ -188,14 +242,19 @@ async fn use_the_grant(
             "json",
         ],
     )?;
-    let arn = serde_json::from_str::<Value>(&identity)?["Arn"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let identity: Value = serde_json::from_str(&identity)?;
+    let arn = identity["Arn"].as_str().unwrap_or_default().to_owned();
     ensure!(
-        arn.contains("assumed-role/sample-target-trailgate/") && arn.contains(id),
+        arn.contains(&format!("assumed-role/{}/", grant.role_name)) && arn.contains(id),
         "unexpected identity {arn}"
     );
+    if let Some(account) = &grant.account {
+        ensure!(
+            identity["Account"] == account.as_str(),
+            "the credentials act in {} instead of {account}",
+            identity["Account"]
+        );
+    }
     timeline.step(&format!(
         "aws sts get-caller-identity via credential_process: {arn}"
     ));
@@ -207,6 +266,7 @@ async fn check_revoked(
     timeline: &mut Timeline,
     state: &StackState,
     alice: &Client,
+    grant: &Grant,
     id: &str,
     aws_config: &Path,
 ) -> Result<()> {
@@ -227,23 +287,7 @@ async fn check_revoked(
     // whose bound on IAM visibility is 10 s.
     let started = std::time::Instant::now();
     loop {
-        // Until the first deny lands the role may have no such policy: the CLI then fails.
-        let read = aws_cli(
-            state,
-            aws_config,
-            &[
-                "iam",
-                "get-role-policy",
-                "--role-name",
-                "sample-target-trailgate",
-                "--policy-name",
-                "trailgate-revocations",
-                "--profile",
-                "alice",
-                "--output",
-                "json",
-            ],
-        );
+        let read = read_revocations(state, aws_config, grant).await;
         if read.as_ref().is_ok_and(|policy| policy.contains(id)) {
             break;
         }
@@ -257,9 +301,14 @@ async fn check_revoked(
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    timeline.step(
-        "the target role's trailgate-revocations policy denies sessions tagged with the request",
-    );
+    timeline.step(&format!(
+        "the target role's trailgate-revocations policy denies sessions tagged with the request{}",
+        grant
+            .account
+            .as_deref()
+            .map(|a| format!(" (in account {a}, written through its trailgate-agent role)"))
+            .unwrap_or_default()
+    ));
 
     match alice
         .get(&format!("/requests/{}/credentials", segment(id)))
@@ -269,6 +318,39 @@ async fn check_revoked(
         Err(err) => timeline.step(&format!("credentials refused after revoke: {err}")),
     }
     Ok(())
+}
+
+/// The target role's `trailgate-revocations`: the hub's read with alice's AWS CLI profile, a
+/// member account's with a session in that account (alice has none there).
+async fn read_revocations(state: &StackState, aws_config: &Path, grant: &Grant) -> Result<String> {
+    let Some(account) = &grant.account else {
+        // Until the first deny lands the role may have no such policy: the CLI then fails.
+        return aws_cli(
+            state,
+            aws_config,
+            &[
+                "iam",
+                "get-role-policy",
+                "--role-name",
+                grant.role_name,
+                "--policy-name",
+                "trailgate-revocations",
+                "--profile",
+                "alice",
+                "--output",
+                "json",
+            ],
+        );
+    };
+    Ok(
+        trailgate_local::organization::revocations_in(
+            &state.aws_endpoint,
+            account,
+            grant.role_name,
+        )
+        .await?
+        .unwrap_or_default(),
+    )
 }
 
 async fn check_audited(timeline: &mut Timeline, alice: &Client, id: &str) -> Result<()> {

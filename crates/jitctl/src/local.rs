@@ -35,6 +35,10 @@ pub enum LocalCommand {
         /// How long the demo grant lasts.
         #[arg(long, default_value = "PT20S")]
         duration: String,
+        /// Ask for the sample role of this member account of the local Organization (`prod`
+        /// or `data`) instead of the hub's.
+        #[arg(long)]
+        member: Option<String>,
     },
 }
 
@@ -65,7 +69,9 @@ pub async fn run(command: LocalCommand, target: &Target) -> Result<ExitCode> {
             print_state(&state);
             Ok(ExitCode::SUCCESS)
         }
-        LocalCommand::Demo { duration } => crate::demo::run(&state_dir, target, &duration).await,
+        LocalCommand::Demo { duration, member } => {
+            crate::demo::run(&state_dir, target, &duration, member.as_deref()).await
+        }
     }
 }
 

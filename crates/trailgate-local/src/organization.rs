@@ -113,6 +113,38 @@ pub async fn credentials_in(endpoint: &str, account: &str) -> Result<Credentials
     ))
 }
 
+/// The decoded `trailgate-revocations` of `role` in `account`, read with a session there;
+/// `None` when the role has none.
+pub async fn revocations_in(endpoint: &str, account: &str, role: &str) -> Result<Option<String>> {
+    let config = deployer::sdk_config_as(endpoint, credentials_in(endpoint, account).await?);
+    let iam = aws_sdk_iam::Client::new(&config);
+    match iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name("trailgate-revocations")
+        .send()
+        .await
+    {
+        // IAM returns policy documents URL-encoded.
+        Ok(output) => Ok(Some(
+            percent_encoding::percent_decode_str(output.policy_document())
+                .decode_utf8_lossy()
+                .into_owned(),
+        )),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(Error::deploy(
+            "Organization",
+            format!("GetRolePolicy {role} in {account}: {err:?}"),
+        )),
+    }
+}
+
 /// Creates the Organization from [`MANAGEMENT_ACCOUNT`]: OU `Prod` under the root, accounts
 /// `prod` (in Prod) and `data` (under the root).
 pub async fn create(endpoint: &str, log: &Log) -> Result<LocalOrganization> {
