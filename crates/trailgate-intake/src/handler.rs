@@ -116,9 +116,22 @@ async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts>(
         ("POST", "/requests") => {
             let key = idempotency_key(request)?;
             let input: NewRequest = apigw::json_body(request)?;
-            let target =
-                service::resolve_target(&deps.accounts, &deps.catalog, &deps.protected, &input)
-                    .await?;
+            let target = match service::resolve_target(
+                &deps.accounts,
+                &deps.catalog,
+                &deps.protected,
+                &input,
+            )
+            .await
+            {
+                Ok(target) => target,
+                Err(err) => {
+                    // A refused submission counts against the rate limit like any other
+                    // (submit_with_policy counts the ones that get that far).
+                    service::check_rate(&deps.ledger, deps.policy, &caller, now).await?;
+                    return Err(err);
+                }
+            };
             let id = request_id_from_bytes(rand::random());
             let submitted = service::submit_with_policy(
                 &deps.ledger,

@@ -294,7 +294,9 @@ pub async fn submit_with_policy<L: Ledger, W: Workflow>(
     Ok(submitted)
 }
 
-async fn check_rate<L: Ledger>(
+/// Counts one submission against the caller's rate window; `RateLimited` when it is full.
+/// Every submission counts, refused ones too, so probing with bad requests is limited as well.
+pub async fn check_rate<L: Ledger>(
     ledger: &L,
     policy: RequestPolicy,
     caller: &Caller,
