@@ -401,6 +401,26 @@ impl Ctx {
         Ok(())
     }
 
+    /// Runs the scheduled reconciler once, as EventBridge would, and returns its report; fails
+    /// when the function fails.
+    pub async fn reconcile(&self) -> Result<Value> {
+        let response = self
+            .http
+            .post(format!(
+                "{}/2015-03-31/functions/trailgate-reconcile/invocations",
+                self.state.aws_endpoint
+            ))
+            .json(&serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}))
+            .send()
+            .await?;
+        ensure!(
+            response.headers().get("x-amz-function-error").is_none(),
+            "the reconciler failed: {}",
+            response.text().await?
+        );
+        Ok(response.json().await?)
+    }
+
     /// The ledger's events for `id` as (action, detail), straight from DynamoDB.
     pub async fn ledger_events(&self, id: &str) -> Result<Vec<(String, String)>> {
         let output = self

@@ -38,6 +38,17 @@ struct Names {
     stack: String,
 }
 
+/// The hub's function roles (logical ids) that member stacks trust: the stack output
+/// `AgentTrustedRoleArns`.
+pub const AGENT_TRUSTED_ROLES: [&str; 6] = [
+    "IntakeFunctionRole",
+    "GrantFunctionRole",
+    "RevokeFunctionRole",
+    "ReconcileFunctionRole",
+    "ContextFunctionRole",
+    "AuditFunctionRole",
+];
+
 /// The member account the member template is resolved for.
 pub const MEMBER_ACCOUNT: &str = "111111111111";
 /// The Organization id the resolved documents name.
@@ -53,17 +64,10 @@ impl Template {
     /// [`Template::load`]: its `HubRoleArns` are the hub's function roles.
     pub fn load_member() -> Result<Template> {
         let hub = Template::load()?;
-        let hub_roles: Vec<Json> = [
-            "IntakeFunctionRole",
-            "GrantFunctionRole",
-            "RevokeFunctionRole",
-            "ReconcileFunctionRole",
-            "ContextFunctionRole",
-            "AuditFunctionRole",
-        ]
-        .iter()
-        .map(|role| Json::String(hub.reference(role)))
-        .collect();
+        let hub_roles: Vec<Json> = AGENT_TRUSTED_ROLES
+            .iter()
+            .map(|role| Json::String(hub.reference(role)))
+            .collect();
         Template::load_file(
             "member/template.yaml",
             MEMBER_ACCOUNT,

@@ -6,7 +6,9 @@
 use anyhow::{Context, Result, ensure};
 use serde_json::Value as Json;
 use trailgate_domain::policy::{AGENT_ROLE_NAME, MEMBER_PROTECTION_POLICY_NAME};
-use trailgate_system_tests::template::{MEMBER_ACCOUNT, ORGANIZATION, Template};
+use trailgate_system_tests::template::{
+    AGENT_TRUSTED_ROLES, MEMBER_ACCOUNT, ORGANIZATION, Template,
+};
 
 fn statements(document: &Json) -> Vec<&Json> {
     match &document["Statement"] {
@@ -38,17 +40,10 @@ fn policy<'a>(policies: &'a [(String, Json)], name: &str) -> Result<&'a Json> {
 /// The hub's function roles, by ARN: the only principals a member stack's roles trust.
 fn hub_roles() -> Result<Vec<String>> {
     let hub = Template::load()?;
-    Ok([
-        "IntakeFunctionRole",
-        "GrantFunctionRole",
-        "RevokeFunctionRole",
-        "ReconcileFunctionRole",
-        "ContextFunctionRole",
-        "AuditFunctionRole",
-    ]
-    .iter()
-    .map(|r| hub.reference(r))
-    .collect())
+    Ok(AGENT_TRUSTED_ROLES
+        .iter()
+        .map(|r| hub.reference(r))
+        .collect())
 }
 
 /// One statement: the hub's function roles by ARN, `sts:AssumeRole`, inside the Organization.

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 use std::time::Duration;
-use trailgate_local::organization::{LocalOrganization, credentials_in};
+use trailgate_local::organization::{LocalOrganization, credentials_in, revocations_in};
 use trailgate_system_tests::catalog::user;
 use trailgate_system_tests::ctx::request_body;
 use trailgate_system_tests::{Ctx, run_on_stack};
@@ -39,6 +39,7 @@ fn in_account(catalog_id: &str, account: &str, duration: &str) -> Value {
 /// IAM and STS acting in one member account.
 struct Member {
     id: String,
+    endpoint: String,
     iam: aws_sdk_iam::Client,
 }
 
@@ -48,34 +49,16 @@ impl Member {
         let config = trailgate_local::deployer::sdk_config_as(&ctx.state.aws_endpoint, credentials);
         Ok(Member {
             id: id.to_owned(),
+            endpoint: ctx.state.aws_endpoint.clone(),
             iam: aws_sdk_iam::Client::new(&config),
         })
     }
 
     /// This account's `trailgate-revocations` on the member role, empty when it has none.
     async fn revocations(&self) -> Result<String> {
-        match self
-            .iam
-            .get_role_policy()
-            .role_name(MEMBER_ROLE)
-            .policy_name("trailgate-revocations")
-            .send()
-            .await
-        {
-            Ok(output) => Ok(
-                percent_encoding::percent_decode_str(output.policy_document())
-                    .decode_utf8_lossy()
-                    .into_owned(),
-            ),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
-            {
-                Ok(String::new())
-            }
-            Err(err) => Err(err.into()),
-        }
+        Ok(revocations_in(&self.endpoint, &self.id, MEMBER_ROLE)
+            .await?
+            .unwrap_or_default())
     }
 
     async fn denies(&self, request: &str) -> Result<bool> {
@@ -132,24 +115,6 @@ async fn caller_of(ctx: &Ctx, id: &str) -> Result<(String, String)> {
         caller.account().unwrap_or_default().to_owned(),
         caller.arn().unwrap_or_default().to_owned(),
     ))
-}
-
-async fn reconcile(ctx: &Ctx) -> Result<Value> {
-    let response = ctx
-        .http
-        .post(format!(
-            "{}/2015-03-31/functions/trailgate-reconcile/invocations",
-            ctx.state.aws_endpoint
-        ))
-        .json(&json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}))
-        .send()
-        .await?;
-    ensure!(
-        response.headers().get("x-amz-function-error").is_none(),
-        "the reconciler failed: {}",
-        response.text().await?
-    );
-    Ok(response.json().await?)
 }
 
 /// `GET /catalog` lists each entry's accounts, from Organizations; wrong accounts are 400s
@@ -283,7 +248,7 @@ async fn the_hub_grants_revokes_and_reconciles_roles_in_member_accounts() -> Res
                     .send()
                     .await?;
             }
-            let report = reconcile(&ctx).await?;
+            let report = ctx.reconcile().await?;
             let reapplied: Vec<&str> = report["reapplied"]
                 .as_array()
                 .into_iter()

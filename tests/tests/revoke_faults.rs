@@ -58,9 +58,6 @@ trait RevokeSteps {
     /// Injected failures so far for the rule matching `role`.
     async fn injected(&self, role: &str) -> Result<u64>;
 
-    /// Runs the reconciler once, as its schedule would, through the router's Lambda endpoint.
-    async fn reconcile(&self) -> Result<Value>;
-
     async fn wait_past(&self, expires_at: &str) -> Result<()>;
 }
 
@@ -150,24 +147,6 @@ impl RevokeSteps for Ctx {
             .filter(|rule| rule["match"] == format!("RoleName={role}"))
             .filter_map(|rule| rule["injected"].as_u64())
             .sum())
-    }
-
-    async fn reconcile(&self) -> Result<Value> {
-        let response = self
-            .http
-            .post(format!(
-                "{}/2015-03-31/functions/trailgate-reconcile/invocations",
-                self.state.aws_endpoint
-            ))
-            .json(&json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}))
-            .send()
-            .await?;
-        ensure!(
-            response.headers().get("x-amz-function-error").is_none(),
-            "the reconciler failed: {}",
-            response.text().await?
-        );
-        Ok(response.json().await?)
     }
 
     async fn wait_past(&self, expires_at: &str) -> Result<()> {

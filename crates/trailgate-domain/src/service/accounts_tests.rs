@@ -360,3 +360,40 @@ fn one_accounts_iam_failing_never_blocks_the_reconciler_in_another() {
             .is_some_and(|deny| deny.contains(&in_a))
     );
 }
+
+#[test]
+fn an_edited_record_pointing_at_another_account_is_never_granted() {
+    // Whoever can write the ledger points an approved request at a role the entry does not
+    // cover (a third account) or at the management account: activation refuses both, and the
+    // request stays APPROVED with nothing written to any role.
+    let roles = member_roles();
+    for account in ["444444444444", MANAGEMENT_ACCOUNT] {
+        let arn = format!("arn:aws:iam::{account}:role/admin");
+        roles.add_role(&arn, &[("trailgate:managed", "true")]);
+        let ledger = MemoryLedger::default();
+        let catalog = org_catalog();
+        let entry = catalog.entry("prod-admin").unwrap();
+        let target = resolve(
+            &MemoryAccounts::default(),
+            &asking("prod-admin", Some(MEMBER_A)),
+        )
+        .unwrap();
+        let mut request = AccessRequest::create_for(
+            "r-aaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+            &alice(),
+            &asking("prod-admin", Some(MEMBER_A)),
+            entry,
+            &target,
+            now(),
+        )
+        .unwrap();
+        request.status = Status::Approved;
+        request.role_arn = arn.clone();
+        let id = seed(&ledger, request).id;
+        let err =
+            block_on(activate(&ledger, &roles, &catalog, contract(), &id, now())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotGrantable, "{account}: {err}");
+        assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
+        assert_eq!(*roles.writes.lock().unwrap(), 0);
+    }
+}
