@@ -1,6 +1,6 @@
 # The commands a developer needs. Each installs what it uses (scripts/bootstrap.sh).
 
-.PHONY: demo demo-member test bootstrap build up down fmt lint static-checks bench-runbooks
+.PHONY: demo demo-member test bootstrap build up down fmt lint static-checks bench-runbooks bench-catalog
 
 ## The main job on the local stack: a request from submit to audit, with a timeline.
 demo:
@@ -39,3 +39,7 @@ static-checks:
 ## Runbook engine speed vs DuckDB and the decompress+parse floor (slow: builds a 1 GB corpus once).
 bench-runbooks:
 	scripts/bench-runbooks.sh
+
+# GET /catalog over an Organization of 300 more accounts, cold and from intake's cache.
+bench-catalog:
+	scripts/bench-catalog.sh

@@ -250,8 +250,10 @@ fn reference(names: &Names, target: &str) -> String {
     match (types.get(id).map(String::as_str), attribute) {
         (Some("AWS::SNS::Topic"), "TopicName") => name,
         (Some("AWS::SNS::Topic"), _) => format!("arn:aws:sns:{REGION}:{account}:{name}"),
+        // CloudFormation names a table `<stack>-<LogicalId>-<suffix>`, which the ledger's
+        // resource policy matches.
         (Some("AWS::DynamoDB::Table"), "Arn") => {
-            format!("arn:aws:dynamodb:{REGION}:{account}:table/{name}")
+            format!("arn:aws:dynamodb:{REGION}:{account}:table/{name}-1A2B3C4D5E6F")
         }
         (Some("AWS::SecretsManager::Secret"), _) => {
             format!("arn:aws:secretsmanager:{REGION}:{account}:secret:{name}-AbCdEf")

@@ -1027,6 +1027,267 @@ fn scp_rows(docs: &Docs, matrix: &mut Matrix) {
     }
 }
 
+/// A function's role as SAM names it (`<stack>-<Function>Role-<suffix>`), which is what the
+/// resource policies match, and its Lambda session.
+fn sam_function_role(function: &str) -> (String, String) {
+    let role = format!("{STACK}-{function}Role-1A2B3C4D5E6F");
+    (
+        format!("arn:aws:iam::{ACCOUNT}:role/{role}"),
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{STACK}-{function}"),
+    )
+}
+
+/// Issue 20's bypasses, judged by the resource policies alone (no SCP): an account
+/// administrator (`AdministratorAccess`) is explicitly denied writing or reading the ledger,
+/// reading either HMAC key (to sign links or seal forged ledger events) or decrypting it, and
+/// subscribing to the approvals topic with an address of its own (every approver's links) or
+/// publishing to it; the functions that use each resource, and the stack's own approver
+/// subscriptions, still can.
+fn resource_rows(matrix: &mut Matrix) -> Result<()> {
+    resource_rows_with(matrix, &|_, policy| policy)
+}
+
+/// [`resource_rows`] with each resource policy passed through `edit(logical id, policy)`
+/// first, so a weakened copy can be judged by the same rows.
+fn resource_rows_with(matrix: &mut Matrix, edit: &dyn Fn(&str, Value) -> Value) -> Result<()> {
+    let approvers = json!(["bob@example.com", "carol@example.com"]);
+    let t = Template::load_file(
+        "template.yaml",
+        ACCOUNT,
+        STACK,
+        &[("ApproverEmails", approvers)],
+    )?;
+    let policy = |id: &str, key: &[&str]| -> Result<Value> {
+        let mut value = t.properties(id)?;
+        for part in key {
+            value = value
+                .get(*part)
+                .with_context(|| format!("{id} has no {part}"))?;
+        }
+        Ok(edit(id, t.resolve(value)))
+    };
+    let table = t.reference("LedgerTable.Arn");
+    let ledger = policy("LedgerTable", &["ResourcePolicy", "PolicyDocument"])?;
+    let link_secret = t.reference("LinkSigningSecret");
+    let link_secret_policy = policy("LinkSigningSecretPolicy", &["ResourcePolicy"])?;
+    let link_key = t.reference("LinkSigningKey.Arn");
+    let link_key_policy = policy("LinkSigningKey", &["KeyPolicy"])?;
+    let chain_secret = t.reference("ChainKeySecret");
+    let chain_secret_policy = policy("ChainKeySecretPolicy", &["ResourcePolicy"])?;
+    let chain_key = t.reference("ChainKeyEncryptionKey.Arn");
+    let chain_key_policy = policy("ChainKeyEncryptionKey", &["KeyPolicy"])?;
+    let topic = t.reference("ApprovalsTopic");
+    let topic_policy = policy("ApprovalsTopicPolicy", &["PolicyDocument"])?;
+    let via_secrets_manager = format!("secretsmanager.{REGION}.amazonaws.com");
+
+    let admin = format!("arn:aws:iam::{ACCOUNT}:user/admin");
+    let by_admin = |action: &str, resource: &str, policy: &Value| {
+        let mut request =
+            Request::new(&admin, action, resource).with("aws:PrincipalArn", admin.as_str());
+        request.identity = vec![("AdministratorAccess".into(), allow_all())];
+        request.resource_policy = Some(policy.clone());
+        request
+    };
+    let bypasses: Vec<(&str, Request, &str)> = vec![
+        (
+            "mark a request ACTIVE in the ledger",
+            by_admin("dynamodb:UpdateItem", &table, &ledger),
+            "OnlyTrailgateFunctionsUseTheLedger",
+        ),
+        (
+            "write a ledger item",
+            by_admin("dynamodb:PutItem", &table, &ledger),
+            "OnlyTrailgateFunctionsUseTheLedger",
+        ),
+        (
+            "read a task token from the ledger",
+            by_admin("dynamodb:GetItem", &table, &ledger),
+            "OnlyTrailgateFunctionsUseTheLedger",
+        ),
+        (
+            "query the ledger's index",
+            by_admin(
+                "dynamodb:Query",
+                &format!("{table}/index/ByStatus"),
+                &ledger,
+            ),
+            "OnlyTrailgateFunctionsUseTheLedger",
+        ),
+        (
+            "read the link key to sign any link",
+            by_admin(
+                "secretsmanager:GetSecretValue",
+                &link_secret,
+                &link_secret_policy,
+            ),
+            "OnlyApprovalAndDecisionReadTheKey",
+        ),
+        (
+            "replace the link key",
+            by_admin(
+                "secretsmanager:PutSecretValue",
+                &link_secret,
+                &link_secret_policy,
+            ),
+            "OnlyApprovalAndDecisionReadTheKey",
+        ),
+        (
+            "decrypt the link key",
+            by_admin("kms:Decrypt", &link_key, &link_key_policy)
+                .with("kms:ViaService", via_secrets_manager.as_str()),
+            "OnlyApprovalAndDecisionDecrypt",
+        ),
+        (
+            "read the chain key to seal forged events",
+            by_admin(
+                "secretsmanager:GetSecretValue",
+                &chain_secret,
+                &chain_secret_policy,
+            ),
+            "OnlyTrailgateFunctionsReadTheChainKey",
+        ),
+        (
+            "replace the chain key",
+            by_admin(
+                "secretsmanager:PutSecretValue",
+                &chain_secret,
+                &chain_secret_policy,
+            ),
+            "NobodyReplacesTheChainKey",
+        ),
+        (
+            "decrypt the chain key",
+            by_admin("kms:Decrypt", &chain_key, &chain_key_policy)
+                .with("kms:ViaService", via_secrets_manager.as_str()),
+            "OnlyTrailgateFunctionsDecrypt",
+        ),
+        (
+            "subscribe to every approver's links",
+            by_admin("sns:Subscribe", &topic, &topic_policy)
+                .with("sns:Endpoint", "mallory@example.com")
+                .with("sns:Protocol", "email"),
+            "OnlyTheApproversSubscribe",
+        ),
+        (
+            "publish a forged approval mail",
+            by_admin("sns:Publish", &topic, &topic_policy),
+            "OnlyTrailgateFunctionsPublish",
+        ),
+    ];
+    for (what, request, sid) in bypasses {
+        matrix.add(
+            "resource policies",
+            format!("an account administrator cannot {what}"),
+            request,
+            Expect::deny_by(sid),
+        );
+    }
+    // What still works: the stack subscribing its approvers, and each function on the
+    // resources it uses, with its own identity policies.
+    matrix.add(
+        "resource policies",
+        "the stack subscribes an approver's address",
+        by_admin("sns:Subscribe", &topic, &topic_policy)
+            .with("sns:Endpoint", "bob@example.com")
+            .with("sns:Protocol", "email"),
+        Expect::Allow,
+    );
+    let uses: Vec<(&str, &str, String, &Value, Option<&str>)> = vec![
+        (
+            "DecisionFunction",
+            "dynamodb:UpdateItem",
+            table.clone(),
+            &ledger,
+            None,
+        ),
+        (
+            "CredentialsFunction",
+            "dynamodb:GetItem",
+            table.clone(),
+            &ledger,
+            None,
+        ),
+        (
+            "ApprovalFunction",
+            "secretsmanager:GetSecretValue",
+            link_secret.clone(),
+            &link_secret_policy,
+            None,
+        ),
+        (
+            "DecisionFunction",
+            "secretsmanager:GetSecretValue",
+            link_secret.clone(),
+            &link_secret_policy,
+            None,
+        ),
+        (
+            "ApprovalFunction",
+            "kms:Decrypt",
+            link_key.clone(),
+            &link_key_policy,
+            Some(via_secrets_manager.as_str()),
+        ),
+        (
+            "GrantFunction",
+            "secretsmanager:GetSecretValue",
+            chain_secret.clone(),
+            &chain_secret_policy,
+            None,
+        ),
+        (
+            "GrantFunction",
+            "kms:Decrypt",
+            chain_key.clone(),
+            &chain_key_policy,
+            Some(via_secrets_manager.as_str()),
+        ),
+        (
+            "ApprovalFunction",
+            "sns:Publish",
+            topic.clone(),
+            &topic_policy,
+            None,
+        ),
+        (
+            "AuditFunction",
+            "sns:Publish",
+            topic.clone(),
+            &topic_policy,
+            None,
+        ),
+    ];
+    for (function, action, resource, policy, via) in uses {
+        let (role, session) = sam_function_role(function);
+        let mut request =
+            Request::new(&session, action, &resource).with("aws:PrincipalArn", role.as_str());
+        if let Some(via) = via {
+            request = request.with("kms:ViaService", via);
+        }
+        request.identity = t.function_policies(function)?;
+        request.resource_policy = Some(policy.clone());
+        matrix.add(
+            "resource policies",
+            format!("{function} uses what it needs"),
+            request,
+            Expect::Allow,
+        );
+    }
+    // A function that does not use a key is still refused it by the key's own policy.
+    let (role, session) = sam_function_role("IntakeFunction");
+    let mut request = Request::new(&session, "secretsmanager:GetSecretValue", &link_secret)
+        .with("aws:PrincipalArn", role.as_str());
+    request.identity = vec![("AdministratorAccess".into(), allow_all())];
+    request.resource_policy = Some(link_secret_policy.clone());
+    matrix.add(
+        "resource policies",
+        "intake, even if its role allowed it, cannot read the link key",
+        request,
+        Expect::deny_by("OnlyApprovalAndDecisionReadTheKey"),
+    );
+    Ok(())
+}
+
 fn trust_policies(docs: &Docs) -> Vec<(String, Value)> {
     let broker = function_role("CredentialsFunction");
     let mut string_like = docs.sample_trust.clone();
@@ -1056,6 +1317,7 @@ fn full_matrix(docs: &Docs) -> Matrix {
     broker_rows(docs, &mut matrix);
     function_rows(docs, &mut matrix);
     scp_rows(docs, &mut matrix);
+    resource_rows(&mut matrix).expect("the resource policies in template.yaml");
     matrix
 }
 
@@ -1174,6 +1436,38 @@ fn weakened_documents_are_caught() -> Result<()> {
         "trust without the source-identity condition".into(),
         unexpected(&matrix)?,
     ));
+
+    // The ledger's deny with its exception widened to any role of the account, and the
+    // approvals topic's subscription deny gone.
+    for (what, id, edit) in [
+        (
+            "ledger policy letting in any principal of the account",
+            "LedgerTable",
+            (":role/trailgate-*FunctionRole-*", ":*"),
+        ),
+        (
+            "topic policy without the subscription deny",
+            "ApprovalsTopicPolicy",
+            ("OnlyTheApproversSubscribe", "AnyoneSubscribes"),
+        ),
+    ] {
+        let mut matrix = Matrix::default();
+        resource_rows_with(&mut matrix, &|resource, policy| {
+            if resource != id {
+                return policy;
+            }
+            let text = policy.to_string().replace(edit.0, edit.1);
+            let mut weak: Value = serde_json::from_str(&text).expect("JSON");
+            if id == "ApprovalsTopicPolicy" {
+                weak["Statement"]
+                    .as_array_mut()
+                    .expect("statements")
+                    .retain(|statement| statement["Sid"] != "AnyoneSubscribes");
+            }
+            weak
+        })?;
+        caught.push((what.to_owned(), unexpected(&matrix)?));
+    }
 
     println!("{caught:#?}");
     for (what, count) in &caught {

@@ -8,10 +8,14 @@
 //! execution history.
 
 use anyhow::{Context, Result, ensure};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use trailgate_system_tests::catalog::{Entry, catalog, role_arn};
 use trailgate_system_tests::ctx::request_body;
+use trailgate_system_tests::iam::{Expect, Matrix, Request};
+use trailgate_system_tests::template::ACCOUNT;
 use trailgate_system_tests::{Answer, Ctx, Execution, report, run_on_stack};
 
 const ROLE_NAME: &str = "sample-target-trailgate";
@@ -69,6 +73,127 @@ async fn messages(
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Issue 12, judged on what the local stack holds rather than what the domain meant to write:
+/// the session policy, session tags and source identity exactly as the credentials function
+/// sent them to STS (recorded by the router) and `trailgate-revocations` as moto stores it, on
+/// a role that is otherwise an administrator. The revoked session is denied by the revocation,
+/// another request's session on the same role is not, every session is denied a second after
+/// `expires_at`, and none can chain into another role.
+async fn documents_on_the_wire_hold(ctx: &Ctx, id: &str) -> Result<()> {
+    let recorded: Value = ctx
+        .http
+        .get(format!("{}/_local/sts/assume-role", ctx.state.aws_endpoint))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let tagged = json!({"key": "trailgate-request", "value": id});
+    let call = recorded["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|call| {
+            call["tags"]
+                .as_array()
+                .is_some_and(|tags| tags.contains(&tagged))
+        })
+        .with_context(|| format!("no AssumeRole call for {id} was recorded: {recorded}"))?;
+    let text = |field: &str| call[field].as_str().unwrap_or_default().to_owned();
+    let (role_arn, session_name) = (text("role_arn"), text("session_name"));
+    let session_policy: Value = serde_json::from_str(&text("policy"))
+        .with_context(|| format!("the session policy sent is not JSON: {call}"))?;
+    let revocations: Value = serde_json::from_str(&ctx.revocations(ROLE_NAME).await?)?;
+    let expires_at = ctx.status(id).await?["expires_at"]
+        .as_str()
+        .context("no expires_at")?
+        .to_owned();
+    let expiry = OffsetDateTime::parse(&expires_at, &Rfc3339)?;
+    let at = |offset: i64| {
+        (expiry + time::Duration::seconds(offset))
+            .format(&Rfc3339)
+            .unwrap_or_default()
+    };
+    let (during, after) = (at(-1), at(1));
+    let session = |request_id: &str, action: &str, resource: &str, when: &str| {
+        let mut request = Request::new(
+            &format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/{session_name}"),
+            action,
+            resource,
+        )
+        .with("aws:PrincipalArn", role_arn.as_str())
+        .with("aws:SourceIdentity", text("source_identity").as_str())
+        .with("aws:CurrentTime", when)
+        .with("aws:PrincipalTag/trailgate-request", request_id);
+        request.identity = vec![
+            (
+                "AdministratorAccess".into(),
+                json!({"Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+            ),
+            ("trailgate-revocations".into(), revocations.clone()),
+        ];
+        request.session = Some(session_policy.clone());
+        request
+    };
+    let mut matrix = Matrix::default();
+    let other = "r-zzzzzzzzzzzzzzzzzzzzzzzzzz";
+    for (action, resource) in [
+        ("s3:ListAllMyBuckets", "*".to_owned()),
+        (
+            "iam:CreateUser",
+            format!("arn:aws:iam::{ACCOUNT}:user/backdoor"),
+        ),
+        ("ec2:DescribeInstances", "*".to_owned()),
+        (
+            "secretsmanager:GetSecretValue",
+            format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:db-AbCdEf"),
+        ),
+    ] {
+        matrix.add(
+            "on the wire",
+            "the revoked session",
+            session(id, action, &resource, &during),
+            Expect::deny_by("trailgate-revocations"),
+        );
+        matrix.add(
+            "on the wire",
+            "another request's session",
+            session(other, action, &resource, &during),
+            Expect::Allow,
+        );
+        matrix.add(
+            "on the wire",
+            "any session after expires_at",
+            session(other, action, &resource, &after),
+            Expect::deny_by("DenyAfterGrantExpiry"),
+        );
+    }
+    let mut chain = session(
+        other,
+        "sts:AssumeRole",
+        &format!("arn:aws:iam::{ACCOUNT}:role/ops"),
+        &during,
+    );
+    chain.resource_policy = Some(
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")}, "Action": "sts:AssumeRole",
+        "Resource": format!("arn:aws:iam::{ACCOUNT}:role/ops")}]}),
+    );
+    matrix.add(
+        "on the wire",
+        "a granted session chaining",
+        chain,
+        Expect::deny_by("DenyRoleChaining"),
+    );
+    let report = matrix.run()?;
+    ensure!(
+        report.unexpected.is_empty() && report.per_document["on the wire"].0 == 13,
+        "the documents as sent and stored do not hold: {:?}",
+        report.unexpected
+    );
+    Ok(())
 }
 
 /// This file's shorthand for requests and approval e-mails, on the shared harness context.
@@ -219,6 +344,7 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
     // REVOKED stops vending first; the deny on the role follows within the step.
     ctx.wait_denies(ROLE_NAME, &id, Duration::from_secs(15))
         .await?;
+    documents_on_the_wire_hold(ctx, &id).await?;
     let refused = ctx.alice.get(&format!("/requests/{id}/credentials")).await;
     ensure!(
         refused

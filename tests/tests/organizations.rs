@@ -1,7 +1,8 @@
 //! System test of the hub and its member accounts on the local stack: moto holds a management
 //! account and two member accounts (`prod`, in OU Prod, and `data`), each with member/template.yaml
 //! deployed; the hub grants, vends, expires, revokes and reconciles `sample-target-member` in
-//! them through their agent roles, with the real binaries, state machine and router.
+//! them through their agent roles, with the real binaries, state machine and router; the
+//! reviewer context and the session audit read the target account's CloudTrail history there.
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
@@ -81,6 +82,77 @@ impl Member {
         }
         Ok(())
     }
+}
+
+/// A CloudTrail record in `account`, `minutes_ago` in the past, by `identity`.
+fn record_in(account: &str, id: &str, minutes_ago: i64, name: &str, identity: Value) -> Value {
+    let at = time::OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago);
+    json!({"eventVersion": "1.08", "eventID": id, "eventName": name,
+           "eventTime": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+           "eventSource": "cloudtrail.amazonaws.com", "awsRegion": "us-east-1",
+           "sourceIPAddress": "203.0.113.9", "readOnly": false,
+           "recipientAccountId": account, "userIdentity": identity})
+}
+
+/// alice as an Identity Center session in `account` (the session name is her user name).
+fn alice_in(account: &str) -> Value {
+    json!({"type": "AssumedRole", "principalId": "AROAALICE:alice",
+           "arn": format!("arn:aws:sts::{account}:assumed-role/AWSReservedSSO_Ops_0123/alice")})
+}
+
+/// The context reads the target account's history through its agent role and the hub's
+/// directly, says which account each finding is from, and never shows another account's: alice
+/// stopped logging in prod, deleted a trail in data, and listed trails in the hub.
+async fn context_per_account(ctx: &Ctx, prod: &str, data: &str) -> Result<()> {
+    let hub = "123456789012";
+    ctx.seed_cloudtrail(&[
+        record_in(prod, "org-prod-stop", 50, "StopLogging", alice_in(prod)),
+        record_in(data, "org-data-delete", 40, "DeleteTrail", alice_in(data)),
+        record_in(
+            hub,
+            "org-hub-list",
+            30,
+            "DescribeTrails",
+            json!({"type": "IAMUser", "userName": "alice",
+                   "arn": format!("arn:aws:iam::{hub}:user/alice")}),
+        ),
+    ])
+    .await?;
+    let id = ctx
+        .new_request(in_account("member-readonly", prod, "PT10M"))
+        .await?;
+    let mail = ctx.mail_to(&id, "bob@example.com").await?;
+    let context = &ctx.status(&id).await?["context"];
+    let summary = context["summary"].as_str().unwrap_or_default();
+    ensure!(
+        summary.contains(&format!("account {prod} (target): 1 event"))
+            && summary.contains(&format!("account {hub} (hub): 1 event")),
+        "the context does not name both accounts: {summary}"
+    );
+    let lines = context["lines"].to_string();
+    ensure!(
+        lines.contains(&format!(
+            "! HIGH in account {prod} (target): Logging and monitoring tampering: StopLogging"
+        )),
+        "prod's StopLogging is not shown: {lines}"
+    );
+    ensure!(
+        lines.contains(&format!("in account {hub} (hub): activity")),
+        "the hub activity is not shown: {lines}"
+    );
+    ensure!(
+        !lines.contains("DeleteTrail") && !lines.contains(data),
+        "another account's history reached the context: {lines}"
+    );
+    ensure!(
+        mail.body.contains(&format!("account {prod} (target)")),
+        "{}",
+        mail.body
+    );
+    ctx.alice
+        .post_json(&format!("/requests/{id}/cancel"), &json!({}))
+        .await?;
+    Ok(())
 }
 
 /// alice's request, approved by bob; returns its id once ACTIVE.
@@ -191,6 +263,8 @@ async fn the_hub_grants_revokes_and_reconciles_roles_in_member_accounts() -> Res
             let org = ctx.state.organization.clone();
             ensure!(org.members.len() == 2, "organization: {org:?}");
             catalog_and_refusals(&ctx, &org).await?;
+            context_per_account(&ctx, &org.members[0].account_id, &org.members[1].account_id)
+                .await?;
             let (prod, data) = (
                 Member::new(&ctx, &org.members[0].account_id).await?,
                 Member::new(&ctx, &org.members[1].account_id).await?,
@@ -208,6 +282,14 @@ async fn the_hub_grants_revokes_and_reconciles_roles_in_member_accounts() -> Res
             );
             ensure!(caller_of(&ctx, &long_data).await?.0 == data.id);
 
+            // What the short session does in prod is what its audit reads there.
+            let session = json!({"type": "AssumedRole",
+                "principalId": format!("AROAMEMBER:tg-alice-{short}"),
+                "arn": format!("arn:aws:sts::{}:assumed-role/{MEMBER_ROLE}/tg-alice-{short}", prod.id),
+                "sessionContext": {"sourceIdentity": "alice"}});
+            ctx.seed_cloudtrail(&[record_in(&prod.id, "org-session-call", 0, "GetTrailStatus", session)])
+                .await?;
+
             // Expiry: the Wait state ends the short grant; its deny is in prod, nowhere else.
             ctx.wait_for_any(&short, &["REVOKED", "AUDITED"], Duration::from_secs(60))
                 .await?;
@@ -219,6 +301,16 @@ async fn the_hub_grants_revokes_and_reconciles_roles_in_member_accounts() -> Res
             ensure!(
                 !ctx.denies(HUB_ROLE, &short).await?,
                 "the deny went to the hub's role"
+            );
+            let audited = ctx
+                .wait_for_any(&short, &["AUDITED"], Duration::from_secs(60))
+                .await?;
+            let cloudtrail = &audited["audit"]["cloudtrail"];
+            ensure!(
+                cloudtrail["account"] == prod.id.as_str()
+                    && cloudtrail["analysed"] == true
+                    && cloudtrail.to_string().contains("GetTrailStatus"),
+                "the audit did not read the session in prod: {cloudtrail}"
             );
 
             // An early revoke in prod leaves the grant in data untouched.

@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use trailgate_system_tests::template::AGENT_TRUSTED_ROLES;
 
 const STATE_MACHINE: &str = "AccessRequestStateMachine";
 const ASL_FILE: &str = "statemachine/access-request.asl.json";
@@ -833,14 +834,13 @@ fn only_the_credentials_function_can_assume_target_roles() -> Result<()> {
         brokers == BTreeSet::from(["CredentialsFunction".to_owned()]),
         "principals allowed sts:AssumeRole: {brokers:?}"
     );
-    let reach: BTreeSet<String> = [
-        "IntakeFunction",
-        "GrantFunction",
-        "RevokeFunction",
-        "ReconcileFunction",
-    ]
-    .map(str::to_owned)
-    .into();
+    // Exactly the functions whose roles the member stack's agent trusts: a function that may
+    // assume the agent but is not trusted fails in member accounts, and a trusted role that does
+    // not need the agent is trust to spare.
+    let reach: BTreeSet<String> = AGENT_TRUSTED_ROLES
+        .iter()
+        .map(|role| role.trim_end_matches("Role").to_owned())
+        .collect();
     ensure!(
         agents == reach,
         "functions that reach member accounts: {agents:?}"

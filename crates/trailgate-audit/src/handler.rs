@@ -3,7 +3,8 @@
 //! to the archive bucket.
 //!
 //! The report covers what the ledger knows (grant window, credentials issued, the verified event
-//! chain) and what CloudTrail shows the session did (`trailgate-review`'s [`analyse`]).
+//! chain) and what CloudTrail shows the session did in the target account (`trailgate-review`'s
+//! [`audit_session`]).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,9 +14,9 @@ use trailgate_domain::error::Error;
 use trailgate_domain::ports::{Archive, Ledger, Notifier};
 use trailgate_domain::request::Status;
 use trailgate_domain::service;
-use trailgate_runbooks::source::lookup::LookupEventsApi;
+use trailgate_runbooks::source::lookup::AccountLookups;
 
-use trailgate_review::session::{Settings, analyse};
+use trailgate_review::session::{Settings, audit_session};
 
 #[derive(Deserialize)]
 struct Input {
@@ -26,20 +27,21 @@ struct Input {
 }
 
 /// What the handler needs, built once at cold start.
-pub struct Deps<L, N, A, R> {
+pub struct Deps<L, N, P, R> {
     pub ledger: L,
     pub notifier: N,
-    pub api: A,
+    /// LookupEvents in the account the session acted in.
+    pub lookups: P,
     pub archive: R,
     pub catalog: Catalog,
     pub settings: Settings,
 }
 
-pub async fn handle<L: Ledger, N: Notifier, A: LookupEventsApi + Sync, R: Archive>(
+pub async fn handle<L: Ledger, N: Notifier, P: AccountLookups + Sync, R: Archive>(
     payload: Value,
-    deps: &Deps<L, N, A, R>,
+    deps: &Deps<L, N, P, R>,
 ) -> Result<Value, LambdaError> {
-    let (ledger, api, settings) = (&deps.ledger, &deps.api, &deps.settings);
+    let (ledger, settings) = (&deps.ledger, &deps.settings);
     let input: Input = serde_json::from_value(payload)
         .map_err(|err| Error::internal(format!("bad Audit Session input: {err}")))?;
     match input.action.as_deref() {
@@ -62,7 +64,7 @@ pub async fn handle<L: Ledger, N: Notifier, A: LookupEventsApi + Sync, R: Archiv
     // Only a REVOKED request gets analysed; `service::audit` decides what the others get
     // (the stored report, or a Conflict), so a retried step does not scan CloudTrail again.
     let cloudtrail = if request.status == Status::Revoked {
-        analyse(api, settings, &request, now).await
+        audit_session(&deps.lookups, settings, &request, now).await
     } else {
         json!({"analysed": false, "reason": "not REVOKED"})
     };
@@ -87,10 +89,11 @@ mod tests {
     use std::time::Duration;
     use trailgate_domain::testing::*;
     use trailgate_runbooks::source::lookup::{
-        LookupCallError, LookupEvent, LookupPage, LookupRequest,
+        LookupCallError, LookupEvent, LookupEventsApi, LookupPage, LookupRequest, OneAccount,
     };
 
     /// LookupEvents answering `Username` = the session name with fixed records.
+    #[derive(Clone)]
     struct FakeApi {
         records: Vec<Value>,
         fail: bool,
@@ -127,11 +130,11 @@ mod tests {
     fn deps(
         ledger: MemoryLedger,
         api: FakeApi,
-    ) -> Deps<MemoryLedger, MemoryNotifier, FakeApi, MemoryArchive> {
+    ) -> Deps<MemoryLedger, MemoryNotifier, OneAccount<FakeApi>, MemoryArchive> {
         Deps {
             ledger,
             notifier: MemoryNotifier::default(),
-            api,
+            lookups: OneAccount(api),
             archive: MemoryArchive::default(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             settings: settings(),

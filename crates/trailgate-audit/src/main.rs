@@ -3,10 +3,12 @@
 
 mod handler;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use trailgate_aws::cloudtrail::CloudTrailLookup;
+use trailgate_aws::agents::Agents;
+use trailgate_aws::cloudtrail::OrganizationLookups;
 use trailgate_aws::{archive::S3Archive, config, ledger::DynamoLedger, notifier::SnsNotifier, sdk};
 use trailgate_review::session;
 
@@ -32,7 +34,7 @@ async fn main() -> Result<(), Error> {
     let deps = handler::Deps {
         ledger,
         notifier,
-        api: CloudTrailLookup::new(&sdk),
+        lookups: OrganizationLookups::new(Arc::new(Agents::from_env(&sdk, "audit"))),
         archive: S3Archive::from_sdk(&sdk, config::required("ARCHIVE_BUCKET")?),
         catalog,
         settings,

@@ -67,6 +67,11 @@ impl Agents {
         }
     }
 
+    /// `HUB_ACCOUNT_ID` (empty when not configured).
+    pub fn hub_account(&self) -> &str {
+        &self.hub_account
+    }
+
     /// The hub's own configuration.
     pub fn hub_config(&self) -> &SdkConfig {
         &self.sdk

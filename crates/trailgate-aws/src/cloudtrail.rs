@@ -1,6 +1,7 @@
 //! CloudTrail `LookupEvents` for the runbook engine: [`CloudTrailLookup`] implements
 //! trailgate-runbooks' `LookupEventsApi` with the AWS SDK, so `LookupSource` can scan the event
-//! history of every Region it is given.
+//! history of every Region it is given; [`OrganizationLookups`] gives one per account, the
+//! hub's own or a member account's through its agent role.
 //!
 //! LookupEvents throttles at 2 calls per second per Region with an HTTP 400
 //! `ThrottlingException`; that (and the SDK's other throttling codes) is reported as
@@ -17,12 +18,15 @@ use aws_sdk_cloudtrail::config::retry::RetryConfig;
 use aws_sdk_cloudtrail::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudtrail::primitives::DateTime;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
+use std::sync::Arc;
+
 use trailgate_runbooks::source::lookup::{
-    LookupCallError, LookupEvent, LookupEventsApi, LookupPage, LookupRequest,
+    AccountLookups, LookupCallError, LookupEvent, LookupEventsApi, LookupPage, LookupRequest,
 };
 use trailgate_runbooks::spec::LookupAttribute as Attribute;
 
 use crate::SdkConfig;
+use crate::agents::Agents;
 
 /// Error codes that mean "slow down" rather than "this will not work".
 const THROTTLING_CODES: &[&str] = &[
@@ -124,6 +128,43 @@ impl LookupEventsApi for CloudTrailLookup {
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(duration)
+    }
+}
+
+/// LookupEvents in every account of the Organization: the hub's with its own credentials, a
+/// member account's through that account's agent role (a cached session, see [`Agents`]). The
+/// member stack allows the agent `cloudtrail:LookupEvents` for exactly this.
+#[derive(Debug, Clone)]
+pub struct OrganizationLookups {
+    agents: Arc<Agents>,
+}
+
+impl OrganizationLookups {
+    pub fn new(agents: Arc<Agents>) -> OrganizationLookups {
+        OrganizationLookups { agents }
+    }
+}
+
+impl AccountLookups for OrganizationLookups {
+    type Api = CloudTrailLookup;
+
+    fn home_account(&self) -> &str {
+        self.agents.hub_account()
+    }
+
+    fn in_account(
+        &self,
+        account: &str,
+    ) -> impl Future<Output = Result<CloudTrailLookup, String>> + Send {
+        let agents = Arc::clone(&self.agents);
+        let account = account.to_owned();
+        async move {
+            let config = agents
+                .config_for(&account)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(CloudTrailLookup::new(&config))
+        }
     }
 }
 

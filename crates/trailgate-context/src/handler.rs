@@ -10,7 +10,7 @@ use trailgate_aws::LambdaError;
 use trailgate_domain::error::Error;
 use trailgate_domain::ports::Ledger;
 use trailgate_domain::service;
-use trailgate_runbooks::source::lookup::LookupEventsApi;
+use trailgate_runbooks::source::lookup::AccountLookups;
 
 use trailgate_review::gather::{Settings, gather};
 
@@ -19,10 +19,10 @@ struct Input {
     request_id: String,
 }
 
-pub async fn handle<L: Ledger, A: LookupEventsApi + Sync>(
+pub async fn handle<L: Ledger, P: AccountLookups + Sync>(
     payload: Value,
     ledger: &L,
-    api: &A,
+    lookups: &P,
     settings: &Settings,
 ) -> Result<Value, LambdaError> {
     let input: Input = serde_json::from_value(payload)
@@ -32,7 +32,7 @@ pub async fn handle<L: Ledger, A: LookupEventsApi + Sync>(
         .await?
         .ok_or_else(|| Error::not_found(format!("request {} not found", input.request_id)))?;
     let now = time::OffsetDateTime::now_utc();
-    let context = gather(api, ledger, settings, &request, now).await;
+    let context = gather(lookups, ledger, settings, &request, now).await;
     tracing::info!(
         request_id = %input.request_id,
         available = context.available,
@@ -52,7 +52,7 @@ mod tests {
     use std::time::Duration;
     use trailgate_domain::testing::*;
     use trailgate_runbooks::source::lookup::{
-        LookupCallError, LookupEvent, LookupPage, LookupRequest,
+        LookupCallError, LookupEvent, LookupEventsApi, LookupPage, LookupRequest, OneAccount,
     };
 
     /// LookupEvents over fixed records (all for the requester), or failing every call.
@@ -146,7 +146,9 @@ mod tests {
             ],
             fail: None,
         };
-        let out = handle(input, &ledger, &api, &settings()).await.unwrap();
+        let out = handle(input, &ledger, &OneAccount(&api), &settings())
+            .await
+            .unwrap();
         assert_eq!(out["available"], true, "{out}");
         assert_eq!(out.as_object().unwrap().len(), 2, "small payload: {out}");
         let summary = out["summary"].as_str().unwrap();
@@ -203,7 +205,7 @@ mod tests {
         let out = handle(
             serde_json::json!({"request_id": id}),
             &ledger,
-            &api,
+            &OneAccount(&api),
             &settings(),
         )
         .await

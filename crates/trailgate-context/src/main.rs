@@ -2,10 +2,12 @@
 
 mod handler;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use trailgate_aws::cloudtrail::CloudTrailLookup;
+use trailgate_aws::agents::Agents;
+use trailgate_aws::cloudtrail::OrganizationLookups;
 use trailgate_aws::{config, ledger::DynamoLedger, sdk};
 use trailgate_review::gather;
 
@@ -24,9 +26,10 @@ async fn main() -> Result<(), Error> {
             .collect(),
         budget: Duration::from_secs(u64::try_from(budget.whole_seconds()).unwrap_or(10)),
     };
-    let api = CloudTrailLookup::new(&sdk);
+    // The target account's history is read through its agent role, the hub's directly.
+    let lookups = OrganizationLookups::new(Arc::new(Agents::from_env(&sdk, "context")));
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        handler::handle(event.payload, &ledger, &api, &settings)
+        handler::handle(event.payload, &ledger, &lookups, &settings)
     }))
     .await
 }

@@ -102,24 +102,76 @@ impl Evidence {
     }
 }
 
-/// What was looked at, so "nothing found" is never confused with "nothing checked".
+/// What was looked at, so "nothing found" is never confused with "nothing checked": the window
+/// and budget, and each account whose history was read (the target account and the hub).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coverage {
     /// Window start and end, RFC 3339 UTC.
     pub window_start: String,
     pub window_end: String,
+    /// The time budget in seconds, for the truncation note.
+    pub budget_seconds: u64,
+    /// In the order the reviewer should read them: the target account first.
+    pub accounts: Vec<AccountCoverage>,
+}
+
+/// What was read of one account's CloudTrail history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCoverage {
+    pub account: String,
+    /// Why the account matters to this request: `target`, `hub`, or `target, hub`.
+    pub role: String,
     pub regions: Vec<String>,
     pub events_scanned: u64,
     /// The time budget (or a failed query) cut the scan short.
     pub truncated: bool,
-    /// The budget in seconds, for the truncation note.
-    pub budget_seconds: u64,
     /// High-risk event names looked up across the account (and kept when the requester's)
     /// before the rest of the history, because the budget might not reach them otherwise.
     pub looked_up_first: Vec<String>,
     /// Those of them whose account-wide events were not all read in the budget: the
     /// requester's may be among the unread ones.
     pub looked_up_in_part: Vec<String>,
+    /// Set when nothing of this account could be read, saying why.
+    pub unread: Option<String>,
+}
+
+impl AccountCoverage {
+    /// How the summary names the account: `account 111111111111 (target)`.
+    pub fn name(&self) -> String {
+        format!("account {} ({})", self.account, self.role)
+    }
+
+    /// The summary's note when the scan of this account was cut short or failed, else empty.
+    fn note(&self, budget_seconds: u64) -> String {
+        if let Some(why) = &self.unread {
+            return format!(" NOT CHECKED in {}: {why}.", self.name());
+        }
+        if !self.truncated {
+            return String::new();
+        }
+        let mut note = format!(
+            " INCOMPLETE in {}: the {budget_seconds} s budget cut the scan short; older \
+             activity was not checked",
+            self.name()
+        );
+        if self.looked_up_first.is_empty() {
+            note.push('.');
+        } else {
+            note.push_str(&format!(
+                " except {} (looked up first",
+                self.looked_up_first.join(", ")
+            ));
+            if self.looked_up_in_part.is_empty() {
+                note.push_str(").");
+            } else {
+                note.push_str(&format!(
+                    "; {} only in part, too frequent across the account to read in the budget).",
+                    self.looked_up_in_part.join(", ")
+                ));
+            }
+        }
+        note
+    }
 }
 
 /// What the reviewers were shown about the requester: the summary and top lines (e-mail), and
@@ -206,36 +258,32 @@ pub fn line(finding: &Finding) -> String {
 pub fn summarise(findings: Vec<Finding>, coverage: &Coverage) -> ContextSummary {
     let ranked = rank(findings);
     let warnings = ranked.iter().filter(|f| f.level >= Level::Low).count();
+    let scanned: u64 = coverage.accounts.iter().map(|a| a.events_scanned).sum();
+    let read: Vec<String> = coverage
+        .accounts
+        .iter()
+        .filter(|account| account.unread.is_none())
+        .map(|account| {
+            format!(
+                "{}: {} event{}, {}",
+                account.name(),
+                account.events_scanned,
+                if account.events_scanned == 1 { "" } else { "s" },
+                account.regions.join(", ")
+            )
+        })
+        .collect();
     let mut summary = format!(
-        "{} warning{} from {} CloudTrail events of the requester ({} to {}, {}).",
+        "{} warning{} from {} CloudTrail events of the requester ({} to {}; {}).",
         warnings,
         if warnings == 1 { "" } else { "s" },
-        coverage.events_scanned,
+        scanned,
         coverage.window_start,
         coverage.window_end,
-        coverage.regions.join(", ")
+        read.join("; ")
     );
-    if coverage.truncated {
-        summary.push_str(&format!(
-            " INCOMPLETE: the {} s budget cut the scan short; older activity was not checked",
-            coverage.budget_seconds
-        ));
-        if coverage.looked_up_first.is_empty() {
-            summary.push('.');
-        } else {
-            summary.push_str(&format!(
-                " except {} (looked up first",
-                coverage.looked_up_first.join(", ")
-            ));
-            if coverage.looked_up_in_part.is_empty() {
-                summary.push_str(").");
-            } else {
-                summary.push_str(&format!(
-                    "; {} only in part, too frequent across the account to read in the budget).",
-                    coverage.looked_up_in_part.join(", ")
-                ));
-            }
-        }
+    for account in &coverage.accounts {
+        summary.push_str(&account.note(coverage.budget_seconds));
     }
     let mut lines: Vec<String> = ranked.iter().map(line).collect();
     if lines.len() > MAX_LINES {
@@ -350,16 +398,25 @@ mod tests {
                "eventSource": "s3.amazonaws.com", "awsRegion": region, "sourceIPAddress": ip})
     }
 
+    fn account(account: &str, role: &str, truncated: bool) -> AccountCoverage {
+        AccountCoverage {
+            account: account.into(),
+            role: role.into(),
+            regions: vec!["us-east-1".into()],
+            events_scanned: 42,
+            truncated,
+            looked_up_first: Vec::new(),
+            looked_up_in_part: Vec::new(),
+            unread: None,
+        }
+    }
+
     fn coverage(truncated: bool) -> Coverage {
         Coverage {
             window_start: "2026-11-14T00:00:00Z".into(),
             window_end: "2026-11-21T00:00:00Z".into(),
-            regions: vec!["us-east-1".into()],
-            events_scanned: 42,
-            truncated,
             budget_seconds: 10,
-            looked_up_first: Vec::new(),
-            looked_up_in_part: Vec::new(),
+            accounts: vec![account("123456789012", "target, hub", truncated)],
         }
     }
 
@@ -381,7 +438,7 @@ mod tests {
         );
         assert!(
             out.summary
-                .contains("2026-11-14T00:00:00Z to 2026-11-21T00:00:00Z, us-east-1")
+                .contains("2026-11-14T00:00:00Z to 2026-11-21T00:00:00Z; account 123456789012 (target, hub): 42 events, us-east-1).")
         );
         assert!(!out.summary.contains("INCOMPLETE"));
         assert_eq!(
@@ -399,7 +456,12 @@ mod tests {
             .map(|i| finding(Level::Low, &format!("f{i:02}"), 1))
             .collect();
         let out = summarise(many, &coverage(true));
-        assert!(out.summary.contains("INCOMPLETE: the 10 s budget"));
+        assert!(
+            out.summary
+                .contains("INCOMPLETE in account 123456789012 (target, hub): the 10 s budget"),
+            "{}",
+            out.summary
+        );
         assert_eq!(out.lines.len(), MAX_LINES);
         assert!(out.lines.last().unwrap().contains("12 more findings"));
     }
@@ -407,7 +469,7 @@ mod tests {
     #[test]
     fn a_budget_cut_names_what_was_looked_up_first() {
         let mut coverage = coverage(true);
-        coverage.looked_up_first = vec!["StopLogging".into(), "DeleteTrail".into()];
+        coverage.accounts[0].looked_up_first = vec!["StopLogging".into(), "DeleteTrail".into()];
         let out = summarise(Vec::new(), &coverage);
         assert!(
             out.summary.contains(
@@ -416,12 +478,49 @@ mod tests {
             "{}",
             out.summary
         );
-        coverage.looked_up_in_part = vec!["DeleteTrail".into()];
+        coverage.accounts[0].looked_up_in_part = vec!["DeleteTrail".into()];
         let out = summarise(Vec::new(), &coverage);
         assert!(
             out.summary.contains(
                 "except StopLogging, DeleteTrail (looked up first; DeleteTrail only in part, too \
                  frequent across the account to read in the budget)."
+            ),
+            "{}",
+            out.summary
+        );
+    }
+
+    #[test]
+    fn each_account_read_is_named_and_an_unread_one_is_not_hidden() {
+        let mut coverage = coverage(false);
+        coverage.accounts = vec![
+            AccountCoverage {
+                events_scanned: 8,
+                ..account("111111111111", "target", true)
+            },
+            AccountCoverage {
+                events_scanned: 1,
+                ..account("123456789012", "hub", false)
+            },
+        ];
+        let out = summarise(Vec::new(), &coverage);
+        assert!(
+            out.summary.starts_with(
+                "0 warnings from 9 CloudTrail events of the requester (2026-11-14T00:00:00Z to \
+                 2026-11-21T00:00:00Z; account 111111111111 (target): 8 events, us-east-1; \
+                 account 123456789012 (hub): 1 event, us-east-1). INCOMPLETE in account \
+                 111111111111 (target): the 10 s budget"
+            ),
+            "{}",
+            out.summary
+        );
+        coverage.accounts[0].unread = Some("its agent role refused the hub".into());
+        let out = summarise(Vec::new(), &coverage);
+        assert!(
+            out.summary.contains(
+                "(2026-11-14T00:00:00Z to 2026-11-21T00:00:00Z; account 123456789012 (hub): 1 \
+                 event, us-east-1). NOT CHECKED in account 111111111111 (target): its agent role \
+                 refused the hub."
             ),
             "{}",
             out.summary

@@ -48,6 +48,9 @@ enum Command {
         /// Do not start cargo lambda watch.
         #[arg(long)]
         no_lambda: bool,
+        /// Add this many accounts (no member stack) to the local Organization's OU Prod.
+        #[arg(long, default_value_t = 0)]
+        extra_accounts: usize,
     },
     /// Stop a stack started by `serve` (by the PIDs in its state file).
     Down,
@@ -88,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
             cloudtrail,
             reconcile_every,
             no_lambda,
+            extra_accounts,
         } => {
             let mut options = UpOptions::new(&repo_root);
             options.state_dir = state_dir;
@@ -96,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
             options.cloudtrail_paths = cloudtrail;
             options.reconcile_every = reconcile_every.map(Duration::from_secs);
             options.lambda = !no_lambda;
+            options.extra_accounts = extra_accounts;
             let mut overrides = BTreeMap::new();
             for parameter in parameters {
                 let Some((name, value)) = parameter.split_once('=') else {

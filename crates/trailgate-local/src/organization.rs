@@ -147,7 +147,7 @@ pub async fn revocations_in(endpoint: &str, account: &str, role: &str) -> Result
 
 /// Creates the Organization from [`MANAGEMENT_ACCOUNT`]: OU `Prod` under the root, accounts
 /// `prod` (in Prod) and `data` (under the root).
-pub async fn create(endpoint: &str, log: &Log) -> Result<LocalOrganization> {
+pub async fn create(endpoint: &str, extra_accounts: usize, log: &Log) -> Result<LocalOrganization> {
     let fail = |what: &str, err: String| Error::deploy("Organization", format!("{what}: {err}"));
     let config = deployer::sdk_config_as(
         endpoint,
@@ -213,8 +213,31 @@ pub async fn create(endpoint: &str, log: &Log) -> Result<LocalOrganization> {
             outputs: BTreeMap::new(),
         });
     }
+    // Accounts without a member stack, for measuring an Organization of realistic size
+    // (`serve --extra-accounts N`): listed by Organizations, never reachable through an agent.
+    for n in 0..extra_accounts {
+        let name = format!("bench-{n:03}");
+        let account_id = org
+            .create_account()
+            .email(format!("{name}@example.com"))
+            .account_name(&name)
+            .send()
+            .await
+            .map_err(|e| fail("CreateAccount", format!("{e:?}")))?
+            .create_account_status
+            .and_then(|status| status.account_id)
+            .ok_or_else(|| fail("CreateAccount", "no account id".into()))?;
+        org.move_account()
+            .account_id(&account_id)
+            .source_parent_id(&root)
+            .destination_parent_id(&prod_ou)
+            .send()
+            .await
+            .map_err(|e| fail("MoveAccount", format!("{e:?}")))?;
+    }
     log.line(format!(
-        "Organization {id}: management {MANAGEMENT_ACCOUNT}, {} in {prod_ou}, {} under the root",
+        "Organization {id}: management {MANAGEMENT_ACCOUNT}, {} in {prod_ou}, {} under the root, \
+         {extra_accounts} more in {prod_ou}",
         members[0].account_id, members[1].account_id
     ));
     Ok(LocalOrganization {

@@ -50,6 +50,9 @@ pub struct UpOptions {
     /// concurrent invocations to really overlap asks for more. Not the default: on two cores,
     /// extra instances slow the context step enough to miss short approval windows.
     pub lambda_concurrency: u16,
+    /// Accounts added to the local Organization's OU Prod beyond `prod` and `data`, without a
+    /// member stack: an Organization of realistic size for the catalog benchmark.
+    pub extra_accounts: usize,
 }
 
 impl UpOptions {
@@ -67,6 +70,7 @@ impl UpOptions {
             users: UserSpec::defaults(),
             lambda: true,
             lambda_concurrency: 1,
+            extra_accounts: 0,
         }
     }
 }
@@ -318,7 +322,9 @@ impl LocalStack {
         log.line("moto ready, Step Functions interpreter on");
 
         // The Organization first: the hub's parameters and catalog name its accounts.
-        let mut organization = crate::organization::create(&self.state.aws_endpoint, &log).await?;
+        let mut organization =
+            crate::organization::create(&self.state.aws_endpoint, options.extra_accounts, &log)
+                .await?;
         let mut parameters = organization.hub_parameters();
         parameters.extend(local_parameters(&repo)?);
         parameters.extend(options.parameters.clone());

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 use time::OffsetDateTime;
-use trailgate_domain::findings::{self, ContextSummary, Coverage, Finding, Level};
+use trailgate_domain::findings::{self, AccountCoverage, ContextSummary, Coverage, Finding, Level};
 use trailgate_domain::ports::Ledger;
 use trailgate_domain::request::AccessRequest;
 use trailgate_domain::time::format_utc;
 use trailgate_runbooks::output::RunbookResult;
 use trailgate_runbooks::source::MemorySource;
-use trailgate_runbooks::source::lookup::{LookupEventsApi, LookupSource};
+use trailgate_runbooks::source::lookup::{AccountLookups, LookupEventsApi, LookupSource};
 use trailgate_runbooks::{Params, Runbook, Severity, run, timefmt};
 
 use crate::error::ReviewError;
@@ -168,42 +168,92 @@ pub fn finding(result: &RunbookResult) -> Option<Finding> {
 /// How recent "new" is for Regions and source IPs: the last day against the rest of the window.
 pub const RECENT: time::Duration = time::Duration::hours(24);
 
-/// Gathers the reviewer context for `request` within the budget. Never fails: every failure
-/// becomes an unavailable context that says why.
-pub async fn gather<A: LookupEventsApi + Sync, L: Ledger>(
-    api: &A,
+/// One account whose CloudTrail history the context reads: how it stands to the request
+/// (`target`, `hub`, or both) and its LookupEvents, or why it could not be reached (an agent
+/// role that refuses the hub): that account is then reported as not checked, and the others
+/// are still read.
+pub struct AccountHistory<A> {
+    pub account: String,
+    pub role: &'static str,
+    pub api: Result<A, String>,
+}
+
+/// The accounts the context reads for `request`, target first: the account of the role asked
+/// for, where the access will be used, and the hub, where the requester signs in and asks (its
+/// recent activity there is part of who is asking). One account when they are the same, or
+/// when no hub account is configured.
+pub fn accounts_to_read(request: &AccessRequest, hub_account: &str) -> Vec<(String, &'static str)> {
+    let target = trailgate_domain::catalog::role_account(&request.role_arn)
+        .unwrap_or(hub_account)
+        .to_owned();
+    if hub_account.is_empty() || target == hub_account {
+        return vec![(target, "target, hub")];
+    }
+    vec![(target, "target"), (hub_account.to_owned(), "hub")]
+}
+
+/// Gathers the reviewer context for `request` within the budget from the accounts
+/// [`accounts_to_read`] names, each reached through `lookups`. Never fails (see
+/// [`gather_accounts`]).
+pub async fn gather<P: AccountLookups + Sync, L: Ledger>(
+    lookups: &P,
     ledger: &L,
     settings: &Settings,
     request: &AccessRequest,
     now: OffsetDateTime,
 ) -> ContextSummary {
-    match try_gather(api, ledger, settings, request, now).await {
+    let mut accounts = Vec::new();
+    for (account, role) in accounts_to_read(request, lookups.home_account()) {
+        let api = lookups.in_account(&account).await;
+        accounts.push(AccountHistory { account, role, api });
+    }
+    gather_accounts(&accounts, ledger, settings, request, now).await
+}
+
+/// Gathers the reviewer context for `request` within the budget, from each of `accounts` at
+/// once: LookupEvents is paced per account and Region, so the accounts do not share a rate
+/// limit. Never fails: every failure becomes an unavailable context, or an account reported as
+/// not checked, that says why.
+pub async fn gather_accounts<A: LookupEventsApi + Sync, L: Ledger>(
+    accounts: &[AccountHistory<A>],
+    ledger: &L,
+    settings: &Settings,
+    request: &AccessRequest,
+    now: OffsetDateTime,
+) -> ContextSummary {
+    match try_gather(accounts, ledger, settings, request, now).await {
         Ok(summary) => summary,
         Err(reason) => findings::unavailable(&reason.to_string()),
     }
 }
 
+/// The runbooks the context runs, parsed once per gather.
+struct Runbooks {
+    activity: Runbook,
+    checks: Vec<Runbook>,
+}
+
+/// What was found in one account.
+struct AccountRead {
+    found: Vec<Finding>,
+    coverage: AccountCoverage,
+}
+
 async fn try_gather<A: LookupEventsApi + Sync, L: Ledger>(
-    api: &A,
+    accounts: &[AccountHistory<A>],
     ledger: &L,
     settings: &Settings,
     request: &AccessRequest,
     now: OffsetDateTime,
 ) -> Result<ContextSummary, ReviewError> {
-    // The budget runs on the port's clock, the one its pacing sleeps on.
-    let started = api.now();
-    let activity = parse(ACTIVITY)?;
-    let checks = CHECKS
-        .into_iter()
-        .map(parse)
-        .collect::<Result<Vec<_>, _>>()?;
-    let requester = request.requester_identity.as_str();
+    let runbooks = Runbooks {
+        activity: parse(ACTIVITY)?,
+        checks: CHECKS
+            .into_iter()
+            .map(parse)
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     let (start, end) = (now - LOOKBACK, now);
-    let params = Params::new().set("requester", requester).window(start, end);
-    let check_params = Params::new().window(start, end);
-    let compiled_activity = activity
-        .compile(&params)
-        .map_err(|source| bind("requester-activity", source))?;
 
     // The ledger first: one query, and a failure is a finding, not a lost context.
     let mut found: Vec<Finding> = match ledger
@@ -219,13 +269,98 @@ async fn try_gather<A: LookupEventsApi + Sync, L: Ledger>(
         }],
     };
 
+    let reads = futures_util::future::join_all(
+        accounts
+            .iter()
+            .map(|history| read_account(history, &runbooks, settings, request, start, end)),
+    )
+    .await;
+    let mut coverages = Vec::new();
+    let several = accounts.len() > 1;
+    for read in reads {
+        let read = read?;
+        let prefix = format!("in {}: ", read.coverage.name());
+        found.extend(read.found.into_iter().map(|mut finding| {
+            if several {
+                finding.what = format!("{prefix}{}", finding.what);
+            }
+            finding
+        }));
+        coverages.push(read.coverage);
+    }
+    // "Nothing found" must never stand for "nothing read".
+    if coverages.iter().all(|coverage| coverage.unread.is_some()) {
+        let reasons: Vec<String> = coverages
+            .iter()
+            .filter_map(|coverage| {
+                let why = coverage.unread.as_deref()?;
+                Some(if several {
+                    format!("{}: {why}", coverage.name())
+                } else {
+                    why.to_owned()
+                })
+            })
+            .collect();
+        return Err(ReviewError::NothingRead(reasons.join("; ")));
+    }
+    Ok(findings::summarise(
+        found,
+        &Coverage {
+            window_start: format_utc(start),
+            window_end: format_utc(end),
+            budget_seconds: settings.budget.as_secs(),
+            accounts: coverages,
+        },
+    ))
+}
+
+/// Reads one account's history in the budget and runs the context's runbooks over it. A failed
+/// read is the account's `unread` reason; only a runbook defect is an error.
+async fn read_account<A: LookupEventsApi + Sync>(
+    history: &AccountHistory<A>,
+    runbooks: &Runbooks,
+    settings: &Settings,
+    request: &AccessRequest,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+) -> Result<AccountRead, ReviewError> {
+    let mut coverage = AccountCoverage {
+        account: history.account.clone(),
+        role: history.role.to_owned(),
+        regions: Vec::new(),
+        events_scanned: 0,
+        truncated: false,
+        looked_up_first: Vec::new(),
+        looked_up_in_part: Vec::new(),
+        unread: None,
+    };
+    let api = match &history.api {
+        Ok(api) => api,
+        Err(why) => {
+            coverage.unread = Some(why.clone());
+            return Ok(AccountRead {
+                found: Vec::new(),
+                coverage,
+            });
+        }
+    };
+    // The budget runs on the port's clock, the one its pacing sleeps on.
+    let started = api.now();
+    let requester = request.requester_identity.as_str();
+    let params = Params::new().set("requester", requester).window(start, end);
+    let check_params = Params::new().window(start, end);
+    let compiled_activity = runbooks
+        .activity
+        .compile(&params)
+        .map_err(|source| bind("requester-activity", source))?;
+
     // Leave a little of the budget for the runbooks, the ledger write and the reply.
     let margin = Duration::from_millis(1500).min(settings.budget / 5);
     let deadline = started + settings.budget.saturating_sub(margin);
     let configured: Vec<&str> = settings.regions.iter().map(String::as_str).collect();
     // The source adds us-east-1 (where global events land) after the configured Regions.
     let source = LookupSource::new(api, &configured).budget(scan::pacing());
-    let queried = source.regions().to_vec();
+    coverage.regions = source.regions().to_vec();
     let is_requester = |record: &Value| compiled_activity.matches(record);
     let plan = Plan {
         requester,
@@ -233,21 +368,32 @@ async fn try_gather<A: LookupEventsApi + Sync, L: Ledger>(
         end,
         is_requester: &is_requester,
     };
-    let fetched = scan::fetch(&source, &plan, started, deadline)
-        .await
-        .map_err(|why| ReviewError::NothingRead(why.0))?;
+    let fetched = match scan::fetch(&source, &plan, started, deadline).await {
+        Ok(fetched) => fetched,
+        Err(why) => {
+            coverage.unread = Some(why.0);
+            return Ok(AccountRead {
+                found: Vec::new(),
+                coverage,
+            });
+        }
+    };
+    for note in &fetched.notes {
+        tracing::info!(account = %history.account, note = %note, "context scan");
+    }
     let records = fetched.records;
-
+    let mut found = Vec::new();
     let mut memory = MemorySource::new(records.clone());
-    let summary = run(&activity, &params, &mut memory).map_err(|source| ReviewError::Run {
-        runbook: "requester-activity".into(),
-        source,
-    })?;
+    let summary =
+        run(&runbooks.activity, &params, &mut memory).map_err(|source| ReviewError::Run {
+            runbook: "requester-activity".into(),
+            source,
+        })?;
     if let Some(mut finding) = finding(&summary) {
         finding.evidence = evidence(&compiled_activity, &records);
         found.push(finding);
     }
-    for check in &checks {
+    for check in &runbooks.checks {
         let mut memory = MemorySource::new(records.clone());
         // The records are already the requester's: the checks take only the window.
         let checked =
@@ -263,33 +409,15 @@ async fn try_gather<A: LookupEventsApi + Sync, L: Ledger>(
             found.push(finding);
         }
     }
-    found.extend(origins::new_origins(&records, now - RECENT));
+    found.extend(origins::new_origins(&records, end - RECENT));
 
-    let truncated = !fetched.complete;
-    for note in &fetched.notes {
-        tracing::info!(note = %note, "context scan");
+    coverage.events_scanned = summary.coverage.events_scanned;
+    coverage.truncated = !fetched.complete;
+    if coverage.truncated {
+        coverage.looked_up_first = fetched.looked_up_first;
+        coverage.looked_up_in_part = fetched.looked_up_in_part;
     }
-    Ok(findings::summarise(
-        found,
-        &Coverage {
-            window_start: format_utc(start),
-            window_end: format_utc(end),
-            regions: queried,
-            events_scanned: summary.coverage.events_scanned,
-            truncated,
-            budget_seconds: settings.budget.as_secs(),
-            looked_up_first: if truncated {
-                fetched.looked_up_first
-            } else {
-                Vec::new()
-            },
-            looked_up_in_part: if truncated {
-                fetched.looked_up_in_part
-            } else {
-                Vec::new()
-            },
-        },
-    ))
+    Ok(AccountRead { found, coverage })
 }
 
 fn bind(runbook: &str, source: trailgate_runbooks::ParamError) -> ReviewError {
@@ -486,7 +614,192 @@ mod paced {
         request: &AccessRequest,
         settings: &Settings,
     ) -> ContextSummary {
-        gather(api, ledger, settings, request, OffsetDateTime::now_utc()).await
+        let accounts = [AccountHistory {
+            account: "123456789012".into(),
+            role: "target, hub",
+            api: Ok(api),
+        }];
+        gather_accounts(
+            &accounts,
+            ledger,
+            settings,
+            request,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+    }
+
+    /// Alice's request for a role in member account 111111111111.
+    fn member_request(ledger: &MemoryLedger) -> AccessRequest {
+        let mut request = pending_request();
+        request.requester_identity = "alice".into();
+        request.role_arn = "arn:aws:iam::111111111111:role/prod-admin".into();
+        seed(ledger, request)
+    }
+
+    #[test]
+    fn the_target_account_is_read_first_and_the_hub_once() {
+        let ledger = MemoryLedger::default();
+        let member = member_request(&ledger);
+        assert_eq!(
+            accounts_to_read(&member, "123456789012"),
+            vec![
+                ("111111111111".to_owned(), "target"),
+                ("123456789012".to_owned(), "hub")
+            ]
+        );
+        let hub = alice_request(&ledger);
+        let account = trailgate_domain::catalog::role_account(&hub.role_arn).unwrap();
+        assert_eq!(
+            accounts_to_read(&hub, account),
+            vec![(account.to_owned(), "target, hub")]
+        );
+        // No hub configured (one account): only the target.
+        assert_eq!(accounts_to_read(&member, "").len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_target_account_and_the_hub_are_read_at_once_each_at_its_own_pace() {
+        // GIVEN alice's StopLogging among 120 reads in the member account, and 120 reads of
+        // hers in the hub; each account's LookupEvents allows 2 calls per second
+        let mut member_records = week_of_reads(120, |_| Value::Null);
+        member_records.push(record(
+            "alice",
+            "member-stop".into(),
+            time::Duration::hours(3),
+            "StopLogging",
+            Value::Null,
+        ));
+        let member = PacedApi::new(member_records);
+        let hub = PacedApi::new(week_of_reads(120, |_| Value::Null));
+        let ledger = MemoryLedger::default();
+        let request = member_request(&ledger);
+        let accounts: Vec<AccountHistory<&PacedApi>> = accounts_to_read(&request, "123456789012")
+            .into_iter()
+            .map(|(account, role)| AccountHistory {
+                api: Ok(if role == "hub" { &hub } else { &member }),
+                account,
+                role,
+            })
+            .collect();
+
+        let started = Instant::now();
+        let context = gather_accounts(
+            &accounts,
+            &ledger,
+            &settings(),
+            &request,
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+
+        // THEN both were read whole, concurrently: no throttling, in the time one takes
+        assert_eq!(*member.throttled.lock().unwrap(), 0);
+        assert_eq!(*hub.throttled.lock().unwrap(), 0);
+        assert_eq!(member.answered(LookupAttribute::Username), 3);
+        assert_eq!(hub.answered(LookupAttribute::Username), 3);
+        assert!(
+            started.elapsed() <= Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // AND the summary names each account and what was read there
+        let summary = &context.summary;
+        assert!(
+            summary.contains(
+                "; account 111111111111 (target): 121 events, us-east-1; account 123456789012 \
+                 (hub): 120 events, us-east-1)."
+            ),
+            "{summary}"
+        );
+        assert!(!summary.contains("INCOMPLETE"), "{summary}");
+        // AND each finding says which account it is about
+        let lines = context.lines.join("\n");
+        assert!(
+            lines.contains("! HIGH in account 111111111111 (target): "),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("- INFO in account 123456789012 (hub): activity"),
+            "{lines}"
+        );
+        assert!(
+            evidence_of(&context, "member-stop"),
+            "{:?}",
+            context.findings
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_account_that_cannot_be_read_is_named_and_the_other_is_still_shown() {
+        let hub = PacedApi::new(week_of_reads(30, |_| Value::Null));
+        let ledger = MemoryLedger::default();
+        let request = member_request(&ledger);
+        let refused = "the agent role trailgate-agent in 111111111111 does not let this hub in";
+        let accounts = [
+            AccountHistory {
+                account: "111111111111".into(),
+                role: "target",
+                api: Err(refused.to_owned()),
+            },
+            AccountHistory {
+                account: "123456789012".into(),
+                role: "hub",
+                api: Ok(&hub),
+            },
+        ];
+        let context = gather_accounts(
+            &accounts,
+            &ledger,
+            &settings(),
+            &request,
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+        assert!(context.available);
+        assert!(
+            context.summary.contains(&format!(
+                "NOT CHECKED in account 111111111111 (target): {refused}."
+            )),
+            "{}",
+            context.summary
+        );
+        assert!(
+            context
+                .summary
+                .contains("account 123456789012 (hub): 30 events")
+        );
+
+        // With no account readable, the whole context is unavailable and says why for each.
+        let none = [
+            AccountHistory::<&PacedApi> {
+                account: "111111111111".into(),
+                role: "target",
+                api: Err(refused.to_owned()),
+            },
+            AccountHistory {
+                account: "123456789012".into(),
+                role: "hub",
+                api: Err("AccessDenied".into()),
+            },
+        ];
+        let context = gather_accounts(
+            &none,
+            &ledger,
+            &settings(),
+            &request,
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+        assert!(!context.available);
+        assert!(
+            context.summary.contains(&format!(
+                "LookupEvents failed: account 111111111111 (target): {refused}; account \
+                 123456789012 (hub): AccessDenied"
+            )),
+            "{}",
+            context.summary
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,11 +13,14 @@ use time::OffsetDateTime;
 use trailgate_domain::request::AccessRequest;
 use trailgate_domain::time::{format_utc, parse_utc};
 use trailgate_runbooks::source::MemorySource;
-use trailgate_runbooks::source::lookup::{LookupBudget, LookupEventsApi, LookupSource, run_lookup};
+use trailgate_runbooks::source::lookup::{
+    AccountLookups, LookupBudget, LookupEventsApi, LookupSource, run_lookup,
+};
 use trailgate_runbooks::source::recording::Recording;
 use trailgate_runbooks::{Params, Runbook, run};
 
 use crate::error::ReviewError;
+use crate::gather::accounts_to_read;
 use crate::report::session_report;
 
 const RUNBOOK: &str = include_str!("../../../runbooks/jit-session-audit.yaml");
@@ -76,7 +79,36 @@ pub struct Settings {
     pub budget: Duration,
 }
 
-/// The `cloudtrail` part of the audit report; never an error.
+/// The `cloudtrail` part of the audit report, read where the session acted: the target role's
+/// account (through its agent role when that is a member account), which the report names.
+/// Never an error.
+pub async fn audit_session<P: AccountLookups + Sync>(
+    lookups: &P,
+    settings: &Settings,
+    request: &AccessRequest,
+    now: OffsetDateTime,
+) -> Value {
+    let target = accounts_to_read(request, lookups.home_account())
+        .into_iter()
+        .next()
+        .map(|(account, _)| account)
+        .unwrap_or_default();
+    let mut report = match lookups.in_account(&target).await {
+        Ok(api) => analyse(&api, settings, request, now).await,
+        Err(why) => json!({
+            "analysed": false,
+            "reason": format!(
+                "the session's API calls were not analysed: account {target} could not be read: {why}"
+            ),
+        }),
+    };
+    if let Some(object) = report.as_object_mut() {
+        object.insert("account".into(), Value::String(target));
+    }
+    report
+}
+
+/// The `cloudtrail` part of the audit report from one account's LookupEvents; never an error.
 pub async fn analyse<A: LookupEventsApi + Sync>(
     api: &A,
     settings: &Settings,

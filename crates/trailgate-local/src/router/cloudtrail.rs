@@ -1,7 +1,12 @@
 //! CloudTrail `LookupEvents`, which moto does not implement, served from local CloudTrail log
 //! files (`{"Records": [...]}`, plain or gzipped) with the real API's rules: one lookup
 //! attribute, a time range, 1–50 events per page, an opaque `NextToken` bound to the query,
-//! newest first, and the 2 requests per second per region limit.
+//! newest first, and the 2 requests per second per account and region limit.
+//!
+//! Like the real API it answers for the caller's own account only: each record belongs to the
+//! account its `recipientAccountId` names (records without one, and every record of the files
+//! given at start, belong to the hub, [`ACCOUNT_ID`]), and a call sees only its caller's
+//! account's records. The router tells the caller's account from the access key.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read as _;
@@ -16,6 +21,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::{Error, Result};
+use crate::template::ACCOUNT_ID;
 
 /// Whether an `X-Amz-Target` names LookupEvents: the Rust SDK sends
 /// `CloudTrail_20131101.LookupEvents`, boto3 and older SDKs the same with a
@@ -31,6 +37,8 @@ const REQUESTS_PER_SECOND: usize = 2;
 /// One indexed CloudTrail record.
 #[derive(Debug, Clone)]
 struct Indexed {
+    /// The account whose history the record is part of.
+    account: String,
     time: i64,
     event_id: String,
     event_name: String,
@@ -72,7 +80,8 @@ pub struct CloudTrail {
 }
 
 impl CloudTrail {
-    /// Indexes every `.json`/`.json.gz` file under the given folders and files.
+    /// Indexes every `.json`/`.json.gz` file under the given folders and files, as the hub
+    /// account's history (they are the local user's own logs, whatever accounts they came from).
     pub fn load(paths: &[PathBuf]) -> Result<CloudTrail> {
         let trail = CloudTrail::default();
         let mut files = Vec::new();
@@ -81,20 +90,34 @@ impl CloudTrail {
         }
         for file in files {
             let document = read_document(&file)?;
-            trail.add(&document).map_err(|message| {
-                Error::Template(format!("CloudTrail file {}: {message}", file.display()))
-            })?;
+            trail
+                .add_records(&document, Some(ACCOUNT_ID))
+                .map_err(|message| {
+                    Error::Template(format!("CloudTrail file {}: {message}", file.display()))
+                })?;
         }
         Ok(trail)
     }
 
-    /// Adds the records of a `{"Records": [...]}` document; returns how many were added.
+    /// Adds the records of a `{"Records": [...]}` document, each to the account its
+    /// `recipientAccountId` names (the hub's when it names none); returns how many were added.
     pub fn add(&self, document: &Value) -> std::result::Result<usize, String> {
+        self.add_records(document, None)
+    }
+
+    fn add_records(
+        &self,
+        document: &Value,
+        account: Option<&str>,
+    ) -> std::result::Result<usize, String> {
         let records = document
             .get("Records")
             .and_then(Value::as_array)
             .ok_or_else(|| "expected {\"Records\": [...]}".to_owned())?;
-        let mut indexed: Vec<Indexed> = records.iter().filter_map(index_record).collect();
+        let mut indexed: Vec<Indexed> = records
+            .iter()
+            .filter_map(|record| index_record(record, account))
+            .collect();
         let added = indexed.len();
         let mut events = self.events.lock().expect("cloudtrail lock");
         events.append(&mut indexed);
@@ -116,10 +139,15 @@ impl CloudTrail {
         self.len() == 0
     }
 
-    /// Counts a call against the region's rate limit; `Err` when over it.
-    pub fn admit(&self, region: &str, now: Instant) -> std::result::Result<(), ApiError> {
+    /// Counts a call against the account's rate limit in the region; `Err` when over it.
+    pub fn admit(
+        &self,
+        account: &str,
+        region: &str,
+        now: Instant,
+    ) -> std::result::Result<(), ApiError> {
         let mut calls = self.calls.lock().expect("cloudtrail lock");
-        let window = calls.entry(region.to_owned()).or_default();
+        let window = calls.entry(format!("{account}/{region}")).or_default();
         while window
             .front()
             .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
@@ -133,8 +161,8 @@ impl CloudTrail {
         Ok(())
     }
 
-    /// Answers a LookupEvents request body.
-    pub fn lookup(&self, request: &Value) -> std::result::Result<Value, ApiError> {
+    /// Answers a LookupEvents request body from `account`'s history.
+    pub fn lookup(&self, account: &str, request: &Value) -> std::result::Result<Value, ApiError> {
         let attributes = request
             .get("LookupAttributes")
             .and_then(Value::as_array)
@@ -215,7 +243,7 @@ impl CloudTrail {
         let events = self.events.lock().expect("cloudtrail lock");
         let mut page = Vec::new();
         let mut more = false;
-        for event in events.iter() {
+        for event in events.iter().filter(|event| event.account == account) {
             // Keyset paging: everything strictly after the cursor in newest-first order, so
             // records added between pages do not shift what the next page returns.
             if let Some((time, id)) = &cursor
@@ -296,7 +324,22 @@ fn render(event: &Indexed) -> Value {
     out
 }
 
-fn index_record(record: &Value) -> Option<Indexed> {
+/// Whether `text` is an AWS account id (12 digits).
+fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn index_record(record: &Value, account: Option<&str>) -> Option<Indexed> {
+    let account = account
+        .map(str::to_owned)
+        .or_else(|| {
+            record
+                .get("recipientAccountId")
+                .and_then(Value::as_str)
+                .filter(|id| is_account_id(id))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| ACCOUNT_ID.to_owned());
     let time = record.get("eventTime").and_then(Value::as_str)?;
     let time = OffsetDateTime::parse(time, &Rfc3339).ok()?.unix_timestamp();
     let text = |key: &str| record.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -337,6 +380,7 @@ fn index_record(record: &Value) -> Option<Indexed> {
         })
         .unwrap_or_default();
     Some(Indexed {
+        account,
         time,
         event_id: text("eventID")
             .unwrap_or_else(|| hex::encode(&Sha256::digest(record.to_string().as_bytes())[..16])),
@@ -458,7 +502,7 @@ mod tests {
     #[test]
     fn filters_by_one_attribute_newest_first() {
         let trail = trail();
-        let page = trail.lookup(&json!({"LookupAttributes": [{"AttributeKey": "Username", "AttributeValue": "alice"}], "MaxResults": 5})).unwrap();
+        let page = trail.lookup(ACCOUNT_ID, &json!({"LookupAttributes": [{"AttributeKey": "Username", "AttributeValue": "alice"}], "MaxResults": 5})).unwrap();
         let events = page["Events"].as_array().unwrap();
         assert_eq!(events.len(), 5);
         assert_eq!(events[0]["EventId"], "id-118");
@@ -474,9 +518,9 @@ mod tests {
         let original: Value =
             serde_json::from_str(events[0]["CloudTrailEvent"].as_str().unwrap()).unwrap();
         assert_eq!(original["eventID"], "id-118");
-        let writes = trail.lookup(&json!({"LookupAttributes": [{"AttributeKey": "ReadOnly", "AttributeValue": "false"}]})).unwrap();
+        let writes = trail.lookup(ACCOUNT_ID, &json!({"LookupAttributes": [{"AttributeKey": "ReadOnly", "AttributeValue": "false"}]})).unwrap();
         assert_eq!(writes["Events"].as_array().unwrap().len(), 40);
-        let one = trail.lookup(&json!({"LookupAttributes": [{"AttributeKey": "ResourceName", "AttributeValue": "arn:aws:s3:::bucket-7"}]})).unwrap();
+        let one = trail.lookup(ACCOUNT_ID, &json!({"LookupAttributes": [{"AttributeKey": "ResourceName", "AttributeValue": "arn:aws:s3:::bucket-7"}]})).unwrap();
         assert_eq!(one["Events"].as_array().unwrap().len(), 1);
     }
 
@@ -487,7 +531,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut request = query.clone();
         loop {
-            let page = trail.lookup(&request).unwrap();
+            let page = trail.lookup(ACCOUNT_ID, &request).unwrap();
             let events = page["Events"].as_array().unwrap();
             assert!(events.len() <= 50);
             seen.extend(
@@ -507,11 +551,11 @@ mod tests {
         assert_eq!(seen.first().unwrap(), "id-109");
         assert_eq!(seen.last().unwrap(), "id-010");
         // A token used with other parameters is refused.
-        let first = trail.lookup(&query).unwrap();
+        let first = trail.lookup(ACCOUNT_ID, &query).unwrap();
         let mut other = json!({"StartTime": 1_700_000_000});
         other["NextToken"] = first["NextToken"].clone();
         assert_eq!(
-            trail.lookup(&other).unwrap_err().kind,
+            trail.lookup(ACCOUNT_ID, &other).unwrap_err().kind,
             "InvalidNextTokenException"
         );
     }
@@ -521,26 +565,32 @@ mod tests {
         let trail = trail();
         let two = json!({"LookupAttributes": [{"AttributeKey": "Username", "AttributeValue": "a"}, {"AttributeKey": "EventName", "AttributeValue": "b"}]});
         assert_eq!(
-            trail.lookup(&two).unwrap_err().kind,
+            trail.lookup(ACCOUNT_ID, &two).unwrap_err().kind,
             "InvalidLookupAttributesException"
         );
         assert_eq!(
-            trail.lookup(&json!({"MaxResults": 51})).unwrap_err().kind,
-            "InvalidMaxResultsException"
-        );
-        assert_eq!(
-            trail.lookup(&json!({"MaxResults": 0})).unwrap_err().kind,
+            trail
+                .lookup(ACCOUNT_ID, &json!({"MaxResults": 51}))
+                .unwrap_err()
+                .kind,
             "InvalidMaxResultsException"
         );
         assert_eq!(
             trail
-                .lookup(&json!({"StartTime": 10, "EndTime": 5}))
+                .lookup(ACCOUNT_ID, &json!({"MaxResults": 0}))
+                .unwrap_err()
+                .kind,
+            "InvalidMaxResultsException"
+        );
+        assert_eq!(
+            trail
+                .lookup(ACCOUNT_ID, &json!({"StartTime": 10, "EndTime": 5}))
                 .unwrap_err()
                 .kind,
             "InvalidTimeRangeException"
         );
         assert_eq!(
-            trail.lookup(&json!({})).unwrap()["Events"]
+            trail.lookup(ACCOUNT_ID, &json!({})).unwrap()["Events"]
                 .as_array()
                 .unwrap()
                 .len(),
@@ -561,14 +611,14 @@ mod tests {
     fn throttles_at_two_requests_per_second_per_region() {
         let trail = CloudTrail::default();
         let t0 = Instant::now();
-        assert!(trail.admit("us-east-1", t0).is_ok());
+        assert!(trail.admit(ACCOUNT_ID, "us-east-1", t0).is_ok());
         assert!(
             trail
-                .admit("us-east-1", t0 + Duration::from_millis(100))
+                .admit(ACCOUNT_ID, "us-east-1", t0 + Duration::from_millis(100))
                 .is_ok()
         );
         let err = trail
-            .admit("us-east-1", t0 + Duration::from_millis(200))
+            .admit(ACCOUNT_ID, "us-east-1", t0 + Duration::from_millis(200))
             .unwrap_err();
         assert_eq!(
             err.body(),
@@ -576,13 +626,55 @@ mod tests {
         );
         assert!(
             trail
-                .admit("eu-west-1", t0 + Duration::from_millis(200))
+                .admit(ACCOUNT_ID, "eu-west-1", t0 + Duration::from_millis(200))
                 .is_ok(),
             "limits are per region"
         );
         assert!(
             trail
-                .admit("us-east-1", t0 + Duration::from_millis(1000))
+                .admit(ACCOUNT_ID, "us-east-1", t0 + Duration::from_millis(1000))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn each_account_sees_its_own_history_at_its_own_rate() {
+        let trail = CloudTrail::default();
+        let mut member = record(1, "alice", "StopLogging");
+        member["recipientAccountId"] = json!("111111111111");
+        let mut hub = record(2, "alice", "ListBuckets");
+        hub["recipientAccountId"] = json!(ACCOUNT_ID);
+        // No recipientAccountId: the hub's.
+        let bare = record(3, "alice", "GetObject");
+        trail.add(&json!({"Records": [member, hub, bare]})).unwrap();
+        let names = |account: &str| -> Vec<String> {
+            trail.lookup(account, &json!({})).unwrap()["Events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|event| event["EventName"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(names("111111111111"), ["StopLogging"]);
+        assert_eq!(names(ACCOUNT_ID), ["GetObject", "ListBuckets"]);
+        assert!(names("222222222222").is_empty());
+        // The rate limit is per account: a busy hub does not throttle a member.
+        let t0 = Instant::now();
+        for at in [0, 100] {
+            assert!(
+                trail
+                    .admit(ACCOUNT_ID, "us-east-1", t0 + Duration::from_millis(at))
+                    .is_ok()
+            );
+        }
+        assert!(
+            trail
+                .admit(ACCOUNT_ID, "us-east-1", t0 + Duration::from_millis(200))
+                .is_err()
+        );
+        assert!(
+            trail
+                .admit("111111111111", "us-east-1", t0 + Duration::from_millis(200))
                 .is_ok()
         );
     }
@@ -593,7 +685,7 @@ mod tests {
         let mut r = record(1, "x", "GetObject");
         r["userIdentity"] = json!({"type": "AssumedRole", "arn": "arn:aws:sts::123456789012:assumed-role/sandbox-admin/alice-r-1", "accessKeyId": "ASIAX"});
         trail.add(&json!({"Records": [r]})).unwrap();
-        let page = trail.lookup(&json!({"LookupAttributes": [{"AttributeKey": "Username", "AttributeValue": "alice-r-1"}]})).unwrap();
+        let page = trail.lookup(ACCOUNT_ID, &json!({"LookupAttributes": [{"AttributeKey": "Username", "AttributeValue": "alice-r-1"}]})).unwrap();
         assert_eq!(page["Events"].as_array().unwrap().len(), 1);
     }
 

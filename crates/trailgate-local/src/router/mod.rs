@@ -18,6 +18,7 @@ pub mod faults;
 pub mod lambda;
 pub mod outbox;
 pub mod sigv4;
+pub mod sts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -113,6 +114,10 @@ struct Shared {
     config: RwLock<RouterConfig>,
     users: RwLock<HashMap<String, LocalUser>>,
     cloudtrail: CloudTrail,
+    /// The account each access key acts in ([`caller_account`]).
+    accounts: Mutex<HashMap<String, String>>,
+    /// Every AssumeRole call as its caller sent it (`GET /_local/sts/assume-role`).
+    assume_calls: sts::AssumeCalls,
     faults: faults::Faults,
     outbox_seen: Mutex<HashMap<String, u64>>,
     forward: reqwest::Client,
@@ -173,6 +178,8 @@ impl Router {
             config: RwLock::new(RouterConfig::default()),
             users: RwLock::new(HashMap::new()),
             cloudtrail,
+            accounts: Mutex::new(HashMap::new()),
+            assume_calls: sts::AssumeCalls::default(),
             faults: faults::Faults::default(),
             outbox_seen: Mutex::new(HashMap::new()),
             forward: client(None)?,
@@ -435,14 +442,27 @@ async fn handle_aws(
     if path == "/_local/faults" {
         return manage_faults(shared, request).await;
     }
-    if shared.faults.armed() {
-        // Only while faults are armed are bodies buffered: the query protocols name the
-        // action in the body.
+    if path == "/_local/sts/assume-role" {
+        return json_response(200, &json!({"calls": shared.assume_calls.list()}));
+    }
+    let to_sts = request.method() == Method::POST
+        && request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(sigv4::credential_service)
+            .is_some_and(|service| service == "sts");
+    if shared.faults.armed() || to_sts {
+        // Only while faults are armed, and for STS, are bodies buffered: the query protocols
+        // name the action in the body, and an AssumeRole call is recorded as sent.
         let (parts, body) = request.into_parts();
         let body = match read_body(body, 64 * 1024 * 1024).await {
             Ok(body) => body,
             Err(message) => return json_response(400, &json!({"message": message})),
         };
+        if to_sts {
+            shared.assume_calls.record(&body);
+        }
         if let Some(fault) = shared.faults.take(&parts.headers, parts.uri.query(), &body) {
             shared.log.line(format!(
                 "fault injected: {} {} -> {} {}",
@@ -602,10 +622,11 @@ async fn lookup_events(
         }
         response
     };
-    if let Err(throttled) = shared.cloudtrail.admit(&region, Instant::now()) {
+    let account = caller_account(shared, &parts.headers).await;
+    if let Err(throttled) = shared.cloudtrail.admit(&account, &region, Instant::now()) {
         shared
             .log
-            .line(format!("LookupEvents throttled in {region}"));
+            .line(format!("LookupEvents throttled in {account} {region}"));
         return error(throttled);
     }
     let query: Value = match serde_json::from_slice(&body) {
@@ -617,15 +638,65 @@ async fn lookup_events(
             });
         }
     };
-    match shared.cloudtrail.lookup(&query) {
+    match shared.cloudtrail.lookup(&account, &query) {
         Ok(page) => {
             shared.log.line(format!(
-                "LookupEvents {region}: {} events",
+                "LookupEvents {account} {region}: {} events",
                 page["Events"].as_array().map_or(0, Vec::len)
             ));
             respond(200, &content_type, page.to_string())
         }
         Err(failure) => error(failure),
+    }
+}
+
+/// The account a signed request acts in, as moto sees its access key: a key from AssumeRole
+/// acts in the assumed role's account, any other key in the default (hub) account. moto is asked
+/// once per key (it does not check signatures, so the caller's own Authorization header names
+/// the key), and the answer cached; when moto cannot say, the hub's.
+async fn caller_account(shared: &Arc<Shared>, headers: &HeaderMap) -> String {
+    let Some(key) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(sigv4::credential_access_key)
+    else {
+        return ACCOUNT_ID.to_owned();
+    };
+    if let Some(account) = shared.accounts.lock().expect("accounts lock").get(&key) {
+        return account.clone();
+    }
+    let asked = shared
+        .forward
+        .post(format!("{}/", shared.moto_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            http::header::AUTHORIZATION,
+            format!(
+                "AWS4-HMAC-SHA256 Credential={key}/20260101/{REGION}/sts/aws4_request, \
+                 SignedHeaders=host, Signature=0"
+            ),
+        )
+        .body("Action=GetCallerIdentity&Version=2011-06-15")
+        .send()
+        .await;
+    let account = match asked {
+        Ok(reply) => reply.text().await.ok().and_then(|xml| {
+            let start = xml.find("<Account>")? + "<Account>".len();
+            let end = start + xml[start..].find("</Account>")?;
+            Some(xml[start..end].trim().to_owned())
+        }),
+        Err(_) => None,
+    };
+    match account {
+        Some(account) => {
+            shared
+                .accounts
+                .lock()
+                .expect("accounts lock")
+                .insert(key, account.clone());
+            account
+        }
+        None => ACCOUNT_ID.to_owned(),
     }
 }
 

@@ -190,6 +190,21 @@ pub fn credential_region(authorization: &str) -> Option<String> {
         .map(|parsed| parsed.region)
 }
 
+/// The service of a SigV4 `Authorization` header's credential scope (`sts`, `iam`, ...).
+pub fn credential_service(authorization: &str) -> Option<String> {
+    parse_authorization(authorization)
+        .ok()
+        .map(|parsed| parsed.service)
+}
+
+/// The access key id of a SigV4 `Authorization` header (the CloudTrail endpoint tells the
+/// caller's account by it).
+pub fn credential_access_key(authorization: &str) -> Option<String> {
+    parse_authorization(authorization)
+        .ok()
+        .map(|parsed| parsed.access_key_id)
+}
+
 struct ParsedAuthorization {
     access_key_id: String,
     date: String,

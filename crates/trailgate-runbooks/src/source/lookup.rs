@@ -117,6 +117,39 @@ impl<T: LookupEventsApi + Sync + ?Sized> LookupEventsApi for &T {
     }
 }
 
+/// LookupEvents in more than one account. The API only ever answers for the caller's own
+/// account, so reading another account's history takes a session there (trailgate's adapters
+/// assume the account's agent role); each account has its own rate limit, so each gets its own
+/// [`LookupSource`] and pacer.
+pub trait AccountLookups {
+    type Api: LookupEventsApi + Sync;
+
+    /// The account whose own credentials the caller holds: empty when only one account is in
+    /// play.
+    fn home_account(&self) -> &str;
+
+    /// LookupEvents acting in `account`, or why that account cannot be read (in words for the
+    /// reviewer: the account and the reason).
+    fn in_account(&self, account: &str) -> impl Future<Output = Result<Self::Api, String>> + Send;
+}
+
+/// The caller's own account only: what a single-account deployment, a local investigation or a
+/// test reads.
+#[derive(Debug, Clone)]
+pub struct OneAccount<A>(pub A);
+
+impl<A: LookupEventsApi + Sync + Send + Clone> AccountLookups for OneAccount<A> {
+    type Api = A;
+
+    fn home_account(&self) -> &str {
+        ""
+    }
+
+    fn in_account(&self, _account: &str) -> impl Future<Output = Result<A, String>> + Send {
+        std::future::ready(Ok(self.0.clone()))
+    }
+}
+
 /// Limits on a LookupEvents scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LookupBudget {
