@@ -35,7 +35,8 @@ catalog = json.load(open("local/catalog.json"))
 catalog["entries"].append({
     "id": "prod-ou-readonly", "role_name": "sample-target-member", "accounts": ["${ProdOu}"],
     "description": "view-only in any account of OU Prod", "max_duration": "PT1H",
-    "approval_window": "PT5M", "approvers": ["arn:aws:iam::123456789012:user/bob"], "quorum": 1,
+    "approval_window": "PT5M", "quorum": 1,
+    "approvers": [{"id": "bob", "email": "bob@example.com", "arn": "arn:aws:iam::123456789012:user/bob"}],
     "requesters": ["arn:aws:iam::123456789012:user/alice"]})
 print(json.dumps(catalog))
 EOF

@@ -92,7 +92,7 @@ pub async fn run(
     };
     let alice = Client::connect(&as_user("alice")).await?;
 
-    let seeded = seed_history(&state).await?;
+    let seeded = seed_history(&state, grant.account.as_deref()).await?;
     timeline.step(&format!(
         "seeded {seeded} CloudTrail records of alice's week into the local LookupEvents (demo data)"
     ));
@@ -371,8 +371,10 @@ async fn check_audited(timeline: &mut Timeline, alice: &Client, id: &str) -> Res
 
 /// Seeds the local LookupEvents with a week of alice's activity, so that the context step has
 /// something to find: routine reads, a StopLogging, an administrator policy attached to a role,
-/// and failed console sign-ins. Clearly demo data; the router serves it like CloudTrail.
-async fn seed_history(state: &StackState) -> Result<u64> {
+/// and failed console sign-ins. Clearly demo data; the router serves it like CloudTrail. For a
+/// member account's role the StopLogging and the policy change happen in that account (alice
+/// through an Identity Center session there), so the context shows both accounts.
+async fn seed_history(state: &StackState, member: Option<&str>) -> Result<u64> {
     let account = &state.account_id;
     let record = |n: u32, minutes_ago: i64, name: &str, source: &str, extra: Value| {
         let at = time::OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago);
@@ -416,6 +418,14 @@ async fn seed_history(state: &StackState) -> Result<u64> {
         "iam.amazonaws.com",
         serde_json::json!({"requestParameters": {"roleName": "ops", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}}),
     ));
+    if let Some(member) = member {
+        for record in records.iter_mut().rev().take(2) {
+            record["recipientAccountId"] = Value::String(member.to_owned());
+            record["userIdentity"] = serde_json::json!({"type": "AssumedRole",
+                "principalId": "AROAALICE:alice", "accountId": member,
+                "arn": format!("arn:aws:sts::{member}:assumed-role/AWSReservedSSO_Ops_0123/alice")});
+        }
+    }
     for n in 0..3 {
         records.push(record(
             110 + n,
