@@ -184,56 +184,45 @@ pub async fn create(endpoint: &str, extra_accounts: usize, log: &Log) -> Result<
         .organizational_unit
         .and_then(|ou| ou.id)
         .ok_or_else(|| fail("CreateOrganizationalUnit", "no id".into()))?;
-    let mut members = Vec::new();
-    for name in ["prod", "data"] {
-        let status = org
-            .create_account()
-            .email(format!("{name}@example.com"))
-            .account_name(name)
-            .send()
-            .await
-            .map_err(|e| fail("CreateAccount", format!("{e:?}")))?
-            .create_account_status
-            .ok_or_else(|| fail("CreateAccount", "no status".into()))?;
-        let account_id = status
-            .account_id
-            .ok_or_else(|| fail("CreateAccount", "no account id".into()))?;
-        if name == "prod" {
-            org.move_account()
-                .account_id(&account_id)
-                .source_parent_id(&root)
-                .destination_parent_id(&prod_ou)
+    // One account, created by the management account and moved under `parent` (the root when
+    // none); its id.
+    let add = |name: String, parent: Option<String>| {
+        let (org, root) = (&org, &root);
+        async move {
+            let account_id = org
+                .create_account()
+                .email(format!("{name}@example.com"))
+                .account_name(&name)
                 .send()
                 .await
-                .map_err(|e| fail("MoveAccount", format!("{e:?}")))?;
+                .map_err(|e| fail("CreateAccount", format!("{e:?}")))?
+                .create_account_status
+                .and_then(|status| status.account_id)
+                .ok_or_else(|| fail("CreateAccount", "no account id".into()))?;
+            if let Some(parent) = parent {
+                org.move_account()
+                    .account_id(&account_id)
+                    .source_parent_id(root)
+                    .destination_parent_id(&parent)
+                    .send()
+                    .await
+                    .map_err(|e| fail("MoveAccount", format!("{e:?}")))?;
+            }
+            Ok::<String, Error>(account_id)
         }
+    };
+    let mut members = Vec::new();
+    for (name, parent) in [("prod", Some(prod_ou.clone())), ("data", None)] {
         members.push(LocalMember {
             name: name.to_owned(),
-            account_id,
+            account_id: add(name.to_owned(), parent).await?,
             outputs: BTreeMap::new(),
         });
     }
     // Accounts without a member stack, for measuring an Organization of realistic size
     // (`serve --extra-accounts N`): listed by Organizations, never reachable through an agent.
     for n in 0..extra_accounts {
-        let name = format!("bench-{n:03}");
-        let account_id = org
-            .create_account()
-            .email(format!("{name}@example.com"))
-            .account_name(&name)
-            .send()
-            .await
-            .map_err(|e| fail("CreateAccount", format!("{e:?}")))?
-            .create_account_status
-            .and_then(|status| status.account_id)
-            .ok_or_else(|| fail("CreateAccount", "no account id".into()))?;
-        org.move_account()
-            .account_id(&account_id)
-            .source_parent_id(&root)
-            .destination_parent_id(&prod_ou)
-            .send()
-            .await
-            .map_err(|e| fail("MoveAccount", format!("{e:?}")))?;
+        add(format!("bench-{n:03}"), Some(prod_ou.clone())).await?;
     }
     log.line(format!(
         "Organization {id}: management {MANAGEMENT_ACCOUNT}, {} in {prod_ou}, {} under the root, \

@@ -629,6 +629,22 @@ mod paced {
         .await
     }
 
+    /// The context of `request` from `accounts`, now.
+    async fn gather_now(
+        accounts: &[AccountHistory<&PacedApi>],
+        ledger: &MemoryLedger,
+        request: &AccessRequest,
+    ) -> ContextSummary {
+        gather_accounts(
+            accounts,
+            ledger,
+            &settings(),
+            request,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+    }
+
     /// Alice's request for a role in member account 111111111111.
     fn member_request(ledger: &MemoryLedger) -> AccessRequest {
         let mut request = pending_request();
@@ -684,14 +700,7 @@ mod paced {
             .collect();
 
         let started = Instant::now();
-        let context = gather_accounts(
-            &accounts,
-            &ledger,
-            &settings(),
-            &request,
-            OffsetDateTime::now_utc(),
-        )
-        .await;
+        let context = gather_now(&accounts, &ledger, &request).await;
 
         // THEN both were read whole, concurrently: no throttling, in the time one takes
         assert_eq!(*member.throttled.lock().unwrap(), 0);
@@ -748,14 +757,7 @@ mod paced {
                 api: Ok(&hub),
             },
         ];
-        let context = gather_accounts(
-            &accounts,
-            &ledger,
-            &settings(),
-            &request,
-            OffsetDateTime::now_utc(),
-        )
-        .await;
+        let context = gather_now(&accounts, &ledger, &request).await;
         assert!(context.available);
         assert!(
             context.summary.contains(&format!(
@@ -783,14 +785,7 @@ mod paced {
                 api: Err("AccessDenied".into()),
             },
         ];
-        let context = gather_accounts(
-            &none,
-            &ledger,
-            &settings(),
-            &request,
-            OffsetDateTime::now_utc(),
-        )
-        .await;
+        let context = gather_now(&none, &ledger, &request).await;
         assert!(!context.available);
         assert!(
             context.summary.contains(&format!(
