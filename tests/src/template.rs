@@ -49,6 +49,15 @@ pub const AGENT_TRUSTED_ROLES: [&str; 6] = [
     "AuditFunctionRole",
 ];
 
+/// The hub's function roles (logical ids) whose agent sessions may write revocations in a
+/// member account: the stack output `AgentWriterRoleArns` (intake for early revokes, revoke,
+/// reconcile).
+pub const AGENT_WRITER_ROLES: [&str; 3] = [
+    "IntakeFunctionRole",
+    "RevokeFunctionRole",
+    "ReconcileFunctionRole",
+];
+
 /// The member account the member template is resolved for.
 pub const MEMBER_ACCOUNT: &str = "111111111111";
 /// The Organization id the resolved documents name.
@@ -74,6 +83,15 @@ impl Template {
             "trailgate-member",
             &[
                 ("HubRoleArns", Json::Array(hub_roles)),
+                (
+                    "HubWriterRoleArns",
+                    Json::Array(
+                        AGENT_WRITER_ROLES
+                            .iter()
+                            .map(|role| Json::String(hub.reference(role)))
+                            .collect(),
+                    ),
+                ),
                 (
                     "CredentialsRoleArn",
                     Json::String(hub.reference("CredentialsFunctionRole")),

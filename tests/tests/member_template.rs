@@ -5,9 +5,10 @@
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value as Json;
+use serde_json::json;
 use trailgate_domain::policy::{AGENT_ROLE_NAME, MEMBER_PROTECTION_POLICY_NAME};
 use trailgate_system_tests::template::{
-    AGENT_TRUSTED_ROLES, MEMBER_ACCOUNT, ORGANIZATION, Template,
+    AGENT_TRUSTED_ROLES, AGENT_WRITER_ROLES, MEMBER_ACCOUNT, ORGANIZATION, Template,
 };
 
 fn statements(document: &Json) -> Vec<&Json> {
@@ -44,6 +45,37 @@ fn hub_roles() -> Result<Vec<String>> {
         .iter()
         .map(|r| hub.reference(r))
         .collect())
+}
+
+fn writer_roles() -> Result<Vec<String>> {
+    let hub = Template::load()?;
+    Ok(AGENT_WRITER_ROLES
+        .iter()
+        .map(|r| hub.reference(r))
+        .collect())
+}
+
+/// The agent's trust: [`check_trust`]'s statement, and a second one that lets only the hub's
+/// revoking functions tag their sessions, with the write tag and no other.
+fn check_agent_trust(trust: &Json) -> Result<()> {
+    let found = statements(trust);
+    ensure!(found.len() == 2, "two trust statements, got {trust}");
+    let assume = json!({"Statement": [found[0]]});
+    check_trust(&assume, &hub_roles()?)?;
+    let tag = found[1];
+    ensure!(list(&tag["Action"]) == ["sts:TagSession"], "{tag}");
+    ensure!(
+        list(&tag["Principal"]["AWS"]) == writer_roles()?,
+        "tags: {tag}"
+    );
+    let (key, value) = trailgate_domain::policy::AGENT_WRITE_TAG;
+    ensure!(
+        tag["Condition"]["StringEquals"][format!("aws:RequestTag/{key}")] == value
+            && tag["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == ORGANIZATION
+            && list(&tag["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]) == [key],
+        "the write tag is not pinned: {tag}"
+    );
+    Ok(())
 }
 
 /// One statement: the hub's function roles by ARN, `sts:AssumeRole`, inside the Organization.
@@ -90,6 +122,11 @@ fn check_agent(agent: &Json) -> Result<()> {
                     == "true",
                 "writes not limited to managed roles: {statement}"
             );
+            let (key, value) = trailgate_domain::policy::AGENT_WRITE_TAG;
+            ensure!(
+                statement["Condition"]["StringEquals"][format!("aws:PrincipalTag/{key}")] == value,
+                "writes not limited to the revoking functions' sessions: {statement}"
+            );
         }
         for resource in &resources {
             ensure!(
@@ -120,10 +157,10 @@ fn check_agent(agent: &Json) -> Result<()> {
 #[test]
 fn the_agent_role_trusts_only_the_hubs_function_roles_inside_the_organization() -> Result<()> {
     let policies = Template::load_member()?.policies()?;
-    for role in ["AgentRole", "OrganizationReaderRole"] {
-        let trust = policy(&policies, &format!("{role}.AssumeRolePolicyDocument"))?;
-        check_trust(trust, &hub_roles()?).with_context(|| role.to_string())?;
-    }
+    check_agent_trust(policy(&policies, "AgentRole.AssumeRolePolicyDocument")?)
+        .context("AgentRole")?;
+    let reader = policy(&policies, "OrganizationReaderRole.AssumeRolePolicyDocument")?;
+    check_trust(reader, &hub_roles()?).context("OrganizationReaderRole")?;
     Ok(())
 }
 
@@ -171,8 +208,16 @@ fn a_weakened_agent_is_caught() -> Result<()> {
         .as_object_mut()
         .context("statement")?
         .remove("Condition");
-    for weakened in [account, outside] {
-        ensure!(check_trust(&weakened, &hub_roles()?).is_err(), "{weakened}");
+    // Every hub role allowed to tag its session (so to write), or any tag value.
+    let mut all_tag = trust.clone();
+    all_tag["Statement"][1]["Principal"]["AWS"] = trust["Statement"][0]["Principal"]["AWS"].clone();
+    let mut any_value = trust.clone();
+    any_value["Statement"][1]["Condition"]["StringEquals"]
+        .as_object_mut()
+        .context("condition")?
+        .remove("aws:RequestTag/trailgate-agent");
+    for weakened in [account, outside, all_tag, any_value] {
+        ensure!(check_agent_trust(&weakened).is_err(), "{weakened}");
     }
     let agent = policy(&policies, "AgentRole.Policies[0]")?;
     let mut any_role = agent.clone();
@@ -184,13 +229,91 @@ fn a_weakened_agent_is_caught() -> Result<()> {
                 .remove("Condition");
         }
     }
+    let mut untagged = agent.clone();
+    for statement in untagged["Statement"].as_array_mut().context("statements")? {
+        if statement["Sid"] == "WriteRevocations" {
+            statement["Condition"]["StringEquals"]
+                .as_object_mut()
+                .context("condition")?
+                .remove("aws:PrincipalTag/trailgate-agent");
+        }
+    }
     let mut more = agent.clone();
     more["Statement"][0]["Action"]
         .as_array_mut()
         .context("actions")?
         .push(Json::String("iam:UpdateAssumeRolePolicy".into()));
-    for weakened in [any_role, more] {
+    for weakened in [any_role, untagged, more] {
         ensure!(check_agent(&weakened).is_err(), "{weakened}");
     }
+    Ok(())
+}
+
+/// By effect, with the IAM evaluator: the agent's own policy lets a session of the hub's
+/// revoking functions (tagged `trailgate-agent=write`) write a managed role's revocations, and
+/// refuses the same write to an untagged session (the grant, context and audit functions'),
+/// which may still read them and look up events.
+#[test]
+fn only_tagged_agent_sessions_write_revocations() -> Result<()> {
+    use trailgate_system_tests::iam::{Expect, Matrix, Request};
+    let policies = Template::load_member()?.policies()?;
+    let agent = policy(&policies, "AgentRole.Policies[0]")?.clone();
+    let (key, value) = trailgate_domain::policy::AGENT_WRITE_TAG;
+    let role = |name: &str| format!("arn:aws:iam::{MEMBER_ACCOUNT}:role/{name}");
+    let managed = role("sample-target-member");
+    let request = |function: &str, tagged: bool, action: &str, resource: &str| {
+        let mut request = Request::new(
+            &format!(
+                "arn:aws:sts::{MEMBER_ACCOUNT}:assumed-role/{AGENT_ROLE_NAME}/trailgate-{function}"
+            ),
+            action,
+            resource,
+        )
+        .with("aws:PrincipalArn", role(AGENT_ROLE_NAME));
+        if resource.contains(":role/") {
+            request = request.with("aws:ResourceTag/trailgate:managed", "true");
+        }
+        if tagged {
+            request = request.with(&format!("aws:PrincipalTag/{key}"), value);
+        }
+        request.identity = vec![("trailgate-agent".into(), agent.clone())];
+        request.resource_account = Some(MEMBER_ACCOUNT.to_owned());
+        request
+    };
+    let mut matrix = Matrix::default();
+    for action in ["iam:PutRolePolicy", "iam:DeleteRolePolicy"] {
+        matrix.add(
+            "agent",
+            "revoke writes",
+            request("revoke", true, action, &managed),
+            Expect::Allow,
+        );
+        for reader in ["grant", "context", "audit"] {
+            matrix.add(
+                "agent",
+                format!("{reader} cannot write"),
+                request(reader, false, action, &managed),
+                Expect::Deny,
+            );
+        }
+    }
+    matrix.add(
+        "agent",
+        "context reads",
+        request("context", false, "iam:GetRolePolicy", &managed),
+        Expect::Allow,
+    );
+    matrix.add(
+        "agent",
+        "context looks up",
+        request("context", false, "cloudtrail:LookupEvents", "*"),
+        Expect::Allow,
+    );
+    let report = matrix.run()?;
+    ensure!(
+        report.unexpected.is_empty() && report.evaluated() == 10,
+        "{:?}",
+        report.unexpected
+    );
     Ok(())
 }

@@ -155,6 +155,53 @@ async fn context_per_account(ctx: &Ctx, prod: &str, data: &str) -> Result<()> {
     Ok(())
 }
 
+/// The agent sessions as the hub's functions asked STS for them (recorded by the router): the
+/// revoking functions' carry the write tag the member agent requires for revocations, the
+/// reading functions' carry none, so they cannot undo a revocation.
+async fn agent_sessions_are_tagged_by_purpose(ctx: &Ctx) -> Result<()> {
+    let recorded: Value = ctx
+        .http
+        .get(format!("{}/_local/sts/assume-role", ctx.state.aws_endpoint))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let write = json!([{"key": "trailgate-agent", "value": "write"}]);
+    let mut seen = std::collections::BTreeSet::new();
+    for call in recorded["calls"].as_array().into_iter().flatten() {
+        if !call["role_arn"]
+            .as_str()
+            .is_some_and(|arn| arn.ends_with(":role/trailgate-agent"))
+        {
+            continue;
+        }
+        let function = call["session_name"].as_str().unwrap_or_default().to_owned();
+        let probe = call["policy"].is_string();
+        let expected = match function.as_str() {
+            "trailgate-intake" if probe => json!([]),
+            "trailgate-intake" | "trailgate-revoke" | "trailgate-reconcile" => write.clone(),
+            _ => json!([]),
+        };
+        ensure!(
+            call["tags"] == expected,
+            "{function}'s agent session: {call}"
+        );
+        seen.insert(function);
+    }
+    for function in [
+        "trailgate-context",
+        "trailgate-audit",
+        "trailgate-revoke",
+        "trailgate-reconcile",
+    ] {
+        ensure!(
+            seen.contains(function),
+            "no agent session of {function}: {seen:?}"
+        );
+    }
+    Ok(())
+}
+
 /// alice's request, approved by bob; returns its id once ACTIVE.
 async fn granted(ctx: &Ctx, body: Value) -> Result<String> {
     let id = ctx.new_request(body).await?;
@@ -359,6 +406,7 @@ async fn the_hub_grants_revokes_and_reconciles_roles_in_member_accounts() -> Res
             );
             ensure!(prod.denies(&short).await? && prod.denies(&long_prod).await?);
             ensure!(data.denies(&long_data).await? && !data.denies(&long_prod).await?);
+            agent_sessions_are_tagged_by_purpose(&ctx).await?;
             Ok(())
         },
     )

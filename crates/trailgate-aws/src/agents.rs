@@ -37,6 +37,9 @@ pub struct Agents {
     /// hub function acted.
     session_name: String,
     sessions: Mutex<HashMap<String, (SdkConfig, SystemTime)>>,
+    /// Session tags of agent sessions: `trailgate-agent=write` for the functions that write
+    /// revocations ([`Agents::writing`]), none for the others.
+    session_tags: Vec<(String, String)>,
 }
 
 impl Agents {
@@ -64,7 +67,19 @@ impl Agents {
             agent_role_name: agent_role_name.to_owned(),
             session_name: format!("trailgate-{function}"),
             sessions: Mutex::new(HashMap::new()),
+            session_tags: Vec::new(),
         }
+    }
+
+    /// Agent sessions tagged `trailgate-agent=write`, which the member stack's revocation
+    /// writes require and only the revoke and reconcile functions' roles may set (the agent's
+    /// trust policy allows them, and nobody else, `sts:TagSession`).
+    pub fn writing(mut self) -> Agents {
+        self.session_tags = vec![(
+            trailgate_domain::policy::AGENT_WRITE_TAG.0.to_owned(),
+            trailgate_domain::policy::AGENT_WRITE_TAG.1.to_owned(),
+        )];
+        self
     }
 
     /// `HUB_ACCOUNT_ID` (empty when not configured).
@@ -98,7 +113,7 @@ impl Agents {
             return Ok(config.clone());
         }
         let arn = self.agent_arn(account);
-        let config = self.assume(&arn, None).await?;
+        let config = self.assume_tagged(&arn, None, &self.session_tags).await?;
         self.sessions
             .lock()
             .expect("lock")
@@ -113,12 +128,32 @@ impl Agents {
         role_arn: &str,
         policy: Option<&str>,
     ) -> Result<(SdkConfig, SystemTime)> {
+        self.assume_tagged(role_arn, policy, &[]).await
+    }
+
+    async fn assume_tagged(
+        &self,
+        role_arn: &str,
+        policy: Option<&str>,
+        tags: &[(String, String)],
+    ) -> Result<(SdkConfig, SystemTime)> {
+        let tags = tags
+            .iter()
+            .map(|(key, value)| {
+                aws_sdk_sts::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|err| Error::internal(format!("session tag: {err}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let output = self
             .sts
             .assume_role()
             .role_arn(role_arn)
             .role_session_name(&self.session_name)
             .set_policy(policy.map(str::to_owned))
+            .set_tags((!tags.is_empty()).then_some(tags))
             .send()
             .await
             .map_err(|err| {

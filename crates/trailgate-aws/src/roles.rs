@@ -39,6 +39,12 @@ impl IamRoles {
         IamRoles::with_agents(sdk, Arc::new(Agents::from_env(sdk, function)))
     }
 
+    /// Like [`IamRoles::from_env`], for the functions that write revocations (revoke and
+    /// reconcile): their agent sessions carry the write tag ([`Agents::writing`]).
+    pub fn writer_from_env(sdk: &aws_config::SdkConfig, function: &str) -> IamRoles {
+        IamRoles::with_agents(sdk, Arc::new(Agents::from_env(sdk, function).writing()))
+    }
+
     /// The hub's IAM, and every member account's through its agent role.
     pub fn with_agents(sdk: &aws_config::SdkConfig, agents: Arc<Agents>) -> IamRoles {
         IamRoles {

@@ -22,6 +22,10 @@ pub const MANAGED_TAG: &str = "trailgate:managed";
 pub const MEMBER_PROTECTION_POLICY_NAME: &str = "trailgate-member-protection";
 /// The member stack's agent role's default name (`AgentRoleName` in both templates).
 pub const AGENT_ROLE_NAME: &str = "trailgate-agent";
+/// The session tag the member stack's agent requires for writing or deleting
+/// `trailgate-revocations` (member/template.yaml): only the hub's revoke and reconcile roles may
+/// set it, so no other hub function can undo a revocation in a member account.
+pub const AGENT_WRITE_TAG: (&str, &str) = ("trailgate-agent", "write");
 /// IAM's limit on the total size of a role's inline policies (characters, whitespace excluded).
 pub const INLINE_POLICY_LIMIT: usize = 10_240;
 /// The share of a role's inline-policy room, in percent, past which the reconciler alerts: the

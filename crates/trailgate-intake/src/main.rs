@@ -17,7 +17,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let (catalog, protected) = config::catalog()?;
     let sdk = sdk::load().await;
-    let agents = Arc::new(Agents::from_env(&sdk, "intake"));
+    // An early revoke writes the deny in a member account: the tagged agent session.
+    let agents = Arc::new(Agents::from_env(&sdk, "intake").writing());
     let reader =
         Some(config::optional("ORGANIZATION_READER_ROLE_ARN", "")).filter(|arn| !arn.is_empty());
     let deps = handler::Deps {

@@ -255,6 +255,10 @@ pub async fn deploy_members(
     let common = BTreeMap::from([
         ("HubRoleArns".to_owned(), output("AgentTrustedRoleArns")?),
         (
+            "HubWriterRoleArns".to_owned(),
+            output("AgentWriterRoleArns")?,
+        ),
+        (
             "CredentialsRoleArn".to_owned(),
             output("CredentialsFunctionRoleArn")?,
         ),

@@ -11,7 +11,8 @@ async fn main() -> Result<(), Error> {
     let sdk = sdk::load().await;
     let deps = handler::Deps {
         ledger: DynamoLedger::from_env(&sdk).await?,
-        roles: IamRoles::from_env(&sdk, "reconcile"),
+        // Writes and deletes revocations in member accounts: the tagged agent session.
+        roles: IamRoles::writer_from_env(&sdk, "reconcile"),
         notifier: SnsNotifier::from_sdk(&sdk, None, Some(config::required("ALERTS_TOPIC_ARN")?)),
     };
     run(service_fn(|_: LambdaEvent<serde_json::Value>| {

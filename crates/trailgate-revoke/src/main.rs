@@ -12,7 +12,8 @@ async fn main() -> Result<(), Error> {
     let sdk = sdk::load().await;
     let deps = handler::Deps {
         ledger: DynamoLedger::from_env(&sdk).await?,
-        roles: IamRoles::from_env(&sdk, "revoke"),
+        // Writes and deletes revocations in member accounts: the tagged agent session.
+        roles: IamRoles::writer_from_env(&sdk, "revoke"),
     };
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handler::handle(event.payload, &deps)
