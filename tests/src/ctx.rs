@@ -202,6 +202,22 @@ impl Ctx {
         }
     }
 
+    /// Every STS `AssumeRole` call the router recorded, as its caller sent it (oldest first):
+    /// `{role_arn, session_name, source_identity, duration_seconds, policy, tags, ...}`.
+    pub async fn assume_role_calls(&self) -> Result<Vec<Value>> {
+        let recorded: Value = self
+            .http
+            .get(format!(
+                "{}/_local/sts/assume-role",
+                self.state.aws_endpoint
+            ))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(recorded["calls"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Every message the SNS outbox holds, oldest first.
     pub async fn outbox(&self) -> Result<Vec<Value>> {
         let messages: Value = self

@@ -82,24 +82,16 @@ async fn messages(
 /// another request's session on the same role is not, every session is denied a second after
 /// `expires_at`, and none can chain into another role.
 async fn documents_on_the_wire_hold(ctx: &Ctx, id: &str) -> Result<()> {
-    let recorded: Value = ctx
-        .http
-        .get(format!("{}/_local/sts/assume-role", ctx.state.aws_endpoint))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let calls = ctx.assume_role_calls().await?;
     let tagged = json!({"key": "trailgate-request", "value": id});
-    let call = recorded["calls"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let call = calls
+        .iter()
         .find(|call| {
             call["tags"]
                 .as_array()
                 .is_some_and(|tags| tags.contains(&tagged))
         })
-        .with_context(|| format!("no AssumeRole call for {id} was recorded: {recorded}"))?;
+        .with_context(|| format!("no AssumeRole call for {id} was recorded: {calls:?}"))?;
     let text = |field: &str| call[field].as_str().unwrap_or_default().to_owned();
     let (role_arn, session_name) = (text("role_arn"), text("session_name"));
     let session_policy: Value = serde_json::from_str(&text("policy"))

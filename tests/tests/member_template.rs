@@ -297,6 +297,45 @@ fn only_tagged_agent_sessions_write_revocations() -> Result<()> {
             );
         }
     }
+    // The attack on the tag itself: a reading function asking STS for a write-tagged agent
+    // session. The agent's trust lets only the writers tag, so only they get one.
+    let trust = policy(&policies, "AgentRole.AssumeRolePolicyDocument")?.clone();
+    // The role as the trust document names it (the harness resolves it by logical id).
+    let agent_role = trust["Statement"][1]["Resource"]
+        .as_str()
+        .context("trust resource")?
+        .to_owned();
+    let hub = Template::load()?;
+    for (function, allowed) in [
+        ("Revoke", true),
+        ("Context", false),
+        ("Audit", false),
+        ("Grant", false),
+    ] {
+        let hub_role = hub.reference(&format!("{function}FunctionRole"));
+        let mut tag = Request::new(
+            &format!("arn:aws:sts::123456789012:assumed-role/trailgate-{function}FunctionRole/x"),
+            "sts:TagSession",
+            &agent_role,
+        )
+        .with("aws:PrincipalArn", hub_role.as_str())
+        .with("aws:PrincipalOrgID", ORGANIZATION)
+        .with(&format!("aws:RequestTag/{key}"), value)
+        .with("aws:TagKeys", json!([key]));
+        tag.identity = vec![(
+            "AdministratorAccess".into(),
+            json!({"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+        )];
+        tag.resource_policy = Some(trust.clone());
+        tag.resource_account = Some(MEMBER_ACCOUNT.to_owned());
+        matrix.add(
+            "agent trust",
+            format!("{function} tags its agent session for writing"),
+            tag,
+            if allowed { Expect::Allow } else { Expect::Deny },
+        );
+    }
     matrix.add(
         "agent",
         "context reads",
@@ -311,8 +350,9 @@ fn only_tagged_agent_sessions_write_revocations() -> Result<()> {
     );
     let report = matrix.run()?;
     ensure!(
-        report.unexpected.is_empty() && report.evaluated() == 10,
-        "{:?}",
+        report.unexpected.is_empty() && report.evaluated() == 14,
+        "{} evaluated, unexpected: {:?}",
+        report.evaluated(),
         report.unexpected
     );
     Ok(())

@@ -159,16 +159,9 @@ async fn context_per_account(ctx: &Ctx, prod: &str, data: &str) -> Result<()> {
 /// revoking functions' carry the write tag the member agent requires for revocations, the
 /// reading functions' carry none, so they cannot undo a revocation.
 async fn agent_sessions_are_tagged_by_purpose(ctx: &Ctx) -> Result<()> {
-    let recorded: Value = ctx
-        .http
-        .get(format!("{}/_local/sts/assume-role", ctx.state.aws_endpoint))
-        .send()
-        .await?
-        .json()
-        .await?;
     let write = json!([{"key": "trailgate-agent", "value": "write"}]);
     let mut seen = std::collections::BTreeSet::new();
-    for call in recorded["calls"].as_array().into_iter().flatten() {
+    for call in &ctx.assume_role_calls().await? {
         if !call["role_arn"]
             .as_str()
             .is_some_and(|arn| arn.ends_with(":role/trailgate-agent"))
