@@ -1501,6 +1501,7 @@ fn five_hundred_revocations_on_one_role_over_a_day_stay_inside_the_limit() -> Re
             block_on(service::reconcile(
                 &ledger,
                 &roles,
+                &trailgate_domain::testing::MemoryIdentityCenter::default(),
                 &notifier,
                 next_reconcile,
             ))

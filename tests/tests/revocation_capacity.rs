@@ -13,7 +13,9 @@ use trailgate_aws::roles::IamRoles;
 use trailgate_domain::policy::{self, REVOCATIONS_POLICY_NAME};
 use trailgate_domain::request::Status;
 use trailgate_domain::service;
-use trailgate_domain::testing::{MemoryLedger, MemoryNotifier, now, pending_request, seed};
+use trailgate_domain::testing::{
+    MemoryIdentityCenter, MemoryLedger, MemoryNotifier, now, pending_request, seed,
+};
 use trailgate_system_tests::iam::{Expect, Matrix, Request};
 use trailgate_system_tests::run_on_stack;
 use trailgate_system_tests::template::ACCOUNT;
@@ -45,7 +47,7 @@ async fn five_hundred_revocations_on_one_role_over_a_day() -> Result<()> {
         for n in 0..REVOCATIONS {
             let at = start + Duration::seconds(n * 86_400 / REVOCATIONS);
             while next_reconcile <= at {
-                let report = service::reconcile(&ledger, &roles, &notifier, next_reconcile)
+                let report = service::reconcile(&ledger, &roles, &MemoryIdentityCenter::default(), &notifier, next_reconcile)
                     .await
                     .map_err(|e| anyhow!("reconcile: {e}"))?;
                 ensure!(report.failed.is_empty(), "{report:?}");
@@ -123,7 +125,7 @@ async fn five_hundred_revocations_on_one_role_over_a_day() -> Result<()> {
         ensure!(report.unexpected.is_empty(), "{}", report.unexpected.join("\n"));
 
         // A day later everything is collected and the policy deleted.
-        let report = service::reconcile(&ledger, &roles, &notifier, start + Duration::days(2))
+        let report = service::reconcile(&ledger, &roles, &MemoryIdentityCenter::default(), &notifier, start + Duration::days(2))
             .await
             .map_err(|e| anyhow!("reconcile: {e}"))?;
         ensure!(report.failed.is_empty(), "{report:?}");

@@ -498,7 +498,130 @@ impl Ledger for DynamoLedger {
             Err(err) => Err(classify("DynamoDB PutItem idempotency", &err)),
         }
     }
+
+    async fn hold_assignment(&self, key: &str, request_id: &str) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("HOLD#{key}")))
+            .key("sk", s("HOLD"))
+            .update_expression("ADD holders :id")
+            .condition_expression("attribute_not_exists(fence)")
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![request_id.to_owned()]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::retryable(FENCED))
+            }
+            Err(err) => Err(classify("DynamoDB UpdateItem hold", &err)),
+        }
+    }
+
+    async fn release_assignment(&self, key: &str, request_id: &str) -> Result<bool> {
+        let released = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("HOLD#{key}")))
+            .key("sk", s("HOLD"))
+            .update_expression("DELETE holders :id")
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![request_id.to_owned()]))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|err| classify("DynamoDB UpdateItem release", &err))?;
+        let others = released
+            .attributes
+            .as_ref()
+            .and_then(|item| item.get("holders"))
+            .and_then(|value| value.as_ss().ok())
+            .is_some_and(|holders| !holders.is_empty());
+        if others {
+            return Ok(false);
+        }
+        // Conditional on the holders still being none: a grant that took the assignment since
+        // the release keeps it, and this revoke leaves it alone.
+        let fenced = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("HOLD#{key}")))
+            .key("sk", s("HOLD"))
+            .update_expression("SET fence = :id")
+            .condition_expression(
+                "attribute_not_exists(holders) AND (attribute_not_exists(fence) OR fence = :id)",
+            )
+            .expression_attribute_values(":id", s(request_id))
+            .send()
+            .await;
+        match fenced {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let item = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(format!("HOLD#{key}")))
+                    .key("sk", s("HOLD"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|err| classify("DynamoDB GetItem holders", &err))?
+                    .item
+                    .unwrap_or_default();
+                let held = item
+                    .get("holders")
+                    .and_then(|value| value.as_ss().ok())
+                    .is_some_and(|holders| !holders.is_empty());
+                if held {
+                    Ok(false)
+                } else {
+                    Err(Error::retryable(FENCED))
+                }
+            }
+            Err(err) => Err(classify("DynamoDB UpdateItem fence", &err)),
+        }
+    }
+
+    async fn unfence_assignment(&self, key: &str, request_id: &str) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("HOLD#{key}")))
+            .key("sk", s("HOLD"))
+            .update_expression("REMOVE fence")
+            .condition_expression("fence = :id")
+            .expression_attribute_values(":id", s(request_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify("DynamoDB UpdateItem unfence", &err)),
+        }
+    }
 }
+
+/// Why a grant waits: the assignment it would share is being removed.
+const FENCED: &str = "another request's revoke is removing this account assignment; try again";
 
 #[cfg(test)]
 mod page_token_tests {

@@ -10,6 +10,7 @@
 //! - [`s3`]: the object store behind trailgate-runbooks' S3 source (CloudTrail trail buckets).
 //! - `athena` (feature `athena`): runs the SQL of trailgate-runbooks' SQL back-end in Athena.
 //! - [`agents`]: sessions in member accounts through their agent roles.
+//! - `identity_center` (feature `identity-center`): IAM Identity Center's account assignments, permission sets and users.
 //! - `organizations` (feature `organizations`): the Organization's accounts and OUs, cached, and the agent probe.
 //! - [`apigw`]: API Gateway proxy events in, JSON or HTML responses out.
 //! - `testing` (feature `testing`): moto for tests: the server, S3 clients, a filled trail bucket.
@@ -25,6 +26,8 @@ pub mod cloudtrail;
 pub mod config;
 pub mod credentials;
 pub mod errors;
+#[cfg(feature = "identity-center")]
+pub mod identity_center;
 pub mod ledger;
 pub mod notifier;
 #[cfg(feature = "organizations")]

@@ -27,7 +27,10 @@ fn details(request: &AccessRequest, description: &str) -> String {
     let rows = [
         ("Request", request.id.clone()),
         ("Requester", request.requester.clone()),
-        ("Role", request.role_arn.clone()),
+        match &request.assignment {
+            Some(_) => ("Grant", request.target_label()),
+            None => ("Role", request.role_arn.clone()),
+        },
         (
             "Catalog entry",
             format!("{} — {}", request.catalog_id, description),

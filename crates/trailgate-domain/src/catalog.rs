@@ -38,8 +38,10 @@ pub struct Person {
     pub principals: Vec<String>,
 }
 
-/// One requestable role: one role (`role_arn`), or one role name in several accounts of the
-/// Organization (`role_name` and `accounts`), of which each request names one.
+/// One requestable target: one role (`role_arn`), one role name in several accounts of the
+/// Organization (`role_name` and `accounts`), or an IAM Identity Center permission set in
+/// several accounts (`permission_set` and `accounts`); a request for the latter two names one
+/// account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
@@ -53,6 +55,10 @@ pub struct Entry {
     /// covers. An OU covers every account beneath it, at any depth, as Organizations says today.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<String>,
+    /// An Identity Center permission set, granted to the requester's Identity Center user in
+    /// one of `accounts` by an account assignment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_set: Option<PermissionSetRef>,
     #[serde(default)]
     pub description: String,
     /// Longest grant a requester may ask for (ISO 8601 or short form).
@@ -73,6 +79,78 @@ pub struct Entry {
     /// for review until an approver acknowledges it.
     #[serde(default)]
     pub break_glass: bool,
+}
+
+/// An IAM Identity Center permission set, by the ARNs Identity Center gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionSetRef {
+    /// `arn:aws:sso:::instance/ssoins-<16>`.
+    pub instance_arn: String,
+    /// `arn:aws:sso:::permissionSet/ssoins-<16>/ps-<16>`, of that instance.
+    pub permission_set_arn: String,
+}
+
+impl PermissionSetRef {
+    /// Checks both ARNs against the forms Identity Center's API accepts, and that the
+    /// permission set belongs to the instance.
+    pub fn validate(&self) -> Result<()> {
+        let instance = self
+            .instance_arn
+            .split_once(":sso:::instance/")
+            .filter(|(prefix, id)| is_partition_prefix(prefix) && is_instance_id(id))
+            .map(|(_, id)| id)
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "`{}` is not an Identity Center instance ARN \
+                     (`arn:aws:sso:::instance/ssoins-...`)",
+                    self.instance_arn
+                ))
+            })?;
+        let (prefix, rest) = self
+            .permission_set_arn
+            .split_once(":sso:::permissionSet/")
+            .unwrap_or_default();
+        let (of_instance, ps) = rest.split_once('/').unwrap_or_default();
+        let ps_ok = ps.strip_prefix("ps-").is_some_and(|id| {
+            id.len() == 16
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        });
+        if !is_partition_prefix(prefix) || !is_instance_id(of_instance) || !ps_ok {
+            return Err(Error::internal(format!(
+                "`{}` is not a permission set ARN (`arn:aws:sso:::permissionSet/ssoins-.../ps-...`)",
+                self.permission_set_arn
+            )));
+        }
+        if of_instance != instance {
+            return Err(Error::internal(format!(
+                "permission set `{}` does not belong to instance `{}`",
+                self.permission_set_arn, self.instance_arn
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `arn:aws` (or another partition).
+fn is_partition_prefix(prefix: &str) -> bool {
+    prefix.strip_prefix("arn:").is_some_and(|p| {
+        p.starts_with("aws") && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+    })
+}
+
+/// `ssoins-` or `ins-` and 16 letters, digits, `-` or `.`.
+fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("ssoins-")
+        .or_else(|| id.strip_prefix("ins-"))
+        .is_some_and(|rest| {
+            rest.len() == 16
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        })
 }
 
 /// Someone who may approve requests for an entry.
@@ -266,7 +344,7 @@ impl Catalog {
             return Ok(person.to_owned());
         }
         match principal {
-            Principal::IamUser { .. } => Ok(principal.key()),
+            Principal::IamUser { .. } | Principal::IdentityCenterUser { .. } => Ok(principal.key()),
             Principal::AssumedRole { .. } => Err(Error::forbidden(format!(
                 "`{arn}` is not a principal of any person in the catalog; sessions must be \
                  listed under `people` so that nobody can approve their own request"
@@ -274,10 +352,32 @@ impl Catalog {
         }
     }
 
+    /// The person an Identity Center user is, once Identity Center has said which user a
+    /// session belongs to (`user_arn`, [`crate::identity::identity_center_user_arn`]): the
+    /// person listing that user, else the person listing the session, else the user itself, a
+    /// person of its own as an unlisted IAM user is (the id is immutable and unique).
+    pub fn resolve_identity_center_user(&self, session_arn: &str, user_arn: &str) -> String {
+        self.person_of(user_arn)
+            .or_else(|| self.person_of(session_arn))
+            .map_or_else(
+                || {
+                    Principal::parse(user_arn)
+                        .map(|p| p.key())
+                        .unwrap_or_else(|_| user_arn.to_owned())
+                },
+                str::to_owned,
+            )
+    }
+
     /// Whether `person` is the requester of `request`: the person recorded at submission, or
     /// the person today's catalog says the requester's principal belongs to.
     pub fn is_requester(&self, request: &crate::request::AccessRequest, person: &str) -> bool {
-        request.requester_person == person || self.person_of(&request.requester) == Some(person)
+        request.requester_person == person
+            || self.person_of(&request.requester) == Some(person)
+            || request
+                .assignment
+                .as_ref()
+                .is_some_and(|a| self.person_of(&a.user_arn()) == Some(person))
     }
 
     pub fn entry(&self, id: &str) -> Option<&Entry> {
@@ -371,6 +471,17 @@ impl Entry {
     /// The role half of the entry: `role_arn` alone, or `role_name` with `accounts`; and nothing
     /// [`Protected`] names.
     fn validate_target(&self, protected: &Protected) -> Result<()> {
+        if let Some(permission_set) = &self.permission_set {
+            if self.role_arn.is_some() || self.role_name.is_some() {
+                return Err(Error::internal(
+                    "an entry names a role or a `permission_set`, not both",
+                ));
+            }
+            permission_set.validate()?;
+            // A permission set has no role name of ours to refuse; its accounts are checked
+            // as any entry's are.
+            return self.validate_accounts_under(protected, "", "`permission_set`");
+        }
         match (&self.role_arn, &self.role_name) {
             (Some(arn), None) => {
                 if !self.accounts.is_empty() {
@@ -395,39 +506,70 @@ impl Entry {
                         "role_name `{path_and_name}` is not an IAM role name"
                     )));
                 }
-                if self.accounts.is_empty() {
-                    return Err(Error::internal(
-                        "an entry with `role_name` names the accounts it covers in `accounts`",
-                    ));
-                }
-                let mut seen = HashSet::new();
-                for account in &self.accounts {
-                    if !is_account_id(account) && !is_ou_id(account) {
-                        return Err(Error::internal(format!(
-                            "`{account}` in `accounts` is neither a 12-digit account id nor an \
-                             OU id (`ou-...`)"
-                        )));
-                    }
-                    if !seen.insert(account.as_str()) {
-                        return Err(Error::internal(format!(
-                            "`{account}` is listed twice in `accounts`"
-                        )));
-                    }
-                    if is_account_id(account) {
-                        protected.check_role(account, name)?;
-                    } else {
-                        protected.check_role("", name)?;
-                    }
-                }
-                Ok(())
+                self.validate_accounts_under(protected, name, "`role_name`")
             }
             (Some(_), Some(_)) => Err(Error::internal(
                 "an entry names either `role_arn` or `role_name` with `accounts`, not both",
             )),
             (None, None) => Err(Error::internal(
-                "an entry needs `role_arn`, or `role_name` with `accounts`",
+                "an entry needs `role_arn`, `role_name` with `accounts`, or `permission_set` \
+                 with `accounts`",
             )),
         }
+    }
+
+    /// `accounts` is non-empty, each an account id or an OU id, none twice, and none a
+    /// protected account (for the role `name`, or any target when `name` is empty).
+    fn validate_accounts_under(&self, protected: &Protected, name: &str, what: &str) -> Result<()> {
+        if self.accounts.is_empty() {
+            return Err(Error::internal(format!(
+                "an entry with {what} names the accounts it covers in `accounts`"
+            )));
+        }
+        let mut seen = HashSet::new();
+        for account in &self.accounts {
+            if !is_account_id(account) && !is_ou_id(account) {
+                return Err(Error::internal(format!(
+                    "`{account}` in `accounts` is neither a 12-digit account id nor an \
+                     OU id (`ou-...`)"
+                )));
+            }
+            if !seen.insert(account.as_str()) {
+                return Err(Error::internal(format!(
+                    "`{account}` is listed twice in `accounts`"
+                )));
+            }
+            if is_account_id(account) {
+                protected.check_role(account, name)?;
+            } else {
+                protected.check_role("", name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the entry covers `account` (listed by id, or under a listed OU of
+    /// `ous_of_account`): for a permission-set entry, where the account is the whole target.
+    pub fn covers_account(&self, account: &str, ous_of_account: &[String]) -> bool {
+        is_account_id(account)
+            && self
+                .accounts
+                .iter()
+                .any(|listed| listed == account || ous_of_account.iter().any(|ou| ou == listed))
+    }
+
+    /// Whether a recorded assignment is still one this entry may grant: its permission set,
+    /// in an account it lists or (OU membership being Organizations' answer at submission)
+    /// under one of its OUs.
+    pub fn may_grant_assignment(&self, assignment: &crate::request::Assignment) -> bool {
+        let Some(permission_set) = &self.permission_set else {
+            return false;
+        };
+        permission_set.instance_arn == assignment.instance_arn
+            && permission_set.permission_set_arn == assignment.permission_set_arn
+            && is_account_id(&assignment.account)
+            && (self.accounts.contains(&assignment.account)
+                || self.accounts.iter().any(|a| is_ou_id(a)))
     }
 
     /// The role this entry grants in `account`, if it covers that account by name. An entry
@@ -472,6 +614,13 @@ impl Entry {
 
     /// What the entry names as its target, for messages: the ARN, or `name in accounts`.
     pub fn target_label(&self) -> String {
+        if let Some(permission_set) = &self.permission_set {
+            return format!(
+                "permission set {} in {}",
+                permission_set.permission_set_arn,
+                self.accounts.join(", ")
+            );
+        }
         match (&self.role_arn, &self.role_name) {
             (Some(arn), _) => arn.clone(),
             (None, Some(name)) => format!("{name} in {}", self.accounts.join(", ")),
@@ -498,6 +647,7 @@ impl Entry {
             "role_arn": self.role_arn,
             "role_name": self.role_name,
             "accounts": self.accounts,
+            "permission_set": self.permission_set,
             "description": self.description,
             "max_duration": self.max_duration,
             "approval_window": self.approval_window.as_deref().unwrap_or("PT1H"),
@@ -810,5 +960,46 @@ mod tests {
         );
         assert_eq!(role_name("arn:aws:iam::123:user/admin"), None);
         assert_eq!(role_name("not-an-arn"), None);
+    }
+
+    #[test]
+    fn a_permission_set_entry_is_checked_like_a_role_entry_and_names_its_accounts() {
+        let base = crate::testing::identity_center_catalog();
+        let entry = base.entry("prod-admin-ps").unwrap();
+        assert!(entry.covers_account(crate::testing::PS_ACCOUNT, &[]));
+        assert!(!entry.covers_account("222222222222", &[]));
+        assert_eq!(entry.single_role(), None, "a request names its account");
+        assert!(entry.public_view()["permission_set"]["permission_set_arn"].is_string());
+        let json = serde_json::to_value(&base).unwrap();
+        let broken = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut json = json.clone();
+            edit(&mut json["entries"][0]);
+            Catalog::load(&json.to_string(), "trailgate-")
+                .unwrap_err()
+                .message
+        };
+        let message = broken(&|e| e["accounts"] = serde_json::json!([]));
+        assert!(message.contains("names the accounts"), "{message}");
+        let message = broken(&|e| e["role_arn"] = "arn:aws:iam::123456789012:role/x".into());
+        assert!(message.contains("not both"), "{message}");
+        let message =
+            broken(&|e| e["permission_set"]["instance_arn"] = "arn:aws:sso:::instance/nope".into());
+        assert!(
+            message.contains("not an Identity Center instance ARN"),
+            "{message}"
+        );
+        let message = broken(&|e| {
+            e["permission_set"]["permission_set_arn"] =
+                "arn:aws:sso:::permissionSet/ssoins-0000000000000000/ps-0123456789abcdef".into()
+        });
+        assert!(message.contains("does not belong to instance"), "{message}");
+        let message = broken(&|e| e["permission_set"]["permission_set_arn"] = "ps-1".into());
+        assert!(message.contains("not a permission set ARN"), "{message}");
+        let protected = Protected {
+            accounts: vec![crate::testing::PS_ACCOUNT.into()],
+            ..Protected::default()
+        };
+        let err = Catalog::load_protected(&json.to_string(), &protected).unwrap_err();
+        assert!(err.message.contains("is protected"), "{}", err.message);
     }
 }

@@ -33,6 +33,10 @@ pub enum Principal {
         /// As written: a session name is not an IAM name and keeps its case.
         session: String,
     },
+    /// `arn:<partition>:identitystore:::user/<user id>`: an IAM Identity Center user, named by
+    /// the immutable id Identity Center gave it (the Service Authorization Reference's ARN for
+    /// an identity-store user). A user's name and e-mail may be changed; this id never is.
+    IdentityCenterUser { partition: String, user_id: String },
 }
 
 /// Why an ARN is not a principal trailgate accepts.
@@ -62,6 +66,18 @@ impl Principal {
         };
         if prefix != "arn" || partition.is_empty() || !region.is_empty() {
             return refuse("is not a global IAM or STS ARN");
+        }
+        if service == "identitystore" {
+            let user_id = resource.strip_prefix("user/").unwrap_or_default();
+            if !account.is_empty() || !is_identity_center_user_id(user_id) {
+                return refuse(
+                    "is not an Identity Center user (`arn:aws:identitystore:::user/<user id>`)",
+                );
+            }
+            return Ok(Principal::IdentityCenterUser {
+                partition: partition.to_owned(),
+                user_id: user_id.to_owned(),
+            });
         }
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             return refuse("has no 12-digit account id");
@@ -117,6 +133,22 @@ impl Principal {
                 role,
                 session,
             } => format!("arn:{partition}:sts::{account}:assumed-role/{role}/{session}"),
+            Principal::IdentityCenterUser { partition, user_id } => {
+                identity_center_user_arn(partition, user_id)
+            }
+        }
+    }
+
+    /// The Identity Center user name of a session of an Identity Center role
+    /// (`AWSReservedSSO_*`): Identity Center names every session it creates after the user.
+    pub fn identity_center_user_name(&self) -> Option<&str> {
+        match self {
+            Principal::AssumedRole { role, session, .. }
+                if role.starts_with(&IDENTITY_CENTER_ROLE_PREFIX.to_ascii_lowercase()) =>
+            {
+                Some(session)
+            }
+            _ => None,
         }
     }
 
@@ -124,7 +156,7 @@ impl Principal {
     /// catalog's trusted session roles.
     pub fn role_key(&self) -> Option<String> {
         match self {
-            Principal::IamUser { .. } => None,
+            Principal::IamUser { .. } | Principal::IdentityCenterUser { .. } => None,
             Principal::AssumedRole {
                 partition,
                 account,
@@ -139,7 +171,7 @@ impl Principal {
     /// `trusted_roles` (normalised role ARNs, see [`normalise_role_arn`]).
     pub fn name_is_set_by_identity_provider(&self, trusted_roles: &[String]) -> bool {
         match self {
-            Principal::IamUser { .. } => true,
+            Principal::IamUser { .. } | Principal::IdentityCenterUser { .. } => true,
             Principal::AssumedRole { role, .. } => {
                 role.starts_with(&IDENTITY_CENTER_ROLE_PREFIX.to_ascii_lowercase())
                     || self
@@ -148,6 +180,17 @@ impl Principal {
             }
         }
     }
+}
+
+/// The principal ARN of an Identity Center user, as the catalog lists it and requests record it.
+pub fn identity_center_user_arn(partition: &str, user_id: &str) -> String {
+    format!("arn:{partition}:identitystore:::user/{user_id}")
+}
+
+/// An identity-store user id: what `identitystore:GetUserId` returns (a UUID, optionally
+/// after a 10-hex-digit store prefix and `-`), 1-47 letters, digits and `-`.
+pub fn is_identity_center_user_id(text: &str) -> bool {
+    (1..=47).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// `arn:<p>:iam::<account>:role[/path]/<name>` → the same with the path dropped and the name
@@ -242,5 +285,40 @@ mod tests {
         assert!(!names_person(
             "arn:aws:sts::210987654321:assumed-role/Engineers/bob"
         ));
+    }
+
+    #[test]
+    fn an_identity_center_user_is_named_by_its_immutable_id() {
+        let user =
+            Principal::parse("arn:aws:identitystore:::user/94482488-3041-7026-18f3-be45837cd0e4")
+                .unwrap();
+        assert_eq!(
+            user.key(),
+            "arn:aws:identitystore:::user/94482488-3041-7026-18f3-be45837cd0e4"
+        );
+        assert!(user.name_is_set_by_identity_provider(&[]));
+        for bad in [
+            "arn:aws:identitystore:::user/",
+            "arn:aws:identitystore::123456789012:user/abc",
+            "arn:aws:identitystore:::group/abc",
+            "arn:aws:identitystore:::user/a b",
+        ] {
+            assert!(Principal::parse(bad).is_err(), "{bad}");
+        }
+        let session = Principal::parse(
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0a1b/alice@example.com",
+        )
+        .unwrap();
+        assert_eq!(
+            session.identity_center_user_name(),
+            Some("alice@example.com")
+        );
+        let other = Principal::parse("arn:aws:sts::123456789012:assumed-role/ci/alice@example.com")
+            .unwrap();
+        assert_eq!(
+            other.identity_center_user_name(),
+            None,
+            "only Identity Center names sessions after users"
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! - [`link`]: approval links signed for one approver and bound to one request's content.
 //! - [`organization`]: the Organization's accounts and OUs, as intake needs them.
 //! - [`policy`]: the IAM documents trailgate writes (per-request deny, session policy).
+//! - [`user_deny`]: the deny in a permission set that ends an Identity Center user's sessions.
 //! - [`html`]: the one HTML escaper of every page trailgate renders.
 //! - [`ports`]: the traits the AWS adapters implement.
 //! - [`service`]: the use cases (submit, approve, grant, vend, revoke, ...) written against the ports.
@@ -32,6 +33,7 @@ pub mod ports;
 pub mod request;
 pub mod service;
 pub mod time;
+pub mod user_deny;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

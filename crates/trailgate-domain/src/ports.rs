@@ -64,6 +64,31 @@ pub trait Ledger: Send + Sync {
         record: &IdempotencyRecord,
         purge_at: i64,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// Adds `request_id` to the holders of the account assignment `key`
+    /// ([`crate::request::Assignment::holders_key`]), unless a revoke is removing that
+    /// assignment (its fence is set): then `Retryable`, and the grant tries again once the
+    /// removal is done. Idempotent.
+    fn hold_assignment(
+        &self,
+        key: &str,
+        request_id: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Removes `request_id` from the holders of `key`. When no holder is left, sets the fence
+    /// to `request_id` in a write conditional on the holders still being none, and answers
+    /// `true`: the caller alone may now delete the assignment, and no grant can hold it until
+    /// [`Ledger::unfence_assignment`]. `false` when another grant still holds it. Idempotent
+    /// for the request that holds the fence.
+    fn release_assignment(
+        &self,
+        key: &str,
+        request_id: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Clears the fence of `key` if `request_id` holds it.
+    fn unfence_assignment(
+        &self,
+        key: &str,
+        request_id: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// One page of a requester's requests, newest first.
@@ -220,4 +245,93 @@ pub trait Roles: Send + Sync {
     /// Waits `delay` before the next read-back. IAM is eventually consistent, and the domain
     /// has no timer of its own, so the adapter that talks to IAM owns the sleeping.
     fn pause(&self, delay: std::time::Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// What trailgate needs to know about a permission set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionSetInfo {
+    pub name: String,
+    /// How long the sessions Identity Center issues for it last, at most.
+    pub session_duration_seconds: i64,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Where an asynchronous Identity Center operation is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationStatus {
+    InProgress,
+    Succeeded,
+    /// With AWS's `FailureReason`.
+    Failed(String),
+}
+
+/// Which asynchronous Identity Center operation a request id belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateAssignment,
+    DeleteAssignment,
+    Provision,
+}
+
+/// IAM Identity Center (sso-admin and identitystore), in the account that administers it.
+pub trait IdentityCenter: Send + Sync {
+    /// The identity-store user id of the user named `user_name` (the name Identity Center
+    /// gives its sessions) in `instance_arn`'s identity store; `None` when there is none.
+    fn user_id(
+        &self,
+        instance_arn: &str,
+        user_name: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// `None` when the permission set does not exist.
+    fn permission_set(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+    ) -> impl Future<Output = Result<Option<PermissionSetInfo>>> + Send;
+    /// Starts `CreateAccountAssignment` (principal type USER); the request id to poll.
+    fn create_assignment(
+        &self,
+        assignment: &crate::request::Assignment,
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// Starts `DeleteAccountAssignment`; `None` when there is no such assignment.
+    fn delete_assignment(
+        &self,
+        assignment: &crate::request::Assignment,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Whether the user holds the assignment now (`ListAccountAssignments`).
+    fn is_assigned(
+        &self,
+        assignment: &crate::request::Assignment,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Where the operation `request_id` is.
+    fn status(
+        &self,
+        operation: Operation,
+        instance_arn: &str,
+        request_id: &str,
+    ) -> impl Future<Output = Result<OperationStatus>> + Send;
+    /// The permission set's inline policy, `None` when it has none.
+    fn inline_policy(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    fn put_inline_policy(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Starts `ProvisionPermissionSet` to `account`; the request id to poll.
+    fn provision(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// Waits before the next poll (the domain has no timer of its own).
+    fn pause(&self, delay: std::time::Duration) -> impl Future<Output = ()> + Send;
+    /// The time now: a revoke's deny must cover every session issued up to the moment the
+    /// assignment's deletion was seen done, which is later than the use case's `now`.
+    fn now(&self) -> ::time::OffsetDateTime;
 }

@@ -162,6 +162,47 @@ pub fn forges_text(c: char) -> bool {
         )
 }
 
+/// What a permission-set request grants: the permission set, in one account, to one
+/// Identity Center user, named by the immutable id Identity Center gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    pub instance_arn: String,
+    pub permission_set_arn: String,
+    pub account: String,
+    /// The identity-store user id (`identitystore:GetUserId`), never a name or an e-mail.
+    pub user_id: String,
+}
+
+impl Assignment {
+    /// The user as a catalog principal (`arn:aws:identitystore:::user/<id>`).
+    pub fn user_arn(&self) -> String {
+        let partition = self
+            .instance_arn
+            .split(':')
+            .nth(1)
+            .filter(|p| !p.is_empty())
+            .unwrap_or("aws");
+        crate::identity::identity_center_user_arn(partition, &self.user_id)
+    }
+
+    /// What two grants share when they overlap: the same permission set for the same user in
+    /// the same account is one account assignment in Identity Center.
+    pub fn holders_key(&self) -> String {
+        let digest = Sha256::digest(
+            serde_json::json!([
+                self.instance_arn,
+                self.permission_set_arn,
+                self.account,
+                self.user_id
+            ])
+            .to_string()
+            .as_bytes(),
+        );
+        hex::encode(digest)
+    }
+}
+
 /// Bounds on free text, so a request record never approaches DynamoDB's 400 KB item limit.
 pub const MAX_REASON_CHARS: usize = 1000;
 pub const MAX_TICKET_CHARS: usize = 128;
@@ -181,7 +222,12 @@ pub struct AccessRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester_principal_id: Option<String>,
     pub catalog_id: String,
+    /// The role granted; empty for a permission-set request, which names its target in
+    /// `assignment`.
     pub role_arn: String,
+    /// The Identity Center account assignment a permission-set request grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<Assignment>,
     pub duration_seconds: i64,
     pub reason: String,
     #[serde(default)]
@@ -244,8 +290,17 @@ impl AccessRequest {
         target: &crate::service::Target,
         now: OffsetDateTime,
     ) -> Result<Self> {
-        if !entry.may_grant(target.role_arn()) {
-            return Err(Error::internal("the target is not this entry's role"));
+        let covered = match target.assignment() {
+            Some(assignment) => entry.may_grant_assignment(assignment),
+            None => entry.may_grant(target.role_arn()),
+        };
+        if !covered {
+            return Err(Error::internal("the target is not this entry's"));
+        }
+        if target.assignment().is_some_and(|a| a.user_id.is_empty()) {
+            return Err(Error::internal(
+                "a permission-set target needs the Identity Center user resolved first",
+            ));
         }
         if !entry.allows_requester(&caller.arn) {
             return Err(Error::forbidden(format!(
@@ -330,6 +385,7 @@ impl AccessRequest {
             requester_principal_id: caller.principal_id.clone(),
             catalog_id: entry.id.clone(),
             role_arn: target.role_arn().to_owned(),
+            assignment: target.assignment().cloned(),
             duration_seconds: duration.whole_seconds(),
             reason: reason.to_owned(),
             ticket,
@@ -358,7 +414,7 @@ impl AccessRequest {
     /// SHA-256 over the fields an approver decides on, so that a link signed for one
     /// version of a request does not work for a changed one.
     pub fn compute_content_hash(&self) -> String {
-        let canonical = serde_json::json!([
+        let mut canonical = serde_json::json!([
             "trailgate-request-v1",
             self.id,
             self.requester,
@@ -369,11 +425,49 @@ impl AccessRequest {
             self.ticket,
             self.created_at,
         ]);
+        // Appended only when present, so the hash of every role request stays what it was.
+        if let (Some(a), Some(fields)) = (&self.assignment, canonical.as_array_mut()) {
+            fields.push(serde_json::json!([
+                "assignment",
+                a.instance_arn,
+                a.permission_set_arn,
+                a.account,
+                a.user_id
+            ]));
+        }
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
 
     pub fn duration(&self) -> Duration {
         Duration::seconds(self.duration_seconds)
+    }
+
+    /// The account the grant is in: the role's, or the assignment's.
+    pub fn target_account(&self) -> &str {
+        match &self.assignment {
+            Some(assignment) => &assignment.account,
+            None => crate::catalog::role_account(&self.role_arn).unwrap_or_default(),
+        }
+    }
+
+    /// What is granted, for messages and logs.
+    pub fn target_label(&self) -> String {
+        match &self.assignment {
+            Some(a) => format!(
+                "permission set {} in account {} (Identity Center user {})",
+                a.permission_set_arn, a.account, a.user_id
+            ),
+            None => self.role_arn.clone(),
+        }
+    }
+
+    /// What one open request per requester and target means: the role, or the permission
+    /// set in its account.
+    pub fn claim_target(&self) -> String {
+        match &self.assignment {
+            Some(a) => format!("{}@{}", a.permission_set_arn, a.account),
+            None => self.role_arn.clone(),
+        }
     }
 
     /// A break-glass request stays flagged until an approver acknowledges it, whatever its
@@ -398,6 +492,12 @@ impl AccessRequest {
             "requester": self.requester,
             "catalog_id": self.catalog_id,
             "role_arn": self.role_arn,
+            "permission_set": self.assignment.as_ref().map(|a| serde_json::json!({
+                "instance_arn": a.instance_arn,
+                "permission_set_arn": a.permission_set_arn,
+                "account": a.account,
+                "user_id": a.user_id,
+            })),
             "duration": format_duration(self.duration()),
             "reason": self.reason,
             "ticket": self.ticket,

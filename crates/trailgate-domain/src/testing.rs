@@ -104,6 +104,8 @@ struct LedgerState {
     idempotency: BTreeMap<String, IdempotencyRecord>,
     /// Open claims: key → the request holding it.
     claims: BTreeMap<String, String>,
+    /// Account assignments' holders and fence: key → (request ids, fence).
+    pub(crate) holders: BTreeMap<String, (std::collections::BTreeSet<String>, Option<String>)>,
 }
 
 /// Something another writer does between a read and a write, to test races.
@@ -344,6 +346,59 @@ impl Ledger for MemoryLedger {
             .idempotency
             .insert(record.scope.clone(), record.clone());
         Ok(true)
+    }
+
+    async fn hold_assignment(&self, key: &str, request_id: &str) -> Result<()> {
+        let mut state = self.state.lock().expect("lock");
+        let (holders, fence) = state.holders.entry(key.to_owned()).or_default();
+        if fence.is_some() {
+            return Err(Error::retryable(
+                "another request's revoke is removing this account assignment",
+            ));
+        }
+        holders.insert(request_id.to_owned());
+        Ok(())
+    }
+
+    async fn release_assignment(&self, key: &str, request_id: &str) -> Result<bool> {
+        let mut state = self.state.lock().expect("lock");
+        let (holders, fence) = state.holders.entry(key.to_owned()).or_default();
+        holders.remove(request_id);
+        if !holders.is_empty() {
+            return Ok(false);
+        }
+        match fence {
+            Some(other) if other != request_id => Err(Error::retryable(
+                "another request's revoke is removing this account assignment",
+            )),
+            _ => {
+                *fence = Some(request_id.to_owned());
+                Ok(true)
+            }
+        }
+    }
+
+    async fn unfence_assignment(&self, key: &str, request_id: &str) -> Result<()> {
+        let mut state = self.state.lock().expect("lock");
+        if let Some((_, fence)) = state.holders.get_mut(key)
+            && fence.as_deref() == Some(request_id)
+        {
+            *fence = None;
+        }
+        Ok(())
+    }
+}
+
+impl MemoryLedger {
+    /// The holders and fence of an account assignment.
+    pub fn holders(&self, key: &str) -> (Vec<String>, Option<String>) {
+        self.state
+            .lock()
+            .expect("lock")
+            .holders
+            .get(key)
+            .map(|(holders, fence)| (holders.iter().cloned().collect(), fence.clone()))
+            .unwrap_or_default()
     }
 }
 
@@ -738,5 +793,264 @@ impl Archive for MemoryArchive {
             .expect("lock")
             .insert(key.to_owned(), body.to_owned());
         Ok(())
+    }
+}
+
+/// The identity-store user id of alice in [`identity_center_catalog`].
+pub const ALICE_USER_ID: &str = "94482488-3041-7026-18f3-be45837cd0e4";
+/// Identity Center's instance and a permission set of it, as in [`identity_center_catalog`].
+pub const INSTANCE_ARN: &str = "arn:aws:sso:::instance/ssoins-722344d1a1b2c3d4";
+pub const PERMISSION_SET_ARN: &str =
+    "arn:aws:sso:::permissionSet/ssoins-722344d1a1b2c3d4/ps-0123456789abcdef";
+/// The account the permission-set entry covers.
+pub const PS_ACCOUNT: &str = "111111111111";
+
+/// alice as Identity Center signs her in: a session of an `AWSReservedSSO_*` role named after
+/// her Identity Center user name.
+pub fn alice_sso() -> Caller {
+    Caller::from_arn(
+        "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_ReadOnly_0a1b2c3d4e5f6a7b/alice@example.com",
+    )
+}
+
+/// A catalog with one permission-set entry, `prod-admin-ps` (in [`PS_ACCOUNT`], approvers bob
+/// and carol, quorum 1), where bob is also an Identity Center user.
+pub fn identity_center_catalog() -> crate::catalog::Catalog {
+    let json = serde_json::json!({
+        "people": [{"id": "bob", "principals": ["arn:aws:identitystore:::user/b0b00000-0000-4000-8000-000000000001"]}],
+        "entries": [{
+            "id": "prod-admin-ps",
+            "permission_set": {"instance_arn": INSTANCE_ARN, "permission_set_arn": PERMISSION_SET_ARN},
+            "accounts": [PS_ACCOUNT],
+            "max_duration": "PT4H",
+            "approvers": [
+                {"id": "bob", "email": "bob@example.com", "arn": "arn:aws:iam::123456789012:user/bob"},
+                {"id": "carol", "email": "carol@example.com", "arn": "arn:aws:iam::123456789012:user/carol"}
+            ],
+            "requesters": ["arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_*"]
+        }]
+    });
+    crate::catalog::Catalog::load(&json.to_string(), "trailgate-").expect("valid catalog")
+}
+
+/// IAM Identity Center, in memory: users by name, permission sets with tags, session
+/// duration and inline policy, assignments, and operations that stay in progress for
+/// `in_progress_polls` polls and may be scripted to fail.
+pub struct MemoryIdentityCenter {
+    /// user name → user id.
+    pub users: Mutex<BTreeMap<String, String>>,
+    /// permission set ARN → (info, inline policy).
+    pub permission_sets: Mutex<BTreeMap<String, (crate::ports::PermissionSetInfo, Option<String>)>>,
+    /// (permission set, account, user id) assigned now.
+    pub assignments: Mutex<std::collections::BTreeSet<(String, String, String)>>,
+    /// request id → (operation, polls left before it ends, its end).
+    operations:
+        Mutex<BTreeMap<String, (crate::ports::Operation, u32, crate::ports::OperationStatus)>>,
+    pub in_progress_polls: Mutex<u32>,
+    /// The next creations end FAILED with this reason (and assign nothing).
+    pub fail_creations: Mutex<Vec<String>>,
+    /// Every call, by name, in order.
+    pub calls: Mutex<Vec<String>>,
+    /// The clock `now()` answers; each pause moves it on.
+    pub clock: Mutex<OffsetDateTime>,
+}
+
+impl Default for MemoryIdentityCenter {
+    fn default() -> Self {
+        let mut users = BTreeMap::new();
+        users.insert("alice@example.com".to_owned(), ALICE_USER_ID.to_owned());
+        let mut permission_sets = BTreeMap::new();
+        permission_sets.insert(
+            PERMISSION_SET_ARN.to_owned(),
+            (
+                crate::ports::PermissionSetInfo {
+                    name: "ProdAdmin".into(),
+                    session_duration_seconds: 3600,
+                    tags: vec![(crate::policy::MANAGED_TAG.into(), "true".into())],
+                },
+                None,
+            ),
+        );
+        MemoryIdentityCenter {
+            users: Mutex::new(users),
+            permission_sets: Mutex::new(permission_sets),
+            assignments: Mutex::default(),
+            operations: Mutex::default(),
+            in_progress_polls: Mutex::new(1),
+            fail_creations: Mutex::default(),
+            calls: Mutex::default(),
+            clock: Mutex::new(now()),
+        }
+    }
+}
+
+impl MemoryIdentityCenter {
+    fn call(&self, name: &str) {
+        self.calls.lock().expect("lock").push(name.to_owned());
+    }
+
+    fn start(
+        &self,
+        operation: crate::ports::Operation,
+        end: crate::ports::OperationStatus,
+    ) -> String {
+        let mut operations = self.operations.lock().expect("lock");
+        let id = format!("op-{}", operations.len() + 1);
+        let polls = *self.in_progress_polls.lock().expect("lock");
+        operations.insert(id.clone(), (operation, polls, end));
+        id
+    }
+
+    fn key(assignment: &crate::request::Assignment) -> (String, String, String) {
+        (
+            assignment.permission_set_arn.clone(),
+            assignment.account.clone(),
+            assignment.user_id.clone(),
+        )
+    }
+
+    /// The permission set's inline policy now.
+    pub fn inline(&self, permission_set_arn: &str) -> Option<String> {
+        self.permission_sets
+            .lock()
+            .expect("lock")
+            .get(permission_set_arn)
+            .and_then(|(_, policy)| policy.clone())
+    }
+
+    pub fn assigned(&self, assignment: &crate::request::Assignment) -> bool {
+        self.assignments
+            .lock()
+            .expect("lock")
+            .contains(&Self::key(assignment))
+    }
+}
+
+impl crate::ports::IdentityCenter for MemoryIdentityCenter {
+    async fn user_id(&self, _instance_arn: &str, user_name: &str) -> Result<Option<String>> {
+        self.call("GetUserId");
+        Ok(self.users.lock().expect("lock").get(user_name).cloned())
+    }
+    async fn permission_set(
+        &self,
+        _instance_arn: &str,
+        permission_set_arn: &str,
+    ) -> Result<Option<crate::ports::PermissionSetInfo>> {
+        self.call("DescribePermissionSet");
+        Ok(self
+            .permission_sets
+            .lock()
+            .expect("lock")
+            .get(permission_set_arn)
+            .map(|(info, _)| info.clone()))
+    }
+    async fn create_assignment(&self, assignment: &crate::request::Assignment) -> Result<String> {
+        self.call("CreateAccountAssignment");
+        let failure = {
+            let mut failures = self.fail_creations.lock().expect("lock");
+            (!failures.is_empty()).then(|| failures.remove(0))
+        };
+        let end = match failure {
+            Some(reason) => crate::ports::OperationStatus::Failed(reason),
+            None => {
+                self.assignments
+                    .lock()
+                    .expect("lock")
+                    .insert(Self::key(assignment));
+                crate::ports::OperationStatus::Succeeded
+            }
+        };
+        Ok(self.start(crate::ports::Operation::CreateAssignment, end))
+    }
+    async fn delete_assignment(
+        &self,
+        assignment: &crate::request::Assignment,
+    ) -> Result<Option<String>> {
+        self.call("DeleteAccountAssignment");
+        if !self
+            .assignments
+            .lock()
+            .expect("lock")
+            .remove(&Self::key(assignment))
+        {
+            return Ok(None);
+        }
+        Ok(Some(self.start(
+            crate::ports::Operation::DeleteAssignment,
+            crate::ports::OperationStatus::Succeeded,
+        )))
+    }
+    async fn is_assigned(&self, assignment: &crate::request::Assignment) -> Result<bool> {
+        self.call("ListAccountAssignments");
+        Ok(self.assigned(assignment))
+    }
+    async fn status(
+        &self,
+        operation: crate::ports::Operation,
+        _instance_arn: &str,
+        request_id: &str,
+    ) -> Result<crate::ports::OperationStatus> {
+        self.call("Describe*Status");
+        let mut operations = self.operations.lock().expect("lock");
+        let Some((kind, polls, end)) = operations.get_mut(request_id) else {
+            return Err(Error::internal(format!("no operation {request_id}")));
+        };
+        if *kind != operation {
+            return Err(Error::internal(format!(
+                "{request_id} is not a {operation:?}"
+            )));
+        }
+        if *polls > 0 {
+            *polls -= 1;
+            return Ok(crate::ports::OperationStatus::InProgress);
+        }
+        Ok(end.clone())
+    }
+    async fn inline_policy(
+        &self,
+        _instance_arn: &str,
+        permission_set_arn: &str,
+    ) -> Result<Option<String>> {
+        self.call("GetInlinePolicyForPermissionSet");
+        Ok(self.inline(permission_set_arn))
+    }
+    async fn put_inline_policy(
+        &self,
+        _instance_arn: &str,
+        permission_set_arn: &str,
+        document: &str,
+    ) -> Result<()> {
+        self.call("PutInlinePolicyToPermissionSet");
+        match self
+            .permission_sets
+            .lock()
+            .expect("lock")
+            .get_mut(permission_set_arn)
+        {
+            Some((_, policy)) => {
+                *policy = Some(document.to_owned());
+                Ok(())
+            }
+            None => Err(Error::internal("no such permission set")),
+        }
+    }
+    async fn provision(
+        &self,
+        _instance_arn: &str,
+        _permission_set_arn: &str,
+        _account: &str,
+    ) -> Result<String> {
+        self.call("ProvisionPermissionSet");
+        Ok(self.start(
+            crate::ports::Operation::Provision,
+            crate::ports::OperationStatus::Succeeded,
+        ))
+    }
+    async fn pause(&self, delay: std::time::Duration) {
+        let mut clock = self.clock.lock().expect("lock");
+        *clock += delay;
+    }
+    fn now(&self) -> OffsetDateTime {
+        *self.clock.lock().expect("lock")
     }
 }

@@ -1,16 +1,18 @@
-//! Translates the `Activate` step's input into `service::activate` and its result back.
+//! Translates the `Activate` step's input into `service::activate_target` (a role or a
+//! permission set) and its result back.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
 use trailgate_domain::catalog::{Catalog, Protected};
 use trailgate_domain::error::Error;
-use trailgate_domain::ports::{Ledger, Roles};
+use trailgate_domain::ports::{IdentityCenter, Ledger, Roles};
 use trailgate_domain::service;
 
-pub struct Deps<L, R> {
+pub struct Deps<L, R, I> {
     pub ledger: L,
     pub roles: R,
+    pub identity_center: I,
     pub catalog: Catalog,
     /// What is never granted (`config::protected`).
     pub protected: Protected,
@@ -26,16 +28,17 @@ struct Input {
     request_id: String,
 }
 
-pub async fn handle<L: Ledger, R: Roles>(
+pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter>(
     payload: Value,
-    deps: &Deps<L, R>,
+    deps: &Deps<L, R, I>,
 ) -> Result<Value, LambdaError> {
     let input: Input = serde_json::from_value(payload)
         .map_err(|err| Error::internal(format!("bad Activate input: {err}")))?;
     let now = time::OffsetDateTime::now_utc();
-    let expires_at = service::activate(
+    let expires_at = service::activate_target(
         &deps.ledger,
         &deps.roles,
+        &deps.identity_center,
         &deps.catalog,
         service::RoleContract {
             protected: &deps.protected,
@@ -64,6 +67,7 @@ mod tests {
         let deps = Deps {
             ledger,
             roles: MemoryRoles::with_sample_role(),
+            identity_center: MemoryIdentityCenter::default(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             protected: PROTECTED.clone(),
             broker_role_arn: BROKER_ROLE.into(),
@@ -83,6 +87,7 @@ mod tests {
         let deps = Deps {
             ledger,
             roles: MemoryRoles::with_sample_role(),
+            identity_center: MemoryIdentityCenter::default(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             protected: PROTECTED.clone(),
             broker_role_arn: BROKER_ROLE.into(),
@@ -109,6 +114,7 @@ mod tests {
         let deps = Deps {
             ledger,
             roles,
+            identity_center: MemoryIdentityCenter::default(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             protected: PROTECTED.clone(),
             broker_role_arn: BROKER_ROLE.into(),

@@ -4,6 +4,7 @@
 mod handler;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::identity_center::IdentityCenterClient;
 use trailgate_aws::{config, ledger::DynamoLedger, roles::IamRoles, sdk};
 
 #[tokio::main]
@@ -14,6 +15,7 @@ async fn main() -> Result<(), Error> {
     let deps = handler::Deps {
         ledger: DynamoLedger::from_env(&sdk).await?,
         roles: IamRoles::from_env(&sdk, "grant"),
+        identity_center: IdentityCenterClient::from_env(&sdk, "grant"),
         catalog,
         protected,
         broker_role_arn: config::required("CREDENTIALS_ROLE_ARN")?,

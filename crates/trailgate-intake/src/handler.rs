@@ -8,18 +8,20 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use trailgate_aws::apigw;
 use trailgate_domain::catalog::{Catalog, Protected};
 use trailgate_domain::error::{Error, ErrorKind, Result};
-use trailgate_domain::ports::{Accounts, Ledger, Roles, Workflow};
+use trailgate_domain::ports::{Accounts, IdentityCenter, Ledger, Roles, Workflow};
 use trailgate_domain::request::{NewRequest, is_request_id, request_id_from_bytes};
 use trailgate_domain::service::{self, IntakeSettings, RequestPolicy};
 
 /// The header that makes `POST /requests` safe to retry.
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-pub struct Deps<L, W, R, A> {
+pub struct Deps<L, W, R, A, I> {
     pub ledger: L,
     pub workflow: W,
     /// IAM on target roles, for early revoke.
     pub roles: R,
+    /// IAM Identity Center: which user a permission-set requester is, and early revoke.
+    pub identity_center: I,
     pub settings: IntakeSettings,
     pub policy: RequestPolicy,
     pub catalog: Catalog,
@@ -29,9 +31,9 @@ pub struct Deps<L, W, R, A> {
     pub protected: Protected,
 }
 
-pub async fn handle<L: Ledger, W: Workflow, R: Roles, A: Accounts>(
+pub async fn handle<L: Ledger, W: Workflow, R: Roles, A: Accounts, I: IdentityCenter>(
     request: ApiGatewayProxyRequest,
-    deps: &Deps<L, W, R, A>,
+    deps: &Deps<L, W, R, A, I>,
 ) -> ApiGatewayProxyResponse {
     let now = time::OffsetDateTime::now_utc();
     match route(&request, deps, now).await {
@@ -103,9 +105,9 @@ struct AckBody {
     comment: Option<String>,
 }
 
-async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts>(
+async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts, I: IdentityCenter>(
     request: &ApiGatewayProxyRequest,
-    deps: &Deps<L, W, R, A>,
+    deps: &Deps<L, W, R, A, I>,
     now: time::OffsetDateTime,
 ) -> Result<ApiGatewayProxyResponse> {
     let caller = apigw::caller(request)?;
@@ -116,14 +118,13 @@ async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts>(
         ("POST", "/requests") => {
             let key = idempotency_key(request)?;
             let input: NewRequest = apigw::json_body(request)?;
-            let target = match service::resolve_target(
-                &deps.accounts,
-                &deps.catalog,
-                &deps.protected,
-                &input,
-            )
-            .await
-            {
+            let resolved = async {
+                let target =
+                    service::resolve_target(&deps.accounts, &deps.catalog, &deps.protected, &input)
+                        .await?;
+                service::resolve_user(&deps.identity_center, &caller, target).await
+            };
+            let target = match resolved.await {
                 Ok(target) => target,
                 Err(err) => {
                     // A refused submission counts against the rate limit like any other
@@ -204,9 +205,16 @@ async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts>(
         }
         ("POST", "/requests/{id}/revoke") => {
             let id = request_id(request)?;
-            let revoked =
-                service::revoke_early(&deps.ledger, &deps.roles, &deps.catalog, &caller, id, now)
-                    .await?;
+            let revoked = service::revoke_early(
+                &deps.ledger,
+                &deps.roles,
+                &deps.identity_center,
+                &deps.catalog,
+                &caller,
+                id,
+                now,
+            )
+            .await?;
             tracing::info!(request_id = %id, by = %caller.arn, status = %revoked.status, "revoked early");
             Ok(apigw::json(200, &revoked.view()))
         }
@@ -221,11 +229,13 @@ mod tests {
     use serde_json::Value;
     use trailgate_domain::testing::*;
 
-    fn deps() -> Deps<MemoryLedger, MemoryWorkflow, MemoryRoles, MemoryAccounts> {
+    fn deps()
+    -> Deps<MemoryLedger, MemoryWorkflow, MemoryRoles, MemoryAccounts, MemoryIdentityCenter> {
         Deps {
             ledger: MemoryLedger::default(),
             workflow: MemoryWorkflow::default(),
             roles: MemoryRoles::with_sample_role(),
+            identity_center: MemoryIdentityCenter::default(),
             settings: IntakeSettings {
                 audit_delay: time::Duration::seconds(900),
             },
@@ -631,11 +641,12 @@ mod openapi {
 
     fn deps_with(
         per_minute: u32,
-    ) -> Deps<MemoryLedger, MemoryWorkflow, MemoryRoles, MemoryAccounts> {
+    ) -> Deps<MemoryLedger, MemoryWorkflow, MemoryRoles, MemoryAccounts, MemoryIdentityCenter> {
         Deps {
             ledger: MemoryLedger::default(),
             workflow: MemoryWorkflow::default(),
             roles: MemoryRoles::with_sample_role(),
+            identity_center: MemoryIdentityCenter::default(),
             settings: IntakeSettings {
                 audit_delay: time::Duration::seconds(900),
             },

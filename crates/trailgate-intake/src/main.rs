@@ -8,6 +8,7 @@ use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use std::sync::Arc;
 use trailgate_aws::agents::Agents;
+use trailgate_aws::identity_center::IdentityCenterClient;
 use trailgate_aws::organizations::OrgAccounts;
 use trailgate_aws::{config, ledger::DynamoLedger, roles::IamRoles, sdk, workflow::SfnWorkflow};
 use trailgate_domain::service::{IntakeSettings, RequestPolicy};
@@ -25,6 +26,7 @@ async fn main() -> Result<(), Error> {
         ledger: DynamoLedger::from_env(&sdk).await?,
         workflow: SfnWorkflow::from_sdk(&sdk, config::required("STATE_MACHINE_ARN")?),
         roles: IamRoles::with_agents(&sdk, agents.clone()),
+        identity_center: IdentityCenterClient::from_env(&sdk, "intake"),
         settings: IntakeSettings {
             audit_delay: config::seconds("AUDIT_DELAY_SECONDS", 900)?,
         },

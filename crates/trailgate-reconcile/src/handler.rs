@@ -3,21 +3,23 @@
 
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
-use trailgate_domain::ports::{Ledger, Notifier, Roles};
+use trailgate_domain::ports::{IdentityCenter, Ledger, Notifier, Roles};
 use trailgate_domain::service;
 
-pub struct Deps<L, R, N> {
+pub struct Deps<L, R, I, N> {
     pub ledger: L,
     pub roles: R,
+    pub identity_center: I,
     pub notifier: N,
 }
 
-pub async fn handle<L: Ledger, R: Roles, N: Notifier>(
-    deps: &Deps<L, R, N>,
+pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
+    deps: &Deps<L, R, I, N>,
 ) -> Result<Value, LambdaError> {
     let report = service::reconcile(
         &deps.ledger,
         &deps.roles,
+        &deps.identity_center,
         &deps.notifier,
         time::OffsetDateTime::now_utc(),
     )
@@ -51,6 +53,7 @@ mod tests {
         let deps = Deps {
             ledger,
             roles: MemoryRoles::with_sample_role(),
+            identity_center: MemoryIdentityCenter::default(),
             notifier: MemoryNotifier::default(),
         };
         let out = handle(&deps).await.unwrap();
@@ -68,6 +71,7 @@ mod tests {
         let deps = Deps {
             ledger,
             roles: MemoryRoles::with_sample_role(),
+            identity_center: MemoryIdentityCenter::default(),
             notifier: MemoryNotifier::default(),
         };
         let out = handle(&deps).await.unwrap();

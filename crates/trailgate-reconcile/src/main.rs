@@ -3,6 +3,7 @@
 mod handler;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::identity_center::IdentityCenterClient;
 use trailgate_aws::{config, ledger::DynamoLedger, notifier::SnsNotifier, roles::IamRoles, sdk};
 
 #[tokio::main]
@@ -13,6 +14,7 @@ async fn main() -> Result<(), Error> {
         ledger: DynamoLedger::from_env(&sdk).await?,
         // Writes and deletes revocations in member accounts: the tagged agent session.
         roles: IamRoles::writer_from_env(&sdk, "reconcile"),
+        identity_center: IdentityCenterClient::from_env(&sdk, "reconcile"),
         notifier: SnsNotifier::from_sdk(&sdk, None, Some(config::required("ALERTS_TOPIC_ARN")?)),
     };
     run(service_fn(|_: LambdaEvent<serde_json::Value>| {

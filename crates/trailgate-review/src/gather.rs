@@ -183,7 +183,8 @@ pub struct AccountHistory<A> {
 /// recent activity there is part of who is asking). One account when they are the same, or
 /// when no hub account is configured.
 pub fn accounts_to_read(request: &AccessRequest, hub_account: &str) -> Vec<(String, &'static str)> {
-    let target = trailgate_domain::catalog::role_account(&request.role_arn)
+    let target = Some(request.target_account())
+        .filter(|a| !a.is_empty())
         .unwrap_or(hub_account)
         .to_owned();
     if hub_account.is_empty() || target == hub_account {

@@ -1,15 +1,17 @@
-//! Translates the `Revoke` step's input into `service::revoke`.
+//! Translates the `Revoke` step's input into `service::revoke_target` (a role or a permission
+//! set).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
 use trailgate_domain::error::Error;
-use trailgate_domain::ports::{Ledger, Roles};
+use trailgate_domain::ports::{IdentityCenter, Ledger, Roles};
 use trailgate_domain::service;
 
-pub struct Deps<L, R> {
+pub struct Deps<L, R, I> {
     pub ledger: L,
     pub roles: R,
+    pub identity_center: I,
 }
 
 #[derive(Deserialize)]
@@ -23,9 +25,9 @@ fn default_reason() -> String {
     "expired".into()
 }
 
-pub async fn handle<L: Ledger, R: Roles>(
+pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter>(
     payload: Value,
-    deps: &Deps<L, R>,
+    deps: &Deps<L, R, I>,
 ) -> Result<Value, LambdaError> {
     let input: Input = serde_json::from_value(payload)
         .map_err(|err| Error::internal(format!("bad Revoke input: {err}")))?;
@@ -35,9 +37,10 @@ pub async fn handle<L: Ledger, R: Roles>(
         .filter(|c| !c.is_control())
         .take(200)
         .collect();
-    let status = service::revoke(
+    let status = service::revoke_target(
         &deps.ledger,
         &deps.roles,
+        &deps.identity_center,
         &input.request_id,
         &reason,
         time::OffsetDateTime::now_utc(),
@@ -63,6 +66,7 @@ mod tests {
         let deps = Deps {
             ledger,
             roles: MemoryRoles::with_sample_role(),
+            identity_center: MemoryIdentityCenter::default(),
         };
         let mut event: Value =
             serde_json::from_str(include_str!("../../../events/revoke/expired.json")).unwrap();

@@ -4,6 +4,7 @@
 mod handler;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::identity_center::IdentityCenterClient;
 use trailgate_aws::{ledger::DynamoLedger, roles::IamRoles, sdk};
 
 #[tokio::main]
@@ -14,6 +15,7 @@ async fn main() -> Result<(), Error> {
         ledger: DynamoLedger::from_env(&sdk).await?,
         // Writes and deletes revocations in member accounts: the tagged agent session.
         roles: IamRoles::writer_from_env(&sdk, "revoke"),
+        identity_center: IdentityCenterClient::from_env(&sdk, "revoke"),
     };
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handler::handle(event.payload, &deps)

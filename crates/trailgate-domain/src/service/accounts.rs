@@ -7,7 +7,7 @@ use crate::catalog::{Catalog, Entry, Protected, is_account_id, role_account};
 use crate::error::{Error, Result};
 use crate::organization::Organization;
 use crate::ports::Accounts;
-use crate::request::NewRequest;
+use crate::request::{Assignment, NewRequest};
 use serde_json::{Value, json};
 
 /// The role a submission is for. Only [`resolve_target`] makes one, so a request cannot be
@@ -15,11 +15,46 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     role_arn: String,
+    /// A permission-set target; its `user_id` is empty until
+    /// [`super::identity_center::resolve_user`] has asked Identity Center.
+    assignment: Option<Assignment>,
 }
 
 impl Target {
+    /// The role; empty for a permission-set target.
     pub fn role_arn(&self) -> &str {
         &self.role_arn
+    }
+
+    pub fn assignment(&self) -> Option<&Assignment> {
+        self.assignment.as_ref()
+    }
+
+    /// The permission-set target for the Identity Center user `user_id`.
+    pub(crate) fn for_user(mut self, user_id: &str) -> Target {
+        if let Some(assignment) = &mut self.assignment {
+            user_id.clone_into(&mut assignment.user_id);
+        }
+        self
+    }
+
+    /// A target whose account was resolved: the entry's role there, or its permission set.
+    fn in_account(entry: &Entry, account: &str, ous: &[String]) -> Option<Target> {
+        if let Some(permission_set) = &entry.permission_set {
+            return entry.covers_account(account, ous).then(|| Target {
+                role_arn: String::new(),
+                assignment: Some(Assignment {
+                    instance_arn: permission_set.instance_arn.clone(),
+                    permission_set_arn: permission_set.permission_set_arn.clone(),
+                    account: account.to_owned(),
+                    user_id: String::new(),
+                }),
+            });
+        }
+        entry.role_in(account, ous).map(|role_arn| Target {
+            role_arn,
+            assignment: None,
+        })
     }
 
     /// A target in the hub's own account, for use cases and tests that have no Organization
@@ -29,6 +64,7 @@ impl Target {
             .single_role()
             .map(|arn| Target {
                 role_arn: arn.to_owned(),
+                assignment: None,
             })
             .ok_or_else(|| {
                 Error::invalid(
@@ -92,14 +128,14 @@ pub async fn resolve_target<A: Accounts>(
     protected
         .check_role(&account, name)
         .map_err(|err| invalid(err.message))?;
+    let not_covered = || {
+        invalid(format!(
+            "entry `{}` does not cover account {account}",
+            entry.id
+        ))
+    };
     if protected.hub_account.is_empty() || account == protected.hub_account {
-        let role_arn = entry.role_in(&account, &[]).ok_or_else(|| {
-            invalid(format!(
-                "entry `{}` does not cover account {account}",
-                entry.id
-            ))
-        })?;
-        return Ok(Target { role_arn });
+        return Target::in_account(entry, &account, &[]).ok_or_else(not_covered);
     }
     let organization = accounts.organization().await?.ok_or_else(|| {
         invalid(format!(
@@ -122,12 +158,11 @@ pub async fn resolve_target<A: Accounts>(
              is requestable"
         )));
     }
-    let role_arn = entry.role_in(&account, &member.ous).ok_or_else(|| {
-        invalid(format!(
-            "entry `{}` does not cover account {account}",
-            entry.id
-        ))
-    })?;
+    let target = Target::in_account(entry, &account, &member.ous).ok_or_else(not_covered)?;
+    if target.assignment.is_some() {
+        // Identity Center assigns from its own account; nothing of trailgate's need be there.
+        return Ok(target);
+    }
     if !accounts.agent_reachable(&account).await? {
         return Err(invalid(format!(
             "account {account} has no `{}` role that trusts this hub: deploy \
@@ -135,7 +170,7 @@ pub async fn resolve_target<A: Accounts>(
             protected.agent_role_name
         )));
     }
-    Ok(Target { role_arn })
+    Ok(target)
 }
 
 /// At most this much of a caller's text is echoed in an error.
@@ -214,7 +249,7 @@ pub fn available(
         .accounts
         .iter()
         .filter(|account| account.is_active() && allowed(&account.id))
-        .filter(|account| entry.role_in(&account.id, &account.ous).is_some())
+        .filter(|account| Target::in_account(entry, &account.id, &account.ous).is_some())
         .map(|account| json!({"id": account.id, "name": account.name}))
         .collect()
 }

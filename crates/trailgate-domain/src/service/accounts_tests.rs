@@ -323,6 +323,7 @@ fn one_accounts_iam_failing_never_blocks_the_reconciler_in_another() {
     let report = block_on(reconcile(
         &ledger,
         &roles,
+        &MemoryIdentityCenter::default(),
         &notifier,
         now() + Duration::hours(2) + Duration::minutes(1),
     ))
@@ -346,6 +347,7 @@ fn one_accounts_iam_failing_never_blocks_the_reconciler_in_another() {
     let again = block_on(reconcile(
         &ledger,
         &roles,
+        &MemoryIdentityCenter::default(),
         &notifier,
         now() + Duration::hours(2) + Duration::minutes(6),
     ))

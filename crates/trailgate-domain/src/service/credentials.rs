@@ -27,6 +27,14 @@ pub async fn vend<L: Ledger, C: CredentialIssuer>(
     if !is_requester_principal(&current, caller) {
         return Err(Error::not_found(format!("no request `{id}`")));
     }
+    if let Some(assignment) = &current.assignment {
+        // Identity Center issues the sessions of a permission set; trailgate vends none.
+        return Err(Error::conflict(format!(
+            "request `{id}` grants a permission set: sign in through the AWS access portal \
+             and choose account {}",
+            assignment.account
+        )));
+    }
     if current.status != Status::Active {
         return Err(Error::conflict(format!(
             "the request is {}: credentials are only issued while it is ACTIVE",

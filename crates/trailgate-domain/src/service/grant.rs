@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::ledger::change;
 use crate::policy::{self, MANAGED_TAG};
 use crate::ports::{Ledger, Roles};
-use crate::request::Status;
+use crate::request::{AccessRequest, Status};
 use crate::time::format_utc;
 use ::time::OffsetDateTime;
 
@@ -49,6 +49,11 @@ pub async fn activate<L: Ledger, R: Roles>(
     now: OffsetDateTime,
 ) -> Result<String> {
     let current = load(ledger, id).await?;
+    if current.assignment.is_some() {
+        return Err(Error::internal(
+            "a permission-set request is activated through `activate_target`",
+        ));
+    }
     if current.status == Status::Active {
         return current
             .expires_at
@@ -66,13 +71,7 @@ pub async fn activate<L: Ledger, R: Roles>(
             "the catalog entry now points at another role",
         ));
     }
-    // Checked again here, not only at intake: the record may have been edited since.
-    if current.duration() > entry.max_duration()? {
-        return Err(Error::not_grantable(format!(
-            "the request's duration is longer than the {} its catalog entry allows",
-            crate::time::format_duration(entry.max_duration()?)
-        )));
-    }
+    check_duration(entry, &current)?;
     check_grantable(roles, contract, &current.role_arn).await?;
     with_retry(|| async {
         let current = load(ledger, id).await?;
@@ -101,6 +100,18 @@ pub async fn activate<L: Ledger, R: Roles>(
         Ok(expires_at)
     })
     .await
+}
+
+/// The request's duration against today's entry: checked at activation, not only at intake,
+/// because the record may have been edited since.
+pub(super) fn check_duration(entry: &crate::catalog::Entry, request: &AccessRequest) -> Result<()> {
+    if request.duration() > entry.max_duration()? {
+        return Err(Error::not_grantable(format!(
+            "the request's duration is longer than the {} its catalog entry allows",
+            crate::time::format_duration(entry.max_duration()?)
+        )));
+    }
+    Ok(())
 }
 
 /// The grantable-role contract: the role exists, carries `trailgate:managed=true`, is not

@@ -72,7 +72,13 @@ pub fn break_glass_message(request: &AccessRequest, entry: &Entry) -> (String, S
 
 /// The facts every message about a request starts with; `duration_note` follows the duration.
 fn push_facts(body: &mut String, request: &AccessRequest, entry: &Entry, duration_note: &str) {
-    body.push_str(&format!("Role:      {}\n", request.role_arn));
+    match &request.assignment {
+        Some(a) => body.push_str(&format!(
+            "Permission set: {} in account {} (Identity Center user {})\n",
+            a.permission_set_arn, a.account, a.user_id
+        )),
+        None => body.push_str(&format!("Role:      {}\n", request.role_arn)),
+    }
     body.push_str(&format!(
         "Catalog:   {} ({})\n",
         entry.id, entry.description
@@ -127,7 +133,9 @@ pub fn audit_message(request: &AccessRequest, report: &serde_json::Value) -> (St
     }
     body.push_str(&format!(
         "{} had {} ({}).\n",
-        request.requester, request.role_arn, request.catalog_id
+        request.requester,
+        request.target_label(),
+        request.catalog_id
     ));
     body.push_str(&format!(
         "Granted until {}, revoked at {}, {} credential set(s) issued.\n\n",

@@ -1,11 +1,11 @@
 //! The reconciler: the backstop that revokes overdue grants, re-applies lost denies, collects
 //! expired ones, and alerts on roles whose revocations are about to fill IAM's limit.
 
-use super::revoke::{Applied, GC_MARGIN, apply_deny, other_inline_size, revoke};
+use super::revoke::{Applied, GC_MARGIN, apply_deny, other_inline_size};
 use crate::catalog::role_name;
 use crate::error::Result;
 use crate::policy::{self, REVOCATIONS_POLICY_NAME};
-use crate::ports::{Ledger, Notifier, Roles, Topic};
+use crate::ports::{IdentityCenter, Ledger, Notifier, Roles, Topic};
 use crate::request::{AccessRequest, Status};
 use crate::time::{format_utc, parse_utc};
 use ::time::{Duration, OffsetDateTime};
@@ -56,9 +56,10 @@ impl ReconcileReport {
 /// role could lose its statement; collection therefore runs before the re-apply step, and the
 /// revoke itself reads its deny back, so a lost statement is re-applied by this run or the next.
 /// Anything it has to do is reported on the alerts topic: it means the state machine did not.
-pub async fn reconcile<L: Ledger, R: Roles, N: Notifier>(
+pub async fn reconcile<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
     ledger: &L,
     roles: &R,
+    identity_center: &I,
     notifier: &N,
     now: OffsetDateTime,
 ) -> Result<ReconcileReport> {
@@ -100,12 +101,15 @@ pub async fn reconcile<L: Ledger, R: Roles, N: Notifier>(
     }
 
     for request in &overdue {
-        match revoke(ledger, roles, &request.id, "past expiry (reconciler)", now).await {
+        let reason = "past expiry (reconciler)";
+        match super::revoke_target(ledger, roles, identity_center, &request.id, reason, now).await {
             Ok(_) => report.revoked.push(request.id.clone()),
             Err(err) => report.failed.push((request.id.clone(), err.message)),
         }
     }
-    for request in revoked {
+    // A permission-set grant's deny lives in the permission set, not on a role: its revoke
+    // verified it there, and this loop re-applies role denies only.
+    for request in revoked.into_iter().filter(|r| r.assignment.is_none()) {
         match apply_deny(roles, request, now).await {
             Ok(Applied::Added | Applied::Fallback) => report.reapplied.push(request.id.clone()),
             Ok(Applied::AlreadyThere) => {}

@@ -15,6 +15,7 @@ fn the_reconciler_revokes_overdue_grants_and_alerts() {
     let report = block_on(reconcile(
         &ledger,
         &roles,
+        &MemoryIdentityCenter::default(),
         &notifier,
         now() + Duration::minutes(30),
     ))
@@ -24,6 +25,7 @@ fn the_reconciler_revokes_overdue_grants_and_alerts() {
     let report = block_on(reconcile(
         &ledger,
         &roles,
+        &MemoryIdentityCenter::default(),
         &notifier,
         now() + Duration::hours(3),
     ))
@@ -43,7 +45,14 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
     block_on(roles.delete_inline_policy(SAMPLE_ROLE, REVOCATIONS_POLICY_NAME)).unwrap();
     let notifier = MemoryNotifier::default();
     let at = now() + Duration::minutes(30);
-    let report = block_on(reconcile(&ledger, &roles, &notifier, at)).unwrap();
+    let report = block_on(reconcile(
+        &ledger,
+        &roles,
+        &MemoryIdentityCenter::default(),
+        &notifier,
+        at,
+    ))
+    .unwrap();
     let mut reapplied = report.reapplied.clone();
     reapplied.sort();
     assert_eq!(reapplied, [first.clone(), second.clone()]);
@@ -57,7 +66,14 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
 
     // Idempotent: a second run finds nothing to do and writes nothing.
     let writes = *roles.writes.lock().unwrap();
-    let report = block_on(reconcile(&ledger, &roles, &notifier, at)).unwrap();
+    let report = block_on(reconcile(
+        &ledger,
+        &roles,
+        &MemoryIdentityCenter::default(),
+        &notifier,
+        at,
+    ))
+    .unwrap();
     assert_eq!(report, ReconcileReport::default());
     assert_eq!(*roles.writes.lock().unwrap(), writes);
     assert_eq!(notifier.sent.lock().unwrap().len(), 1);
@@ -73,7 +89,14 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
     ))
     .unwrap();
     block_on(roles.delete_inline_policy(SAMPLE_ROLE, REVOCATIONS_POLICY_NAME)).unwrap();
-    let report = block_on(reconcile(&ledger, &roles, &notifier, at)).unwrap();
+    let report = block_on(reconcile(
+        &ledger,
+        &roles,
+        &MemoryIdentityCenter::default(),
+        &notifier,
+        at,
+    ))
+    .unwrap();
     assert_eq!(report.reapplied.len(), 2, "{report:?}");
 
     // Past expiry + margin the denies are no longer needed: collected, the policy deleted.
@@ -106,7 +129,14 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
     );
     assert!(policy::denies_request(&with_old, "r-old"));
     let after = now() + Duration::hours(2) + Duration::minutes(3);
-    let report = block_on(reconcile(&ledger, &roles, &notifier, after)).unwrap();
+    let report = block_on(reconcile(
+        &ledger,
+        &roles,
+        &MemoryIdentityCenter::default(),
+        &notifier,
+        after,
+    ))
+    .unwrap();
     assert_eq!(report.revoked, std::slice::from_ref(&late));
     assert_eq!(report.collected, [SAMPLE_ROLE]);
     assert!(report.reapplied.is_empty(), "{report:?}");
@@ -123,7 +153,14 @@ fn the_reconciler_reapplies_missing_denies_and_collects_expired_ones() {
     // Once every credential they cover has expired (expiry + margin), the denies go and the
     // empty policy is deleted.
     let much_later = now() + Duration::hours(3);
-    let report = block_on(reconcile(&ledger, &roles, &notifier, much_later)).unwrap();
+    let report = block_on(reconcile(
+        &ledger,
+        &roles,
+        &MemoryIdentityCenter::default(),
+        &notifier,
+        much_later,
+    ))
+    .unwrap();
     assert_eq!(report.collected, [SAMPLE_ROLE], "{report:?}");
     assert!(
         roles

@@ -7,7 +7,7 @@ use crate::catalog::{Catalog, role_name};
 use crate::error::{Error, Result};
 use crate::ledger::change;
 use crate::policy::{self, REVOCATIONS_POLICY_NAME};
-use crate::ports::{Ledger, Roles};
+use crate::ports::{IdentityCenter, Ledger, Roles};
 use crate::request::{AccessRequest, Caller, Status};
 use crate::time::{format_utc, parse_utc};
 use ::time::{Duration, OffsetDateTime};
@@ -30,10 +30,31 @@ pub async fn revoke<L: Ledger, R: Roles>(
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<Status> {
-    // The deny is written for the record the commit produced, never for one read earlier: a
-    // revoke that read APPROVED while activation committed ACTIVE loses the race, reads again,
-    // and writes the deny for the ACTIVE grant it then revokes.
-    let revoked = with_retry(|| async {
+    if load(ledger, id).await?.assignment.is_some() {
+        // Checked before anything is committed: a permission set has no role to deny on.
+        return Err(Error::internal(
+            "a permission-set request is revoked through `revoke_target`",
+        ));
+    }
+    let revoked = commit_revoked(ledger, id, reason, now).await?;
+    // A request that was never ACTIVE has no `expires_at` and no credential was ever vended.
+    if matches!(revoked.status, Status::Revoked | Status::Audited) && revoked.expires_at.is_some() {
+        apply_deny(roles, &revoked, now).await?;
+    }
+    Ok(revoked.status)
+}
+
+/// Commits REVOKED (idempotent; a request that cannot become REVOKED is returned as it is).
+/// Whatever is denied afterwards is denied for the record this commit produced, never for one
+/// read earlier: a revoke that read APPROVED while activation committed ACTIVE loses the race,
+/// reads again, and denies the ACTIVE grant it then revokes.
+pub(super) async fn commit_revoked<L: Ledger>(
+    ledger: &L,
+    id: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<AccessRequest> {
+    with_retry(|| async {
         let current = load(ledger, id).await?;
         if matches!(current.status, Status::Revoked | Status::Audited) {
             return Ok(current);
@@ -64,21 +85,17 @@ pub async fn revoke<L: Ledger, R: Roles>(
         )
         .await
     })
-    .await?;
-    // A request that was never ACTIVE has no `expires_at` and no credential was ever vended.
-    if matches!(revoked.status, Status::Revoked | Status::Audited) && revoked.expires_at.is_some() {
-        apply_deny(roles, &revoked, now).await?;
-    }
-    Ok(revoked.status)
+    .await
 }
 
 /// Ends a grant before its expiry, at the request of its requester or one of its entry's
 /// approvers (`POST /requests/{id}/revoke`). It does exactly what the timer's revoke does, so
 /// the later timer revoke finds the deny in place and changes nothing; it touches no other
 /// request's deny statement on the role.
-pub async fn revoke_early<L: Ledger, R: Roles>(
+pub async fn revoke_early<L: Ledger, R: Roles, I: IdentityCenter>(
     ledger: &L,
     roles: &R,
+    identity_center: &I,
     catalog: &Catalog,
     caller: &Caller,
     id: &str,
@@ -101,7 +118,7 @@ pub async fn revoke_early<L: Ledger, R: Roles>(
         "an approver"
     };
     let reason = format!("revoked early by {who} ({})", caller.arn);
-    revoke(ledger, roles, id, &reason, now).await?;
+    super::revoke_target(ledger, roles, identity_center, id, &reason, now).await?;
     load(ledger, id).await
 }
 

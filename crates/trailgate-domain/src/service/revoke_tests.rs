@@ -73,7 +73,14 @@ fn a_failed_iam_write_stops_vending_first_and_a_retry_or_the_reconciler_writes_t
         assert!(!denied(&roles, &id));
         if finish_by_reconciler {
             let notifier = MemoryNotifier::default();
-            let report = block_on(reconcile(&ledger, &roles, &notifier, now())).unwrap();
+            let report = block_on(reconcile(
+                &ledger,
+                &roles,
+                &MemoryIdentityCenter::default(),
+                &notifier,
+                now(),
+            ))
+            .unwrap();
             assert_eq!(report.reapplied, vec![id.clone()], "{report:?}");
         } else {
             assert_eq!(
@@ -116,6 +123,7 @@ fn early_revoke_ends_one_grant_and_leaves_an_overlapping_one_alone() {
     let err = block_on(revoke_early(
         &ledger,
         &roles,
+        &MemoryIdentityCenter::default(),
         &catalog(),
         &mallory,
         &first,
@@ -134,6 +142,7 @@ fn early_revoke_ends_one_grant_and_leaves_an_overlapping_one_alone() {
     let revoked = block_on(revoke_early(
         &ledger,
         &roles,
+        &MemoryIdentityCenter::default(),
         &catalog(),
         &bob,
         &first,
@@ -193,6 +202,7 @@ fn early_revoke_ends_one_grant_and_leaves_an_overlapping_one_alone() {
     block_on(revoke_early(
         &ledger,
         &roles,
+        &MemoryIdentityCenter::default(),
         &catalog(),
         &alice(),
         &second,
@@ -203,6 +213,7 @@ fn early_revoke_ends_one_grant_and_leaves_an_overlapping_one_alone() {
     let err = block_on(revoke_early(
         &pending_ledger,
         &roles,
+        &MemoryIdentityCenter::default(),
         &catalog(),
         &alice(),
         &pending,

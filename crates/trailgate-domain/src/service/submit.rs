@@ -52,7 +52,13 @@ fn pending_for(submission: &Submission<'_>, entry: &Entry) -> Result<AccessReque
         submission.target,
         *now,
     )?;
-    request.requester_person = catalog.resolve_requester(&caller.arn)?;
+    request.requester_person = match &request.assignment {
+        // Identity Center said which user this is; the person is that user's.
+        Some(assignment) => {
+            catalog.resolve_identity_center_user(&caller.arn, &assignment.user_arn())
+        }
+        None => catalog.resolve_requester(&caller.arn)?,
+    };
     Ok(request)
 }
 
@@ -92,7 +98,7 @@ async fn create_and_start<L: Ledger, W: Workflow>(
     let requester = request.requester.clone();
     let mut created = change(None, request, &requester, "Requested", None, now)?;
     created.claim = Some(OpenClaim {
-        key: open_claim_key(&created.record.requester, &created.record.role_arn),
+        key: open_claim_key(&created.record.requester, &created.record.claim_target()),
         expect,
     });
     let created = commit(ledger, created).await?;
@@ -336,7 +342,7 @@ async fn submit_one_open<L: Ledger, W: Workflow>(
     request: AccessRequest,
     now: OffsetDateTime,
 ) -> Result<Submitted> {
-    let key = open_claim_key(&request.requester, &request.role_arn);
+    let key = open_claim_key(&request.requester, &request.claim_target());
     for _ in 0..=CONFLICT_RETRIES {
         let expect = match ledger.open_claim(&key).await? {
             None => ClaimExpect::Vacant,
