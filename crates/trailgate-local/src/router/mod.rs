@@ -3,8 +3,9 @@
 //! - The AWS port is what every SDK client and moto's Step Functions interpreter (through
 //!   `MOTO_PORT`) calls. Lambda Invoke goes to `cargo lambda watch`, CloudTrail `LookupEvents` is
 //!   answered from local files, `/_local/cloudtrail` seeds more records, `/_local/faults` injects
-//!   AWS errors into the next matching calls ([`faults`]), and everything else is streamed to
-//!   moto unchanged.
+//!   AWS errors into the next matching calls ([`faults`]), IAM Identity Center's account
+//!   assignments and permission-set provisioning are made asynchronous as on AWS ([`sso`]), and
+//!   everything else is streamed to moto unchanged.
 //! - The API port emulates the REST API of template.yaml (stage `v1`, SigV4 checked against the
 //!   local users) and serves the outbox page.
 //!
@@ -18,6 +19,7 @@ pub mod faults;
 pub mod lambda;
 pub mod outbox;
 pub mod sigv4;
+pub mod sso;
 pub mod sts;
 
 use std::collections::{BTreeMap, HashMap};
@@ -119,6 +121,8 @@ struct Shared {
     /// Every AssumeRole call as its caller sent it (`GET /_local/sts/assume-role`).
     assume_calls: sts::AssumeCalls,
     faults: faults::Faults,
+    /// sso-admin's asynchronous requests and scripted failures (`/_local/sso`).
+    sso: sso::Sso,
     outbox_seen: Mutex<HashMap<String, u64>>,
     forward: reqwest::Client,
     invoke: reqwest::Client,
@@ -181,6 +185,7 @@ impl Router {
             accounts: Mutex::new(HashMap::new()),
             assume_calls: sts::AssumeCalls::default(),
             faults: faults::Faults::default(),
+            sso: sso::Sso::default(),
             outbox_seen: Mutex::new(HashMap::new()),
             forward: client(None)?,
             invoke: client(Some(INVOKE_READ_TIMEOUT))?,
@@ -432,6 +437,11 @@ async fn handle_aws(
         if target.is_some_and(cloudtrail::is_lookup_events) {
             return lookup_events(shared, request).await;
         }
+        // Ahead of the fault-injection path below, which only buffers while faults are armed:
+        // these calls are always buffered, and apply the injected faults themselves.
+        if let Some(action) = target.and_then(sso::intercepted) {
+            return sso::handle(shared, request, action).await;
+        }
         if path == "/_local/cloudtrail" {
             return seed_cloudtrail(shared, request).await;
         }
@@ -441,6 +451,9 @@ async fn handle_aws(
     }
     if path == "/_local/faults" {
         return manage_faults(shared, request).await;
+    }
+    if path == "/_local/sso" || path == "/_local/sso/fail" {
+        return sso::manage(shared, request, &path).await;
     }
     if path == "/_local/sts/assume-role" {
         return json_response(200, &json!({"calls": shared.assume_calls.list()}));
