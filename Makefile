@@ -1,6 +1,6 @@
 # The commands a developer needs. Each installs what it uses (scripts/bootstrap.sh).
 
-.PHONY: demo demo-member test bootstrap build up down fmt lint static-checks bench-runbooks bench-catalog
+.PHONY: demo demo-member test bootstrap build up down fmt lint static-checks bench-runbooks bench-catalog bench-identity-center
 
 ## The main job on the local stack: a request from submit to audit, with a timeline.
 demo:
@@ -43,3 +43,8 @@ bench-runbooks:
 # GET /catalog over an Organization of 300 more accounts, cold and from intake's cache.
 bench-catalog:
 	scripts/bench-catalog.sh
+
+# Permission-set grant and revoke latency on the local stack, Identity Center's asynchrony on.
+bench-identity-center:
+	scripts/bootstrap.sh
+	IDENTITY_CENTER_BENCH_ROUNDS=$${ROUNDS:-10} cargo test --locked -p trailgate-system-tests --test identity_center -- --nocapture 2>&1 | grep -E '^(ok|bench):'

@@ -41,8 +41,9 @@ const STATES_ERRORS: [&str; 14] = [
 ];
 
 /// Actions without resource-level permissions: the only ones allowed with `Resource: "*"`.
-const NO_RESOURCE_LEVEL_ACTIONS: [&str; 12] = [
+const NO_RESOURCE_LEVEL_ACTIONS: [&str; 13] = [
     "cloudtrail:LookupEvents",
+    "sso:ListInstances",
     "organizations:DescribeOrganization",
     "organizations:ListAccounts",
     "organizations:ListRoots",

@@ -1,6 +1,6 @@
 //! The `IdentityCenter` port: IAM Identity Center's sso-admin and identitystore APIs, called in
-//! the account that administers Identity Center: the hub itself when it is a delegated
-//! administrator (`IDENTITY_CENTER_ROLE_ARN` empty), or through a role there.
+//! the account that administers Identity Center: the hub itself, as its delegated
+//! administrator (or, through `admin_role_arn`, a role there).
 //!
 //! Identity Center's account-assignment and provisioning calls are asynchronous: each answers a
 //! request id that the domain polls. Its limits (20 TPS, at most 10 assignment operations in
@@ -77,14 +77,11 @@ impl IdentityCenterClient {
         }
     }
 
-    /// Identity Center as configured by `IDENTITY_CENTER_ROLE_ARN` (empty: the hub is its
-    /// delegated administrator and calls with the function's own credentials).
+    /// Identity Center called with the function's own credentials: the hub is its delegated
+    /// administrator. (A role in the management account, for deployments where it is not, is
+    /// not built yet; `admin_role_arn` is where it goes.)
     pub fn from_env(sdk: &aws_config::SdkConfig, function: &str) -> IdentityCenterClient {
-        let role = crate::config::optional("IDENTITY_CENTER_ROLE_ARN", "");
-        IdentityCenterClient::new(
-            Arc::new(Agents::from_env(sdk, function)),
-            (!role.is_empty()).then_some(role),
-        )
+        IdentityCenterClient::new(Arc::new(Agents::from_env(sdk, function)), None)
     }
 
     async fn config(&self) -> Result<aws_config::SdkConfig> {

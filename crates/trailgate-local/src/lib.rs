@@ -20,6 +20,7 @@
 
 pub mod deployer;
 pub mod error;
+pub mod identity_center;
 pub mod organization;
 pub mod process;
 pub mod router;

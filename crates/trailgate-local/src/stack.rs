@@ -206,6 +206,7 @@ impl LocalStack {
                 resources: BTreeMap::new(),
                 users: Vec::new(),
                 organization: Default::default(),
+                identity_center: Default::default(),
                 aws_config_file: state_dir.join(state::AWS_CONFIG_FILE),
                 logs_dir: logs_dir.clone(),
             },
@@ -325,11 +326,14 @@ impl LocalStack {
         let mut organization =
             crate::organization::create(&self.state.aws_endpoint, options.extra_accounts, &log)
                 .await?;
+        let names: Vec<String> = options.users.iter().map(|u| u.name.clone()).collect();
+        let identity_center =
+            crate::identity_center::create(&self.state.aws_endpoint, &names, &log).await?;
         let mut parameters = organization.hub_parameters();
         parameters.extend(local_parameters(&repo)?);
         parameters.extend(options.parameters.clone());
         if let Some(catalog) = parameters.get_mut("Catalog") {
-            *catalog = organization.substitute(catalog);
+            *catalog = identity_center.substitute(&organization.substitute(catalog));
         }
         let template = Template::load(&repo.join("template.yaml"))?;
         let deployment = deployer::deploy(
@@ -354,6 +358,7 @@ impl LocalStack {
         )
         .await?;
         self.state.organization = organization;
+        self.state.identity_center = identity_center;
         let router = self.router.as_mut().expect("router started");
         router.configure(RouterConfig {
             routes: deployment.routes.clone(),
@@ -369,6 +374,7 @@ impl LocalStack {
             &self.state.users,
             &self.state.aws_endpoint,
             REGION,
+            &self.state.identity_center.sso_role_arn,
         )?;
         self.state.save()?;
 

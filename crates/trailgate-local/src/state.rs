@@ -89,6 +89,9 @@ pub struct StackState {
     /// The local Organization and its member accounts.
     #[serde(default)]
     pub organization: crate::organization::LocalOrganization,
+    /// The local IAM Identity Center (instance, users, permission set).
+    #[serde(default)]
+    pub identity_center: crate::identity_center::LocalIdentityCenter,
     pub aws_config_file: PathBuf,
     pub logs_dir: PathBuf,
 }
@@ -147,6 +150,7 @@ pub fn write_aws_config(
     users: &[LocalUser],
     endpoint: &str,
     region: &str,
+    sso_role_arn: &str,
 ) -> Result<()> {
     let mut text = String::from(
         "# Written by trailgate-local: one profile per local user of the local stack.\n",
@@ -156,6 +160,17 @@ pub fn write_aws_config(
             "\n[profile {}]\naws_access_key_id = {}\naws_secret_access_key = {}\nregion = {region}\nendpoint_url = {endpoint}\n",
             user.name, user.access_key_id, user.secret_access_key
         ));
+    }
+    if !sso_role_arn.is_empty() {
+        // `<name>-sso`: the user's Identity Center session, as the local stand-in makes it.
+        for user in users {
+            text.push_str(&format!(
+                "\n[profile {}-sso]\nrole_arn = {sso_role_arn}\nsource_profile = {}\nrole_session_name = {}\nregion = {region}\nendpoint_url = {endpoint}\n",
+                user.name,
+                user.name,
+                crate::identity_center::LocalIdentityCenter::user_name(&user.name)
+            ));
+        }
     }
     std::fs::write(path, text).map_err(|err| Error::io(format!("writing {}", path.display()), err))
 }
@@ -240,6 +255,7 @@ mod tests {
             resources: BTreeMap::new(),
             users: vec![],
             organization: Default::default(),
+            identity_center: Default::default(),
             aws_config_file: dir.join(AWS_CONFIG_FILE),
             logs_dir: dir.join("logs"),
         }
@@ -288,7 +304,7 @@ mod tests {
             secret_access_key: "s3cret".into(),
         };
         let path = dir.join(AWS_CONFIG_FILE);
-        write_aws_config(&path, &[user], "http://127.0.0.1:4566", "us-east-1").unwrap();
+        write_aws_config(&path, &[user], "http://127.0.0.1:4566", "us-east-1", "").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("[profile alice]\naws_access_key_id = AKIA1\naws_secret_access_key = s3cret\nregion = us-east-1\nendpoint_url = http://127.0.0.1:4566\n"));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -23,8 +23,8 @@ use ::time::{Duration, OffsetDateTime};
 
 /// How long a step waits for one Identity Center operation before it fails `Retryable` (the
 /// state machine retries the step, which polls again). Assignments usually finish in seconds;
-/// the grant and revoke functions' timeouts leave room for two such waits.
-pub const OPERATION_BOUND: std::time::Duration = std::time::Duration::from_secs(40);
+/// the grant and revoke functions' timeouts (90 s) leave room for two such waits.
+pub const OPERATION_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
 const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
 

@@ -439,8 +439,9 @@ async fn handle_aws(
         }
         // Ahead of the fault-injection path below, which only buffers while faults are armed:
         // these calls are always buffered, and apply the injected faults themselves.
-        if let Some(action) = target.and_then(sso::intercepted) {
-            return sso::handle(shared, request, action).await;
+        if let Some(target) = target.filter(|t| t.starts_with("SWBExternalService.")) {
+            let target = target.to_owned();
+            return sso_admin(shared, request, &target).await;
         }
         if path == "/_local/cloudtrail" {
             return seed_cloudtrail(shared, request).await;
@@ -473,9 +474,7 @@ async fn handle_aws(
             Ok(body) => body,
             Err(message) => return json_response(400, &json!({"message": message})),
         };
-        if to_sts {
-            shared.assume_calls.record(&body);
-        }
+        let assume_role = to_sts && shared.assume_calls.record(&body);
         if let Some(fault) = shared.faults.take(&parts.headers, parts.uri.query(), &body) {
             shared.log.line(format!(
                 "fault injected: {} {} -> {} {}",
@@ -489,6 +488,9 @@ async fn handle_aws(
                 ],
                 fault.body,
             );
+        }
+        if assume_role {
+            return forward_assume_role(shared, parts, body).await;
         }
         return forward_parts(shared, parts, reqwest::Body::from(body)).await;
     }
@@ -769,6 +771,110 @@ async fn forward_to_moto(
 ) -> http::Response<Body> {
     let (parts, body) = request.into_parts();
     forward_parts(shared, parts, reqwest::Body::wrap(body)).await
+}
+
+/// Every sso-admin call: permission-set ARNs translated to moto's form on the way in and back
+/// on the way out ([`sso::to_moto_arns`]), the asynchronous actions emulated ([`sso::handle`]),
+/// the rest forwarded.
+async fn sso_admin(
+    shared: &Arc<Shared>,
+    request: http::Request<Incoming>,
+    target: &str,
+) -> http::Response<Body> {
+    let action = sso::intercepted(target);
+    let operation = target.rsplit('.').next().unwrap_or_default();
+    let (mut parts, body) = request.into_parts();
+    let raw = match read_body(body, API_BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(message) => {
+            return json_response(
+                400,
+                &json!({"__type": "SerializationException", "message": message}),
+            );
+        }
+    };
+    let params: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let resource = params
+        .get("ResourceArn")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match operation {
+        "ListTagsForResource" => return json_response(200, &shared.sso.tags_of(resource)),
+        "TagResource" => {
+            shared.sso.tag(resource, &sso::tags_in(&params));
+            return json_response(200, &json!({}));
+        }
+        _ => {}
+    }
+    let body = sso::to_moto_arns(&raw);
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let response = match action {
+        Some(action) => sso::handle(shared, parts, body, action).await,
+        None => forward_parts(shared, parts, reqwest::Body::from(body)).await,
+    };
+    let (mut parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => {
+            return json_response(
+                502,
+                &json!({"__type": "ServiceUnavailable", "message": format!("reading moto's answer: {err}")}),
+            );
+        }
+    };
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let bytes = sso::to_aws_arns(&bytes);
+    if operation == "CreatePermissionSet" && parts.status.is_success() {
+        let created: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if let Some(arn) = created["PermissionSet"]["PermissionSetArn"].as_str() {
+            shared.sso.tag(arn, &sso::tags_in(&params));
+        }
+    }
+    http::Response::from_parts(parts, full(bytes))
+}
+
+/// Forwards an `AssumeRole` call and reads its answer: a session of an Identity Center role
+/// becomes a caller the API accepts ([`sts::identity_center_session`]).
+async fn forward_assume_role(
+    shared: &Arc<Shared>,
+    parts: http::request::Parts,
+    body: Bytes,
+) -> http::Response<Body> {
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{path_and_query}", shared.moto_url);
+    let forwarded = shared
+        .forward
+        .request(parts.method.clone(), &url)
+        .headers(strip_hop_by_hop(&parts.headers))
+        .body(body)
+        .send()
+        .await;
+    let response = match forwarded {
+        Ok(response) => response,
+        Err(err) => {
+            return json_response(
+                502,
+                &json!({"__type": "ServiceUnavailable", "message": format!("moto is not reachable: {err}")}),
+            );
+        }
+    };
+    let status = response.status();
+    let headers = strip_hop_by_hop(response.headers());
+    let bytes = response.bytes().await.unwrap_or_default();
+    if status.is_success()
+        && let Some(session) = sts::identity_center_session(&String::from_utf8_lossy(&bytes))
+    {
+        shared.log.line(format!(
+            "Identity Center session {} accepted by the API ({})",
+            session.arn, session.access_key_id
+        ));
+        let mut users = shared.users.write().expect("router lock");
+        users.insert(session.access_key_id.clone(), session);
+    }
+    let mut reply = http::Response::new(full(bytes));
+    *reply.status_mut() = status;
+    *reply.headers_mut() = headers;
+    reply
 }
 
 async fn forward_parts(

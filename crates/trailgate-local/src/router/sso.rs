@@ -183,6 +183,50 @@ struct State {
 #[derive(Debug)]
 pub struct Sso {
     state: Mutex<State>,
+    /// Resource ARN (AWS's form) → tags: moto keeps a permission set's tags but answers no
+    /// `ListTagsForResource`, so the router remembers what `CreatePermissionSet` and
+    /// `TagResource` set.
+    tags: Mutex<std::collections::BTreeMap<String, Vec<(String, String)>>>,
+}
+
+impl Sso {
+    /// Remembers tags given to `arn`, replacing earlier values of the same keys.
+    pub fn tag(&self, arn: &str, tags: &[(String, String)]) {
+        let mut all = self.tags.lock().expect("sso tags lock");
+        let held = all.entry(arn.to_owned()).or_default();
+        for (key, value) in tags {
+            held.retain(|(k, _)| k != key);
+            held.push((key.clone(), value.clone()));
+        }
+    }
+
+    /// The tags of `arn`, as `ListTagsForResource` answers them.
+    pub fn tags_of(&self, arn: &str) -> Value {
+        let all = self.tags.lock().expect("sso tags lock");
+        let tags: Vec<Value> = all
+            .get(arn)
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| json!({"Key": key, "Value": value}))
+            .collect();
+        json!({"Tags": tags})
+    }
+}
+
+/// The `Tags` list of an sso-admin request (`[{"Key", "Value"}]`).
+pub fn tags_in(params: &Value) -> Vec<(String, String)> {
+    params
+        .get("Tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|tag| {
+            Some((
+                tag.get("Key")?.as_str()?.to_owned(),
+                tag.get("Value")?.as_str().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
 }
 
 impl Default for Sso {
@@ -193,6 +237,7 @@ impl Default for Sso {
                 rules: Vec::new(),
                 requests: VecDeque::new(),
             }),
+            tags: Mutex::default(),
         }
     }
 }
@@ -416,14 +461,10 @@ fn now() -> i64 {
 /// Serves one intercepted sso-admin call.
 pub(super) async fn handle(
     shared: &Arc<Shared>,
-    request: http::Request<Incoming>,
+    parts: http::request::Parts,
+    body: Bytes,
     action: Action,
 ) -> http::Response<Body> {
-    let (parts, body) = request.into_parts();
-    let body = match read_body(body, API_BODY_LIMIT).await {
-        Ok(body) => body,
-        Err(message) => return error("SerializationException", &message),
-    };
     // These calls never reach the generic forwarding path, where injected faults are applied,
     // so they are applied here, before anything else: a test can make CreateAccountAssignment
     // answer ConflictException or ThrottlingException.
@@ -955,5 +996,57 @@ mod tests {
             sso.poll(Kind::Creation, &format!("r-{MAX_REQUESTS}"), INSTANCE)
                 .is_some()
         );
+    }
+}
+
+/// moto names a permission set `arn:aws:sso:::instance/<instance>/ps-…`; AWS (and the SDK's
+/// documented pattern, and trailgate's catalog check) `arn:aws:sso:::permissionSet/<instance>/ps-…`.
+/// The router speaks AWS's form to its callers and moto's to moto.
+pub(super) fn to_moto_arns(body: &[u8]) -> Bytes {
+    Bytes::from(
+        String::from_utf8_lossy(body)
+            .replace(":sso:::permissionSet/", ":sso:::instance/")
+            .into_bytes(),
+    )
+}
+
+/// [`to_moto_arns`] the other way: every `:sso:::instance/<instance>/ps-` becomes
+/// `:sso:::permissionSet/<instance>/ps-`; a bare instance ARN stays as it is.
+pub(super) fn to_aws_arns(body: &[u8]) -> Bytes {
+    let text = String::from_utf8_lossy(body);
+    let marker = ":sso:::instance/";
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text.as_ref();
+    while let Some(at) = rest.find(marker) {
+        let after = &rest[at + marker.len()..];
+        let instance_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+            .unwrap_or(after.len());
+        let is_permission_set = after[instance_len..].starts_with("/ps-");
+        out.push_str(&rest[..at]);
+        out.push_str(if is_permission_set {
+            ":sso:::permissionSet/"
+        } else {
+            marker
+        });
+        rest = after;
+    }
+    out.push_str(rest);
+    Bytes::from(out.into_bytes())
+}
+
+#[cfg(test)]
+mod arn_tests {
+    use super::*;
+
+    #[test]
+    fn permission_set_arns_are_translated_both_ways_and_instance_arns_kept() {
+        let aws = r#"{"InstanceArn":"arn:aws:sso:::instance/ssoins-abcdefgh12345678","PermissionSetArn":"arn:aws:sso:::permissionSet/ssoins-abcdefgh12345678/ps-0123456789abcdef"}"#;
+        let moto = to_moto_arns(aws.as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&moto),
+            r#"{"InstanceArn":"arn:aws:sso:::instance/ssoins-abcdefgh12345678","PermissionSetArn":"arn:aws:sso:::instance/ssoins-abcdefgh12345678/ps-0123456789abcdef"}"#
+        );
+        assert_eq!(String::from_utf8_lossy(&to_aws_arns(&moto)), aws);
     }
 }

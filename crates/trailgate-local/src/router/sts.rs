@@ -19,15 +19,20 @@ pub struct AssumeCalls {
 }
 
 impl AssumeCalls {
-    /// Records `body` (an STS query-protocol form) if it is an `AssumeRole` call.
-    pub fn record(&self, body: &[u8]) {
-        if let Some(call) = parse(body) {
+    /// Records `body` (an STS query-protocol form) if it is an `AssumeRole` call, and says
+    /// whether it was.
+    pub fn record(&self, body: &[u8]) -> bool {
+        let Some(call) = parse(body) else {
+            return false;
+        };
+        {
             let mut calls = self.calls.lock().expect("assume calls lock");
             if calls.len() == MAX_CALLS {
                 calls.remove(0);
             }
             calls.push(call);
         }
+        true
     }
 
     /// Every recorded call: `{role_arn, session_name, source_identity, duration_seconds,
@@ -35,6 +40,35 @@ impl AssumeCalls {
     pub fn list(&self) -> Vec<Value> {
         self.calls.lock().expect("assume calls lock").clone()
     }
+}
+
+/// The session an `AssumeRole` answer (STS's XML) describes, as a caller the API emulation
+/// accepts, if it is a session of an Identity Center role (`AWSReservedSSO_*`). On AWS those
+/// sessions come from Identity Center's sign-in; locally a user assumes such a role with their
+/// Identity Center user name as the session name (crates/trailgate-local/README.md), and the
+/// API must know the session's keys to verify its signature as API Gateway would.
+pub fn identity_center_session(xml: &str) -> Option<super::sigv4::LocalUser> {
+    let element = |name: &str| {
+        let open = format!("<{name}>");
+        let start = xml.find(&open)? + open.len();
+        let end = start + xml[start..].find(&format!("</{name}>"))?;
+        Some(xml[start..end].trim().to_owned())
+    };
+    let arn = element("Arn")?;
+    let (_, rest) = arn.split_once(":assumed-role/")?;
+    if !rest.starts_with(trailgate_domain::identity::IDENTITY_CENTER_ROLE_PREFIX) {
+        return None;
+    }
+    let session = rest.rsplit('/').next()?.to_owned();
+    Some(super::sigv4::LocalUser {
+        name: session,
+        role: "identity-center-session".into(),
+        email: String::new(),
+        user_id: element("AssumedRoleId")?,
+        arn,
+        access_key_id: element("AccessKeyId")?,
+        secret_access_key: element("SecretAccessKey")?,
+    })
 }
 
 fn parse(body: &[u8]) -> Option<Value> {
@@ -91,6 +125,34 @@ fn parse(body: &[u8]) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_identity_center_sessions_become_api_callers() {
+        let answer = |arn: &str| {
+            format!(
+                "<AssumeRoleResponse><AssumeRoleResult><Credentials><SessionToken>t</SessionToken>\
+                 <SecretAccessKey>secret</SecretAccessKey><Expiration>2026-12-02T22:00:00Z</Expiration>\
+                 <AccessKeyId>ASIAEXAMPLE</AccessKeyId></Credentials><AssumedRoleUser>\
+                 <AssumedRoleId>AROAEXAMPLE:alice@example.com</AssumedRoleId><Arn>{arn}</Arn>\
+                 </AssumedRoleUser></AssumeRoleResult></AssumeRoleResponse>"
+            )
+        };
+        let session = identity_center_session(&answer(
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_ProdAccess_0a1b2c3d4e5f6a7b/alice@example.com",
+        ))
+        .unwrap();
+        assert_eq!(session.access_key_id, "ASIAEXAMPLE");
+        assert_eq!(session.secret_access_key, "secret");
+        assert_eq!(session.user_id, "AROAEXAMPLE:alice@example.com");
+        assert_eq!(session.name, "alice@example.com");
+        assert!(
+            identity_center_session(&answer(
+                "arn:aws:sts::123456789012:assumed-role/trailgate-agent/trailgate-grant"
+            ))
+            .is_none()
+        );
+        assert!(identity_center_session("<Error/>").is_none());
+    }
 
     #[test]
     fn an_assume_role_form_is_recorded_as_sent_and_other_calls_are_not() {
