@@ -250,6 +250,37 @@ async fn permission_sets_are_granted_to_the_identity_center_user_and_revoke_ends
         ensure!(format!("{err:#}").contains("own request"), "{err:#}");
         ensure!(bob.get(&format!("/requests/{own}")).await?["status"] == "PENDING");
         println!("ok: no self-approval across principals");
+
+        // Drift: an assignment made by hand (carol, outside trailgate) is swept by the
+        // reconciler, her sessions denied, while alice's active grant keeps its own.
+        let (held, _) = approved(&ctx, &alice, body("PT30M", &center.account), &["ACTIVE"]).await?;
+        let carol_id = ctx.state.identity_center.users["carol"].clone();
+        center
+            .sso
+            .create_account_assignment()
+            .instance_arn(&center.instance)
+            .target_id(&center.account)
+            .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+            .permission_set_arn(&center.permission_set)
+            .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+            .principal_id(&carol_id)
+            .send()
+            .await?;
+        ensure!(center.assigned().await?.contains(&carol_id));
+        let report = ctx.reconcile().await?;
+        ensure!(
+            report["swept"].as_array().is_some_and(|swept| swept.len() == 1
+                && swept[0]["user_id"] == carol_id.as_str()),
+            "reconcile report: {report}"
+        );
+        ensure!(center.assigned().await? == vec![alice_id.clone()], "after the sweep");
+        let inline = center.inline_policy().await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        ensure!(denies_user(&inline, &carol_id, &center.account, now - 1), "{inline}");
+        alice
+            .post_json(&format!("/requests/{held}/revoke"), &json!({}))
+            .await?;
+        println!("ok: drift swept");
         measure(&ctx, &alice, &center).await
     })
     .await

@@ -257,27 +257,44 @@ impl IdentityCenter for IdentityCenterClient {
     }
 
     async fn is_assigned(&self, assignment: &Assignment) -> Result<bool> {
+        Ok(self
+            .assigned_users(
+                &assignment.instance_arn,
+                &assignment.permission_set_arn,
+                &assignment.account,
+            )
+            .await?
+            .contains(&assignment.user_id))
+    }
+
+    async fn assigned_users(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+    ) -> Result<Vec<String>> {
         let client = self.client().await?;
+        let mut users = Vec::new();
         let mut next = None;
         loop {
             let page = client
                 .list_account_assignments()
-                .instance_arn(&assignment.instance_arn)
-                .account_id(&assignment.account)
-                .permission_set_arn(&assignment.permission_set_arn)
+                .instance_arn(instance_arn)
+                .account_id(account)
+                .permission_set_arn(permission_set_arn)
                 .set_next_token(next)
                 .send()
                 .await
                 .map_err(|err| sso_error("sso-admin ListAccountAssignments", &err))?;
-            if page.account_assignments().iter().any(|held| {
-                held.principal_type() == Some(&PrincipalType::User)
-                    && held.principal_id() == Some(assignment.user_id.as_str())
-            }) {
-                return Ok(true);
-            }
+            users.extend(
+                page.account_assignments()
+                    .iter()
+                    .filter(|held| held.principal_type() == Some(&PrincipalType::User))
+                    .filter_map(|held| held.principal_id().map(str::to_owned)),
+            );
             next = page.next_token().map(str::to_owned);
             if next.is_none() {
-                return Ok(false);
+                return Ok(users);
             }
         }
     }

@@ -303,6 +303,13 @@ pub trait IdentityCenter: Send + Sync {
         &self,
         assignment: &crate::request::Assignment,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// The user ids the permission set is assigned to in `account` now (principal type USER).
+    fn assigned_users(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Where the operation `request_id` is.
     fn status(
         &self,

@@ -984,6 +984,22 @@ impl crate::ports::IdentityCenter for MemoryIdentityCenter {
         self.call("ListAccountAssignments");
         Ok(self.assigned(assignment))
     }
+    async fn assigned_users(
+        &self,
+        _instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+    ) -> Result<Vec<String>> {
+        self.call("ListAccountAssignments");
+        Ok(self
+            .assignments
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(ps, acct, _)| ps == permission_set_arn && acct == account)
+            .map(|(_, _, user)| user.clone())
+            .collect())
+    }
     async fn status(
         &self,
         operation: crate::ports::Operation,

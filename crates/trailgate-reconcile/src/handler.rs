@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
+use trailgate_domain::catalog::Catalog;
 use trailgate_domain::ports::{IdentityCenter, Ledger, Notifier, Roles};
 use trailgate_domain::service;
 
@@ -10,22 +11,25 @@ pub struct Deps<L, R, I, N> {
     pub ledger: L,
     pub roles: R,
     pub identity_center: I,
+    /// The permission sets and accounts of the drift sweep.
+    pub catalog: Catalog,
     pub notifier: N,
 }
 
 pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
     deps: &Deps<L, R, I, N>,
 ) -> Result<Value, LambdaError> {
-    let report = service::reconcile(
+    let report = service::reconcile_with(
         &deps.ledger,
         &deps.roles,
         &deps.identity_center,
+        Some(&deps.catalog),
         &deps.notifier,
         time::OffsetDateTime::now_utc(),
     )
     .await?;
     if report.found_anything() {
-        tracing::warn!(revoked = ?report.revoked, reapplied = ?report.reapplied, failed = ?report.failed, near_capacity = ?report.near_capacity, fallbacks = ?report.fallbacks, "reconciler found grants the state machine did not end, or roles running out of room");
+        tracing::warn!(revoked = ?report.revoked, reapplied = ?report.reapplied, failed = ?report.failed, near_capacity = ?report.near_capacity, fallbacks = ?report.fallbacks, swept = report.swept.len(), "reconciler found grants the state machine did not end, or roles running out of room");
     }
     Ok(json!({
         "revoked": report.revoked,
@@ -33,6 +37,7 @@ pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
         "collected": report.collected,
         "failed": report.failed.iter().map(|(id, why)| json!({"id": id, "error": why})).collect::<Vec<_>>(),
         "near_capacity": report.near_capacity.iter().map(|(role, used)| json!({"role": role, "characters": used})).collect::<Vec<_>>(),
+        "swept": report.swept.iter().map(|s| json!({"permission_set_arn": s.permission_set_arn, "account": s.account, "user_id": s.user_id})).collect::<Vec<_>>(),
         "fallbacks": report.fallbacks.iter().map(|(role, before)| json!({"role": role, "issued_before": before})).collect::<Vec<_>>(),
     }))
 }
@@ -54,6 +59,7 @@ mod tests {
             ledger,
             roles: MemoryRoles::with_sample_role(),
             identity_center: MemoryIdentityCenter::default(),
+            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             notifier: MemoryNotifier::default(),
         };
         let out = handle(&deps).await.unwrap();
@@ -72,6 +78,7 @@ mod tests {
             ledger,
             roles: MemoryRoles::with_sample_role(),
             identity_center: MemoryIdentityCenter::default(),
+            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             notifier: MemoryNotifier::default(),
         };
         let out = handle(&deps).await.unwrap();

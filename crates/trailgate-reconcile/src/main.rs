@@ -1,4 +1,5 @@
-//! The reconciler's entry point: runs on a schedule and revokes grants the state machine missed.
+//! The reconciler's entry point: runs on a schedule, revokes grants the state machine missed
+//! and sweeps Identity Center assignments no request holds.
 
 mod handler;
 
@@ -9,12 +10,14 @@ use trailgate_aws::{config, ledger::DynamoLedger, notifier::SnsNotifier, roles::
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
     let deps = handler::Deps {
         ledger: DynamoLedger::from_env(&sdk).await?,
         // Writes and deletes revocations in member accounts: the tagged agent session.
         roles: IamRoles::writer_from_env(&sdk, "reconcile"),
         identity_center: IdentityCenterClient::from_env(&sdk, "reconcile"),
+        catalog,
         notifier: SnsNotifier::from_sdk(&sdk, None, Some(config::required("ALERTS_TOPIC_ARN")?)),
     };
     run(service_fn(|_: LambdaEvent<serde_json::Value>| {

@@ -214,15 +214,22 @@ pub async fn revoke_assignment<L: Ledger, I: IdentityCenter>(
     if !ledger.release_assignment(&key, id).await? {
         return Ok((revoked.status, AssignmentRevoked::StillHeld));
     }
-    let removed = remove_assignment(identity_center, &revoked, &assignment, now).await?;
+    let removed = remove_assignment(
+        identity_center,
+        revoked.expires_at.is_some(),
+        &assignment,
+        now,
+    )
+    .await?;
     ledger.unfence_assignment(&key, id).await?;
     Ok((revoked.status, removed))
 }
 
 /// Deletes the assignment and denies the sessions it gave; the caller holds the fence.
+/// `was_active`: a grant had it ACTIVE, so sessions may exist even if the assignment is gone.
 async fn remove_assignment<I: IdentityCenter>(
     identity_center: &I,
-    revoked: &AccessRequest,
+    was_active: bool,
     assignment: &Assignment,
     now: OffsetDateTime,
 ) -> Result<AssignmentRevoked> {
@@ -246,7 +253,7 @@ async fn remove_assignment<I: IdentityCenter>(
             assignment.permission_set_arn, assignment.user_id, assignment.account
         )));
     }
-    if !existed && revoked.expires_at.is_none() {
+    if !existed && !was_active {
         // Never active and never assigned: no session can exist.
         return Ok(AssignmentRevoked::Nothing);
     }
@@ -295,6 +302,121 @@ async fn remove_assignment<I: IdentityCenter>(
         )));
     }
     Ok(AssignmentRevoked::Removed)
+}
+
+/// The holder the drift sweep fences an assignment with: no request id looks like it.
+const SWEEPER: &str = "reconciler-drift-sweep";
+
+/// One assignment the drift sweep removed: made outside trailgate (by hand, by another tool),
+/// or left by a grant the ledger no longer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swept {
+    pub permission_set_arn: String,
+    pub account: String,
+    pub user_id: String,
+}
+
+/// The drift sweep (the reconciler's, as SSO Elevator does it): every user assignment of a
+/// permission set the catalog grants and Identity Center shows tagged `trailgate:managed=true`,
+/// in each account the entry lists by id and each account a permission-set request in
+/// `requests` names, that no request holds is removed as a revoke would remove it (fenced,
+/// deleted, the user's sessions there denied). An assignment being granted is held (a grant
+/// counts itself before it creates the assignment) and one being revoked is fenced, so
+/// neither is touched. Returns what it removed and, per assignment, what it could not do.
+pub async fn sweep_assignments<L: Ledger, I: IdentityCenter>(
+    ledger: &L,
+    identity_center: &I,
+    catalog: &Catalog,
+    requests: &[&AccessRequest],
+    now: OffsetDateTime,
+) -> (Vec<Swept>, Vec<(String, String)>) {
+    let mut targets: Vec<(String, String, String)> = Vec::new();
+    for entry in &catalog.entries {
+        let Some(set) = &entry.permission_set else {
+            continue;
+        };
+        for account in entry
+            .accounts
+            .iter()
+            .filter(|a| crate::catalog::is_account_id(a))
+        {
+            targets.push((
+                set.instance_arn.clone(),
+                set.permission_set_arn.clone(),
+                account.clone(),
+            ));
+        }
+    }
+    for assignment in requests.iter().filter_map(|r| r.assignment.as_ref()) {
+        targets.push((
+            assignment.instance_arn.clone(),
+            assignment.permission_set_arn.clone(),
+            assignment.account.clone(),
+        ));
+    }
+    targets.sort();
+    targets.dedup();
+    let (mut swept, mut failed) = (Vec::new(), Vec::new());
+    let mut managed: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
+    for (instance, set, account) in targets {
+        let is_managed = match managed.get(&set) {
+            Some(known) => *known,
+            None => {
+                let probe = Assignment {
+                    instance_arn: instance.clone(),
+                    permission_set_arn: set.clone(),
+                    account: account.clone(),
+                    user_id: String::new(),
+                };
+                let known = check_permission_set(identity_center, &probe).await.is_ok();
+                managed.insert(set.clone(), known);
+                known
+            }
+        };
+        if !is_managed {
+            continue;
+        }
+        let users = match identity_center
+            .assigned_users(&instance, &set, &account)
+            .await
+        {
+            Ok(users) => users,
+            Err(err) => {
+                failed.push((format!("{set} in {account}"), err.message));
+                continue;
+            }
+        };
+        for user_id in users {
+            let assignment = Assignment {
+                instance_arn: instance.clone(),
+                permission_set_arn: set.clone(),
+                account: account.clone(),
+                user_id,
+            };
+            let key = assignment.holders_key();
+            let outcome = async {
+                if !ledger.release_assignment(&key, SWEEPER).await? {
+                    return Ok(false);
+                }
+                let removed = remove_assignment(identity_center, true, &assignment, now).await;
+                ledger.unfence_assignment(&key, SWEEPER).await?;
+                removed.map(|_| true)
+            };
+            match outcome.await {
+                Ok(true) => swept.push(Swept {
+                    permission_set_arn: set.clone(),
+                    account: account.clone(),
+                    user_id: assignment.user_id.clone(),
+                }),
+                Ok(false) => {}
+                Err(err) => failed.push((
+                    format!("{set} in {account} for user {}", assignment.user_id),
+                    err.message,
+                )),
+            }
+        }
+    }
+    (swept, failed)
 }
 
 /// Polls an operation until it succeeds, with backoff, for at most [`OPERATION_BOUND`]:

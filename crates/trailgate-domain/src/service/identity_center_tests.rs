@@ -4,7 +4,7 @@
 use super::*;
 use crate::catalog::Protected;
 use crate::error::ErrorKind;
-use crate::request::NewRequest;
+use crate::request::{Assignment, NewRequest};
 use crate::service::test_support::settings;
 use crate::service::{Submission, Verdict, decide_as, resolve_target, submit};
 use crate::testing::*;
@@ -408,4 +408,79 @@ fn the_role_paths_refuse_a_permission_set_request_before_writing_anything() {
     .unwrap();
     assert_eq!(status, Status::Revoked);
     assert!(!identity_center.assigned(request.assignment.as_ref().unwrap()));
+}
+
+#[test]
+fn the_drift_sweep_removes_assignments_no_request_holds_and_leaves_held_ones() {
+    let (ledger, identity_center) = (MemoryLedger::default(), MemoryIdentityCenter::default());
+    let held = active(&ledger, &identity_center, "r-held");
+    let by_hand = Assignment {
+        user_id: "d1d1d1d1-0000-4000-8000-00000000d1d1".into(),
+        ..held.assignment.clone().unwrap()
+    };
+    identity_center.assignments.lock().unwrap().insert((
+        by_hand.permission_set_arn.clone(),
+        by_hand.account.clone(),
+        by_hand.user_id.clone(),
+    ));
+    let catalog = identity_center_catalog();
+    let (swept, failed) = block_on(sweep_assignments(
+        &ledger,
+        &identity_center,
+        &catalog,
+        &[],
+        now(),
+    ));
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert_eq!(swept[0].user_id, by_hand.user_id);
+    assert!(
+        !identity_center.assigned(&by_hand),
+        "the hand-made assignment is gone"
+    );
+    assert!(
+        identity_center.assigned(held.assignment.as_ref().unwrap()),
+        "the grant's stays"
+    );
+    let inline = identity_center.inline(PERMISSION_SET_ARN).unwrap();
+    assert!(denies_user(
+        &inline,
+        &by_hand.user_id,
+        PS_ACCOUNT,
+        now().unix_timestamp()
+    ));
+    assert!(
+        !denies_user(&inline, ALICE_USER_ID, PS_ACCOUNT, 0),
+        "alice's sessions live"
+    );
+    assert_eq!(
+        ledger.holders(&by_hand.holders_key()).1,
+        None,
+        "the sweep's fence is cleared"
+    );
+
+    // A permission set not tagged as trailgate's is never swept.
+    identity_center.assignments.lock().unwrap().insert((
+        by_hand.permission_set_arn.clone(),
+        by_hand.account.clone(),
+        by_hand.user_id.clone(),
+    ));
+    identity_center
+        .permission_sets
+        .lock()
+        .unwrap()
+        .get_mut(PERMISSION_SET_ARN)
+        .unwrap()
+        .0
+        .tags
+        .clear();
+    let (swept, _) = block_on(sweep_assignments(
+        &ledger,
+        &identity_center,
+        &catalog,
+        &[],
+        now(),
+    ));
+    assert!(swept.is_empty());
+    assert!(identity_center.assigned(&by_hand));
 }

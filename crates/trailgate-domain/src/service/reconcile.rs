@@ -30,6 +30,9 @@ pub struct ReconcileReport {
     /// Roles holding a role-wide fallback deny, which ends every trailgate session on the role
     /// issued before its time (role, that time, RFC 3339).
     pub fallbacks: Vec<(String, String)>,
+    /// Identity Center assignments of managed permission sets that no request held (made by
+    /// hand, or left behind), removed with their users' sessions denied.
+    pub swept: Vec<super::Swept>,
 }
 
 impl ReconcileReport {
@@ -40,6 +43,7 @@ impl ReconcileReport {
             || !self.failed.is_empty()
             || !self.near_capacity.is_empty()
             || !self.fallbacks.is_empty()
+            || !self.swept.is_empty()
     }
 }
 
@@ -60,6 +64,19 @@ pub async fn reconcile<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
     ledger: &L,
     roles: &R,
     identity_center: &I,
+    notifier: &N,
+    now: OffsetDateTime,
+) -> Result<ReconcileReport> {
+    reconcile_with(ledger, roles, identity_center, None, notifier, now).await
+}
+
+/// [`reconcile`], and with `catalog` the drift sweep of Identity Center assignments
+/// ([`super::sweep_assignments`]) as its step 5: the reconciler function passes its catalog.
+pub async fn reconcile_with<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
+    ledger: &L,
+    roles: &R,
+    identity_center: &I,
+    catalog: Option<&crate::catalog::Catalog>,
     notifier: &N,
     now: OffsetDateTime,
 ) -> Result<ReconcileReport> {
@@ -116,6 +133,13 @@ pub async fn reconcile<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
             Err(err) => report.failed.push((request.id.clone(), err.message)),
         }
     }
+    if let Some(catalog) = catalog {
+        let seen: Vec<&AccessRequest> = overdue.iter().chain(&ended).collect();
+        let (swept, failed) =
+            super::sweep_assignments(ledger, identity_center, catalog, &seen, now).await;
+        report.swept = swept;
+        report.failed.extend(failed);
+    }
     // Measured last, so the figure includes what this run wrote. A role near the limit is
     // reported before a revoke has to fall back; one holding a fallback, while it lasts.
     for role in &touched {
@@ -134,22 +158,34 @@ pub async fn reconcile<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
 
     if report.found_anything() {
         let message = format!(
-            "The reconciler found grants the state machine did not end, or roles running out of room for revocations.\nRevoked (ACTIVE past expiry): {:?}\nDeny re-applied: {:?}\nFailed (will retry): {:?}\nRoles whose inline policies use {}% or more of IAM's {} characters (role, used): {:?}\nRoles with a role-wide fallback deny, which also ended the other grants' sessions issued before its time (they must fetch new credentials): {:?}\n",
+            "The reconciler found grants the state machine did not end, or roles running out of room for revocations.\nRevoked (ACTIVE past expiry): {:?}\nDeny re-applied: {:?}\nFailed (will retry): {:?}\nRoles whose inline policies use {}% or more of IAM's {} characters (role, used): {:?}\nRoles with a role-wide fallback deny, which also ended the other grants' sessions issued before its time (they must fetch new credentials): {:?}\nIdentity Center assignments no request held, removed and their sessions denied (permission set, account, user id): {:?}\n",
             report.revoked,
             report.reapplied,
             report.failed,
             policy::CAPACITY_WARNING_PERCENT,
             policy::INLINE_POLICY_LIMIT,
             report.near_capacity,
-            report.fallbacks
+            report.fallbacks,
+            report
+                .swept
+                .iter()
+                .map(|s| (
+                    s.permission_set_arn.as_str(),
+                    s.account.as_str(),
+                    s.user_id.as_str()
+                ))
+                .collect::<Vec<_>>()
         );
-        let subject =
-            if report.revoked.is_empty() && report.reapplied.is_empty() && report.failed.is_empty()
-            {
-                "trailgate: a target role is running out of room for revocations"
-            } else {
-                "trailgate: reconciler revoked overdue grants"
-            };
+        let subject = if !report.swept.is_empty() {
+            "trailgate: reconciler removed Identity Center assignments no request held"
+        } else if report.revoked.is_empty()
+            && report.reapplied.is_empty()
+            && report.failed.is_empty()
+        {
+            "trailgate: a target role is running out of room for revocations"
+        } else {
+            "trailgate: reconciler revoked overdue grants"
+        };
         notifier
             .publish(Topic::Alerts, subject, &message, None)
             .await?;
