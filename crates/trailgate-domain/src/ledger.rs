@@ -239,13 +239,7 @@ pub fn record_digest(record: &AccessRequest) -> String {
     let mut canonical = canonical;
     // Appended only when present, so records written before permission sets keep their digest.
     if let (Some(a), Some(fields)) = (&record.assignment, canonical.as_array_mut()) {
-        fields.push(serde_json::json!([
-            "assignment",
-            a.instance_arn,
-            a.permission_set_arn,
-            a.account,
-            a.user_id
-        ]));
+        fields.push(a.canonical());
     }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }

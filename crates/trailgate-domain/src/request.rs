@@ -186,6 +186,17 @@ impl Assignment {
         crate::identity::identity_center_user_arn(partition, &self.user_id)
     }
 
+    /// The assignment as the content hash and the record digest cover it.
+    pub fn canonical(&self) -> serde_json::Value {
+        serde_json::json!([
+            "assignment",
+            self.instance_arn,
+            self.permission_set_arn,
+            self.account,
+            self.user_id
+        ])
+    }
+
     /// What two grants share when they overlap: the same permission set for the same user in
     /// the same account is one account assignment in Identity Center.
     pub fn holders_key(&self) -> String {
@@ -427,13 +438,7 @@ impl AccessRequest {
         ]);
         // Appended only when present, so the hash of every role request stays what it was.
         if let (Some(a), Some(fields)) = (&self.assignment, canonical.as_array_mut()) {
-            fields.push(serde_json::json!([
-                "assignment",
-                a.instance_arn,
-                a.permission_set_arn,
-                a.account,
-                a.user_id
-            ]));
+            fields.push(a.canonical());
         }
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }

@@ -73,6 +73,16 @@ pub async fn activate<L: Ledger, R: Roles>(
     }
     check_duration(entry, &current)?;
     check_grantable(roles, contract, &current.role_arn).await?;
+    commit_active(ledger, id, now).await
+}
+
+/// Commits ACTIVE with `expires_at` = `now` + the duration (idempotent: an ACTIVE request
+/// answers its expiry). The last step of every activation, role or permission set.
+pub(super) async fn commit_active<L: Ledger>(
+    ledger: &L,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<String> {
     with_retry(|| async {
         let current = load(ledger, id).await?;
         if current.status == Status::Active {

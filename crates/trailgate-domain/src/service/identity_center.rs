@@ -9,15 +9,13 @@
 //! revoke deleting the assignment under the second grant).
 
 use super::revoke::commit_revoked;
-use super::{Target, commit, entry_of, load, with_retry};
+use super::{Target, entry_of, load};
 use crate::catalog::{Catalog, Protected};
 use crate::error::{Error, Result};
 use crate::identity::{Principal, is_identity_center_user_id};
-use crate::ledger::change;
 use crate::policy::{INLINE_POLICY_LIMIT, MANAGED_TAG};
 use crate::ports::{IdentityCenter, Ledger, Operation, OperationStatus, PermissionSetInfo, Roles};
 use crate::request::{AccessRequest, Assignment, Caller, Status};
-use crate::time::format_utc;
 use crate::user_deny;
 use ::time::{Duration, OffsetDateTime};
 
@@ -149,33 +147,7 @@ pub async fn activate_assignment<L: Ledger, I: IdentityCenter>(
         &request_id,
     )
     .await?;
-    with_retry(|| async {
-        let current = load(ledger, id).await?;
-        if current.status == Status::Active {
-            return current
-                .expires_at
-                .ok_or_else(|| Error::internal("an ACTIVE request has no expires_at"));
-        }
-        let mut next = current.clone();
-        next.status = Status::Active;
-        let expires_at = format_utc(now + current.duration());
-        next.expires_at = Some(expires_at.clone());
-        let detail = Some(format!("until {expires_at}"));
-        commit(
-            ledger,
-            change(
-                Some(&current),
-                next,
-                "trailgate:grant",
-                "Activated",
-                detail,
-                now,
-            )?,
-        )
-        .await?;
-        Ok(expires_at)
-    })
-    .await
+    super::grant::commit_active(ledger, id, now).await
 }
 
 /// What revoking a permission-set grant did to Identity Center.

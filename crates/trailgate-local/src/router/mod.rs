@@ -497,6 +497,26 @@ async fn handle_aws(
     forward_to_moto(shared, request).await
 }
 
+/// Answers an injected fault (and logs it under `what`).
+fn injected(
+    shared: &Shared,
+    what: &str,
+    fault: faults::FaultReply,
+) -> http::Response<Body> {
+    shared.log.line(format!(
+        "fault injected: {what} -> {} {}",
+        fault.status, fault.code
+    ));
+    respond(
+        fault.status,
+        &[
+            ("content-type", fault.content_type),
+            ("x-amzn-ErrorType", &fault.code),
+        ],
+        fault.body,
+    )
+}
+
 /// `POST /_local/faults` adds rules, `GET` lists them, `DELETE` removes them (all, or those
 /// with the body's `match`).
 async fn manage_faults(
@@ -617,18 +637,7 @@ async fn lookup_events(
     // LookupEvents is served here rather than by moto, so injected faults are applied here too:
     // tests make the context step's CloudTrail source fail deterministically this way.
     if let Some(fault) = shared.faults.take(&parts.headers, parts.uri.query(), &body) {
-        shared.log.line(format!(
-            "fault injected: LookupEvents -> {} {}",
-            fault.status, fault.code
-        ));
-        return respond(
-            fault.status,
-            &[
-                ("content-type", fault.content_type),
-                ("x-amzn-ErrorType", &fault.code),
-            ],
-            fault.body,
-        );
+        return injected(shared, "LookupEvents", fault);
     }
     let error = |error: cloudtrail::ApiError| {
         let mut response = respond(400, &content_type, error.body().to_string());
@@ -840,28 +849,19 @@ async fn forward_assume_role(
     parts: http::request::Parts,
     body: Bytes,
 ) -> http::Response<Body> {
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let url = format!("{}{path_and_query}", shared.moto_url);
-    let forwarded = shared
-        .forward
-        .request(parts.method.clone(), &url)
-        .headers(strip_hop_by_hop(&parts.headers))
-        .body(body)
-        .send()
-        .await;
-    let response = match forwarded {
-        Ok(response) => response,
+    let (parts, body) = forward_parts(shared, parts, reqwest::Body::from(body))
+        .await
+        .into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
         Err(err) => {
             return json_response(
                 502,
-                &json!({"__type": "ServiceUnavailable", "message": format!("moto is not reachable: {err}")}),
+                &json!({"__type": "ServiceUnavailable", "message": format!("reading moto's answer: {err}")}),
             );
         }
     };
-    let status = response.status();
-    let headers = strip_hop_by_hop(response.headers());
-    let bytes = response.bytes().await.unwrap_or_default();
-    if status.is_success()
+    if parts.status.is_success()
         && let Some(session) = sts::identity_center_session(&String::from_utf8_lossy(&bytes))
     {
         shared.log.line(format!(
@@ -871,10 +871,7 @@ async fn forward_assume_role(
         let mut users = shared.users.write().expect("router lock");
         users.insert(session.access_key_id.clone(), session);
     }
-    let mut reply = http::Response::new(full(bytes));
-    *reply.status_mut() = status;
-    *reply.headers_mut() = headers;
-    reply
+    http::Response::from_parts(parts, full(bytes))
 }
 
 async fn forward_parts(

@@ -469,18 +469,7 @@ pub(super) async fn handle(
     // so they are applied here, before anything else: a test can make CreateAccountAssignment
     // answer ConflictException or ThrottlingException.
     if let Some(fault) = shared.faults.take(&parts.headers, parts.uri.query(), &body) {
-        shared.log.line(format!(
-            "fault injected: sso {action:?} -> {} {}",
-            fault.status, fault.code
-        ));
-        return respond(
-            fault.status,
-            &[
-                ("content-type", fault.content_type),
-                ("x-amzn-ErrorType", &fault.code),
-            ],
-            fault.body,
-        );
+        return super::injected(shared, &format!("sso {action:?}"), fault);
     }
     let params = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(params)) => params,
