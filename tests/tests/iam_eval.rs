@@ -1476,6 +1476,133 @@ fn weakened_documents_are_caught() -> Result<()> {
     Ok(())
 }
 
+/// The deny a permission-set revoke writes into the permission set's inline policy (issue 14,
+/// `user_deny.rs`), judged by the evaluator as the provisioned role's policy: it ends the
+/// revoked user's sessions in that account issued before the revoke, and nothing else; its
+/// fallback ends every session issued before; and a weakened deny (no issue time) is caught.
+#[test]
+fn the_permission_set_deny_ends_only_the_revoked_users_earlier_sessions() -> Result<()> {
+    use trailgate_domain::user_deny::add_user_deny;
+    let (alice, bob) = (
+        "94482488-3041-7026-18f3-be45837cd0e4",
+        "b0b00000-0000-4000-8000-000000000001",
+    );
+    let (member, other) = ("111111111111", "222222222222");
+    let own = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "ProdAccess", "Effect": "Allow", "Action": ["s3:GetObject", "ec2:DescribeInstances"], "Resource": "*"}
+    ]});
+    let revoked_at = 1_796_000_000_i64;
+    let deny = add_user_deny(
+        Some(&own.to_string()),
+        alice,
+        member,
+        revoked_at,
+        revoked_at + 3900,
+        revoked_at,
+        10_240,
+    )?;
+    let fallback = add_user_deny(
+        Some(&deny.document),
+        bob,
+        member,
+        revoked_at + 10,
+        revoked_at + 3910,
+        revoked_at,
+        policy::policy_size(&deny.document) + 10,
+    )?;
+    ensure!(fallback.fallback, "the second deny should not have fitted");
+    let at = |unix: i64| {
+        time::OffsetDateTime::from_unix_timestamp(unix)
+            .map(trailgate_domain::time::format_utc)
+            .unwrap_or_default()
+    };
+    let session = |document: &str,
+                   user: &str,
+                   account: &str,
+                   issued: i64,
+                   action: &str|
+     -> Result<Request> {
+        let mut request = Request::new(
+            &format!("arn:aws:sts::{account}:assumed-role/AWSReservedSSO_ProdAccess_0a1b2c3d4e5f6a7b/{user}@example.com"),
+            action,
+            "arn:aws:s3:::prod-data/report.csv",
+        )
+        .with("identitystore:UserId", user)
+        .with("aws:PrincipalAccount", account)
+        .with("aws:TokenIssueTime", at(issued))
+        .with("aws:CurrentTime", at(revoked_at + 600));
+        request.identity = vec![(
+            "AWSReservedSSO_ProdAccess inline".to_owned(),
+            parse(document)?,
+        )];
+        request.resource_account = Some(account.to_owned());
+        Ok(request)
+    };
+    let doc = "permission-set deny (revoke use case)";
+    let mut matrix = Matrix::default();
+    let get = "s3:GetObject";
+    matrix.add(
+        doc,
+        "alice's session issued before the revoke",
+        session(&deny.document, alice, member, revoked_at - 60, get)?,
+        Expect::deny_by("TGU"),
+    );
+    matrix.add(
+        doc,
+        "alice's session issued after it (a later grant)",
+        session(&deny.document, alice, member, revoked_at + 60, get)?,
+        Expect::Allow,
+    );
+    matrix.add(
+        doc,
+        "bob's session of the same permission set",
+        session(&deny.document, bob, member, revoked_at - 60, get)?,
+        Expect::Allow,
+    );
+    matrix.add(
+        doc,
+        "alice's session in another account",
+        session(&deny.document, alice, other, revoked_at - 60, get)?,
+        Expect::Allow,
+    );
+    matrix.add(
+        doc,
+        "the fallback: bob's earlier session",
+        session(&fallback.document, bob, member, revoked_at - 60, get)?,
+        Expect::deny_by("TGUALL"),
+    );
+    matrix.add(
+        doc,
+        "the fallback: alice's earlier session",
+        session(&fallback.document, alice, member, revoked_at - 60, get)?,
+        Expect::deny_by("TGUALL"),
+    );
+    matrix.add(
+        doc,
+        "the fallback: a session issued after both revokes",
+        session(&fallback.document, bob, member, revoked_at + 60, get)?,
+        Expect::Allow,
+    );
+    let report = matrix.run()?;
+    ensure!(report.unexpected.is_empty(), "{:#?}", report.unexpected);
+    ensure!(report.evaluated() == 7);
+
+    // Weakened: a deny without the issue time would also end the user's later grants.
+    let weakened = deny.document.replace("DateLessThan", "DateGreaterThan");
+    let mut caught = Matrix::default();
+    caught.add(
+        doc,
+        "weakened: alice's earlier session",
+        session(&weakened, alice, member, revoked_at - 60, get)?,
+        Expect::deny_by("TGU"),
+    );
+    ensure!(
+        unexpected(&caught)? == 1,
+        "a deny that no longer covers earlier sessions went unnoticed"
+    );
+    Ok(())
+}
+
 #[test]
 fn five_hundred_revocations_on_one_role_over_a_day_stay_inside_the_limit() -> Result<()> {
     // A day of revocations on one role, one every ~173 s, each grant ending up to four hours

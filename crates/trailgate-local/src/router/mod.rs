@@ -498,11 +498,7 @@ async fn handle_aws(
 }
 
 /// Answers an injected fault (and logs it under `what`).
-fn injected(
-    shared: &Shared,
-    what: &str,
-    fault: faults::FaultReply,
-) -> http::Response<Body> {
+fn injected(shared: &Shared, what: &str, fault: faults::FaultReply) -> http::Response<Body> {
     shared.log.line(format!(
         "fault injected: {what} -> {} {}",
         fault.status, fault.code
