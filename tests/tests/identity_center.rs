@@ -158,20 +158,27 @@ async fn permission_sets_are_granted_to_the_identity_center_user_and_revoke_ends
             ["REVOKED", "AUDITED"].contains(&ended["status"].as_str().unwrap_or_default()),
             "{ended}"
         );
-        eventually("the assignment's removal", Duration::from_secs(30), async || {
-            Ok(center.assigned().await?.is_empty())
-        })
-        .await?;
-        let inline = center.inline_policy().await?;
         let expires_at = time::OffsetDateTime::parse(
             ended["expires_at"].as_str().context("expires_at")?,
             &time::format_description::well_known::Rfc3339,
         )?
         .unix_timestamp();
-        ensure!(
-            denies_user(&inline, &alice_id, &center.account, expires_at - 1),
-            "no deny of alice's sessions: {inline}"
-        );
+        // REVOKED is committed first; the removal and the deny follow within the step.
+        eventually(
+            "the assignment's removal and the deny of alice's sessions",
+            Duration::from_secs(30),
+            async || {
+                Ok(center.assigned().await?.is_empty()
+                    && denies_user(
+                        &center.inline_policy().await?,
+                        &alice_id,
+                        &center.account,
+                        expires_at - 1,
+                    ))
+            },
+        )
+        .await
+        .with_context(|| format!("assignments and inline policy after {short}'s revoke"))?;
         println!("ok: lifecycle (approved to ACTIVE in {granted_in:?})");
 
         // Overlap: two grants of the one assignment; the first revoke leaves it to the second.
