@@ -94,6 +94,36 @@ async fn approved(
     Ok((id, seen))
 }
 
+/// A CloudTrail record of a call by `user`'s Identity Center session of `role` in `account`,
+/// made now (the grant's window is now).
+fn sso_call(n: u32, account: &str, role: &str, user: &str, name: &str) -> Value {
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats");
+    json!({
+        "eventVersion": "1.09",
+        "eventID": format!("ic-audit-{n}"),
+        "eventTime": now,
+        "eventSource": "s3.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "readOnly": !name.starts_with("Put") && !name.starts_with("Delete"),
+        "recipientAccountId": account,
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": format!("AROAEXAMPLESSO000001:{user}"),
+            "arn": format!("arn:aws:sts::{account}:assumed-role/{role}/{user}"),
+            "accountId": account,
+            "sessionContext": {"sessionIssuer": {
+                "type": "Role",
+                "arn": format!("arn:aws:iam::{account}:role/aws-reserved/sso.amazonaws.com/{role}"),
+                "accountId": account,
+                "userName": role,
+            }},
+        },
+    })
+}
+
 async fn eventually(
     what: &str,
     limit: Duration,
@@ -151,6 +181,19 @@ async fn permission_sets_are_granted_to_the_identity_center_user_and_revoke_ends
             .await
             .unwrap_err();
         ensure!(format!("{err:#}").contains("access portal"), "{err:#}");
+        // What CloudTrail records while the grant lives: alice's session of ProdAccess in prod
+        // (the grant's), her session of another permission set and bob's of this one (not).
+        let prod = center.account.as_str();
+        let role = trailgate_local::identity_center::SSO_ROLE_NAME;
+        let seeded = ctx
+            .seed_cloudtrail(&[
+                sso_call(1, prod, role, "alice@example.com", "ListBuckets"),
+                sso_call(2, prod, role, "alice@example.com", "PutObject"),
+                sso_call(3, prod, "AWSReservedSSO_ReadOnly_99aa88bb77cc66dd", "alice@example.com", "GetObject"),
+                sso_call(4, prod, role, "bob@example.com", "DeleteBucket"),
+            ])
+            .await?;
+        ensure!(seeded == 4, "seeded {seeded}");
         let ended = alice
             .wait_while(&short, &["ACTIVE"], Duration::from_secs(60))
             .await?;
@@ -179,7 +222,20 @@ async fn permission_sets_are_granted_to_the_identity_center_user_and_revoke_ends
         )
         .await
         .with_context(|| format!("assignments and inline policy after {short}'s revoke"))?;
-        println!("ok: lifecycle (approved to ACTIVE in {granted_in:?})");
+        // The audit keys on alice's user id and the permission set's sessions in prod.
+        let audited = alice
+            .wait_while(&short, &["REVOKED"], Duration::from_secs(60))
+            .await?;
+        let cloudtrail = &audited["audit"]["cloudtrail"];
+        ensure!(audited["status"] == "AUDITED", "{audited}");
+        ensure!(cloudtrail["analysed"] == true, "audit: {cloudtrail}");
+        ensure!(cloudtrail["account"] == prod, "audit: {cloudtrail}");
+        ensure!(cloudtrail["identity_center"]["user_id"] == alice_id.as_str(), "{cloudtrail}");
+        ensure!(cloudtrail["events"] == 2, "audit events: {cloudtrail}");
+        ensure!(cloudtrail["actions_by_service"]["s3"]["PutObject"] == 1, "{cloudtrail}");
+        ensure!(cloudtrail["actions_by_service"]["s3"]["GetObject"].is_null(), "{cloudtrail}");
+        ensure!(cloudtrail["actions_by_service"]["s3"]["DeleteBucket"].is_null(), "{cloudtrail}");
+        println!("ok: lifecycle (approved to ACTIVE in {granted_in:?}), audited by user id");
 
         // Overlap: two grants of the one assignment; the first revoke leaves it to the second.
         let (first, _) = approved(&ctx, &alice, body("PT30M", &center.account), &["ACTIVE"]).await?;
@@ -274,16 +330,56 @@ async fn permission_sets_are_granted_to_the_identity_center_user_and_revoke_ends
             .send()
             .await?;
         ensure!(center.assigned().await?.contains(&carol_id));
+        // And a group (bob and alice in it) given the permission set by hand: trailgate never
+        // assigns groups, so it is drift; bob's sessions are denied, alice's grant stands.
+        let bob_id = ctx.state.identity_center.users["bob"].clone();
+        let store = aws_sdk_identitystore::Client::new(&trailgate_local::deployer::sdk_config(
+            &ctx.state.aws_endpoint,
+        ));
+        let store_id = ctx.state.identity_center.identity_store_id.clone();
+        let group = store
+            .create_group()
+            .identity_store_id(&store_id)
+            .display_name("oncall")
+            .send()
+            .await?
+            .group_id()
+            .to_owned();
+        for member in [&bob_id, &alice_id] {
+            store
+                .create_group_membership()
+                .identity_store_id(&store_id)
+                .group_id(&group)
+                .member_id(aws_sdk_identitystore::types::MemberId::UserId(member.clone()))
+                .send()
+                .await?;
+        }
+        center
+            .sso
+            .create_account_assignment()
+            .instance_arn(&center.instance)
+            .target_id(&center.account)
+            .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+            .permission_set_arn(&center.permission_set)
+            .principal_type(aws_sdk_ssoadmin::types::PrincipalType::Group)
+            .principal_id(&group)
+            .send()
+            .await?;
+        // Every session issued before the sweep began is denied.
+        let before_sweep = time::OffsetDateTime::now_utc().unix_timestamp();
         let report = ctx.reconcile().await?;
+        let swept = report["swept"].as_array().cloned().unwrap_or_default();
         ensure!(
-            report["swept"].as_array().is_some_and(|swept| swept.len() == 1
-                && swept[0]["user_id"] == carol_id.as_str()),
+            swept.len() == 2
+                && swept.iter().any(|s| s["user_id"] == carol_id.as_str())
+                && swept.iter().any(|s| s["group_id"] == group.as_str()
+                    && s["members_denied"] == json!([bob_id.clone()])),
             "reconcile report: {report}"
         );
         ensure!(center.assigned().await? == vec![alice_id.clone()], "after the sweep");
         let inline = center.inline_policy().await?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        ensure!(denies_user(&inline, &carol_id, &center.account, now - 1), "{inline}");
+        ensure!(denies_user(&inline, &carol_id, &center.account, before_sweep), "{inline}");
+        ensure!(denies_user(&inline, &bob_id, &center.account, before_sweep), "{inline}");
         alice
             .post_json(&format!("/requests/{held}/revoke"), &json!({}))
             .await?;

@@ -806,10 +806,18 @@ fn only_the_credentials_function_can_assume_target_roles() -> Result<()> {
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case("sts:AssumeRole") || a == "sts:*" || a == "*");
             if allows && assumes && reaches_only_trailgates_member_roles(statement) {
-                // The hub's way into member accounts: the agent role (and intake's
-                // Organization reader), never a target role. Those are never tagged
+                // The hub's way into member accounts: the agent role (and the management
+                // account's Organization reader, shared by intake and the reconciler in
+                // OrganizationReadPolicy), never a target role. Those are never tagged
                 // trailgate:managed and the grant refuses their names.
-                agents.insert(id.to_owned());
+                let reader_only = get(statement, "Resource")
+                    .map(strings)
+                    .unwrap_or_default()
+                    .iter()
+                    .all(|r| r.ends_with(":role/trailgate-organization-reader"));
+                if !reader_only {
+                    agents.insert(id.to_owned());
+                }
                 continue;
             }
             if allows && assumes {

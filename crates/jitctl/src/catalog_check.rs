@@ -7,13 +7,15 @@
 //! With `--roles`, each entry's role is also checked in IAM against the contract the grant
 //! step enforces (`trailgate_domain::service::check_grantable`, the same function), so a role
 //! that is untagged, missing or trusted too widely is found before anyone waits for an
-//! approval that could never be granted. The grant step checks it again every time.
+//! approval that could never be granted, and each permission set in IAM Identity Center (it
+//! exists and is tagged as trailgate's). The grant step checks both again every time.
 
 use std::collections::{HashMap, HashSet};
 use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::ErrorKind;
 use trailgate_domain::identity::Principal;
-use trailgate_domain::ports::{Principals, Roles};
+use trailgate_domain::ports::{IdentityCenter, Principals, Roles};
+use trailgate_domain::request::Assignment;
 
 /// Checks `text` (the contents of `file`) and returns the problems found, empty when valid.
 pub fn check(file: &str, text: &str, own_role_prefix: &str) -> Vec<String> {
@@ -86,6 +88,10 @@ pub async fn check_roles<R: Roles + Principals>(
     for entry in &catalog.entries {
         // An entry over several member accounts is checked at each grant, through that
         // account's agent role, which this command's credentials cannot assume.
+        if entry.permission_set.is_some() {
+            // Checked in Identity Center by `check_permission_sets`.
+            continue;
+        }
         let Some(role_arn) = entry.single_role() else {
             eprintln!(
                 "{file}: entry `{}`: {} not checked here (member accounts are checked at grant)",
@@ -131,6 +137,48 @@ pub async fn check_roles<R: Roles + Principals>(
     Ok(problems)
 }
 
+/// Checks each permission-set entry of a catalog that passed [`check`] against the grant's
+/// contract for permission sets (`trailgate_domain::service::check_permission_set`, the same
+/// function): the permission set exists in its instance and is tagged `trailgate:managed=true`.
+/// Problems as in [`check_roles`]; errs when Identity Center cannot be asked.
+pub async fn check_permission_sets<I: IdentityCenter>(
+    identity_center: &I,
+    file: &str,
+    text: &str,
+) -> anyhow::Result<Vec<String>> {
+    let catalog: Catalog = serde_json::from_str(text)?;
+    let lines = id_lines(text);
+    let mut problems = Vec::new();
+    for entry in &catalog.entries {
+        let Some(set) = &entry.permission_set else {
+            continue;
+        };
+        // The account and user do not matter to the permission set's own contract.
+        let probe = Assignment {
+            instance_arn: set.instance_arn.clone(),
+            permission_set_arn: set.permission_set_arn.clone(),
+            account: String::new(),
+            user_id: String::new(),
+        };
+        match trailgate_domain::service::check_permission_set(identity_center, &probe).await {
+            Ok(_) => {}
+            Err(err) if err.kind == ErrorKind::NotGrantable => {
+                let (line, column) = lines.get(&entry.id).copied().unwrap_or((1, 1));
+                problems.push(format!(
+                    "{file}:{line}:{column}: entry `{}`: {}",
+                    entry.id, err.message
+                ));
+            }
+            Err(err) => anyhow::bail!(
+                "checking permission set `{}` in IAM Identity Center: {}",
+                set.permission_set_arn,
+                err.message
+            ),
+        }
+    }
+    Ok(problems)
+}
+
 /// The line and column of each entry's `"id": "<value>"`, for pointing at a broken entry.
 /// Only the first occurrence of each value is kept; a duplicate is then reported at the first.
 fn id_lines(text: &str) -> HashMap<String, (usize, usize)> {
@@ -166,6 +214,62 @@ mod tests {
    "quorum": {quorum},
    "requesters": ["arn:aws:iam::123456789012:user/*"]}}"#
         )
+    }
+
+    #[tokio::test]
+    async fn permission_sets_are_checked_in_identity_center_at_their_entries() {
+        use trailgate_domain::testing::{
+            INSTANCE_ARN, MemoryIdentityCenter, PERMISSION_SET_ARN, PS_ACCOUNT,
+        };
+        let ps_entry = |id: &str, set: &str| {
+            format!(
+                r#"  {{"id": "{id}",
+   "permission_set": {{"instance_arn": "{INSTANCE_ARN}", "permission_set_arn": "{set}"}},
+   "accounts": ["{PS_ACCOUNT}"],
+   "max_duration": "PT4H",
+   "approvers": [{{"id": "bob", "email": "bob@example.com", "arn": "arn:aws:iam::123456789012:user/bob"}}],
+   "requesters": ["arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_*"]}}"#
+            )
+        };
+        let missing = format!(
+            "{}/ps-ffffffffffffffff",
+            INSTANCE_ARN.replace("instance", "permissionSet")
+        );
+        let text = catalog(&format!(
+            "{},\n{}",
+            ps_entry("prod-admin", PERMISSION_SET_ARN),
+            ps_entry("gone", &missing)
+        ));
+        assert_eq!(check("c.json", &text, "trailgate-"), Vec::<String>::new());
+        let center = MemoryIdentityCenter::default();
+        let problems = check_permission_sets(&center, "c.json", &text)
+            .await
+            .unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("c.json:8:4: entry `gone`: permission set")
+                && problems[0].contains("does not exist"),
+            "{problems:?}"
+        );
+        // Untagged: nobody meant trailgate to hand it out.
+        center
+            .permission_sets
+            .lock()
+            .unwrap()
+            .get_mut(PERMISSION_SET_ARN)
+            .unwrap()
+            .0
+            .tags
+            .clear();
+        let problems = check_permission_sets(&center, "c.json", &text)
+            .await
+            .unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("entry `prod-admin`")
+                && problems[0].contains("trailgate:managed=true"),
+            "{problems:?}"
+        );
     }
 
     #[test]

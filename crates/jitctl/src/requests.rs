@@ -166,8 +166,20 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
                     region: target.region.clone(),
                 };
                 let config = crate::runbook::sdk_config(&aws, endpoint_url.as_deref()).await;
+                // Identity Center is called as the delegated administrator the functions are:
+                // the command's own credentials.
+                let agents = trailgate_aws::agents::Agents::new(
+                    &config,
+                    "",
+                    trailgate_domain::policy::AGENT_ROLE_NAME,
+                    "jitctl",
+                );
                 Some((
                     trailgate_aws::roles::IamRoles::from_sdk(&config),
+                    trailgate_aws::identity_center::IdentityCenterClient::new(
+                        std::sync::Arc::new(agents),
+                        None,
+                    ),
                     broker,
                     protection,
                 ))
@@ -180,7 +192,9 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let name = file.display().to_string();
             let mut found = crate::catalog_check::check(&name, &text, &role_prefix);
-            if let (true, Some((iam, broker, protection))) = (found.is_empty(), &iam) {
+            if let (true, Some((iam, identity_center, broker, protection))) =
+                (found.is_empty(), &iam)
+            {
                 let protected = trailgate_domain::catalog::Protected::own_roles(&role_prefix);
                 let contract = trailgate_domain::service::RoleContract {
                     protected: &protected,
@@ -188,6 +202,10 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
                     protection_policy_arn: protection,
                 };
                 found = crate::catalog_check::check_roles(iam, &name, &text, contract).await?;
+                found.extend(
+                    crate::catalog_check::check_permission_sets(identity_center, &name, &text)
+                        .await?,
+                );
             }
             for problem in found {
                 println!("{problem}");
@@ -198,7 +216,7 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
         let checked = if iam.is_some() {
-            " and their roles"
+            " and their roles and permission sets"
         } else {
             ""
         };

@@ -130,6 +130,74 @@ impl IdentityCenterClient {
     }
 }
 
+impl IdentityCenterClient {
+    /// The principals of `kind` the permission set is assigned to in `account`.
+    async fn assigned(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+        kind: PrincipalType,
+    ) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let mut principals = Vec::new();
+        let mut next = None;
+        loop {
+            let page = client
+                .list_account_assignments()
+                .instance_arn(instance_arn)
+                .account_id(account)
+                .permission_set_arn(permission_set_arn)
+                .set_next_token(next)
+                .send()
+                .await
+                .map_err(|err| sso_error("sso-admin ListAccountAssignments", &err))?;
+            principals.extend(
+                page.account_assignments()
+                    .iter()
+                    .filter(|held| held.principal_type() == Some(&kind))
+                    .filter_map(|held| held.principal_id().map(str::to_owned)),
+            );
+            next = page.next_token().map(str::to_owned);
+            if next.is_none() {
+                return Ok(principals);
+            }
+        }
+    }
+
+    /// Starts `DeleteAccountAssignment`; `None` when there is no such assignment.
+    async fn delete(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+        kind: PrincipalType,
+        principal_id: &str,
+    ) -> Result<Option<String>> {
+        let result = self
+            .client()
+            .await?
+            .delete_account_assignment()
+            .instance_arn(instance_arn)
+            .target_id(account)
+            .target_type(TargetType::AwsAccount)
+            .permission_set_arn(permission_set_arn)
+            .principal_type(kind)
+            .principal_id(principal_id)
+            .send()
+            .await;
+        match result {
+            Ok(output) => request_id_of(
+                "DeleteAccountAssignment",
+                output.account_assignment_deletion_status(),
+            )
+            .map(Some),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(sso_error("sso-admin DeleteAccountAssignment", &err)),
+        }
+    }
+}
+
 impl IdentityCenter for IdentityCenterClient {
     async fn user_id(&self, instance_arn: &str, user_name: &str) -> Result<Option<String>> {
         let store = self.identity_store(instance_arn).await?;
@@ -233,27 +301,14 @@ impl IdentityCenter for IdentityCenterClient {
     }
 
     async fn delete_assignment(&self, assignment: &Assignment) -> Result<Option<String>> {
-        let result = self
-            .client()
-            .await?
-            .delete_account_assignment()
-            .instance_arn(&assignment.instance_arn)
-            .target_id(&assignment.account)
-            .target_type(TargetType::AwsAccount)
-            .permission_set_arn(&assignment.permission_set_arn)
-            .principal_type(PrincipalType::User)
-            .principal_id(&assignment.user_id)
-            .send()
-            .await;
-        match result {
-            Ok(output) => request_id_of(
-                "DeleteAccountAssignment",
-                output.account_assignment_deletion_status(),
-            )
-            .map(Some),
-            Err(err) if is_not_found(&err) => Ok(None),
-            Err(err) => Err(sso_error("sso-admin DeleteAccountAssignment", &err)),
-        }
+        self.delete(
+            &assignment.instance_arn,
+            &assignment.permission_set_arn,
+            &assignment.account,
+            PrincipalType::User,
+            &assignment.user_id,
+        )
+        .await
     }
 
     async fn is_assigned(&self, assignment: &Assignment) -> Result<bool> {
@@ -273,30 +328,72 @@ impl IdentityCenter for IdentityCenterClient {
         permission_set_arn: &str,
         account: &str,
     ) -> Result<Vec<String>> {
-        let client = self.client().await?;
-        let mut users = Vec::new();
+        self.assigned(
+            instance_arn,
+            permission_set_arn,
+            account,
+            PrincipalType::User,
+        )
+        .await
+    }
+
+    async fn assigned_groups(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+    ) -> Result<Vec<String>> {
+        self.assigned(
+            instance_arn,
+            permission_set_arn,
+            account,
+            PrincipalType::Group,
+        )
+        .await
+    }
+
+    async fn group_members(&self, instance_arn: &str, group_id: &str) -> Result<Vec<String>> {
+        let store = self.identity_store(instance_arn).await?;
+        let client = aws_sdk_identitystore::Client::new(&self.config().await?);
+        let mut members = Vec::new();
         let mut next = None;
         loop {
             let page = client
-                .list_account_assignments()
-                .instance_arn(instance_arn)
-                .account_id(account)
-                .permission_set_arn(permission_set_arn)
+                .list_group_memberships()
+                .identity_store_id(&store)
+                .group_id(group_id)
                 .set_next_token(next)
                 .send()
                 .await
-                .map_err(|err| sso_error("sso-admin ListAccountAssignments", &err))?;
-            users.extend(
-                page.account_assignments()
-                    .iter()
-                    .filter(|held| held.principal_type() == Some(&PrincipalType::User))
-                    .filter_map(|held| held.principal_id().map(str::to_owned)),
-            );
+                .map_err(|err| classify("identitystore ListGroupMemberships", &err))?;
+            members.extend(page.group_memberships().iter().filter_map(|membership| {
+                match membership.member_id() {
+                    Some(aws_sdk_identitystore::types::MemberId::UserId(id)) => Some(id.clone()),
+                    _ => None,
+                }
+            }));
             next = page.next_token().map(str::to_owned);
             if next.is_none() {
-                return Ok(users);
+                return Ok(members);
             }
         }
+    }
+
+    async fn delete_group_assignment(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+        group_id: &str,
+    ) -> Result<Option<String>> {
+        self.delete(
+            instance_arn,
+            permission_set_arn,
+            account,
+            PrincipalType::Group,
+            group_id,
+        )
+        .await
     }
 
     async fn status(

@@ -618,6 +618,73 @@ impl Ledger for DynamoLedger {
             Err(err) => Err(classify("DynamoDB UpdateItem unfence", &err)),
         }
     }
+
+    async fn take_slot(
+        &self,
+        key: &str,
+        slot: u32,
+        holder: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<bool> {
+        // One item per slot, so taking one is a single conditional write; `purge_at` lets the
+        // table's TTL collect slots nobody has used for a day.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("SLOT#{key}")))
+            .key("sk", s(slot.to_string()))
+            .update_expression("SET holder = :me, lease_until = :until, purge_at = :purge")
+            .condition_expression(
+                "attribute_not_exists(holder) OR holder = :me OR lease_until < :now",
+            )
+            .expression_attribute_values(":me", s(holder))
+            .expression_attribute_values(":until", AttributeValue::N(lease_until.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(
+                ":purge",
+                AttributeValue::N((lease_until + 86_400).to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(classify("DynamoDB UpdateItem take slot", &err)),
+        }
+    }
+
+    async fn free_slot(&self, key: &str, slot: u32, holder: &str) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("SLOT#{key}")))
+            .key("sk", s(slot.to_string()))
+            .update_expression("REMOVE holder, lease_until")
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", s(holder))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify("DynamoDB UpdateItem free slot", &err)),
+        }
+    }
 }
 
 /// Why a grant waits: the assignment it would share is being removed.

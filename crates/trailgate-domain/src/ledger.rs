@@ -241,6 +241,9 @@ pub fn record_digest(record: &AccessRequest) -> String {
     if let (Some(a), Some(fields)) = (&record.assignment, canonical.as_array_mut()) {
         fields.push(a.canonical());
     }
+    if let (Some(name), Some(fields)) = (&record.permission_set_name, canonical.as_array_mut()) {
+        fields.push(serde_json::json!(["permission_set_name", name]));
+    }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 

@@ -89,6 +89,25 @@ pub trait Ledger: Send + Sync {
         key: &str,
         request_id: &str,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Takes slot `slot` of the counted semaphore `key` for `holder` until `lease_until` (unix
+    /// seconds), in one conditional write: `true` when the slot was free, its lease had run out
+    /// at `now`, or `holder` held it already (the lease is renewed); `false` when another
+    /// holder's lease still runs. A holder that dies frees its slot when the lease ends.
+    fn take_slot(
+        &self,
+        key: &str,
+        slot: u32,
+        holder: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Frees slot `slot` of `key` if `holder` holds it.
+    fn free_slot(
+        &self,
+        key: &str,
+        slot: u32,
+        holder: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// One page of a requester's requests, newest first.
@@ -310,6 +329,28 @@ pub trait IdentityCenter: Send + Sync {
         permission_set_arn: &str,
         account: &str,
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The group ids the permission set is assigned to in `account` now (principal type
+    /// GROUP).
+    fn assigned_groups(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The user ids of the members of `group_id` in `instance_arn`'s identity store.
+    fn group_members(
+        &self,
+        instance_arn: &str,
+        group_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Starts `DeleteAccountAssignment` of a group's assignment; `None` when there is none.
+    fn delete_group_assignment(
+        &self,
+        instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+        group_id: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
     /// Where the operation `request_id` is.
     fn status(
         &self,

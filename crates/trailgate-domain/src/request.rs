@@ -239,6 +239,11 @@ pub struct AccessRequest {
     /// The Identity Center account assignment a permission-set request grants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment: Option<Assignment>,
+    /// The permission set's name, read from Identity Center when the grant became active: the
+    /// audit finds the sessions of the role Identity Center provisioned for it,
+    /// `AWSReservedSSO_<name>_<suffix>` (permission-set names cannot be changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_set_name: Option<String>,
     pub duration_seconds: i64,
     pub reason: String,
     #[serde(default)]
@@ -397,6 +402,7 @@ impl AccessRequest {
             catalog_id: entry.id.clone(),
             role_arn: target.role_arn().to_owned(),
             assignment: target.assignment().cloned(),
+            permission_set_name: None,
             duration_seconds: duration.whole_seconds(),
             reason: reason.to_owned(),
             ticket,
@@ -502,6 +508,7 @@ impl AccessRequest {
                 "permission_set_arn": a.permission_set_arn,
                 "account": a.account,
                 "user_id": a.user_id,
+                "name": self.permission_set_name,
             })),
             "duration": format_duration(self.duration()),
             "reason": self.reason,

@@ -106,6 +106,8 @@ struct LedgerState {
     claims: BTreeMap<String, String>,
     /// Account assignments' holders and fence: key → (request ids, fence).
     pub(crate) holders: BTreeMap<String, (std::collections::BTreeSet<String>, Option<String>)>,
+    /// Semaphore slots: (key, slot) → (holder, lease until).
+    slots: BTreeMap<(String, u32), (String, i64)>,
 }
 
 /// Something another writer does between a read and a write, to test races.
@@ -387,9 +389,59 @@ impl Ledger for MemoryLedger {
         }
         Ok(())
     }
+
+    async fn take_slot(
+        &self,
+        key: &str,
+        slot: u32,
+        holder: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<bool> {
+        let mut state = self.state.lock().expect("lock");
+        let entry = state.slots.entry((key.to_owned(), slot));
+        match entry {
+            std::collections::btree_map::Entry::Occupied(mut taken) => {
+                let (by, until) = taken.get();
+                if by != holder && *until >= now {
+                    return Ok(false);
+                }
+                taken.insert((holder.to_owned(), lease_until));
+            }
+            std::collections::btree_map::Entry::Vacant(free) => {
+                free.insert((holder.to_owned(), lease_until));
+            }
+        }
+        Ok(true)
+    }
+
+    async fn free_slot(&self, key: &str, slot: u32, holder: &str) -> Result<()> {
+        let mut state = self.state.lock().expect("lock");
+        let slot_key = (key.to_owned(), slot);
+        if state
+            .slots
+            .get(&slot_key)
+            .is_some_and(|(by, _)| by == holder)
+        {
+            state.slots.remove(&slot_key);
+        }
+        Ok(())
+    }
 }
 
 impl MemoryLedger {
+    /// The holders of the slots of semaphore `key` whose lease runs at `now`.
+    pub fn slot_holders(&self, key: &str, now: i64) -> Vec<String> {
+        self.state
+            .lock()
+            .expect("lock")
+            .slots
+            .iter()
+            .filter(|((k, _), (_, until))| k == key && *until >= now)
+            .map(|(_, (holder, _))| holder.clone())
+            .collect()
+    }
+
     /// The holders and fence of an account assignment.
     pub fn holders(&self, key: &str) -> (Vec<String>, Option<String>) {
         self.state
@@ -853,6 +905,10 @@ pub struct MemoryIdentityCenter {
     pub calls: Mutex<Vec<String>>,
     /// The clock `now()` answers; each pause moves it on.
     pub clock: Mutex<OffsetDateTime>,
+    /// group id → member user ids.
+    pub groups: Mutex<BTreeMap<String, Vec<String>>>,
+    /// (permission set, account, group id) assigned now.
+    pub group_assignments: Mutex<std::collections::BTreeSet<(String, String, String)>>,
 }
 
 impl Default for MemoryIdentityCenter {
@@ -880,6 +936,8 @@ impl Default for MemoryIdentityCenter {
             fail_creations: Mutex::default(),
             calls: Mutex::default(),
             clock: Mutex::new(now()),
+            groups: Mutex::default(),
+            group_assignments: Mutex::default(),
         }
     }
 }
@@ -999,6 +1057,53 @@ impl crate::ports::IdentityCenter for MemoryIdentityCenter {
             .filter(|(ps, acct, _)| ps == permission_set_arn && acct == account)
             .map(|(_, _, user)| user.clone())
             .collect())
+    }
+    async fn assigned_groups(
+        &self,
+        _instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+    ) -> Result<Vec<String>> {
+        self.call("ListAccountAssignments");
+        Ok(self
+            .group_assignments
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(ps, acct, _)| ps == permission_set_arn && acct == account)
+            .map(|(_, _, group)| group.clone())
+            .collect())
+    }
+    async fn group_members(&self, _instance_arn: &str, group_id: &str) -> Result<Vec<String>> {
+        self.call("ListGroupMemberships");
+        Ok(self
+            .groups
+            .lock()
+            .expect("lock")
+            .get(group_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+    async fn delete_group_assignment(
+        &self,
+        _instance_arn: &str,
+        permission_set_arn: &str,
+        account: &str,
+        group_id: &str,
+    ) -> Result<Option<String>> {
+        self.call("DeleteAccountAssignment");
+        let key = (
+            permission_set_arn.to_owned(),
+            account.to_owned(),
+            group_id.to_owned(),
+        );
+        if !self.group_assignments.lock().expect("lock").remove(&key) {
+            return Ok(None);
+        }
+        Ok(Some(self.start(
+            crate::ports::Operation::DeleteAssignment,
+            crate::ports::OperationStatus::Succeeded,
+        )))
     }
     async fn status(
         &self,

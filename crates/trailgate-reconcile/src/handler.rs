@@ -4,26 +4,41 @@
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
 use trailgate_domain::catalog::Catalog;
-use trailgate_domain::ports::{IdentityCenter, Ledger, Notifier, Roles};
-use trailgate_domain::service;
+use trailgate_domain::ports::{Accounts, IdentityCenter, Ledger, Notifier, Roles};
+use trailgate_domain::service::{self, SweepScope};
 
-pub struct Deps<L, R, I, N> {
+pub struct Deps<L, R, I, N, A> {
     pub ledger: L,
     pub roles: R,
     pub identity_center: I,
     /// The permission sets and accounts of the drift sweep.
     pub catalog: Catalog,
     pub notifier: N,
+    /// The Organization, for the accounts an entry covers through an OU.
+    pub accounts: A,
 }
 
-pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
-    deps: &Deps<L, R, I, N>,
+pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier, A: Accounts>(
+    deps: &Deps<L, R, I, N, A>,
 ) -> Result<Value, LambdaError> {
+    // Without the Organization the sweep still covers the accounts entries list by id; the
+    // run says what it could not read, and the next run tries again.
+    let (organization, organization_unread) = match deps.accounts.organization().await {
+        Ok(organization) => (organization, None),
+        Err(err) => {
+            tracing::warn!(error = %err.message, "the Organization could not be read; OU accounts are not swept this run");
+            (None, Some(err.message))
+        }
+    };
+    let scope = SweepScope {
+        catalog: &deps.catalog,
+        organization: organization.as_deref(),
+    };
     let report = service::reconcile_with(
         &deps.ledger,
         &deps.roles,
         &deps.identity_center,
-        Some(&deps.catalog),
+        Some(scope),
         &deps.notifier,
         time::OffsetDateTime::now_utc(),
     )
@@ -37,8 +52,9 @@ pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
         "collected": report.collected,
         "failed": report.failed.iter().map(|(id, why)| json!({"id": id, "error": why})).collect::<Vec<_>>(),
         "near_capacity": report.near_capacity.iter().map(|(role, used)| json!({"role": role, "characters": used})).collect::<Vec<_>>(),
-        "swept": report.swept.iter().map(|s| json!({"permission_set_arn": s.permission_set_arn, "account": s.account, "user_id": s.user_id})).collect::<Vec<_>>(),
+        "swept": report.swept.iter().map(|s| json!({"permission_set_arn": s.permission_set_arn, "account": s.account, "user_id": s.user_id, "group_id": s.group_id, "members_denied": s.members})).collect::<Vec<_>>(),
         "fallbacks": report.fallbacks.iter().map(|(role, before)| json!({"role": role, "issued_before": before})).collect::<Vec<_>>(),
+        "organization_unread": organization_unread,
     }))
 }
 
@@ -61,6 +77,7 @@ mod tests {
             identity_center: MemoryIdentityCenter::default(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             notifier: MemoryNotifier::default(),
+            accounts: MemoryAccounts::default(),
         };
         let out = handle(&deps).await.unwrap();
         assert_eq!(out["revoked"], json!([id]));
@@ -80,6 +97,7 @@ mod tests {
             identity_center: MemoryIdentityCenter::default(),
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             notifier: MemoryNotifier::default(),
+            accounts: MemoryAccounts::default(),
         };
         let out = handle(&deps).await.unwrap();
         assert_eq!(out["reapplied"], json!([id]));

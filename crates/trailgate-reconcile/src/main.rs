@@ -1,10 +1,14 @@
 //! The reconciler's entry point: runs on a schedule, revokes grants the state machine missed
-//! and sweeps Identity Center assignments no request holds.
+//! and sweeps Identity Center assignments no request holds (in the accounts entries list, and
+//! those under their OUs in the Organization).
 
 mod handler;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use std::sync::Arc;
+use trailgate_aws::agents::Agents;
 use trailgate_aws::identity_center::IdentityCenterClient;
+use trailgate_aws::organizations::OrgAccounts;
 use trailgate_aws::{config, ledger::DynamoLedger, notifier::SnsNotifier, roles::IamRoles, sdk};
 
 #[tokio::main]
@@ -19,6 +23,14 @@ async fn main() -> Result<(), Error> {
         identity_center: IdentityCenterClient::from_env(&sdk, "reconcile"),
         catalog,
         notifier: SnsNotifier::from_sdk(&sdk, None, Some(config::required("ALERTS_TOPIC_ARN")?)),
+        // As intake reads it (directly as a delegated administrator, or through the management
+        // account's reader role); a run every five minutes needs no longer cache.
+        accounts: OrgAccounts::new(
+            Arc::new(Agents::from_env(&sdk, "reconcile")),
+            Some(config::optional("ORGANIZATION_READER_ROLE_ARN", ""))
+                .filter(|arn| !arn.is_empty()),
+            std::time::Duration::from_secs(60),
+        ),
     };
     run(service_fn(|_: LambdaEvent<serde_json::Value>| {
         handler::handle(&deps)

@@ -22,6 +22,10 @@ pub enum ReviewError {
     /// The request's `created_at` is not an instant.
     #[error(transparent)]
     CreatedAt(trailgate_domain::Error),
+    /// A permission-set grant's sessions cannot be told apart: why (the requester is no
+    /// Identity Center session, or the grant never became active and no session can exist).
+    #[error("{0}")]
+    NoSession(String),
     /// The LookupEvents scan could not run.
     #[error("LookupEvents failed: {0}")]
     LookupRun(RunError),

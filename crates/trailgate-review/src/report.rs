@@ -66,8 +66,9 @@ pub const MAX_RESOURCES: usize = 50;
 
 /// What a session did, from the CloudTrail records of the session: actions by service, reads
 /// versus writes, errors, resources touched, and a least-privilege policy built from the calls
-/// that succeeded in the session itself (those carrying `source_identity`).
-pub fn session_report(records: &[Value], source_identity: &str) -> Value {
+/// that succeeded in the session itself (those `in_session` accepts; the records that created
+/// the session are not its calls).
+pub fn session_report(records: &[Value], in_session: &dyn Fn(&Value) -> bool) -> Value {
     let text = |record: &Value, pointer: &str| {
         record
             .pointer(pointer)
@@ -114,9 +115,7 @@ pub fn session_report(records: &[Value], source_identity: &str) -> Value {
                 resources.insert(format!("{}:{value}", service_prefix(&source)));
             }
         }
-        let in_session = text(record, "/userIdentity/sessionContext/sourceIdentity").as_deref()
-            == Some(source_identity);
-        if in_session && error.is_none() {
+        if in_session(record) && error.is_none() {
             used.push((source, name));
         }
     }
@@ -169,7 +168,9 @@ mod tests {
             json!({"eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "readOnly": false,
                    "resources": [{"ARN": "arn:aws:iam::123456789012:role/sandbox"}]}),
         ];
-        let report = session_report(&records, "alice");
+        let report = session_report(&records, &|record| {
+            record["userIdentity"]["sessionContext"]["sourceIdentity"] == "alice"
+        });
         assert_eq!(report["events"], 4);
         assert_eq!(report["actions_by_service"]["s3"]["PutObject"], 1);
         assert_eq!(report["reads"], 1);

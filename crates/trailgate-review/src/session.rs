@@ -2,28 +2,35 @@
 //! LookupEvents and turns the session's records into the report's `cloudtrail` part (see
 //! [`crate::report`]), with the incident runbooks' findings over the same records.
 //!
-//! The window runs from the request's creation (no session can be older) to now, which the
-//! state machine's Await Trail step has put past the revoke by the CloudTrail delivery delay.
+//! A permission-set grant runs identity-center-session-audit instead: the Identity Center
+//! user's sessions of the permission set's role in the account, keyed on the user id.
+//!
+//! The window runs from the request's creation (no session can be older; for a permission set,
+//! from the assignment's creation) to now, which the state machine's Await Trail step has put
+//! past the revoke by the CloudTrail delivery delay.
 //! Failures do not fail the audit: the report says the calls were not analysed, and why.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use trailgate_domain::request::AccessRequest;
+use trailgate_domain::identity::{IDENTITY_CENTER_ROLE_PREFIX, Principal};
+use trailgate_domain::request::{AccessRequest, Assignment};
 use trailgate_domain::time::{format_utc, parse_utc};
 use trailgate_runbooks::source::MemorySource;
 use trailgate_runbooks::source::lookup::{
     AccountLookups, LookupBudget, LookupEventsApi, LookupSource, run_lookup,
 };
 use trailgate_runbooks::source::recording::Recording;
-use trailgate_runbooks::{Params, Runbook, run};
+use trailgate_runbooks::{Params, Runbook, run, timefmt};
 
 use crate::error::ReviewError;
 use crate::gather::accounts_to_read;
 use crate::report::session_report;
 
 const RUNBOOK: &str = include_str!("../../../runbooks/jit-session-audit.yaml");
+const IDENTITY_CENTER_RUNBOOK: &str =
+    include_str!("../../../runbooks/identity-center-session-audit.yaml");
 
 /// The incident runbooks every session's records are checked against: what an approver would
 /// want to hear about even if the session was meant to do it.
@@ -124,25 +131,117 @@ pub async fn analyse<A: LookupEventsApi + Sync>(
     }
 }
 
+/// Which CloudTrail records are the grant's, and from when: the audit runbook bound to the
+/// request, and how the report tells the session's own calls from the records that created it.
+struct SessionKey {
+    runbook: &'static str,
+    file: &'static str,
+    params: Params,
+    start: OffsetDateTime,
+    /// The report's `identity_center` part (permission-set grants).
+    identity_center: Option<Value>,
+    in_session: Box<dyn Fn(&Value) -> bool + Send + Sync>,
+}
+
+/// A role grant's sessions carry the requester as SourceIdentity and the request id in their
+/// name, from the request's creation (no session can be older).
+fn role_key(request: &AccessRequest, now: OffsetDateTime) -> Result<SessionKey, ReviewError> {
+    let created = parse_utc(&request.created_at).map_err(ReviewError::CreatedAt)?;
+    // A clock ahead of ours must not leave an empty window.
+    let start = created.min(now - time::Duration::hours(1));
+    let source_identity = request.requester_identity.clone();
+    Ok(SessionKey {
+        runbook: RUNBOOK,
+        file: "jit-session-audit.yaml",
+        params: Params::new()
+            .set("requester", &request.requester_identity)
+            .set("request_id", &request.id)
+            .window(start, now),
+        start,
+        identity_center: None,
+        in_session: Box::new(move |record| {
+            record
+                .pointer("/userIdentity/sessionContext/sourceIdentity")
+                .and_then(Value::as_str)
+                == Some(source_identity.as_str())
+        }),
+    })
+}
+
+/// A permission-set grant's sessions are the Identity Center user's sessions of the role
+/// Identity Center provisioned for the permission set (`AWSReservedSSO_<name>_*`) in the
+/// account, keyed on the user name Identity Center gives the session and the user id, from
+/// the moment the assignment was made: the user's other permission sets and other users'
+/// sessions of this one are not the grant's.
+fn identity_center_key(
+    request: &AccessRequest,
+    assignment: &Assignment,
+    now: OffsetDateTime,
+) -> Result<SessionKey, ReviewError> {
+    let user_name = Principal::parse(&request.requester)
+        .ok()
+        .and_then(|principal| principal.identity_center_user_name().map(str::to_owned))
+        .ok_or_else(|| {
+            ReviewError::NoSession(format!(
+                "the requester `{}` is not an Identity Center session, so its sessions cannot be \
+                 found",
+                request.requester
+            ))
+        })?;
+    let (Some(name), Some(expires_at)) = (&request.permission_set_name, &request.expires_at) else {
+        return Err(ReviewError::NoSession(
+            "the grant never became active, so no session of it can exist".into(),
+        ));
+    };
+    let expires_at = parse_utc(expires_at).map_err(ReviewError::CreatedAt)?;
+    let activated = expires_at - request.duration();
+    // A minute before the activation committed covers the assignment's creation; never a
+    // window that ends before it starts.
+    let start = (activated - time::Duration::minutes(1)).min(now - time::Duration::minutes(1));
+    let role_prefix = format!("{IDENTITY_CENTER_ROLE_PREFIX}{name}_");
+    Ok(SessionKey {
+        runbook: IDENTITY_CENTER_RUNBOOK,
+        file: "identity-center-session-audit.yaml",
+        params: Params::new()
+            .set("user_name", &user_name)
+            .set("user_id", &assignment.user_id)
+            .set("permission_set", name)
+            .set("account", &assignment.account)
+            .window(start, now),
+        start,
+        identity_center: Some(json!({
+            "user_id": assignment.user_id,
+            "user_name": user_name,
+            "permission_set": name,
+            "permission_set_arn": assignment.permission_set_arn,
+            "account": assignment.account,
+            "role": format!("{role_prefix}*"),
+        })),
+        in_session: Box::new(move |record| {
+            record
+                .pointer("/userIdentity/sessionContext/sessionIssuer/userName")
+                .and_then(Value::as_str)
+                .is_some_and(|role| role.starts_with(&role_prefix))
+        }),
+    })
+}
+
 async fn try_analyse<A: LookupEventsApi + Sync>(
     api: &A,
     settings: &Settings,
     request: &AccessRequest,
     now: OffsetDateTime,
 ) -> Result<Value, ReviewError> {
-    let runbook =
-        Runbook::parse(RUNBOOK, "jit-session-audit.yaml").map_err(|source| ReviewError::Load {
-            runbook: "jit-session-audit".into(),
-            source,
-        })?;
-    let created = parse_utc(&request.created_at).map_err(ReviewError::CreatedAt)?;
-    // A clock ahead of ours must not leave an empty window.
-    let start = created.min(now - time::Duration::hours(1));
-    let params = Params::new()
-        .set("requester", &request.requester_identity)
-        .set("request_id", &request.id)
-        .window(start, now);
-    let compiled = runbook.compile(&params).map_err(ReviewError::Window)?;
+    let key = match &request.assignment {
+        Some(assignment) => identity_center_key(request, assignment, now)?,
+        None => role_key(request, now)?,
+    };
+    let runbook = Runbook::parse(key.runbook, key.file).map_err(|source| ReviewError::Load {
+        runbook: key.file.trim_end_matches(".yaml").into(),
+        source,
+    })?;
+    let (params, start) = (&key.params, key.start);
+    let compiled = runbook.compile(params).map_err(ReviewError::Window)?;
     let budget = LookupBudget {
         max_pages_per_query: u32::MAX,
         deadline: Some(settings.budget),
@@ -150,23 +249,36 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
     };
     let regions: Vec<&str> = settings.regions.iter().map(String::as_str).collect();
     let source = LookupSource::new(Recording::new(api), &regions).budget(budget);
-    let result = run_lookup(&runbook, &params, &source)
+    let result = run_lookup(&runbook, params, &source)
         .await
         .map_err(ReviewError::LookupRun)?;
     let coverage = &result.coverage;
     if let Some(why) = coverage.nothing_read() {
         return Err(ReviewError::NothingRead(why));
     }
+    // In the window as well as matching: LookupEvents' own time filter is not relied on, so a
+    // permission set's earlier sessions (before the assignment was made) are never the grant's.
+    let window = compiled.window();
+    let in_window = |record: &Value| {
+        record
+            .get("eventTime")
+            .and_then(Value::as_str)
+            .and_then(timefmt::parse_event_time)
+            .is_some_and(|at| window.contains(at))
+    };
     let session: Vec<Value> = source
         .api()
         .records()
         .into_iter()
-        .filter(|record| compiled.matches(record))
+        .filter(|record| in_window(record) && compiled.matches(record))
         .collect();
-    let mut report = session_report(&session, &request.requester_identity);
+    let mut report = session_report(&session, key.in_session.as_ref());
     let incidents = incident_findings(&session, start, now)?;
     if let Some(object) = report.as_object_mut() {
         object.insert("analysed".into(), Value::Bool(true));
+        if let Some(identity_center) = key.identity_center {
+            object.insert("identity_center".into(), identity_center);
+        }
         object.insert("incident_findings".into(), json!(incidents));
         object.insert(
             "coverage".into(),
@@ -246,5 +358,258 @@ mod tests {
         // Reads only: nothing to report.
         let quiet = incident_findings(&session[3..], now - time::Duration::hours(1), now).unwrap();
         assert!(quiet.is_empty(), "{quiet:?}");
+    }
+}
+
+#[cfg(test)]
+mod identity_center_tests {
+    use super::*;
+    use trailgate_domain::request::Status;
+    use trailgate_domain::testing::{
+        ALICE_USER_ID, INSTANCE_ARN, PERMISSION_SET_ARN, PS_ACCOUNT, alice_sso, pending_request,
+    };
+    use trailgate_runbooks::source::lookup::{
+        LookupCallError, LookupEvent, LookupPage, LookupRequest,
+    };
+
+    const ROLE: &str = "AWSReservedSSO_ProdAdmin_0a1b2c3d4e5f6a7b";
+
+    /// LookupEvents of one account answering `Username` as CloudTrail does: the IAM user name,
+    /// the session name of an assumed role, or a SAML user's name.
+    struct Trail(Vec<Value>);
+
+    impl LookupEventsApi for Trail {
+        async fn lookup(&self, request: LookupRequest) -> Result<LookupPage, LookupCallError> {
+            let username = |record: &Value| {
+                let identity = &record["userIdentity"];
+                match identity["type"].as_str() {
+                    Some("AssumedRole") => identity["arn"]
+                        .as_str()
+                        .and_then(|arn| arn.rsplit('/').next())
+                        .map(str::to_owned),
+                    _ => identity["userName"].as_str().map(str::to_owned),
+                }
+            };
+            let events = self
+                .0
+                .iter()
+                .filter(|record| username(record).as_deref() == Some(request.value.as_str()))
+                .map(|record| LookupEvent {
+                    event_id: record["eventID"].as_str().map(str::to_owned),
+                    cloud_trail_event: Some(record.to_string()),
+                })
+                .collect();
+            Ok(LookupPage {
+                events,
+                next_token: None,
+            })
+        }
+
+        async fn sleep(&self, _duration: Duration) {}
+    }
+
+    /// A call of a permission-set session: `role` in `account`, session `user`.
+    fn call(
+        n: u32,
+        at: OffsetDateTime,
+        role: &str,
+        user: &str,
+        account: &str,
+        name: &str,
+    ) -> Value {
+        json!({
+            "eventID": format!("e-{n}"),
+            "eventTime": format_utc(at),
+            "eventSource": "s3.amazonaws.com",
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "readOnly": name.starts_with("List") || name.starts_with("Get"),
+            "recipientAccountId": account,
+            "userIdentity": {
+                "type": "AssumedRole",
+                "principalId": format!("AROAEXAMPLEPS0000001:{user}"),
+                "arn": format!("arn:aws:sts::{account}:assumed-role/{role}/{user}"),
+                "accountId": account,
+                "sessionContext": {"sessionIssuer": {
+                    "type": "Role",
+                    "arn": format!("arn:aws:iam::{account}:role/aws-reserved/sso.amazonaws.com/{role}"),
+                    "accountId": account,
+                    "userName": role,
+                }},
+            },
+        })
+    }
+
+    /// alice's permission-set grant, active from `activated` for an hour and revoked.
+    fn revoked_grant(activated: OffsetDateTime) -> AccessRequest {
+        let mut request = pending_request();
+        request.requester = alice_sso().arn;
+        request.requester_identity = "alice@example.com".into();
+        request.role_arn = String::new();
+        request.assignment = Some(Assignment {
+            instance_arn: INSTANCE_ARN.into(),
+            permission_set_arn: PERMISSION_SET_ARN.into(),
+            account: PS_ACCOUNT.into(),
+            user_id: ALICE_USER_ID.into(),
+        });
+        request.duration_seconds = 3600;
+        request.created_at = format_utc(activated - time::Duration::minutes(10));
+        request.expires_at = Some(format_utc(activated + time::Duration::hours(1)));
+        request.permission_set_name = Some("ProdAdmin".into());
+        request.status = Status::Revoked;
+        request
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            regions: vec!["us-east-1".into()],
+            budget: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_permission_set_audit_reports_the_users_sessions_of_that_set_in_that_account() {
+        let now = OffsetDateTime::now_utc();
+        let activated = now - time::Duration::minutes(30);
+        let alice = "alice@example.com";
+        let mut saml = call(
+            6,
+            activated + time::Duration::minutes(1),
+            ROLE,
+            alice,
+            PS_ACCOUNT,
+            "AssumeRoleWithSAML",
+        );
+        saml["eventSource"] = json!("sts.amazonaws.com");
+        saml["userIdentity"] =
+            json!({"type": "SAMLUser", "userName": alice, "principalId": "idp:alice@example.com"});
+        saml["requestParameters"] = json!({"roleArn": format!("arn:aws:iam::{PS_ACCOUNT}:role/aws-reserved/sso.amazonaws.com/{ROLE}")});
+        saml["responseElements"] = json!({"assumedRoleUser": {"arn": format!("arn:aws:sts::{PS_ACCOUNT}:assumed-role/{ROLE}/{alice}")}});
+        let mut denied = call(
+            3,
+            now - time::Duration::minutes(2),
+            ROLE,
+            alice,
+            PS_ACCOUNT,
+            "DeleteBucket",
+        );
+        denied["errorCode"] = json!("AccessDenied");
+        let trail = Trail(vec![
+            saml,
+            call(
+                1,
+                activated + time::Duration::minutes(2),
+                ROLE,
+                alice,
+                PS_ACCOUNT,
+                "ListBuckets",
+            ),
+            call(
+                2,
+                activated + time::Duration::minutes(3),
+                ROLE,
+                alice,
+                PS_ACCOUNT,
+                "PutObject",
+            ),
+            // After the revoke: the deny refused it, and the audit shows the attempt.
+            denied,
+            // Not the grant's: alice's standing permission set, her earlier session of this
+            // one before the assignment was made, and the same set in another account.
+            call(
+                4,
+                activated + time::Duration::minutes(4),
+                "AWSReservedSSO_ReadOnly_99aa88bb77cc66dd",
+                alice,
+                PS_ACCOUNT,
+                "GetObject",
+            ),
+            call(
+                5,
+                activated - time::Duration::hours(3),
+                ROLE,
+                alice,
+                PS_ACCOUNT,
+                "DeleteObject",
+            ),
+            call(
+                7,
+                activated + time::Duration::minutes(5),
+                ROLE,
+                alice,
+                "222222222222",
+                "DeleteBucket",
+            ),
+            // bob's session of the same permission set is his own.
+            call(
+                8,
+                activated + time::Duration::minutes(6),
+                ROLE,
+                "bob@example.com",
+                PS_ACCOUNT,
+                "DeleteBucket",
+            ),
+        ]);
+        let report = analyse(&trail, &settings(), &revoked_grant(activated), now).await;
+        assert_eq!(report["analysed"], true, "{report}");
+        assert_eq!(report["events"], 4, "{report}");
+        assert_eq!(
+            report["actions_by_service"]["s3"]["PutObject"], 1,
+            "{report}"
+        );
+        assert!(
+            report["actions_by_service"]["s3"]["GetObject"].is_null(),
+            "{report}"
+        );
+        assert!(
+            report["actions_by_service"]["s3"]["DeleteObject"].is_null(),
+            "{report}"
+        );
+        assert_eq!(
+            report["errors"],
+            json!([{"code": "AccessDenied", "action": "DeleteBucket", "count": 1}])
+        );
+        // The policy is built from the session's own successful calls, not its creation.
+        assert_eq!(
+            report["suggested_policy"]["Statement"],
+            json!([{"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:ListBuckets", "s3:PutObject"], "Resource": "*"}])
+        );
+        assert_eq!(report["identity_center"]["user_id"], ALICE_USER_ID);
+        assert_eq!(
+            report["identity_center"]["role"],
+            "AWSReservedSSO_ProdAdmin_*"
+        );
+        assert_eq!(
+            report["coverage"]["window_start"],
+            format_utc(activated - time::Duration::minutes(1)).as_str()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_permission_set_grant_that_never_became_active_or_a_non_sso_requester_is_not_analysed()
+     {
+        let now = OffsetDateTime::now_utc();
+        let mut never = revoked_grant(now - time::Duration::minutes(5));
+        never.expires_at = None;
+        never.permission_set_name = None;
+        let report = analyse(&Trail(Vec::new()), &settings(), &never, now).await;
+        assert_eq!(report["analysed"], false);
+        assert!(
+            report["reason"]
+                .as_str()
+                .unwrap()
+                .contains("never became active"),
+            "{report}"
+        );
+        let mut iam_user = revoked_grant(now - time::Duration::minutes(5));
+        iam_user.requester = "arn:aws:iam::123456789012:user/alice".into();
+        let report = analyse(&Trail(Vec::new()), &settings(), &iam_user, now).await;
+        assert!(
+            report["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not an Identity Center session"),
+            "{report}"
+        );
     }
 }

@@ -79,6 +79,9 @@ fn params_for(runbook: &Runbook) -> Params {
     {
         params = params.set("allowed_principals", ALLOWED);
     }
+    if runbook.id() == "identity-center-session-audit" {
+        params = common::identity_center_params(params);
+    }
     params
 }
 

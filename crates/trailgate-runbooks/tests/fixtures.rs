@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{all_time, column, distinct, fixture, group, library, run_on};
+use common::{all_time, column, distinct, fixture, group, identity_center_params, library, run_on};
 use trailgate_runbooks::source::files::FileSource;
 use trailgate_runbooks::{Params, run};
 
@@ -17,6 +17,7 @@ fn quiet_params(id: &str) -> Params {
         "jit-session-audit" => all_time()
             .set("requester", "alice")
             .set("request_id", "r-none"),
+        "identity-center-session-audit" => identity_center_params(all_time()),
         _ => all_time(),
     }
 }
@@ -161,6 +162,34 @@ fn jit_session_audit_reports_one_grant_and_not_the_other() {
         other.coverage.events_matched, 0,
         "the request id alone is not enough"
     );
+}
+
+#[test]
+fn requester_activity_counts_records_made_on_behalf_of_the_identity_center_user() {
+    // Only the breadth record whose userIdentity.onBehalfOf names alice's user id; its session
+    // name is not hers, so without the id nothing matches.
+    let with_id = run_on(
+        "requester-activity",
+        all_time().set("requester", "nobody-by-that-name").set(
+            "identity_center_user_ids",
+            "94482488-3041-7026-18f3-be45837cd0e4",
+        ),
+        fixture("breadth.ndjson"),
+    );
+    assert_eq!(with_id.coverage.events_matched, 1);
+    let seen = with_id.first_last_seen.as_ref().expect("first_last_seen");
+    assert_eq!(
+        seen.entries[0].key,
+        vec![
+            "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_ProdAccess_0a1b2c3d4e5f6a7b/alice"
+        ]
+    );
+    let without = run_on(
+        "requester-activity",
+        all_time().set("requester", "nobody-by-that-name"),
+        fixture("breadth.ndjson"),
+    );
+    assert_eq!(without.coverage.events_matched, 0);
 }
 
 #[test]

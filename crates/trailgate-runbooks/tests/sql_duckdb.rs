@@ -12,7 +12,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{all_time, duckdb, duckdb_python, fixture, library, real_data, table};
+use common::{
+    all_time, duckdb, duckdb_python, fixture, identity_center_params, library, real_data, table,
+};
 use serde_json::json;
 use time::macros::datetime;
 use trailgate_runbooks::source::files::FileSource;
@@ -57,6 +59,14 @@ fn cases() -> Vec<Case> {
                     id,
                     "injection-2",
                     all_time().set("requester", "x') OR ('a'='a"),
+                );
+                add(
+                    id,
+                    "identity-center-user",
+                    all_time().set("requester", "nobody").set(
+                        "identity_center_user_ids",
+                        "94482488-3041-7026-18f3-be45837cd0e4",
+                    ),
                 );
             }
             "access-key-activity" => {
@@ -107,6 +117,18 @@ fn cases() -> Vec<Case> {
                     all_time()
                         .set("requester", "' OR ''='")
                         .set("request_id", "1' OR '1'='1"),
+                );
+            }
+            "identity-center-session-audit" => {
+                add(id, "alice", identity_center_params(all_time()));
+                add(
+                    id,
+                    "injection",
+                    all_time()
+                        .set("user_name", "' OR ''='")
+                        .set("user_id", "1' OR '1'='1")
+                        .set("permission_set", "%")
+                        .set("account", "_"),
                 );
             }
             _ => {

@@ -73,14 +73,16 @@ pub async fn activate<L: Ledger, R: Roles>(
     }
     check_duration(entry, &current)?;
     check_grantable(roles, contract, &current.role_arn).await?;
-    commit_active(ledger, id, now).await
+    commit_active(ledger, id, None, now).await
 }
 
 /// Commits ACTIVE with `expires_at` = `now` + the duration (idempotent: an ACTIVE request
-/// answers its expiry). The last step of every activation, role or permission set.
+/// answers its expiry). The last step of every activation, role or permission set; a
+/// permission set's name is recorded with it (what the audit looks for).
 pub(super) async fn commit_active<L: Ledger>(
     ledger: &L,
     id: &str,
+    permission_set_name: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<String> {
     with_retry(|| async {
@@ -94,6 +96,9 @@ pub(super) async fn commit_active<L: Ledger>(
         next.status = Status::Active;
         let expires_at = format_utc(now + current.duration());
         next.expires_at = Some(expires_at.clone());
+        if let Some(name) = permission_set_name {
+            next.permission_set_name = Some(name.to_owned());
+        }
         let detail = Some(format!("until {expires_at}"));
         commit(
             ledger,

@@ -8,6 +8,7 @@
 //! keeps a new grant from taking it while the removal runs (AWS TEAM's bug #279 is the first
 //! revoke deleting the assignment under the second grant).
 
+use super::identity_center_budget::Budgeted;
 use super::revoke::commit_revoked;
 use super::{Target, entry_of, load};
 use crate::catalog::{Catalog, Protected};
@@ -107,6 +108,7 @@ pub async fn activate_assignment<L: Ledger, I: IdentityCenter>(
     id: &str,
     now: OffsetDateTime,
 ) -> Result<String> {
+    let identity_center = &Budgeted::new(ledger, identity_center, id);
     let current = load(ledger, id).await?;
     if current.status == Status::Active {
         return current
@@ -133,7 +135,7 @@ pub async fn activate_assignment<L: Ledger, I: IdentityCenter>(
     protected
         .check_role(&assignment.account, "")
         .map_err(|err| Error::not_grantable(err.message))?;
-    check_permission_set(identity_center, &assignment).await?;
+    let info = check_permission_set(identity_center, &assignment).await?;
     // Counted before the assignment exists, so a revoke of another grant of it that runs
     // meanwhile sees this one and leaves the assignment alone.
     ledger
@@ -147,7 +149,7 @@ pub async fn activate_assignment<L: Ledger, I: IdentityCenter>(
         &request_id,
     )
     .await?;
-    super::grant::commit_active(ledger, id, now).await
+    super::grant::commit_active(ledger, id, Some(&info.name), now).await
 }
 
 /// What revoking a permission-set grant did to Identity Center.
@@ -174,6 +176,7 @@ pub async fn revoke_assignment<L: Ledger, I: IdentityCenter>(
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<(Status, AssignmentRevoked)> {
+    let identity_center = &Budgeted::new(ledger, identity_center, id);
     let revoked = commit_revoked(ledger, id, reason, now).await?;
     if !matches!(revoked.status, Status::Revoked | Status::Audited) {
         return Ok((revoked.status, AssignmentRevoked::Nothing));
@@ -229,51 +232,142 @@ async fn remove_assignment<I: IdentityCenter>(
         // Never active and never assigned: no session can exist.
         return Ok(AssignmentRevoked::Nothing);
     }
+    deny_sessions(
+        identity_center,
+        instance,
+        &assignment.permission_set_arn,
+        &assignment.account,
+        std::slice::from_ref(&assignment.user_id),
+        now,
+    )
+    .await?;
+    Ok(AssignmentRevoked::Removed)
+}
+
+/// Denies `users`' sessions of the permission set in `account` issued until now (the second
+/// after, for sessions issued within it), in one write of the inline policy, provisioned to
+/// the account, polled, and read back; kept for the permission set's session duration.
+async fn deny_sessions<I: IdentityCenter>(
+    identity_center: &I,
+    instance: &str,
+    permission_set_arn: &str,
+    account: &str,
+    users: &[String],
+    now: OffsetDateTime,
+) -> Result<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
     // Every session the assignment gave was issued before the deletion was seen done; the
     // second covers sessions issued within the second it was seen.
     let issued_before = (identity_center.now() + Duration::seconds(1)).unix_timestamp();
     let longest = identity_center
-        .permission_set(instance, &assignment.permission_set_arn)
+        .permission_set(instance, permission_set_arn)
         .await?
         .map_or(LONGEST_SESSION, |info| {
             Duration::seconds(info.session_duration_seconds.max(0)).min(LONGEST_SESSION)
         });
     let remove_after = issued_before + longest.whole_seconds() + user_deny::SKEW_SECONDS;
-    let current = identity_center
-        .inline_policy(instance, &assignment.permission_set_arn)
+    let mut document = identity_center
+        .inline_policy(instance, permission_set_arn)
         .await?;
-    let deny = user_deny::add_user_deny(
-        current.as_deref(),
-        &assignment.user_id,
-        &assignment.account,
-        issued_before,
-        remove_after,
-        now.unix_timestamp(),
-        INLINE_POLICY_LIMIT,
-    )?;
+    for user in users {
+        let deny = user_deny::add_user_deny(
+            document.as_deref(),
+            user,
+            account,
+            issued_before,
+            remove_after,
+            now.unix_timestamp(),
+            INLINE_POLICY_LIMIT,
+        )?;
+        document = Some(deny.document);
+    }
+    let Some(document) = document else {
+        return Ok(());
+    };
     identity_center
-        .put_inline_policy(instance, &assignment.permission_set_arn, &deny.document)
+        .put_inline_policy(instance, permission_set_arn, &document)
         .await?;
     let request_id = identity_center
-        .provision(
-            instance,
-            &assignment.permission_set_arn,
-            &assignment.account,
-        )
+        .provision(instance, permission_set_arn, account)
         .await?;
     wait_for(identity_center, Operation::Provision, instance, &request_id).await?;
     let read_back = identity_center
-        .inline_policy(instance, &assignment.permission_set_arn)
+        .inline_policy(instance, permission_set_arn)
         .await?;
-    if !read_back.as_deref().is_some_and(|doc| {
-        user_deny::denies_user(doc, &assignment.user_id, &assignment.account, issued_before)
+    if let Some(missing) = users.iter().find(|user| {
+        !read_back
+            .as_deref()
+            .is_some_and(|doc| user_deny::denies_user(doc, user, account, issued_before))
     }) {
         return Err(Error::retryable(format!(
-            "the deny for user {} is not in permission set {} after provisioning",
-            assignment.user_id, assignment.permission_set_arn
+            "the deny for user {missing} is not in permission set {permission_set_arn} after \
+             provisioning"
         )));
     }
-    Ok(AssignmentRevoked::Removed)
+    Ok(())
+}
+
+/// Removes a group's assignment of a managed permission set (trailgate assigns only users, so
+/// any group assignment of one is drift) and denies the sessions of the group's members in the
+/// account, except members a grant holds a user assignment for: their sessions are the
+/// grant's. Returns the members denied.
+async fn sweep_group<I: IdentityCenter>(
+    identity_center: &I,
+    instance: &str,
+    permission_set_arn: &str,
+    account: &str,
+    group_id: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>> {
+    // Read before the removal: a member removed from the group meanwhile still had sessions.
+    let members = identity_center.group_members(instance, group_id).await?;
+    if let Some(request_id) = identity_center
+        .delete_group_assignment(instance, permission_set_arn, account, group_id)
+        .await?
+    {
+        wait_for(
+            identity_center,
+            Operation::DeleteAssignment,
+            instance,
+            &request_id,
+        )
+        .await?;
+    }
+    if identity_center
+        .assigned_groups(instance, permission_set_arn, account)
+        .await?
+        .iter()
+        .any(|g| g == group_id)
+    {
+        return Err(Error::retryable(format!(
+            "the assignment of {permission_set_arn} to group {group_id} in {account} is still \
+             there after its deletion"
+        )));
+    }
+    let mut denied = Vec::new();
+    for user_id in members {
+        let own = Assignment {
+            instance_arn: instance.to_owned(),
+            permission_set_arn: permission_set_arn.to_owned(),
+            account: account.to_owned(),
+            user_id: user_id.clone(),
+        };
+        if !identity_center.is_assigned(&own).await? {
+            denied.push(user_id);
+        }
+    }
+    deny_sessions(
+        identity_center,
+        instance,
+        permission_set_arn,
+        account,
+        &denied,
+        now,
+    )
+    .await?;
+    Ok(denied)
 }
 
 /// The holder the drift sweep fences an assignment with: no request id looks like it.
@@ -285,37 +379,71 @@ const SWEEPER: &str = "reconciler-drift-sweep";
 pub struct Swept {
     pub permission_set_arn: String,
     pub account: String,
+    /// The user of a user assignment; empty for a group's.
     pub user_id: String,
+    /// The group of a group assignment, whose members' sessions were denied (`members`).
+    pub group_id: Option<String>,
+    pub members: Vec<String>,
+}
+
+/// What the drift sweep looks at: the catalog's permission-set entries, and the Organization
+/// (when the reconciler could read it) for the accounts an entry covers through an OU.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepScope<'a> {
+    pub catalog: &'a Catalog,
+    pub organization: Option<&'a crate::organization::Organization>,
+}
+
+impl SweepScope<'_> {
+    /// The accounts `entry` covers: those it lists by id, and, with the Organization, every
+    /// active account under an OU it lists (never the management account).
+    fn accounts_of(&self, entry: &crate::catalog::Entry) -> Vec<String> {
+        let mut accounts: Vec<String> = entry
+            .accounts
+            .iter()
+            .filter(|a| crate::catalog::is_account_id(a))
+            .cloned()
+            .collect();
+        if let Some(organization) = self.organization {
+            for account in &organization.accounts {
+                if account.is_active()
+                    && account.id != organization.management_account
+                    && entry.covers_account(&account.id, &account.ous)
+                {
+                    accounts.push(account.id.clone());
+                }
+            }
+        }
+        accounts
+    }
 }
 
 /// The drift sweep (the reconciler's, as SSO Elevator does it): every user assignment of a
 /// permission set the catalog grants and Identity Center shows tagged `trailgate:managed=true`,
-/// in each account the entry lists by id and each account a permission-set request in
-/// `requests` names, that no request holds is removed as a revoke would remove it (fenced,
-/// deleted, the user's sessions there denied). An assignment being granted is held (a grant
-/// counts itself before it creates the assignment) and one being revoked is fenced, so
-/// neither is touched. Returns what it removed and, per assignment, what it could not do.
+/// in each account the entry covers (by id, or under its OUs when the Organization was read)
+/// and each account a permission-set request in `requests` names, that no request holds is
+/// removed as a revoke would remove it (fenced, deleted, the user's sessions there denied). An
+/// assignment being granted is held (a grant counts itself before it creates the assignment)
+/// and one being revoked is fenced, so neither is touched. Returns what it removed and, per
+/// assignment, what it could not do.
 pub async fn sweep_assignments<L: Ledger, I: IdentityCenter>(
     ledger: &L,
     identity_center: &I,
-    catalog: &Catalog,
+    scope: SweepScope<'_>,
     requests: &[&AccessRequest],
     now: OffsetDateTime,
 ) -> (Vec<Swept>, Vec<(String, String)>) {
+    let identity_center = &Budgeted::new(ledger, identity_center, SWEEPER);
     let mut targets: Vec<(String, String, String)> = Vec::new();
-    for entry in &catalog.entries {
+    for entry in &scope.catalog.entries {
         let Some(set) = &entry.permission_set else {
             continue;
         };
-        for account in entry
-            .accounts
-            .iter()
-            .filter(|a| crate::catalog::is_account_id(a))
-        {
+        for account in scope.accounts_of(entry) {
             targets.push((
                 set.instance_arn.clone(),
                 set.permission_set_arn.clone(),
-                account.clone(),
+                account,
             ));
         }
     }
@@ -379,6 +507,8 @@ pub async fn sweep_assignments<L: Ledger, I: IdentityCenter>(
                     permission_set_arn: set.clone(),
                     account: account.clone(),
                     user_id: assignment.user_id.clone(),
+                    group_id: None,
+                    members: Vec::new(),
                 }),
                 Ok(false) => {}
                 Err(err) => failed.push((
@@ -387,8 +517,88 @@ pub async fn sweep_assignments<L: Ledger, I: IdentityCenter>(
                 )),
             }
         }
+        let groups = match identity_center
+            .assigned_groups(&instance, &set, &account)
+            .await
+        {
+            Ok(groups) => groups,
+            Err(err) => {
+                failed.push((format!("{set} in {account} (groups)"), err.message));
+                continue;
+            }
+        };
+        for group_id in groups {
+            match sweep_group(identity_center, &instance, &set, &account, &group_id, now).await {
+                Ok(members) => swept.push(Swept {
+                    permission_set_arn: set.clone(),
+                    account: account.clone(),
+                    user_id: String::new(),
+                    group_id: Some(group_id),
+                    members,
+                }),
+                Err(err) => failed.push((
+                    format!("{set} in {account} for group {group_id}"),
+                    err.message,
+                )),
+            }
+        }
     }
     (swept, failed)
+}
+
+/// The reconciler's re-check of an ended permission-set grant's deny (as it re-applies role
+/// denies): while sessions the grant gave may still live (its revoke plus the permission set's
+/// session duration), the permission set's inline policy must deny the user's sessions in the
+/// account issued before the revoke. If it does not (a lost write, a hand edit), the fenced
+/// removal runs again as the drift sweep runs it: the assignment checked gone and the deny
+/// written, provisioned and read back. An assignment another grant holds now is that grant's
+/// and is left alone. `true` when it re-applied the deny.
+pub async fn recheck_user_deny<L: Ledger, I: IdentityCenter>(
+    ledger: &L,
+    identity_center: &I,
+    request: &AccessRequest,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let identity_center = &Budgeted::new(ledger, identity_center, SWEEPER);
+    let (Some(assignment), Some(revoked_at)) = (&request.assignment, &request.revoked_at) else {
+        return Ok(false);
+    };
+    if request.expires_at.is_none() {
+        // Never active: the revoke had no sessions to deny.
+        return Ok(false);
+    }
+    let revoked_at = crate::time::parse_utc(revoked_at)?;
+    let instance = assignment.instance_arn.as_str();
+    let longest = identity_center
+        .permission_set(instance, &assignment.permission_set_arn)
+        .await?
+        .map_or(LONGEST_SESSION, |info| {
+            Duration::seconds(info.session_duration_seconds.max(0)).min(LONGEST_SESSION)
+        });
+    if now > revoked_at + longest {
+        // Every session the grant gave has expired; the deny may have been collected.
+        return Ok(false);
+    }
+    let current = identity_center
+        .inline_policy(instance, &assignment.permission_set_arn)
+        .await?;
+    if current.as_deref().is_some_and(|doc| {
+        user_deny::denies_user(
+            doc,
+            &assignment.user_id,
+            &assignment.account,
+            revoked_at.unix_timestamp(),
+        )
+    }) {
+        return Ok(false);
+    }
+    let key = assignment.holders_key();
+    if !ledger.release_assignment(&key, SWEEPER).await? {
+        return Ok(false);
+    }
+    let removed = remove_assignment(identity_center, true, assignment, now).await;
+    ledger.unfence_assignment(&key, SWEEPER).await?;
+    removed.map(|_| true)
 }
 
 /// Polls an operation until it succeeds, with backoff, for at most [`OPERATION_BOUND`]:

@@ -199,6 +199,14 @@ fn grant_polls_the_creation_and_revoke_removes_the_assignment_and_denies_live_se
     let assignment = request.assignment.clone().unwrap();
     assert_eq!(request.status, Status::Active);
     assert!(identity_center.assigned(&assignment));
+    // The name the audit looks for (`AWSReservedSSO_<name>_*`), covered by the record digest.
+    assert_eq!(request.permission_set_name.as_deref(), Some("ProdAdmin"));
+    let mut renamed = request.clone();
+    renamed.permission_set_name = Some("ReadOnly".into());
+    assert_ne!(
+        crate::ledger::record_digest(&renamed),
+        crate::ledger::record_digest(&request)
+    );
     let polls = identity_center
         .calls
         .lock()
@@ -424,10 +432,14 @@ fn the_drift_sweep_removes_assignments_no_request_holds_and_leaves_held_ones() {
         by_hand.user_id.clone(),
     ));
     let catalog = identity_center_catalog();
+    let scope = SweepScope {
+        catalog: &catalog,
+        organization: None,
+    };
     let (swept, failed) = block_on(sweep_assignments(
         &ledger,
         &identity_center,
-        &catalog,
+        scope,
         &[],
         now(),
     ));
@@ -477,10 +489,195 @@ fn the_drift_sweep_removes_assignments_no_request_holds_and_leaves_held_ones() {
     let (swept, _) = block_on(sweep_assignments(
         &ledger,
         &identity_center,
-        &catalog,
+        scope,
         &[],
         now(),
     ));
     assert!(swept.is_empty());
     assert!(identity_center.assigned(&by_hand));
+}
+
+#[test]
+fn the_reconciler_puts_back_a_lost_permission_set_deny_while_the_sessions_may_live() {
+    let (ledger, identity_center) = (MemoryLedger::default(), MemoryIdentityCenter::default());
+    active(&ledger, &identity_center, "r-lost");
+    revoke(&ledger, &identity_center, "r-lost").unwrap();
+    let request = ledger.record("r-lost").unwrap();
+    let revoked_at = crate::time::parse_utc(request.revoked_at.as_deref().unwrap()).unwrap();
+    let lose = || {
+        identity_center
+            .permission_sets
+            .lock()
+            .unwrap()
+            .get_mut(PERMISSION_SET_ARN)
+            .unwrap()
+            .1 = None;
+    };
+    let recheck = |at| block_on(recheck_user_deny(&ledger, &identity_center, &request, at));
+    let denied = || {
+        identity_center
+            .inline(PERMISSION_SET_ARN)
+            .is_some_and(|doc| {
+                denies_user(&doc, ALICE_USER_ID, PS_ACCOUNT, revoked_at.unix_timestamp())
+            })
+    };
+    assert!(denied(), "the revoke wrote it");
+    assert!(
+        !recheck(revoked_at + ::time::Duration::minutes(5)).unwrap(),
+        "in place"
+    );
+
+    // Lost (a concurrent write, a hand edit): the reconciler puts it back, provisioned and
+    // read back, and says so.
+    lose();
+    let notifier = MemoryNotifier::default();
+    let report = block_on(crate::service::reconcile(
+        &ledger,
+        &MemoryRoles::default(),
+        &identity_center,
+        &notifier,
+        revoked_at + ::time::Duration::minutes(10),
+    ))
+    .unwrap();
+    assert_eq!(report.reapplied, vec!["r-lost".to_owned()], "{report:?}");
+    assert_eq!(notifier.sent.lock().unwrap().len(), 1);
+    assert!(denied());
+    assert_eq!(
+        ledger
+            .holders(&request.assignment.as_ref().unwrap().holders_key())
+            .1,
+        None
+    );
+
+    // Lost while a new grant of the same assignment holds it: that grant's access stands.
+    lose();
+    active(&ledger, &identity_center, "r-again");
+    assert!(!recheck(revoked_at + ::time::Duration::minutes(15)).unwrap());
+    assert!(identity_center.inline(PERMISSION_SET_ARN).is_none());
+    assert!(identity_center.assigned(request.assignment.as_ref().unwrap()));
+    revoke(&ledger, &identity_center, "r-again").unwrap();
+
+    // Once the permission set's sessions (an hour) have all expired, a collected deny stays
+    // collected.
+    lose();
+    assert!(!recheck(revoked_at + ::time::Duration::minutes(61)).unwrap());
+    assert!(identity_center.inline(PERMISSION_SET_ARN).is_none());
+}
+
+#[test]
+fn the_drift_sweep_reaches_the_accounts_an_entry_covers_through_an_ou() {
+    let (ledger, identity_center) = (MemoryLedger::default(), MemoryIdentityCenter::default());
+    // The entry lists only the OU; MEMBER_A is under it, MEMBER_B is not.
+    let mut json: serde_json::Value = serde_json::to_value(identity_center_catalog()).unwrap();
+    json["entries"][0]["accounts"] = serde_json::json!([PROD_OU]);
+    let catalog = crate::catalog::Catalog::load(&json.to_string(), "trailgate-").unwrap();
+    let by_hand = |account: &str| Assignment {
+        instance_arn: INSTANCE_ARN.into(),
+        permission_set_arn: PERMISSION_SET_ARN.into(),
+        account: account.into(),
+        user_id: "d1d1d1d1-0000-4000-8000-00000000d1d1".into(),
+    };
+    for account in [MEMBER_A, MEMBER_B] {
+        let a = by_hand(account);
+        identity_center.assignments.lock().unwrap().insert((
+            a.permission_set_arn.clone(),
+            a.account.clone(),
+            a.user_id.clone(),
+        ));
+    }
+    let organization = organization();
+    // Without the Organization, an OU names no account.
+    let blind = SweepScope {
+        catalog: &catalog,
+        organization: None,
+    };
+    let (swept, _) = block_on(sweep_assignments(
+        &ledger,
+        &identity_center,
+        blind,
+        &[],
+        now(),
+    ));
+    assert!(swept.is_empty(), "{swept:?}");
+    let scope = SweepScope {
+        catalog: &catalog,
+        organization: Some(&organization),
+    };
+    let (swept, failed) = block_on(sweep_assignments(
+        &ledger,
+        &identity_center,
+        scope,
+        &[],
+        now(),
+    ));
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert_eq!(swept[0].account, MEMBER_A);
+    assert!(!identity_center.assigned(&by_hand(MEMBER_A)));
+    assert!(
+        identity_center.assigned(&by_hand(MEMBER_B)),
+        "not under the entry's OU: not trailgate's to sweep"
+    );
+}
+
+#[test]
+fn the_drift_sweep_removes_a_group_assignment_and_denies_its_members_but_a_granted_one() {
+    let (ledger, identity_center) = (MemoryLedger::default(), MemoryIdentityCenter::default());
+    // alice holds a grant of the permission set; the ops group got it by hand as well.
+    active(&ledger, &identity_center, "r-alice");
+    let dave = "dddddddd-0000-4000-8000-00000000dddd".to_owned();
+    identity_center
+        .groups
+        .lock()
+        .unwrap()
+        .insert("g-ops".into(), vec![ALICE_USER_ID.into(), dave.clone()]);
+    identity_center.group_assignments.lock().unwrap().insert((
+        PERMISSION_SET_ARN.into(),
+        PS_ACCOUNT.into(),
+        "g-ops".into(),
+    ));
+    let catalog = identity_center_catalog();
+    let scope = SweepScope {
+        catalog: &catalog,
+        organization: None,
+    };
+    let (swept, failed) = block_on(sweep_assignments(
+        &ledger,
+        &identity_center,
+        scope,
+        &[],
+        now(),
+    ));
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert_eq!(swept[0].group_id.as_deref(), Some("g-ops"));
+    assert_eq!(swept[0].members, vec![dave.clone()]);
+    assert!(identity_center.group_assignments.lock().unwrap().is_empty());
+    let inline = identity_center.inline(PERMISSION_SET_ARN).unwrap();
+    assert!(denies_user(
+        &inline,
+        &dave,
+        PS_ACCOUNT,
+        now().unix_timestamp()
+    ));
+    assert!(
+        !denies_user(&inline, ALICE_USER_ID, PS_ACCOUNT, 0),
+        "alice's granted sessions live"
+    );
+    let alice = Assignment {
+        instance_arn: INSTANCE_ARN.into(),
+        permission_set_arn: PERMISSION_SET_ARN.into(),
+        account: PS_ACCOUNT.into(),
+        user_id: ALICE_USER_ID.into(),
+    };
+    assert!(identity_center.assigned(&alice), "her own assignment stays");
+    // Nothing left to sweep.
+    let (again, _) = block_on(sweep_assignments(
+        &ledger,
+        &identity_center,
+        scope,
+        &[],
+        now(),
+    ));
+    assert!(again.is_empty(), "{again:?}");
 }

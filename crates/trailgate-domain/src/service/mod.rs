@@ -14,6 +14,7 @@ mod decision;
 mod export;
 mod grant;
 mod identity_center;
+pub mod identity_center_budget;
 mod messages;
 mod reconcile;
 mod revoke;

@@ -70,13 +70,14 @@ pub async fn reconcile<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
     reconcile_with(ledger, roles, identity_center, None, notifier, now).await
 }
 
-/// [`reconcile`], and with `catalog` the drift sweep of Identity Center assignments
-/// ([`super::sweep_assignments`]) as its step 5: the reconciler function passes its catalog.
+/// [`reconcile`], and with `sweep` the drift sweep of Identity Center assignments
+/// ([`super::sweep_assignments`]) as its step 5: the reconciler function passes its catalog and
+/// the Organization.
 pub async fn reconcile_with<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>(
     ledger: &L,
     roles: &R,
     identity_center: &I,
-    catalog: Option<&crate::catalog::Catalog>,
+    sweep: Option<super::SweepScope<'_>>,
     notifier: &N,
     now: OffsetDateTime,
 ) -> Result<ReconcileReport> {
@@ -124,8 +125,6 @@ pub async fn reconcile_with<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>
             Err(err) => report.failed.push((request.id.clone(), err.message)),
         }
     }
-    // A permission-set grant's deny lives in the permission set, not on a role: its revoke
-    // verified it there, and this loop re-applies role denies only.
     for request in revoked.into_iter().filter(|r| r.assignment.is_none()) {
         match apply_deny(roles, request, now).await {
             Ok(Applied::Added | Applied::Fallback) => report.reapplied.push(request.id.clone()),
@@ -133,10 +132,20 @@ pub async fn reconcile_with<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>
             Err(err) => report.failed.push((request.id.clone(), err.message)),
         }
     }
-    if let Some(catalog) = catalog {
+    // A permission-set grant's deny lives in the permission set, and its sessions may outlive
+    // the grant's expiry by the set's session duration: every permission-set request that
+    // ended within the look-back is checked there.
+    for request in ended.iter().filter(|r| r.assignment.is_some()) {
+        match super::recheck_user_deny(ledger, identity_center, request, now).await {
+            Ok(true) => report.reapplied.push(request.id.clone()),
+            Ok(false) => {}
+            Err(err) => report.failed.push((request.id.clone(), err.message)),
+        }
+    }
+    if let Some(scope) = sweep {
         let seen: Vec<&AccessRequest> = overdue.iter().chain(&ended).collect();
         let (swept, failed) =
-            super::sweep_assignments(ledger, identity_center, catalog, &seen, now).await;
+            super::sweep_assignments(ledger, identity_center, scope, &seen, now).await;
         report.swept = swept;
         report.failed.extend(failed);
     }
@@ -158,7 +167,7 @@ pub async fn reconcile_with<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>
 
     if report.found_anything() {
         let message = format!(
-            "The reconciler found grants the state machine did not end, or roles running out of room for revocations.\nRevoked (ACTIVE past expiry): {:?}\nDeny re-applied: {:?}\nFailed (will retry): {:?}\nRoles whose inline policies use {}% or more of IAM's {} characters (role, used): {:?}\nRoles with a role-wide fallback deny, which also ended the other grants' sessions issued before its time (they must fetch new credentials): {:?}\nIdentity Center assignments no request held, removed and their sessions denied (permission set, account, user id): {:?}\n",
+            "The reconciler found grants the state machine did not end, or roles running out of room for revocations.\nRevoked (ACTIVE past expiry): {:?}\nDeny re-applied: {:?}\nFailed (will retry): {:?}\nRoles whose inline policies use {}% or more of IAM's {} characters (role, used): {:?}\nRoles with a role-wide fallback deny, which also ended the other grants' sessions issued before its time (they must fetch new credentials): {:?}\nIdentity Center assignments no request held, removed and their sessions denied (permission set, account, user or group with the members denied): {:?}\n",
             report.revoked,
             report.reapplied,
             report.failed,
@@ -172,7 +181,10 @@ pub async fn reconcile_with<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier>
                 .map(|s| (
                     s.permission_set_arn.as_str(),
                     s.account.as_str(),
-                    s.user_id.as_str()
+                    match &s.group_id {
+                        Some(group) => format!("group {group} ({})", s.members.join(", ")),
+                        None => format!("user {}", s.user_id),
+                    }
                 ))
                 .collect::<Vec<_>>()
         );

@@ -124,6 +124,10 @@ mod tests {
                 ("request_id", "r-1"),
                 ("access_key_id", "AKIATFQR7NSCUXC3DDDP"),
                 ("resource", "stratus-red-team-backdoor-r-role"),
+                ("user_name", "benjamin"),
+                ("user_id", "94482488-3041-7026-18f3-be45837cd0e4"),
+                ("permission_set", "AdministratorAccess"),
+                ("account", "111122223333"),
             ];
             let mut params = window.clone();
             for declared in &runbook.spec().parameters {

@@ -162,3 +162,13 @@ pub fn table(result: &Value) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+/// The identity-center-session-audit parameters of the fixtures' grant: alice's ProdAccess
+/// permission set in account 111122223333.
+pub fn identity_center_params(params: Params) -> Params {
+    params
+        .set("user_name", "alice@example.com")
+        .set("user_id", "94482488-3041-7026-18f3-be45837cd0e4")
+        .set("permission_set", "ProdAccess")
+        .set("account", "111122223333")
+}
