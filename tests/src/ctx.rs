@@ -467,6 +467,17 @@ impl Ctx {
 
     /// Adds CloudTrail records to the router's LookupEvents history (`POST /_local/cloudtrail`);
     /// returns how many it indexed.
+    /// The SourceIdentity trailgate gives the sessions of local user `name`'s requests: the
+    /// user's principal id (moto's `AIDA…`), as `AccessRequest::source_identity` makes it.
+    pub fn source_identity(&self, name: &str) -> Result<String> {
+        self.state
+            .users
+            .iter()
+            .find(|user| user.name == name)
+            .map(|user| user.user_id.clone())
+            .with_context(|| format!("no local user `{name}`"))
+    }
+
     pub async fn seed_cloudtrail(&self, records: &[Value]) -> Result<u64> {
         let response = self
             .http

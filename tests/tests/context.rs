@@ -103,7 +103,8 @@ fn alice_history() -> Vec<Value> {
 }
 
 /// A call made in trailgate session `tg-alice-<id>`: what the audit must find.
-fn session_call(n: u32, id: &str, name: &str, source: &str, extra: Value) -> Value {
+/// A call of alice's session of grant `id`, whose SourceIdentity is `who` (her principal id).
+fn session_call(who: &str, n: u32, id: &str, name: &str, source: &str, extra: Value) -> Value {
     let session = format!("tg-alice-{id}");
     let mut record = json!({
         "eventVersion": "1.08",
@@ -121,7 +122,7 @@ fn session_call(n: u32, id: &str, name: &str, source: &str, extra: Value) -> Val
             "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/{session}"),
             "accountId": ACCOUNT,
             "sessionContext": {
-                "sourceIdentity": "alice",
+                "sourceIdentity": who,
                 "sessionIssuer": {"type": "Role", "userName": ROLE_NAME, "arn": role_arn(ROLE_NAME)},
             },
         },
@@ -212,9 +213,18 @@ async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
         Duration::from_secs(30),
     )
     .await?;
+    let alice = ctx.source_identity("alice")?;
     let session = vec![
-        session_call(1, &id, "ListBuckets", "s3.amazonaws.com", Value::Null),
         session_call(
+            &alice,
+            1,
+            &id,
+            "ListBuckets",
+            "s3.amazonaws.com",
+            Value::Null,
+        ),
+        session_call(
+            &alice,
             2,
             &id,
             "PutObject",
@@ -222,6 +232,7 @@ async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
             json!({"requestParameters": {"bucketName": "team-data", "key": "report.csv"}}),
         ),
         session_call(
+            &alice,
             3,
             &id,
             "CreateUser",
@@ -230,6 +241,7 @@ async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
         ),
         // Another grant's session of alice: not this audit's business.
         session_call(
+            &alice,
             4,
             "r-someoneelse",
             "DeleteBucket",

@@ -94,6 +94,14 @@ async fn documents_on_the_wire_hold(ctx: &Ctx, id: &str) -> Result<()> {
         .with_context(|| format!("no AssumeRole call for {id} was recorded: {calls:?}"))?;
     let text = |field: &str| call[field].as_str().unwrap_or_default().to_owned();
     let (role_arn, session_name) = (text("role_arn"), text("session_name"));
+    // SourceIdentity is the requester's principal id (moto makes its own, not `AIDA…`), which a
+    // namesake cannot take over; the readable name stays in the session name.
+    let alice = ctx.source_identity("alice")?;
+    ensure!(
+        text("source_identity") == alice && alice != "alice",
+        "SourceIdentity sent: {call}"
+    );
+    ensure!(session_name.starts_with("tg-alice-"), "{session_name}");
     let session_policy: Value = serde_json::from_str(&text("policy"))
         .with_context(|| format!("the session policy sent is not JSON: {call}"))?;
     let revocations: Value = serde_json::from_str(&ctx.revocations(ROLE_NAME).await?)?;

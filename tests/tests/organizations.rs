@@ -326,7 +326,7 @@ async fn the_hub_grants_revokes_and_reconciles_roles_in_member_accounts() -> Res
             let session = json!({"type": "AssumedRole",
                 "principalId": format!("AROAMEMBER:tg-alice-{short}"),
                 "arn": format!("arn:aws:sts::{}:assumed-role/{MEMBER_ROLE}/tg-alice-{short}", prod.id),
-                "sessionContext": {"sourceIdentity": "alice"}});
+                "sessionContext": {"sourceIdentity": ctx.source_identity("alice")?}});
             ctx.seed_cloudtrail(&[record_in(&prod.id, "org-session-call", 0, "GetTrailStatus", session)])
                 .await?;
 

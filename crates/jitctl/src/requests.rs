@@ -187,6 +187,7 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
             _ => None,
         };
         let mut problems = 0;
+        let mut permission_sets = false;
         for file in &files {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -206,6 +207,10 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
                     crate::catalog_check::check_permission_sets(identity_center, &name, &text)
                         .await?,
                 );
+                permission_sets |= serde_json::from_str::<trailgate_domain::catalog::Catalog>(
+                    &text,
+                )
+                .is_ok_and(|catalog| catalog.entries.iter().any(|e| e.permission_set.is_some()));
             }
             for problem in found {
                 println!("{problem}");
@@ -215,10 +220,10 @@ pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
         if problems > 0 {
             return Ok(ExitCode::FAILURE);
         }
-        let checked = if iam.is_some() {
-            " and their roles and permission sets"
-        } else {
-            ""
+        let checked = match (iam.is_some(), permission_sets) {
+            (true, true) => " and their roles and permission sets",
+            (true, false) => " and their roles",
+            (false, _) => "",
         };
         println!("{} catalog file(s){checked} valid", files.len());
         return Ok(ExitCode::SUCCESS);

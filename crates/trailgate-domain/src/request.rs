@@ -110,28 +110,33 @@ impl Caller {
     }
 }
 
+/// Makes `text` a valid STS `SourceIdentity` or session-name part: characters STS does not
+/// accept become `-`, at most `max` characters, at least 2.
+fn sts_safe(text: &str, max: usize) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(max)
+        .collect();
+    if cleaned.len() < 2 {
+        format!("{cleaned}--")
+    } else {
+        cleaned
+    }
+}
+
 impl Caller {
-    /// The stable short identity used as STS `SourceIdentity` and in session names:
-    /// the user name for IAM users, the session name for assumed roles.
+    /// The short identity shown in session names and messages: the user name for IAM users,
+    /// the session name for assumed roles.
     /// Characters STS does not accept are replaced, and the result is cut to 64.
     pub fn identity(&self) -> String {
-        let last = self.arn.rsplit(['/', ':']).next().unwrap_or_default();
-        let cleaned: String = last
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(64)
-            .collect();
-        if cleaned.len() < 2 {
-            format!("{cleaned}--")
-        } else {
-            cleaned
-        }
+        sts_safe(self.arn.rsplit(['/', ':']).next().unwrap_or_default(), 64)
     }
 }
 
@@ -495,6 +500,19 @@ impl AccessRequest {
             .count()
     }
 
+    /// The `SourceIdentity` of every session vended for the request, which CloudTrail carries
+    /// through role chaining and nobody can change once set: the requester's principal id as
+    /// AWS knows it (`AIDA…` for an IAM user; `AROA…` and the identity provider's session name
+    /// for a role session, the `:` written `-`, which STS does not accept, and `,` too, which
+    /// runbook list parameters split on), never a name a namesake could take over. Records
+    /// made before principal ids were kept fall back to the identity name.
+    pub fn source_identity(&self) -> String {
+        match self.requester_principal_id.as_deref() {
+            Some(id) if id.len() >= 2 => sts_safe(&id.replace(',', "-"), 64),
+            _ => self.requester_identity.clone(),
+        }
+    }
+
     /// The request as the API shows it: no task token, nothing internal.
     pub fn view(&self) -> serde_json::Value {
         serde_json::json!({
@@ -613,6 +631,18 @@ mod tests {
         assert_eq!(request.duration_seconds, 7200);
         assert_eq!(request.reason, "fix prod");
         assert_eq!(request.requester_identity, "alice");
+        // No principal id known: the name; with one, the id AWS gave the principal.
+        assert_eq!(request.source_identity(), "alice");
+        let mut bound = request.clone();
+        bound.requester_principal_id = Some("AIDAEXAMPLEALICE00001".into());
+        assert_eq!(bound.source_identity(), "AIDAEXAMPLEALICE00001");
+        bound.requester_principal_id = Some("AROAEXAMPLESSO000001:alice@example.com".into());
+        assert_eq!(
+            bound.source_identity(),
+            "AROAEXAMPLESSO000001-alice@example.com"
+        );
+        bound.requester_principal_id = Some(format!("AROAEXAMPLESSO000001:{}", "x".repeat(80)));
+        assert_eq!(bound.source_identity().len(), 64);
         assert_eq!(request.content_hash, request.compute_content_hash());
         assert_eq!(request.approval_expires_at, "2026-11-21T11:00:00Z");
     }

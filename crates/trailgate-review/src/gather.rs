@@ -348,7 +348,10 @@ async fn read_account<A: LookupEventsApi + Sync>(
     // The budget runs on the port's clock, the one its pacing sleeps on.
     let started = api.now();
     let requester = request.requester_identity.as_str();
-    let mut params = Params::new().set("requester", requester).window(start, end);
+    let mut params = Params::new()
+        .set("requester", requester)
+        .set("source_identities", &request.source_identity())
+        .window(start, end);
     // A permission-set request knows the requester's Identity Center user id: records made on
     // the user's behalf (`onBehalfOf.userId`) are theirs too.
     if let Some(assignment) = &request.assignment {

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use trailgate_domain::identity::{IDENTITY_CENTER_ROLE_PREFIX, Principal};
 use trailgate_domain::request::{AccessRequest, Assignment};
+use trailgate_domain::service::session_name;
 use trailgate_domain::time::{format_utc, parse_utc};
 use trailgate_runbooks::source::MemorySource;
 use trailgate_runbooks::source::lookup::{
@@ -143,19 +144,20 @@ struct SessionKey {
     in_session: Box<dyn Fn(&Value) -> bool + Send + Sync>,
 }
 
-/// A role grant's sessions carry the requester as SourceIdentity and the request id in their
-/// name, from the request's creation (no session can be older).
+/// A role grant's sessions carry the requester's principal id as SourceIdentity and the
+/// request id in their name, from the request's creation (no session can be older).
 fn role_key(request: &AccessRequest, now: OffsetDateTime) -> Result<SessionKey, ReviewError> {
     let created = parse_utc(&request.created_at).map_err(ReviewError::CreatedAt)?;
     // A clock ahead of ours must not leave an empty window.
     let start = created.min(now - time::Duration::hours(1));
-    let source_identity = request.requester_identity.clone();
+    let source_identity = request.source_identity();
     Ok(SessionKey {
         runbook: RUNBOOK,
         file: "jit-session-audit.yaml",
         params: Params::new()
-            .set("requester", &request.requester_identity)
+            .set("requester", &source_identity)
             .set("request_id", &request.id)
+            .set("session_name", &session_name(request))
             .window(start, now),
         start,
         identity_center: None,

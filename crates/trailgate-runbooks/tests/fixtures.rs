@@ -16,7 +16,8 @@ fn quiet_params(id: &str) -> Params {
         "resource-history" => all_time().set("resource", "i-0doesnotexist"),
         "jit-session-audit" => all_time()
             .set("requester", "alice")
-            .set("request_id", "r-none"),
+            .set("request_id", "r-none")
+            .set("session_name", "tg-alice-r-none"),
         "identity-center-session-audit" => identity_center_params(all_time()),
         _ => all_time(),
     }
@@ -137,7 +138,8 @@ fn root_console_login_without_mfa_is_found_twice() {
 fn jit_session_audit_reports_one_grant_and_not_the_other() {
     let params = all_time()
         .set("requester", "alice")
-        .set("request_id", "r-7f3a9c");
+        .set("request_id", "r-7f3a9c")
+        .set("session_name", "tg-alice-r-7f3a9c");
     let result = run_on("jit-session-audit", params, fixture("attacks.ndjson"));
     // The AssumeRole that created the session (tagged trailgate-request=r-7f3a9c) and its three
     // calls; the ListBuckets of grant r-other1 is not attributed to this request.
@@ -155,7 +157,8 @@ fn jit_session_audit_reports_one_grant_and_not_the_other() {
         "jit-session-audit",
         all_time()
             .set("requester", "bob")
-            .set("request_id", "r-7f3a9c"),
+            .set("request_id", "r-7f3a9c")
+            .set("session_name", "tg-bob-r-7f3a9c"),
         fixture("attacks.ndjson"),
     );
     assert_eq!(

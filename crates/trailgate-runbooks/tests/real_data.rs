@@ -541,7 +541,8 @@ fn jit_session_audit_finds_nothing_without_source_identities() {
         "jit-session-audit",
         all_time()
             .set("requester", "bert-jan")
-            .set("request_id", "r-1"),
+            .set("request_id", "r-1")
+            .set("session_name", "tg-bert-jan-r-1"),
         folder,
     );
     assert_eq!(result.coverage.events_matched, 0);

@@ -102,21 +102,24 @@ fn cases() -> Vec<Case> {
                     "bert-jan",
                     all_time()
                         .set("requester", "bert-jan")
-                        .set("request_id", "r-1"),
+                        .set("request_id", "r-1")
+                        .set("session_name", "tg-bert-jan-r-1"),
                 );
                 add(
                     id,
                     "alice",
                     all_time()
                         .set("requester", "alice")
-                        .set("request_id", "r-7f3a9c"),
+                        .set("request_id", "r-7f3a9c")
+                        .set("session_name", "tg-alice-r-7f3a9c"),
                 );
                 add(
                     id,
                     "injection",
                     all_time()
                         .set("requester", "' OR ''='")
-                        .set("request_id", "1' OR '1'='1"),
+                        .set("request_id", "1' OR '1'='1")
+                        .set("session_name", "x' OR 'y'='y"),
                 );
             }
             "identity-center-session-audit" => {

@@ -43,7 +43,7 @@ pub async fn audit<L: Ledger, N: Notifier>(
                 "revoked_at": current.revoked_at,
                 "credentials_issued": current.credentials_issued,
                 "session_name": session_name(&current),
-                "source_identity": current.requester_identity,
+                "source_identity": current.source_identity(),
                 "break_glass": current.break_glass,
                 "cloudtrail": cloudtrail,
                 "ledger_events": events.iter().map(|e| json!({"at": e.at, "actor": e.actor, "action": e.action})).collect::<Vec<_>>(),

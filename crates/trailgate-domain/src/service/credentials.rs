@@ -54,7 +54,7 @@ pub async fn vend<L: Ledger, C: CredentialIssuer>(
     let assume = AssumeRequest {
         role_arn: current.role_arn.clone(),
         session_name: session_name(&current),
-        source_identity: current.requester_identity.clone(),
+        source_identity: current.source_identity(),
         tags: vec![(REQUEST_TAG.to_owned(), current.id.clone())],
         session_policy: policy::session_policy(&expires_at_text),
         duration_seconds: remaining.clamp(MIN_SESSION, MAX_SESSION) as i32,

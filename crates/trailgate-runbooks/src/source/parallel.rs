@@ -122,6 +122,7 @@ mod tests {
             let values = [
                 ("requester", "benjamin"),
                 ("request_id", "r-1"),
+                ("session_name", "tg-benjamin-r-1"),
                 ("access_key_id", "AKIATFQR7NSCUXC3DDDP"),
                 ("resource", "stratus-red-team-backdoor-r-role"),
                 ("user_name", "benjamin"),
