@@ -27,13 +27,10 @@ pub async fn chain_key_from_sdk(sdk: &aws_config::SdkConfig, secret_id: &str) ->
     chain_key(&Client::new(sdk), secret_id).await
 }
 
-/// Reads the ledger chain key; like the link key, it leaves only inside a redacted `ChainKey`.
+/// Reads the ledger chain key (one key, or a ring after rotation: `ChainKey::from_secret`);
+/// like the link key, it leaves only inside a redacted `ChainKey`.
 pub async fn chain_key(client: &Client, secret_id: &str) -> Result<ChainKey> {
-    ChainKey::new(
-        secret_string(client, secret_id, "the ledger chain key secret")
-            .await?
-            .into_bytes(),
-    )
+    ChainKey::from_secret(&secret_string(client, secret_id, "the ledger chain key secret").await?)
 }
 
 async fn secret_string(client: &Client, secret_id: &str, what: &str) -> Result<String> {

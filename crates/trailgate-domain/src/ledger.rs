@@ -46,33 +46,115 @@ fn legacy_version() -> u8 {
 /// every function that writes the ledger needs this one, while only the approval and decision
 /// functions may sign links.
 #[derive(Clone)]
-pub struct ChainKey(Vec<u8>);
+pub struct ChainKey {
+    /// The id new events are keyed with.
+    current: String,
+    /// Every key the ring holds, by id: the current one and the earlier ones, which the
+    /// events they keyed still need to verify.
+    keys: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+/// The id of the key of a chain key secret that is a plain string (the format before
+/// rotation): events keyed with it carry no key id, so they hash as they always did.
+pub const FIRST_KEY_ID: &str = "0";
 
 impl std::fmt::Debug for ChainKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print key material, not even in debug logs.
-        f.write_str("ChainKey(<redacted>)")
+        // Never print key material, not even in debug logs; the ids are not secret.
+        write!(
+            f,
+            "ChainKey(current {}, ids {:?}, <redacted>)",
+            self.current,
+            self.keys.keys().collect::<Vec<_>>()
+        )
     }
 }
 
 impl ChainKey {
+    /// A ring of one key, [`FIRST_KEY_ID`].
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<ChainKey> {
-        let bytes = bytes.into();
-        if bytes.len() < 32 {
-            return Err(Error::internal(
-                "the ledger chain key is shorter than 32 bytes",
-            ));
-        }
-        Ok(ChainKey(bytes))
+        ChainKey::ring(FIRST_KEY_ID, [(FIRST_KEY_ID.to_owned(), bytes.into())])
     }
 
-    fn mac(&self, message: &[u8]) -> String {
+    /// A ring of `keys` whose `current` keys new events.
+    pub fn ring(
+        current: &str,
+        keys: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Result<ChainKey> {
+        let keys: std::collections::BTreeMap<String, Vec<u8>> = keys.into_iter().collect();
+        if let Some((id, _)) = keys.iter().find(|(_, bytes)| bytes.len() < 32) {
+            return Err(Error::internal(format!(
+                "the ledger chain key `{id}` is shorter than 32 bytes"
+            )));
+        }
+        if let Some(id) = keys.keys().find(|id| !is_key_id(id)) {
+            return Err(Error::internal(format!(
+                "the ledger chain key id `{id}` is not 1-32 letters, digits, `-` or `_`"
+            )));
+        }
+        if !keys.contains_key(current) {
+            return Err(Error::internal(format!(
+                "the ledger chain key ring has no key `{current}`, which it names as current"
+            )));
+        }
+        Ok(ChainKey {
+            current: current.to_owned(),
+            keys,
+        })
+    }
+
+    /// The chain key secret's value: a plain string (one key, [`FIRST_KEY_ID`]), or, once the
+    /// key has been rotated, `{"current": "<id>", "keys": {"<id>": "<key>", ...}}` keeping every
+    /// earlier key the stored events were keyed with.
+    pub fn from_secret(text: &str) -> Result<ChainKey> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Ring {
+            current: String,
+            keys: std::collections::BTreeMap<String, String>,
+        }
+        if text.trim_start().starts_with('{') {
+            let ring: Ring = serde_json::from_str(text).map_err(|err| {
+                Error::internal(format!(
+                    "the ledger chain key ring is not valid JSON: {err}"
+                ))
+            })?;
+            return ChainKey::ring(
+                &ring.current,
+                ring.keys
+                    .into_iter()
+                    .map(|(id, key)| (id, key.into_bytes())),
+            );
+        }
+        ChainKey::new(text.as_bytes().to_vec())
+    }
+
+    /// The key id new events carry: `None` for [`FIRST_KEY_ID`], so a ring that was never
+    /// rotated writes events exactly as before.
+    pub fn current_id(&self) -> Option<&str> {
+        (self.current != FIRST_KEY_ID).then_some(self.current.as_str())
+    }
+
+    fn mac(&self, key_id: Option<&str>, message: &[u8]) -> Option<String> {
+        let key = self.keys.get(key_id.unwrap_or(FIRST_KEY_ID))?;
         // new_from_slice accepts any key length for HMAC, so this cannot fail.
         let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+            <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
         mac.update(message);
-        hex::encode(mac.finalize().into_bytes())
+        Some(hex::encode(mac.finalize().into_bytes()))
     }
+
+    /// Whether the ring holds the key `key_id` names (`None`: [`FIRST_KEY_ID`]).
+    pub fn holds(&self, key_id: Option<&str>) -> bool {
+        self.keys.contains_key(key_id.unwrap_or(FIRST_KEY_ID))
+    }
+}
+
+fn is_key_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Where a decision came from: API Gateway's `requestContext.identity.sourceIp` and the
@@ -138,6 +220,9 @@ pub struct Event {
     /// [`CHAIN_V1`] or [`CHAIN_V2`]; events stored without it are version 1.
     #[serde(default = "legacy_version")]
     pub version: u8,
+    /// Which key of the ring keyed the hash (version 2); absent for [`FIRST_KEY_ID`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -152,7 +237,7 @@ impl Event {
             CHAIN_V2 => {
                 // A JSON array: every part is delimited, so no two different events share
                 // the bytes the MAC is computed over.
-                let canonical = serde_json::json!([
+                let mut canonical = serde_json::json!([
                     "trailgate-event-v2",
                     self.request_id,
                     self.seq,
@@ -167,7 +252,12 @@ impl Event {
                     self.record_hash,
                     self.prev_hash,
                 ]);
-                Some(key.mac(canonical.to_string().as_bytes()))
+                // Covered when present, so an event cannot be pointed at another key; events of
+                // the first key hash as before rotation existed.
+                if let (Some(id), Some(parts)) = (&self.key_id, canonical.as_array_mut()) {
+                    parts.push(serde_json::json!(["key", id]));
+                }
+                key.mac(self.key_id.as_deref(), canonical.to_string().as_bytes())
             }
             _ => None,
         }
@@ -270,6 +360,7 @@ impl Change {
     /// the record then names the event as its last. Sealing again gives the same result.
     pub fn seal(&mut self, key: &ChainKey) {
         self.event.version = CHAIN_V2;
+        self.event.key_id = key.current_id().map(str::to_owned);
         self.event.record_hash = Some(record_digest(&self.record));
         self.event.hash = self
             .event
@@ -354,6 +445,7 @@ pub fn change(
         user_agent: None,
         record_hash: None,
         version: CHAIN_V2,
+        key_id: None,
         prev_hash,
         hash: String::new(),
     };
@@ -429,6 +521,20 @@ pub fn verify_events(id: &str, events: &[Event], key: Option<&ChainKey>) -> Resu
                     format!("event {} has unknown chain version {other}", event.seq),
                 ));
             }
+        }
+        if event.version == CHAIN_V2
+            && let Some(key) = key
+            && !key.holds(event.key_id.as_deref())
+        {
+            return Err(broken(
+                id,
+                format!(
+                    "event {} was keyed with chain key `{}`, which the key ring no longer \
+                     holds (keep every earlier key in the secret when rotating)",
+                    event.seq,
+                    event.key_id.as_deref().unwrap_or(FIRST_KEY_ID)
+                ),
+            ));
         }
         // Version 1 needs no key; version 2 is checked when the key is at hand.
         let expected = match (event.version, key) {
@@ -667,6 +773,85 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_key_keys_new_events_and_the_earlier_key_still_verifies_the_old_ones() {
+        // Before rotation: the plain secret, events without a key id, hashed as always.
+        let (record, events) = approved();
+        assert!(events.iter().all(|e| e.key_id.is_none()));
+        let first = ChainKey::from_secret(&"\u{7}".repeat(32)).unwrap();
+        assert!(verify_chain(&record, &events, Some(&first)).is_ok());
+
+        // Rotated: `{"current": "2026-12", "keys": {"0": <old>, "2026-12": <new>}}`.
+        let ring_text = serde_json::json!({
+            "current": "2026-12",
+            "keys": {"0": "\u{7}".repeat(32), "2026-12": "n".repeat(40)},
+        })
+        .to_string();
+        let ring = ChainKey::from_secret(&ring_text).unwrap();
+        let mut next = record.clone();
+        next.status = Status::Active;
+        let mut third = change(
+            Some(&record),
+            next,
+            "trailgate:grant",
+            "Activated",
+            None,
+            now(),
+        )
+        .unwrap();
+        third.seal(&ring);
+        assert_eq!(third.event.key_id.as_deref(), Some("2026-12"));
+        let chain = [events.clone(), vec![third.event.clone()]].concat();
+        let report = verify_chain(&third.record, &chain, Some(&ring)).unwrap();
+        assert_eq!(report.keyed, 3);
+
+        // The new event does not verify under the old key alone, nor under a ring that
+        // dropped the old key; pointing it at the old key breaks its hash.
+        assert!(
+            message(verify_chain(&third.record, &chain, Some(&first))).contains("no longer holds")
+        );
+        let dropped = ChainKey::ring("2026-12", [("2026-12".to_owned(), b"n".repeat(40))]).unwrap();
+        assert!(
+            message(verify_chain(&third.record, &chain, Some(&dropped)))
+                .contains("event 1 was keyed with chain key `0`")
+        );
+        let mut repointed = chain.clone();
+        repointed[2].key_id = None;
+        assert!(
+            message(verify_chain(&third.record, &repointed, Some(&ring)))
+                .contains("altered or forged")
+        );
+    }
+
+    #[test]
+    fn chain_key_secrets_are_checked_when_read() {
+        assert!(ChainKey::from_secret("short").is_err());
+        let bad = |value: serde_json::Value| {
+            ChainKey::from_secret(&value.to_string())
+                .unwrap_err()
+                .message
+        };
+        assert!(
+            bad(serde_json::json!({"current": "b", "keys": {"a": "k".repeat(32)}}))
+                .contains("no key `b`")
+        );
+        assert!(
+            bad(serde_json::json!({"current": "a", "keys": {"a": "short"}}))
+                .contains("shorter than 32")
+        );
+        assert!(
+            bad(serde_json::json!({"current": "a b", "keys": {"a b": "k".repeat(32)}}))
+                .contains("is not 1-32")
+        );
+        assert!(
+            bad(serde_json::json!({"current": "a", "keys": {}, "extra": 1}))
+                .contains("not valid JSON")
+        );
+        // The key material is never printed.
+        let ring = ChainKey::from_secret(&"s".repeat(32)).unwrap();
+        assert!(!format!("{ring:?}").contains("sss"));
+    }
+
+    #[test]
     fn an_edited_event_breaks_the_chain() {
         let (record, mut events) = approved();
         events[1].actor = "approver:mallory".into();
@@ -768,6 +953,7 @@ mod tests {
             user_agent: None,
             record_hash: None,
             version: CHAIN_V1,
+            key_id: None,
             prev_hash: prev_hash.into(),
             hash: String::new(),
         };
