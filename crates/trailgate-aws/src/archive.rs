@@ -81,4 +81,19 @@ impl Archive for S3Archive {
             .map_err(|err| classify("S3 PutObject", &err))?;
         Ok(())
     }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+            Err(err) => Err(classify("S3 HeadObject", &err)),
+        }
+    }
 }

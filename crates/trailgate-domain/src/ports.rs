@@ -135,6 +135,8 @@ pub struct IdempotencyRecord {
 pub trait Archive: Send + Sync {
     /// Stores `body` (NDJSON) under `key` (`ledger::archive_key`).
     fn put(&self, key: &str, body: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Whether anything is stored under `key`.
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// Step Functions.

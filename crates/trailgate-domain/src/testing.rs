@@ -846,6 +846,10 @@ impl Archive for MemoryArchive {
             .insert(key.to_owned(), body.to_owned());
         Ok(())
     }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.objects.lock().expect("lock").contains_key(key))
+    }
 }
 
 /// The identity-store user id of alice in [`identity_center_catalog`].

@@ -1,13 +1,13 @@
-//! Translates a scheduled run into `service::reconcile`. The event's content is irrelevant:
-//! every run looks at the whole ledger.
+//! Translates a scheduled run into `service::reconcile_with` and `service::sweep_exports`. The
+//! event's content is irrelevant: every run looks at the whole ledger.
 
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
 use trailgate_domain::catalog::Catalog;
-use trailgate_domain::ports::{Accounts, IdentityCenter, Ledger, Notifier, Roles};
+use trailgate_domain::ports::{Accounts, Archive, IdentityCenter, Ledger, Notifier, Roles};
 use trailgate_domain::service::{self, SweepScope};
 
-pub struct Deps<L, R, I, N, A> {
+pub struct Deps<L, R, I, N, A, X> {
     pub ledger: L,
     pub roles: R,
     pub identity_center: I,
@@ -16,10 +16,19 @@ pub struct Deps<L, R, I, N, A> {
     pub notifier: N,
     /// The Organization, for the accounts an entry covers through an OU.
     pub accounts: A,
+    /// The ledger archive, for the export sweep.
+    pub archive: X,
 }
 
-pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier, A: Accounts>(
-    deps: &Deps<L, R, I, N, A>,
+pub async fn handle<
+    L: Ledger,
+    R: Roles,
+    I: IdentityCenter,
+    N: Notifier,
+    A: Accounts,
+    X: Archive,
+>(
+    deps: &Deps<L, R, I, N, A, X>,
 ) -> Result<Value, LambdaError> {
     // Without the Organization the sweep still covers the accounts entries list by id; the
     // run says what it could not read, and the next run tries again.
@@ -43,6 +52,13 @@ pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier, A: Acco
         time::OffsetDateTime::now_utc(),
     )
     .await?;
+    let (exported, export_failed) = service::sweep_exports(
+        &deps.ledger,
+        &deps.archive,
+        &deps.notifier,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await?;
     if report.found_anything() {
         tracing::warn!(revoked = ?report.revoked, reapplied = ?report.reapplied, failed = ?report.failed, near_capacity = ?report.near_capacity, fallbacks = ?report.fallbacks, swept = report.swept.len(), "reconciler found grants the state machine did not end, or roles running out of room");
     }
@@ -55,6 +71,8 @@ pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter, N: Notifier, A: Acco
         "swept": report.swept.iter().map(|s| json!({"permission_set_arn": s.permission_set_arn, "account": s.account, "user_id": s.user_id, "group_id": s.group_id, "members_denied": s.members})).collect::<Vec<_>>(),
         "fallbacks": report.fallbacks.iter().map(|(role, before)| json!({"role": role, "issued_before": before})).collect::<Vec<_>>(),
         "organization_unread": organization_unread,
+        "exported": exported,
+        "export_failed": export_failed.iter().map(|(id, why)| json!({"id": id, "error": why})).collect::<Vec<_>>(),
     }))
 }
 
@@ -78,6 +96,7 @@ mod tests {
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             notifier: MemoryNotifier::default(),
             accounts: MemoryAccounts::default(),
+            archive: MemoryArchive::default(),
         };
         let out = handle(&deps).await.unwrap();
         assert_eq!(out["revoked"], json!([id]));
@@ -98,6 +117,7 @@ mod tests {
             catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
             notifier: MemoryNotifier::default(),
             accounts: MemoryAccounts::default(),
+            archive: MemoryArchive::default(),
         };
         let out = handle(&deps).await.unwrap();
         assert_eq!(out["reapplied"], json!([id]));

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use trailgate_aws::agents::Agents;
 use trailgate_aws::identity_center::IdentityCenterClient;
 use trailgate_aws::organizations::OrgAccounts;
-use trailgate_aws::{config, ledger::DynamoLedger, notifier::SnsNotifier, roles::IamRoles, sdk};
+use trailgate_aws::{
+    archive::S3Archive, config, ledger::DynamoLedger, notifier::SnsNotifier, roles::IamRoles, sdk,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -31,6 +33,8 @@ async fn main() -> Result<(), Error> {
                 .filter(|arn| !arn.is_empty()),
             std::time::Duration::from_secs(60),
         ),
+        // Closed requests the state machine did not archive.
+        archive: S3Archive::from_sdk(&sdk, config::required("ARCHIVE_BUCKET")?),
     };
     run(service_fn(|_: LambdaEvent<serde_json::Value>| {
         handler::handle(&deps)

@@ -49,6 +49,55 @@ pub async fn export<L: Ledger, A: Archive>(ledger: &L, archive: &A, id: &str) ->
     })
 }
 
+/// How far back the export sweep looks for AUDITED requests (by their grant's expiry): a
+/// missed export is found on the next runs, long before its ledger records could change.
+pub const EXPORT_LOOKBACK: ::time::Duration = ::time::Duration::days(7);
+
+/// The reconciler's export sweep, the backstop for an execution that closed a granted request
+/// without its `Export Ledger` step (stopped, or the step's retries spent): every AUDITED
+/// request whose grant expired within [`EXPORT_LOOKBACK`] and that the archive does not hold is
+/// exported (its chain verified first, as always), and the alerts topic says which. Returns
+/// the requests exported and, per request, what failed (the next run tries again). Requests
+/// that closed without a grant (denied, expired, cancelled) are not in the ledger's status
+/// index by expiry and are not swept.
+pub async fn sweep_exports<L: Ledger, A: Archive, N: crate::ports::Notifier>(
+    ledger: &L,
+    archive: &A,
+    notifier: &N,
+    now: ::time::OffsetDateTime,
+) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    let after = crate::time::format_utc(now - EXPORT_LOOKBACK);
+    let audited = ledger.expiring_after(Status::Audited, &after).await?;
+    let (mut exported, mut failed) = (Vec::new(), Vec::new());
+    for request in &audited {
+        let outcome = async {
+            if archive.exists(&archive_key(&request.id)).await? {
+                return Ok(false);
+            }
+            export(ledger, archive, &request.id).await.map(|_| true)
+        };
+        match outcome.await {
+            Ok(true) => exported.push(request.id.clone()),
+            Ok(false) => {}
+            Err(err) => failed.push((request.id.clone(), err.message)),
+        }
+    }
+    if !exported.is_empty() || !failed.is_empty() {
+        let message = format!(
+            "The reconciler exported closed requests the state machine had not archived (its Export Ledger step did not run or failed).\nExported: {exported:?}\nNot exported (will retry; a chain that does not verify is never exported): {failed:?}\n"
+        );
+        notifier
+            .publish(
+                crate::ports::Topic::Alerts,
+                "trailgate: reconciler archived requests the state machine did not",
+                &message,
+                None,
+            )
+            .await?;
+    }
+    Ok((exported, failed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +136,58 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::Internal);
         assert!(err.message.contains("tampered with"), "{}", err.message);
         assert!(archive.objects.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_sweep_exports_an_audited_request_the_state_machine_did_not_and_only_once() {
+        let ledger = MemoryLedger::default();
+        let mut request = pending_request();
+        request.status = Status::Audited;
+        request.expires_at = Some(crate::time::format_utc(now() - ::time::Duration::hours(1)));
+        let id = seed(&ledger, request).id;
+        // One exported by its execution already, one closed long ago: neither is touched.
+        let mut done = pending_request();
+        done.id = "r-bbbbbbbbbbbbbbbbbbbbbbbbbb".into();
+        done.status = Status::Audited;
+        done.expires_at = Some(crate::time::format_utc(now() - ::time::Duration::hours(2)));
+        let done = seed(&ledger, done).id;
+        let archive = MemoryArchive::default();
+        block_on(archive.put(&archive_key(&done), "exported by its execution")).unwrap();
+        let notifier = MemoryNotifier::default();
+        let (exported, failed) =
+            block_on(sweep_exports(&ledger, &archive, &notifier, now())).unwrap();
+        assert!(failed.is_empty(), "{failed:?}");
+        assert_eq!(exported, vec![id.clone()]);
+        let objects = archive.objects.lock().unwrap().clone();
+        assert_eq!(
+            from_ndjson(&objects[&archive_key(&id)]).unwrap(),
+            block_on(ledger.events(&id)).unwrap()
+        );
+        assert_eq!(objects[&archive_key(&done)], "exported by its execution");
+        assert_eq!(notifier.sent.lock().unwrap().len(), 1);
+        // The next run finds nothing to do and says nothing.
+        let (again, _) = block_on(sweep_exports(&ledger, &archive, &notifier, now())).unwrap();
+        assert!(again.is_empty());
+        assert_eq!(notifier.sent.lock().unwrap().len(), 1);
+
+        // A tampered chain is reported, never archived.
+        let mut broken = pending_request();
+        broken.id = "r-cccccccccccccccccccccccccc".into();
+        broken.status = Status::Audited;
+        broken.expires_at = Some(crate::time::format_utc(now() - ::time::Duration::hours(1)));
+        let broken = seed(&ledger, broken).id;
+        ledger.tamper_event(&broken, 1, |event| event.actor = "someone else".into());
+        let (exported, failed) =
+            block_on(sweep_exports(&ledger, &archive, &notifier, now())).unwrap();
+        assert!(exported.is_empty());
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(
+            !archive
+                .objects
+                .lock()
+                .unwrap()
+                .contains_key(&archive_key(&broken))
+        );
     }
 
     fn deny_as_bob(ledger: &MemoryLedger, id: &str) {
