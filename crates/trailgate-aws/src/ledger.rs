@@ -426,17 +426,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":purge", AttributeValue::N(purge_at.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(classify("DynamoDB UpdateItem rate counter", &err)),
-        }
+        updated(result, "DynamoDB UpdateItem rate counter")
     }
 
     async fn idempotency(&self, scope: &str) -> Result<Option<IdempotencyRecord>> {
@@ -511,16 +501,10 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":id", AttributeValue::Ss(vec![request_id.to_owned()]))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::retryable(FENCED))
-            }
-            Err(err) => Err(classify("DynamoDB UpdateItem hold", &err)),
+        if updated(result, "DynamoDB UpdateItem hold")? {
+            Ok(())
+        } else {
+            Err(Error::retryable(FENCED))
         }
     }
 
@@ -606,17 +590,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":id", s(request_id))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(classify("DynamoDB UpdateItem unfence", &err)),
-        }
+        updated(result, "DynamoDB UpdateItem unfence").map(|_| ())
     }
 
     async fn take_slot(
@@ -648,17 +622,7 @@ impl Ledger for DynamoLedger {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(classify("DynamoDB UpdateItem take slot", &err)),
-        }
+        updated(result, "DynamoDB UpdateItem take slot")
     }
 
     async fn free_slot(&self, key: &str, slot: u32, holder: &str) -> Result<()> {
@@ -673,17 +637,31 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":me", s(holder))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(classify("DynamoDB UpdateItem free slot", &err)),
+        updated(result, "DynamoDB UpdateItem free slot").map(|_| ())
+    }
+}
+
+/// A conditional UpdateItem's outcome: `true` written, `false` its condition failed; other
+/// errors classified as `what`.
+fn updated<T>(
+    result: std::result::Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        >,
+    >,
+    what: &str,
+) -> Result<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
         }
+        Err(err) => Err(classify(what, &err)),
     }
 }
 
