@@ -974,6 +974,25 @@ fn scp_rows(docs: &Docs, matrix: &mut Matrix) {
             function_role("CredentialsFunction"),
             "NobodyButTheDeployerMakesOrChangesTrailgateRoles",
         ),
+        // A role named like Identity Center's would pass as an Identity Center session whose
+        // session name (which its maker chooses) intake resolves to a user: Identity Center
+        // makes its roles through its service-linked role, which no SCP restricts.
+        (
+            "iam:CreateRole",
+            format!("arn:aws:iam::{ACCOUNT}:role/AWSReservedSSO_ProdAccess_0a1b2c3d4e5f6a7b"),
+            "NobodyMakesIdentityCenterLookalikeRoles",
+        ),
+        // Under any path: the session's ARN shows the role's name only.
+        (
+            "iam:CreateRole",
+            format!("arn:aws:iam::{ACCOUNT}:role/lookalike/AWSReservedSSO_Fake_0000000000000000"),
+            "NobodyMakesIdentityCenterLookalikeRoles",
+        ),
+        (
+            "iam:UpdateAssumeRolePolicy",
+            format!("arn:aws:iam::{ACCOUNT}:role/AWSReservedSSO_ProdAccess_0a1b2c3d4e5f6a7b"),
+            "NobodyMakesIdentityCenterLookalikeRoles",
+        ),
     ];
     for (action, resource, sid) in denied {
         matrix.add(

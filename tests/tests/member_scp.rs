@@ -70,6 +70,19 @@ fn matrix(scp: &Value) -> Matrix {
     let agent_session =
         format!("arn:aws:sts::{MEMBER_ACCOUNT}:assumed-role/{AGENT}/trailgate-revoke");
     let deny = |sid: &str| Expect::deny_by(format!("scp/{NAME}/{sid}"));
+    // A role named like Identity Center's passes for an Identity Center session (its maker
+    // chooses the session name trailgate resolves to a user), under any path.
+    for lookalike in [
+        "AWSReservedSSO_Admin_0a1b2c3d4e5f6a7b",
+        "x/AWSReservedSSO_Admin_1",
+    ] {
+        matrix.add(
+            NAME,
+            format!("an administrator: iam:CreateRole {lookalike}"),
+            admin(scp, &user, &user, "iam:CreateRole", &role(lookalike)),
+            deny("NobodyMakesIdentityCenterLookalikeRoles"),
+        );
+    }
     for action in ["iam:PutRolePolicy", "iam:DeleteRolePolicy"] {
         matrix.add(
             NAME,
