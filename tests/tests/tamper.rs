@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::time::Duration;
 use trailgate_system_tests::catalog::{Entry, catalog, role_arn};
 use trailgate_system_tests::ctx::request_body;
@@ -208,14 +208,56 @@ async fn rotated_chain_key(ctx: &Ctx, id: &str) -> Result<()> {
     .await?;
     let (ok, out, err) = jitctl_verify(ctx, id).await?;
     let kept = ok && out.contains("verified");
-    put(serde_json::json!({"current": "2026-12", "keys": {"2026-12": new_key}}).to_string())
-        .await?;
+    put(json!({"current": "2026-12", "keys": {"2026-12": new_key}}).to_string()).await?;
     let (dropped_ok, _, dropped_err) = jitctl_verify(ctx, id).await?;
     put(first).await?;
     ensure!(kept, "verify with the rotated ring: {out}{err}");
     ensure!(
         !dropped_ok && dropped_err.contains("was keyed with chain key `0`"),
         "verify with a ring that dropped the first key: {dropped_err}"
+    );
+    Ok(())
+}
+
+/// An execution stopped before its `Export Ledger` step, then the request cancelled: nothing
+/// archived it, so the reconciler's export sweep does (its chain verified), once.
+async fn missed_export_swept(ctx: &Ctx) -> Result<()> {
+    let id = ctx
+        .new_request(request_body(
+            "sandbox-admin",
+            "PT1H",
+            "tamper test, stopped",
+        ))
+        .await?;
+    ctx.mail_to(&id, "carol@example.com").await?;
+    ctx.sfn
+        .stop_execution()
+        .execution_arn(ctx.execution_arn(&id)?)
+        .send()
+        .await?;
+    ctx.alice
+        .post_json(&format!("/requests/{id}/cancel"), &json!({}))
+        .await?;
+    let (ok, _, err) = jitctl_verify(ctx, &id).await?;
+    ensure!(!ok && err.contains("export"), "before the sweep: {err}");
+    let report = ctx.reconcile().await?;
+    ensure!(
+        report["exported"]
+            .as_array()
+            .is_some_and(|ids| ids.iter().any(|x| x == id.as_str())),
+        "reconcile report: {report}"
+    );
+    let (ok, out, err) = jitctl_verify(ctx, &id).await?;
+    ensure!(
+        ok && out.contains("status CANCELLED"),
+        "after the sweep: {out}{err}"
+    );
+    let again = ctx.reconcile().await?;
+    ensure!(
+        !again["exported"]
+            .as_array()
+            .is_some_and(|ids| ids.iter().any(|x| x == id.as_str())),
+        "exported twice: {again}"
     );
     Ok(())
 }
@@ -286,10 +328,12 @@ async fn the_ledger_is_checked_against_its_locked_export() -> Result<()> {
             Ok(id) => rotated_chain_key(&ctx, id).await,
             Err(_) => Ok(()),
         };
+        let swept = missed_export_swept(&ctx).await;
         report([
             ("audited, then tampered", audited),
             ("denied", denied.map(|_| ())),
             ("chain key rotated", rotated),
+            ("missed export swept", swept),
         ])
     })
     .await

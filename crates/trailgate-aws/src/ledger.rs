@@ -36,6 +36,7 @@ pub struct DynamoLedger {
 
 const STATUS_INDEX: &str = "ByStatus";
 const REQUESTER_INDEX: &str = "ByRequester";
+const CLOSED_INDEX: &str = "ByClosedDay";
 
 /// The `GET /requests` page token: the last request's key on `ByRequester`, as base64url
 /// JSON. The requester is never in it (it is always the caller), so a token cannot widen a
@@ -119,6 +120,12 @@ impl DynamoLedger {
         ]);
         if let Some(expires_at) = &record.expires_at {
             item.insert("expires_at".to_owned(), s(expires_at));
+        }
+        // The day the record closed (`updated_at`'s date), for the export sweep's index.
+        if trailgate_domain::service::is_closed(record.status)
+            && let Some(day) = record.updated_at.get(..10)
+        {
+            item.insert("closed_day".to_owned(), s(day));
         }
         Ok(item)
     }
@@ -357,6 +364,17 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":after", s(after));
         query_all(query, "DynamoDB Query ByStatus").await
+    }
+
+    async fn closed_on(&self, day: &str) -> Result<Vec<AccessRequest>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CLOSED_INDEX)
+            .key_condition_expression("closed_day = :day")
+            .expression_attribute_values(":day", s(day));
+        query_all(query, "DynamoDB Query ByClosedDay").await
     }
 
     async fn by_requester(

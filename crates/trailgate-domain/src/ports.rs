@@ -37,6 +37,8 @@ pub trait Ledger: Send + Sync {
     /// One page of `requester`'s requests, newest first (the `ByRequester` index). `next` is
     /// the opaque token of the previous page; a token the adapter did not make is
     /// `InvalidRequest` on field `next`.
+    /// The closed requests whose last change was on `day` (`YYYY-MM-DD`, UTC).
+    fn closed_on(&self, day: &str) -> impl Future<Output = Result<Vec<AccessRequest>>> + Send;
     fn by_requester(
         &self,
         requester: &str,

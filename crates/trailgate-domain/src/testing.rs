@@ -310,6 +310,18 @@ impl Ledger for MemoryLedger {
         Ok(RequestPage { requests, next })
     }
 
+    async fn closed_on(&self, day: &str) -> Result<Vec<AccessRequest>> {
+        Ok(self
+            .state
+            .lock()
+            .expect("lock")
+            .records
+            .values()
+            .filter(|r| crate::service::is_closed(r.status) && r.updated_at.starts_with(day))
+            .cloned()
+            .collect())
+    }
+
     async fn count_call(
         &self,
         requester: &str,

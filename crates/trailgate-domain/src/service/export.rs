@@ -49,27 +49,29 @@ pub async fn export<L: Ledger, A: Archive>(ledger: &L, archive: &A, id: &str) ->
     })
 }
 
-/// How far back the export sweep looks for AUDITED requests (by their grant's expiry): a
-/// missed export is found on the next runs, long before its ledger records could change.
-pub const EXPORT_LOOKBACK: ::time::Duration = ::time::Duration::days(7);
+/// How many days back the export sweep looks for closed requests: a missed export is found
+/// by the next runs, each a few minutes apart.
+pub const EXPORT_LOOKBACK_DAYS: i64 = 7;
 
-/// The reconciler's export sweep, the backstop for an execution that closed a granted request
-/// without its `Export Ledger` step (stopped, or the step's retries spent): every AUDITED
-/// request whose grant expired within [`EXPORT_LOOKBACK`] and that the archive does not hold is
-/// exported (its chain verified first, as always), and the alerts topic says which. Returns
-/// the requests exported and, per request, what failed (the next run tries again). Requests
-/// that closed without a grant (denied, expired, cancelled) are not in the ledger's status
-/// index by expiry and are not swept.
+/// The reconciler's export sweep, the backstop for an execution that closed a request without
+/// its `Export Ledger` step (stopped, or the step's retries spent): every request that closed
+/// (denied, expired, cancelled, audited) today or in the [`EXPORT_LOOKBACK_DAYS`] before, and
+/// that the archive does not hold, is exported (its chain verified first, as always), and the
+/// alerts topic says which. Returns the requests exported and, per request, what failed (the
+/// next run tries again).
 pub async fn sweep_exports<L: Ledger, A: Archive, N: crate::ports::Notifier>(
     ledger: &L,
     archive: &A,
     notifier: &N,
     now: ::time::OffsetDateTime,
 ) -> Result<(Vec<String>, Vec<(String, String)>)> {
-    let after = crate::time::format_utc(now - EXPORT_LOOKBACK);
-    let audited = ledger.expiring_after(Status::Audited, &after).await?;
+    let mut closed = Vec::new();
+    for back in 0..=EXPORT_LOOKBACK_DAYS {
+        let day = crate::time::format_utc(now - ::time::Duration::days(back));
+        closed.extend(ledger.closed_on(&day[..10]).await?);
+    }
     let (mut exported, mut failed) = (Vec::new(), Vec::new());
-    for request in &audited {
+    for request in &closed {
         let outcome = async {
             if archive.exists(&archive_key(&request.id)).await? {
                 return Ok(false);
@@ -139,12 +141,24 @@ mod tests {
     }
 
     #[test]
-    fn the_sweep_exports_an_audited_request_the_state_machine_did_not_and_only_once() {
+    fn the_sweep_exports_closed_requests_the_state_machine_did_not_and_only_once() {
         let ledger = MemoryLedger::default();
         let mut request = pending_request();
         request.status = Status::Audited;
         request.expires_at = Some(crate::time::format_utc(now() - ::time::Duration::hours(1)));
         let id = seed(&ledger, request).id;
+        // Denied, so never granted: swept as well.
+        let (denied_ledger, _, denied) = awaiting_approval();
+        deny_as_bob(&denied_ledger, &denied);
+        let archive_of_denied = MemoryArchive::default();
+        let (swept, _) = block_on(sweep_exports(
+            &denied_ledger,
+            &archive_of_denied,
+            &MemoryNotifier::default(),
+            now(),
+        ))
+        .unwrap();
+        assert_eq!(swept, vec![denied.clone()]);
         // One exported by its execution already, one closed long ago: neither is touched.
         let mut done = pending_request();
         done.id = "r-bbbbbbbbbbbbbbbbbbbbbbbbbb".into();
