@@ -91,7 +91,7 @@ async fn check(state: &trailgate_local::StackState) {
         .iter()
         .filter_map(|i| i.index_name())
         .collect();
-    assert_eq!(indexes, ["ByStatus", "ByRequester"]);
+    assert_eq!(indexes, ["ByStatus", "ByRequester", "ByClosedDay"]);
 
     // SNS: one filtered e-mail subscription per approver.
     let sns = aws_sdk_sns::Client::new(&config);
