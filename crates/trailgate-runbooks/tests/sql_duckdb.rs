@@ -453,6 +453,71 @@ fn compare_rows(
 /// Athena is not available here, so its dialect is checked for what can be checked offline:
 /// every runbook compiles, and parameters appear only as quoted literals.
 #[test]
+fn every_compiled_athena_query_parses_as_trino_sql() {
+    // sqlglot (pinned in requirements/duckdb.txt, in the same venv as DuckDB) reads Athena's
+    // dialect as Trino's: a query it cannot parse would fail in the customer's account.
+    let Some(python) = duckdb_python() else {
+        return;
+    };
+    let library = library();
+    let mut queries = Vec::new();
+    for case in cases() {
+        let runbook = library.get(&case.runbook).expect("runbook exists");
+        let compiled = runbook.compile(&case.params).expect("binds");
+        let plan = compiled
+            .to_sql(Dialect::Athena, "default.cloudtrail_logs")
+            .unwrap_or_else(|error| {
+                panic!("{} does not compile for Athena: {error}", case.runbook)
+            });
+        for (n, query) in plan.queries.iter().enumerate() {
+            queries.push(
+                json!({"id": format!("{}/{}/{n}", case.runbook, case.label), "sql": query.sql}),
+            );
+        }
+    }
+    // The check can fail: a broken query must be reported, and only it.
+    queries.push(
+        json!({"id": "self-check/broken", "sql": "SELECT count(* FROM \"default\".\"t\" WHERE"}),
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/sqlglot_parse.py");
+    let mut child = std::process::Command::new(&python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        &serde_json::to_vec(&json!({"queries": queries})).expect("serializes"),
+    )
+    .expect("request is written");
+    let output = child.wait_with_output().expect("python finishes");
+    assert!(
+        output.status.success(),
+        "sqlglot runner failed (scripts/bootstrap.sh duckdb installs sqlglot): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON answer");
+    let errors = answer["errors"].as_object().expect("errors");
+    assert!(
+        errors.contains_key("self-check/broken"),
+        "the broken query passed: {answer}"
+    );
+    assert_eq!(
+        errors.len(),
+        1,
+        "Athena queries sqlglot cannot parse as Trino: {answer}"
+    );
+    assert_eq!(answer["parsed"], queries.len() - 1, "{answer}");
+    println!(
+        "sqlglot {}: {} Athena queries parse as Trino",
+        answer["sqlglot"],
+        queries.len() - 1
+    );
+}
+
+#[test]
 fn every_runbook_compiles_for_athena_with_quoted_parameters() {
     for case in cases() {
         let library = library();
