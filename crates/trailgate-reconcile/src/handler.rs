@@ -43,22 +43,19 @@ pub async fn handle<
         catalog: &deps.catalog,
         organization: organization.as_deref(),
     };
+    // One instant for the whole run, so both sweeps judge the same moment.
+    let now = time::OffsetDateTime::now_utc();
     let report = service::reconcile_with(
         &deps.ledger,
         &deps.roles,
         &deps.identity_center,
         Some(scope),
         &deps.notifier,
-        time::OffsetDateTime::now_utc(),
+        now,
     )
     .await?;
-    let (exported, export_failed) = service::sweep_exports(
-        &deps.ledger,
-        &deps.archive,
-        &deps.notifier,
-        time::OffsetDateTime::now_utc(),
-    )
-    .await?;
+    let (exported, export_failed) =
+        service::sweep_exports(&deps.ledger, &deps.archive, &deps.notifier, now).await?;
     if report.found_anything() {
         tracing::warn!(revoked = ?report.revoked, reapplied = ?report.reapplied, failed = ?report.failed, near_capacity = ?report.near_capacity, fallbacks = ?report.fallbacks, swept = report.swept.len(), "reconciler found grants the state machine did not end, or roles running out of room");
     }
