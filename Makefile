@@ -1,6 +1,6 @@
 # The commands a developer needs. Each installs what it uses (scripts/bootstrap.sh).
 
-.PHONY: demo demo-member test bootstrap build up down fmt lint static-checks bench-runbooks bench-catalog bench-identity-center
+.PHONY: demo demo-member test bootstrap build up down fmt lint static-checks bench-runbooks bench-catalog bench-identity-center bench-functions
 
 ## The main job on the local stack: a request from submit to audit, with a timeline.
 demo:
@@ -48,3 +48,7 @@ bench-catalog:
 bench-identity-center:
 	scripts/bootstrap.sh
 	IDENTITY_CENTER_BENCH_ROUNDS=$${ROUNDS:-10} cargo test --locked -p trailgate-system-tests --test identity_center -- --nocapture 2>&1 | grep -E '^(ok|bench):'
+
+# Zip size, cold-start init and peak RSS of the nine functions (x86_64 release build, RUNS cold starts each).
+bench-functions:
+	scripts/bench-functions.sh $${RUNS:-10}
