@@ -28,12 +28,10 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 
 # One cargo invocation for all nine: SAM runs one per function, but each resolves features over
 # the whole workspace (--bin selects no package), so the artefacts are the same.
-binaries="$(grep -E '^        Binary: ' template.yaml | awk '{print $2}')"
 bin_args=()
-for binary in $binaries; do
+for binary in $(.venv-sam/bin/python scripts/bench-functions.py --binaries); do
   bin_args+=(--bin "$binary")
 done
-[[ ${#bin_args[@]} -eq 18 ]] || { echo "bench-functions: expected 9 functions in template.yaml" >&2; exit 1; }
 echo "==> cargo lambda build --release (x86_64; a cold build of the AWS SDK takes 15+ minutes on 2 cores)" >&2
 cargo lambda build --release --locked "${bin_args[@]}"
 
