@@ -6,7 +6,7 @@
 #   .venv-duckdb  DuckDB for the runbook SQL proof + bench  (requirements/duckdb.txt)
 #   .venv-lint    parliament, the IAM policy lint           (requirements/lint.txt)
 #   .venv-schemathesis  schemathesis, the API fuzzer        (requirements/schemathesis.txt)
-#   node_modules  asl-validator, playwright-core, iam-simulate (package.json + package-lock.json, npm ci)
+#   node_modules  asl-validator, playwright-core, iam-simulate, iam-data (package.json + package-lock.json, npm ci)
 #   chromium      Debian's /usr/bin/chromium for the browser test (apt-get, as root, when missing)
 #   .tools        cargo-deny, the supply-chain check          (CARGO_DENY_VERSION below, cargo install)
 # Idempotent and fast when nothing changed: each step leaves a stamp holding the hash of its

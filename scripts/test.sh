@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test trailgate has, in one command (what `.ci/run` runs):
-#   tools (pinned venvs, npm, Rust components, cargo-deny) -> fmt -> clippy -> cargo deny
+#   tools (pinned venvs, npm, Rust components, cargo-deny) -> generated data current -> fmt -> clippy -> cargo deny
 #   (bans, licences, sources; see deny.toml for why not advisories) -> build -> unit and system
 #   tests (the system tests bring up the local stack: moto, cargo lambda watch, the router)
 #   -> static checks (asl-validator, sam validate --lint, sam build).
@@ -18,6 +18,9 @@ step() {
 started=$SECONDS
 step "tools"
 scripts/bootstrap.sh
+
+step "generated data is current (the Service Authorization Reference copy: node scripts/gen-iam-actions.mjs --check)"
+node scripts/gen-iam-actions.mjs --check
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -278,9 +278,19 @@ async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
         cloudtrail["resources"] == json!(["iam:backdoor", "s3:team-data"]),
         "{cloudtrail}"
     );
+    // IAM's names for the calls (ListBuckets needs s3:ListAllMyBuckets), scoped to the object
+    // the record names; the refused CreateUser is not suggested.
     ensure!(
         cloudtrail["suggested_policy"]["Statement"]
-            == json!([{"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:ListBuckets", "s3:PutObject"], "Resource": "*"}]),
+            == json!([
+                {"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:PutObject"],
+                 "Resource": ["arn:aws:s3:::team-data/report.csv"]},
+                {"Sid": "Useds32", "Effect": "Allow", "Action": ["s3:ListAllMyBuckets"], "Resource": "*"},
+            ]),
+        "{cloudtrail}"
+    );
+    ensure!(
+        cloudtrail["suggested_policy_unmapped"] == json!({}),
         "{cloudtrail}"
     );
     ensure!(cloudtrail["coverage"]["truncated"] == false, "{cloudtrail}");

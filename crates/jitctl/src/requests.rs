@@ -422,6 +422,22 @@ pub fn summary(request: &Value) -> String {
                     "          least-privilege policy from the calls made: `--json`, audit.cloudtrail.suggested_policy"
                 );
             }
+            // Calls no IAM action authorises are not in that policy; say so rather than let the
+            // policy look complete.
+            if let Some(unmapped) = cloudtrail["suggested_policy_unmapped"]
+                .as_object()
+                .filter(|calls| !calls.is_empty())
+            {
+                let calls: Vec<String> = unmapped
+                    .iter()
+                    .map(|(call, count)| format!("{call} x{count}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "          not in the policy (no IAM action): {}",
+                    calls.join(", ")
+                );
+            }
         } else {
             let _ = writeln!(
                 out,
@@ -448,7 +464,8 @@ mod summary_tests {
             "audit": {"cloudtrail": {"analysed": true, "events": 3, "writes": 1, "reads": 2, "resources_total": 1,
                 "actions_by_service": {"s3": {"GetObject": 2, "PutObject": 1}},
                 "incident_findings": ["high: Logging and monitoring tampering (1 events)"],
-                "suggested_policy": {"Version": "2012-10-17"}}}
+                "suggested_policy": {"Version": "2012-10-17"},
+                "suggested_policy_unmapped": {"signin:ConsoleLogin": 2}}}
         });
         let text = summary(&request);
         assert!(text.contains("break-glass  NEEDS REVIEW"), "{text}");
@@ -458,6 +475,10 @@ mod summary_tests {
             "{text}"
         );
         assert!(text.contains("s3: GetObject x2, PutObject x1"), "{text}");
+        assert!(
+            text.contains("not in the policy (no IAM action): signin:ConsoleLogin x2"),
+            "{text}"
+        );
         assert!(
             text.contains("! high: Logging and monitoring tampering"),
             "{text}"

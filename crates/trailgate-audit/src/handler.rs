@@ -245,9 +245,14 @@ mod tests {
         assert_eq!(cloudtrail["reads"], 1);
         assert_eq!(cloudtrail["writes"], 1);
         assert_eq!(cloudtrail["resources"], json!(["s3:team-data"]));
+        // Actions as IAM names them (ListObjects is s3:ListBucket), scoped where the record names
+        // the resource (the bucket; PutObject's record names no key, so its object is `*`).
         assert_eq!(
-            cloudtrail["suggested_policy"]["Statement"][0]["Action"],
-            json!(["s3:ListObjects", "s3:PutObject"])
+            cloudtrail["suggested_policy"]["Statement"],
+            json!([
+                {"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::team-data"]},
+                {"Sid": "Useds32", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": "*"},
+            ])
         );
         // The other session's DeleteBucket is not this session's incident.
         assert_eq!(cloudtrail["incident_findings"], json!([]));

@@ -11,7 +11,10 @@
 //! - [`history`]: the requester's previous trailgate requests and what their sessions did.
 //! - [`session`]: the end-of-session audit: the session-audit runbook over LookupEvents and the
 //!   incident runbooks over the session's records.
-//! - [`report`]: a session's actions, errors and resources, and its least-privilege policy.
+//! - [`report`]: a session's actions, errors and resources.
+//! - [`policy`]: the least-privilege policy a session's calls suggest, scoped to their resources.
+//! - [`iam`]: AWS's Service Authorization Reference (generated data) and the IAM actions a
+//!   CloudTrail call needs.
 //! - [`error`]: why a context or a session analysis could not be made.
 //!
 //! No AWS SDK and no runtime: CloudTrail is reached through
@@ -22,7 +25,9 @@
 pub mod error;
 pub mod gather;
 pub mod history;
+pub mod iam;
 pub mod origins;
+pub mod policy;
 pub mod report;
 pub mod scan;
 pub mod session;

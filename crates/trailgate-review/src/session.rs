@@ -574,7 +574,7 @@ mod identity_center_tests {
         // The policy is built from the session's own successful calls, not its creation.
         assert_eq!(
             report["suggested_policy"]["Statement"],
-            json!([{"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:ListBuckets", "s3:PutObject"], "Resource": "*"}])
+            json!([{"Sid": "Useds3", "Effect": "Allow", "Action": ["s3:ListAllMyBuckets", "s3:PutObject"], "Resource": "*"}])
         );
         assert_eq!(report["identity_center"]["user_id"], ALICE_USER_ID);
         assert_eq!(
