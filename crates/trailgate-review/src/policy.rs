@@ -5,8 +5,9 @@
 //! counted as unmapped, never guessed into a policy.
 //!
 //! Scoping, per action and call, first resource type of the action that works:
-//! 1. ARNs the record names (`resources[].ARN`, and ARN strings in `requestParameters` and
-//!    `responseElements`) that match the type's ARN template;
+//! 1. ARNs the record names (`resources[].ARN`, and the fields of `requestParameters` and
+//!    `responseElements` that name the resource: `...Arn`, `functionName`, ...) that match the
+//!    type's ARN template;
 //! 2. the template filled from the record: partition, `awsRegion`, `recipientAccountId`, and the
 //!    request parameters of [`VARIABLE_PARAMETERS`] (`bucketName` → `${BucketName}`).
 //!
@@ -293,24 +294,49 @@ fn has_wildcard(value: &str) -> bool {
     value.contains(['*', '?', '$'])
 }
 
-/// The ARNs a record names: its `resources`, and ARN strings in its request and response (a few
-/// levels deep, a bounded number, so a hostile record cannot make the audit walk forever).
+/// Request and response fields that hold the ARN of the call's resource beyond those named
+/// `...Arn` (which all do): the fields whose value may be a name or an ARN.
+const ARN_FIELDS: &[&str] = &[
+    "functionName",
+    "keyId",
+    "secretId",
+    "name",
+    "trailName",
+    "logGroupIdentifier",
+];
+
+/// The ARNs a record names: its `resources` (written by CloudTrail), the request's top-level
+/// ARN fields, and the response's ARN fields a few levels down (`role.arn` of a CreateRole). Only
+/// fields that name the resource count: a caller can put any ARN into a description or a tag,
+/// and that must not become a grant. Bounded, so a hostile record cannot make the audit walk far.
 fn named_arns(record: &Value) -> Vec<&str> {
     const MOST: usize = 64;
+    fn names_resource(key: &str) -> bool {
+        // Bytes, not a str slice: a caller-written key like `xéé` has no char boundary there.
+        let bytes = key.as_bytes();
+        (bytes.len() >= 3 && bytes[bytes.len() - 3..].eq_ignore_ascii_case(b"arn"))
+            || ARN_FIELDS.contains(&key)
+    }
     fn walk<'a>(value: &'a Value, depth: usize, out: &mut Vec<&'a str>) {
-        if out.len() >= MOST {
+        if out.len() >= MOST || depth == 0 {
             return;
         }
         match value {
-            Value::String(s) if s.starts_with("arn:") => out.push(s),
-            Value::Array(items) if depth > 0 => {
+            Value::Array(items) => {
                 for item in items {
                     walk(item, depth - 1, out);
                 }
             }
-            Value::Object(fields) if depth > 0 => {
-                for field in fields.values() {
-                    walk(field, depth - 1, out);
+            Value::Object(fields) => {
+                for (key, field) in fields {
+                    match field {
+                        Value::String(s) if s.starts_with("arn:") && names_resource(key) => {
+                            if out.len() < MOST {
+                                out.push(s);
+                            }
+                        }
+                        _ => walk(field, depth - 1, out),
+                    }
                 }
             }
             _ => {}
@@ -322,15 +348,17 @@ fn named_arns(record: &Value) -> Vec<&str> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .take(MOST)
     {
         if let Some(arn) = resource.get("ARN").and_then(Value::as_str) {
             out.push(arn);
         }
     }
-    for field in ["requestParameters", "responseElements"] {
-        if let Some(value) = record.get(field) {
-            walk(value, 3, &mut out);
-        }
+    if let Some(request) = record.get("requestParameters") {
+        walk(request, 1, &mut out);
+    }
+    if let Some(response) = record.get("responseElements") {
+        walk(response, 3, &mut out);
     }
     out
 }
@@ -455,6 +483,45 @@ mod tests {
             "resources": [{"ARN": "arn:aws:s3:::data/a*"}]}),
         )];
         assert_eq!(statements(&calls)[0]["Resource"], "*");
+    }
+
+    #[test]
+    fn only_fields_that_name_the_resource_scope_it() {
+        // The caller wrote the description and the tag; only the role's ARN names the resource.
+        let calls = [call(
+            "iam",
+            "CreateRole",
+            json!({
+            "requestParameters": {"roleName": "app", "description": "arn:aws:iam::999999999999:role/admin",
+                                  "tags": [{"key": "k", "value": "arn:aws:iam::999999999999:role/ops"}]},
+            "responseElements": {"role": {"arn": "arn:aws:iam::111122223333:role/app",
+                                          "description": "arn:aws:iam::999999999999:role/admin"}}}),
+        )];
+        assert_eq!(
+            statements(&calls)[0]["Resource"],
+            json!(["arn:aws:iam::111122223333:role/app"])
+        );
+        // Keys are the caller's too, in any script.
+        let calls = [call(
+            "iam",
+            "GetRole",
+            json!({"requestParameters": {
+            "roleName": "app", "xéé": "arn:aws:iam::1:role/x", "éarn": "arn:aws:iam::111122223333:role/app"}}),
+        )];
+        assert_eq!(
+            statements(&calls)[0]["Resource"],
+            json!(["arn:aws:iam::111122223333:role/app"])
+        );
+        let calls = [call(
+            "sts",
+            "AssumeRole",
+            json!({
+            "requestParameters": {"roleArn": "arn:aws:iam::444455556666:role/audit", "roleSessionName": "arn:aws:iam::1:role/x"}}),
+        )];
+        assert_eq!(
+            statements(&calls)[0]["Resource"],
+            json!(["arn:aws:iam::444455556666:role/audit"])
+        );
     }
 
     #[test]
