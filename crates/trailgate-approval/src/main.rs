@@ -11,15 +11,21 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
+    let link_secret = config::required("LINK_SECRET_ARN")?;
+    // Both secrets at once: each read is a TLS round trip to Secrets Manager during init.
+    let (ledger, key) = tokio::join!(
+        DynamoLedger::from_env(&sdk),
+        secrets::link_key_from_sdk(&sdk, &link_secret)
+    );
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_env(&sdk).await?,
+        ledger: ledger?,
         // Alerts: break-glass tells the alerts topic as well as every approver.
         notifier: SnsNotifier::from_sdk(
             &sdk,
             Some(config::required("APPROVALS_TOPIC_ARN")?),
             Some(config::required("ALERTS_TOPIC_ARN")?),
         ),
-        key: secrets::link_key_from_sdk(&sdk, &config::required("LINK_SECRET_ARN")?).await?,
+        key: key?,
         decision_base_url: config::required("DECISION_BASE_URL")?
             .trim_end_matches('/')
             .to_owned(),

@@ -13,11 +13,17 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
+    let link_secret = config::required("LINK_SECRET_ARN")?;
+    // Both secrets at once: each read is a TLS round trip to Secrets Manager during init.
+    let (ledger, key) = tokio::join!(
+        DynamoLedger::from_env(&sdk),
+        secrets::link_key_from_sdk(&sdk, &link_secret)
+    );
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_env(&sdk).await?,
+        ledger: ledger?,
         // Only the task-completion calls are used; the state machine ARN is not needed for them.
         workflow: SfnWorkflow::from_sdk(&sdk, String::new()),
-        key: secrets::link_key_from_sdk(&sdk, &config::required("LINK_SECRET_ARN")?).await?,
+        key: key?,
         catalog,
     };
     run(service_fn(
