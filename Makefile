@@ -49,6 +49,6 @@ bench-identity-center:
 	scripts/bootstrap.sh
 	IDENTITY_CENTER_BENCH_ROUNDS=$${ROUNDS:-10} cargo test --locked -p trailgate-system-tests --test identity_center -- --nocapture 2>&1 | grep -E '^(ok|bench):'
 
-# Zip size, cold-start init and peak RSS of the nine functions (x86_64 release build, RUNS cold starts each).
+# Zip size, cold-start init and peak RSS of the ten functions (x86_64 release build, RUNS cold starts each).
 bench-functions:
 	scripts/bench-functions.sh $${RUNS:-10}

@@ -51,6 +51,7 @@ EVENTS = {
     "trailgate-credentials": "events/credentials/get_credentials.json",
     "trailgate-revoke": "events/revoke/expired.json",
     "trailgate-audit": {"request_id": REQUEST_ID},
+    "trailgate-catalog": "events/catalog/catalog_history.json",
     "trailgate-reconcile": {
         "version": "0",
         "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
@@ -89,6 +90,11 @@ TEMPLATE_VALUES = {
     "CREDENTIALS_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/trailgate-CredentialsFunctionRole-BENCH",
     "PROTECTION_POLICY_ARN": f"arn:aws:iam::{ACCOUNT}:policy/trailgate-protection",
     "ARCHIVE_BUCKET": "trailgate-ledgerarchivebucket-bench",
+    # No item in the stub's table: the functions start on the template's catalog (CATALOG), as
+    # a stack does before its first push, after the one GetItem a pushed catalog also costs.
+    "CATALOG_TABLE": "trailgate-CatalogTable-BENCH",
+    "CATALOG_REFRESH_SECONDS": "60",
+    "CATALOG_PUBLISHERS": f"arn:aws:iam::{ACCOUNT}:user/ops",
 }
 
 

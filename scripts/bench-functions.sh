@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The function figures (issue 15, item 4; figures in BENCHMARKS.md): zip size, cold-start init
-# time and peak RSS of each of template.yaml's nine functions, against the goals zip <= 5 MB,
+# time and peak RSS of each of template.yaml's ten functions, against the goals zip <= 5 MB,
 # init <= 15 ms, peak RSS <= 30 MB.
 #
 # Builds the functions as `sam build` does for x86_64 on provided.al2023 (BuildMethod
@@ -26,7 +26,7 @@ scripts/bootstrap.sh sam
 export PATH="$root/.venv-sam/bin:$PATH"
 target="${CARGO_TARGET_DIR:-$root/target}"
 
-# One cargo invocation for all nine: SAM runs one per function, but each resolves features over
+# One cargo invocation for all ten: SAM runs one per function, but each resolves features over
 # the whole workspace (--bin selects no package), so the artefacts are the same.
 bin_args=()
 for binary in $(.venv-sam/bin/python scripts/bench-functions.py --binaries); do

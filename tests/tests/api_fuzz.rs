@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use trailgate_system_tests::run_on_stack;
 
-/// Test cases per operation and phase; with 10 operations this keeps the run to minutes.
+/// Test cases per operation and phase; with 12 operations this keeps the run to minutes.
 const MAX_EXAMPLES: &str = "25";
 
 /// The signing reverse proxy: listens on an ephemeral port, prints it, forwards every call to
@@ -88,6 +88,88 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// One schemathesis run through the signing proxy as `profile`, over the operations `only`
+/// selects (empty: all); the number of generated cases.
+async fn fuzz(
+    ctx: &trailgate_system_tests::Ctx,
+    venv: &std::path::Path,
+    profile: &str,
+    only: &[&str],
+) -> Result<u64> {
+    let api: reqwest::Url = ctx.state.api_url.parse()?;
+    let origin = api.origin().ascii_serialization();
+    let mut proxy = tokio::process::Command::new(venv.join("python"));
+    proxy
+        .arg("-c")
+        .arg(PROXY)
+        .arg(&origin)
+        .arg(&ctx.state.aws_config_file)
+        .arg(profile)
+        .arg(&ctx.state.region);
+    // Debugging aids: TRAILGATE_FUZZ_LOG=1 logs each forwarded call to stderr, and
+    // TRAILGATE_FUZZ_ARGS adds schemathesis options (e.g. `--include-path /requests`).
+    if std::env::var_os("TRAILGATE_FUZZ_LOG").is_some() {
+        proxy.arg("log");
+    }
+    let extra: Vec<String> = std::env::var("TRAILGATE_FUZZ_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let mut proxy = proxy
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the signing proxy")?;
+    let mut lines = BufReader::new(proxy.stdout.take().context("proxy stdout")?).lines();
+    let port = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .context("the signing proxy did not start")??
+        .context("the signing proxy exited")?;
+    let url = format!("http://127.0.0.1:{}{}", port.trim(), api.path());
+
+    let output = tokio::process::Command::new(venv.join("schemathesis"))
+        // Its cache (`.schemathesis/`) goes into the stack's state directory, removed
+        // after a passing run, not into the repository.
+        .current_dir(&ctx.state.state_dir)
+        .arg("run")
+        .arg(repo_root().join("openapi.yaml"))
+        .args(["--url", &url])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
+        ])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", MAX_EXAMPLES, "--workers", "2", "--seed", "1"])
+        .args(["--generation-database", "none", "--no-color"])
+        .args(["--request-timeout", "60"])
+        .args(&extra)
+        .args(only)
+        .output()
+        .await
+        .context("running schemathesis")?;
+    let _ = proxy.kill().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    // The summary line reads e.g. "Test cases:  1234 generated, 1234 passed".
+    let generated = stdout
+        .lines()
+        .find_map(|line| {
+            let (count, _) = line.split_once(" generated")?;
+            count.split_whitespace().last()?.parse::<u64>().ok()
+        })
+        .context("schemathesis printed no case count")?;
+    println!("schemathesis generated {generated} test cases as {profile}");
+    ensure!(
+        output.status.success(),
+        "schemathesis found problems (exit {:?}); see its output above",
+        output.status.code()
+    );
+    ensure!(generated > 0, "schemathesis generated no cases");
+    Ok(generated)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn schemathesis_finds_no_server_error_and_every_response_conforms() -> Result<()> {
     let venv = repo_root().join(".venv-schemathesis/bin");
@@ -101,76 +183,11 @@ async fn schemathesis_finds_no_server_error_and_every_response_conforms() -> Res
         return Ok(());
     }
     run_on_stack("api-fuzz", &[], |ctx| async move {
-        let api: reqwest::Url = ctx.state.api_url.parse()?;
-        let origin = api.origin().ascii_serialization();
-        let mut proxy = tokio::process::Command::new(venv.join("python"));
-        proxy
-            .arg("-c")
-            .arg(PROXY)
-            .arg(&origin)
-            .arg(&ctx.state.aws_config_file)
-            .arg("alice")
-            .arg(&ctx.state.region);
-        // Debugging aids: TRAILGATE_FUZZ_LOG=1 logs each forwarded call to stderr, and
-        // TRAILGATE_FUZZ_ARGS adds schemathesis options (e.g. `--include-path /requests`).
-        if std::env::var_os("TRAILGATE_FUZZ_LOG").is_some() {
-            proxy.arg("log");
-        }
-        let extra: Vec<String> = std::env::var("TRAILGATE_FUZZ_ARGS")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        let mut proxy = proxy
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the signing proxy")?;
-        let mut lines = BufReader::new(proxy.stdout.take().context("proxy stdout")?).lines();
-        let port = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .context("the signing proxy did not start")??
-            .context("the signing proxy exited")?;
-        let url = format!("http://127.0.0.1:{}{}", port.trim(), api.path());
-
-        let output = tokio::process::Command::new(venv.join("schemathesis"))
-            // Its cache (`.schemathesis/`) goes into the stack's state directory, removed
-            // after a passing run, not into the repository.
-            .current_dir(&ctx.state.state_dir)
-            .arg("run")
-            .arg(repo_root().join("openapi.yaml"))
-            .args(["--url", &url])
-            .args([
-                "--checks",
-                "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
-            ])
-            .args(["--phases", "examples,coverage,fuzzing"])
-            .args(["--max-examples", MAX_EXAMPLES, "--workers", "2", "--seed", "1"])
-            .args(["--generation-database", "none", "--no-color"])
-            .args(["--request-timeout", "60"])
-            .args(&extra)
-            .output()
-            .await
-            .context("running schemathesis")?;
-        let _ = proxy.kill().await;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        println!("{stdout}");
-        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-        // The summary line reads e.g. "Test cases:  1234 generated, 1234 passed".
-        let generated = stdout
-            .lines()
-            .find_map(|line| {
-                let (count, _) = line.split_once(" generated")?;
-                count.split_whitespace().last()?.parse::<u64>().ok()
-            })
-            .context("schemathesis printed no case count")?;
-        println!("schemathesis generated {generated} test cases");
-        ensure!(
-            output.status.success(),
-            "schemathesis found problems (exit {:?}); see its output above",
-            output.status.code()
-        );
-        ensure!(generated > 0, "schemathesis generated no cases");
+        // Every route as alice, a requester: the catalog push is refused before its body is read.
+        fuzz(&ctx, &venv, "alice", &[]).await?;
+        // The catalog routes as carol, the local stack's publisher, so the push's parser and
+        // rules see every generated body (a valid catalog it stores is a new version).
+        fuzz(&ctx, &venv, "carol", &["--include-path-regex", "^/catalog"]).await?;
         Ok(())
     })
     .await

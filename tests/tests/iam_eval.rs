@@ -701,15 +701,38 @@ fn broker_rows(docs: &Docs, matrix: &mut Matrix) {
 /// What each function may do: (function, what it needs).
 fn needs() -> Vec<(&'static str, &'static [&'static str])> {
     vec![
-        ("IntakeFunction", &["ledger", "start", "revocations"]),
-        ("ContextFunction", &["ledger", "lookup"]),
-        ("ApprovalFunction", &["ledger", "mail", "alert", "key"]),
-        ("DecisionFunction", &["ledger", "answer", "key"]),
-        ("GrantFunction", &["ledger", "inspect"]),
-        ("CredentialsFunction", &["ledger", "assume"]),
-        ("RevokeFunction", &["ledger", "revocations", "alert"]),
-        ("AuditFunction", &["ledger", "lookup", "mail"]),
-        ("ReconcileFunction", &["ledger", "revocations", "alert"]),
+        (
+            "IntakeFunction",
+            &["ledger", "chain", "catalog", "start", "revocations"],
+        ),
+        ("ContextFunction", &["ledger", "chain", "lookup"]),
+        (
+            "ApprovalFunction",
+            &["ledger", "chain", "catalog", "mail", "alert", "key"],
+        ),
+        (
+            "DecisionFunction",
+            &["ledger", "chain", "catalog", "answer", "key"],
+        ),
+        ("GrantFunction", &["ledger", "chain", "catalog", "inspect"]),
+        (
+            "CredentialsFunction",
+            &["ledger", "chain", "catalog", "assume"],
+        ),
+        (
+            "RevokeFunction",
+            &["ledger", "chain", "revocations", "alert"],
+        ),
+        (
+            "AuditFunction",
+            &["ledger", "chain", "catalog", "lookup", "mail"],
+        ),
+        (
+            "ReconcileFunction",
+            &["ledger", "chain", "catalog", "revocations", "alert"],
+        ),
+        // No ledger: it writes the catalog's versions and nothing else.
+        ("CatalogFunction", &["chain", "catalog", "publish"]),
     ]
 }
 
@@ -721,7 +744,20 @@ fn function_probes(docs: &Docs) -> Vec<(&'static str, &'static str, String, bool
     let machine = format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-access-request");
     let execution =
         format!("arn:aws:states:{REGION}:{ACCOUNT}:execution:{STACK}-access-request:r-x");
+    let catalog = t.reference("CatalogTable.Arn");
     vec![
+        ("catalog", "dynamodb:GetItem", catalog.clone(), false),
+        ("publish", "dynamodb:PutItem", catalog.clone(), false),
+        ("publish", "dynamodb:Query", catalog.clone(), false),
+        ("", "dynamodb:UpdateItem", catalog.clone(), false),
+        ("", "dynamodb:DeleteItem", catalog.clone(), false),
+        ("", "dynamodb:Scan", catalog, false),
+        (
+            "chain",
+            "secretsmanager:GetSecretValue",
+            t.reference("ChainKeySecret"),
+            false,
+        ),
         ("ledger", "dynamodb:GetItem", table.clone(), false),
         (
             "ledger",
@@ -863,6 +899,10 @@ fn function_request(
         .with("aws:PrincipalArn", function_role(function));
     if managed {
         request = request.with("aws:ResourceTag/trailgate:managed", "true");
+    }
+    if resource.contains(":table/") && resource.contains("CatalogTable") {
+        // The only partition key trailgate's code uses there.
+        request = request.with("dynamodb:LeadingKeys", json!(["CATALOG"]));
     }
     if action == "sts:AssumeRole" {
         // The contract's own trust policy, so the identity policy is what decides.
@@ -1087,6 +1127,8 @@ fn resource_rows_with(matrix: &mut Matrix, edit: &dyn Fn(&str, Value) -> Value) 
     };
     let table = t.reference("LedgerTable.Arn");
     let ledger = policy("LedgerTable", &["ResourcePolicy", "PolicyDocument"])?;
+    let catalog = t.reference("CatalogTable.Arn");
+    let catalog_policy = policy("CatalogTable", &["ResourcePolicy", "PolicyDocument"])?;
     let link_secret = t.reference("LinkSigningSecret");
     let link_secret_policy = policy("LinkSigningSecretPolicy", &["ResourcePolicy"])?;
     let link_key = t.reference("LinkSigningKey.Arn");
@@ -1192,6 +1234,26 @@ fn resource_rows_with(matrix: &mut Matrix, edit: &dyn Fn(&str, Value) -> Value) 
             by_admin("sns:Publish", &topic, &topic_policy),
             "OnlyTrailgateFunctionsPublish",
         ),
+        (
+            "rewrite the catalog (who may request and approve)",
+            by_admin("dynamodb:PutItem", &catalog, &catalog_policy),
+            "OnlyTheCatalogFunctionWrites",
+        ),
+        (
+            "edit a catalog version's record",
+            by_admin("dynamodb:UpdateItem", &catalog, &catalog_policy),
+            "OnlyTheCatalogFunctionWrites",
+        ),
+        (
+            "delete a catalog version",
+            by_admin("dynamodb:DeleteItem", &catalog, &catalog_policy),
+            "NoVersionIsDeleted",
+        ),
+        (
+            "read the catalog's approver principals",
+            by_admin("dynamodb:GetItem", &catalog, &catalog_policy),
+            "OnlyTrailgateFunctionsReadTheCatalog",
+        ),
     ];
     for (what, request, sid) in bypasses {
         matrix.add(
@@ -1275,6 +1337,20 @@ fn resource_rows_with(matrix: &mut Matrix, edit: &dyn Fn(&str, Value) -> Value) 
             &topic_policy,
             None,
         ),
+        (
+            "CatalogFunction",
+            "dynamodb:PutItem",
+            catalog.clone(),
+            &catalog_policy,
+            None,
+        ),
+        (
+            "IntakeFunction",
+            "dynamodb:GetItem",
+            catalog.clone(),
+            &catalog_policy,
+            None,
+        ),
     ];
     for (function, action, resource, policy, via) in uses {
         let (role, session) = sam_function_role(function);
@@ -1282,6 +1358,9 @@ fn resource_rows_with(matrix: &mut Matrix, edit: &dyn Fn(&str, Value) -> Value) 
             Request::new(&session, action, &resource).with("aws:PrincipalArn", role.as_str());
         if let Some(via) = via {
             request = request.with("kms:ViaService", via);
+        }
+        if resource == catalog {
+            request = request.with("dynamodb:LeadingKeys", json!(["CATALOG"]));
         }
         request.identity = t.function_policies(function)?;
         request.resource_policy = Some(policy.clone());
@@ -1304,6 +1383,38 @@ fn resource_rows_with(matrix: &mut Matrix, edit: &dyn Fn(&str, Value) -> Value) 
         request,
         Expect::deny_by("OnlyApprovalAndDecisionReadTheKey"),
     );
+    // Only the catalog function writes the catalog, whatever another function's role allows;
+    // and not even it deletes a version.
+    for (function, action, sid) in [
+        (
+            "IntakeFunction",
+            "dynamodb:PutItem",
+            "OnlyTheCatalogFunctionWrites",
+        ),
+        (
+            "DecisionFunction",
+            "dynamodb:UpdateItem",
+            "OnlyTheCatalogFunctionWrites",
+        ),
+        (
+            "CatalogFunction",
+            "dynamodb:DeleteItem",
+            "NoVersionIsDeleted",
+        ),
+    ] {
+        let (role, session) = sam_function_role(function);
+        let mut request = Request::new(&session, action, &catalog)
+            .with("aws:PrincipalArn", role.as_str())
+            .with("dynamodb:LeadingKeys", json!(["CATALOG"]));
+        request.identity = vec![("AdministratorAccess".into(), allow_all())];
+        request.resource_policy = Some(catalog_policy.clone());
+        matrix.add(
+            "resource policies",
+            format!("{function}, even if its role allowed it, cannot {action} on the catalog"),
+            request,
+            Expect::deny_by(sid),
+        );
+    }
     Ok(())
 }
 

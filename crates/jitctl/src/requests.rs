@@ -75,6 +75,134 @@ pub enum CatalogCommand {
         #[arg(long, value_name = "URL")]
         endpoint_url: Option<String>,
     },
+    /// Deploy a catalog file as the next version (`catalog check` runs first; a broken file is
+    /// never sent). The stack re-checks it; every function runs it within
+    /// `CatalogRefreshSeconds`. Only the stack's `CatalogPublishers` may push.
+    Push {
+        file: std::path::PathBuf,
+        /// As for `catalog check`: the stack name and a dash.
+        #[arg(long, default_value = "trailgate-")]
+        role_prefix: String,
+        /// Print the stored version record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every pushed version, newest first: number, when, who, size, SHA-256, and whether the
+    /// chain over the records holds (publishers and approvers).
+    History {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `jitctl catalog push FILE`.
+async fn push(
+    target: &Target,
+    file: &std::path::Path,
+    role_prefix: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.display().to_string();
+    let text = String::from_utf8_lossy(&bytes);
+    let problems = crate::catalog_check::check(&name, &text, role_prefix);
+    if !problems.is_empty() {
+        for problem in &problems {
+            println!("{problem}");
+        }
+        eprintln!("not pushed: {} problem(s) in {name}", problems.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    let client = Client::connect(target).await?;
+    let reply = client.send("PUT", "/catalog", bytes, &[]).await?;
+    if !(200..300).contains(&reply.status) {
+        let error = &reply.body["error"];
+        let field = error["field"]
+            .as_str()
+            .map(|f| format!(", field `{f}`"))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "not pushed: {} ({}{field})",
+            error["message"]
+                .as_str()
+                .or_else(|| reply.body["message"].as_str())
+                .unwrap_or("error"),
+            error["code"].as_str().unwrap_or("?")
+        );
+    }
+    let version = &reply.body["version"];
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reply.body)?);
+    } else if reply.body["created"] == true {
+        println!(
+            "catalog version {} pushed: {} entries over {} accounts, sha256 {}; every function runs it within {} s",
+            version["version"],
+            version["entries"],
+            version["accounts"],
+            version["sha256"].as_str().unwrap_or("-"),
+            reply.body["refresh_seconds"]
+        );
+    } else {
+        println!(
+            "unchanged: {name} is version {} already (sha256 {})",
+            version["version"],
+            version["sha256"].as_str().unwrap_or("-")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jitctl catalog history`.
+async fn history(target: &Target, json: bool) -> Result<ExitCode> {
+    let client = Client::connect(target).await?;
+    let history = client.get("/catalog/history").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&history)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let versions = history["versions"].as_array().cloned().unwrap_or_default();
+    if versions.is_empty() {
+        println!("no catalog was pushed: the functions run the template's Catalog parameter");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |v: &Value, name: &str| match &v[name] {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                text(v, "version"),
+                text(v, "at"),
+                text(v, "pushed_by"),
+                text(v, "entries"),
+                text(v, "accounts"),
+                text(v, "bytes"),
+                text(v, "sha256").chars().take(16).collect(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "VERSION", "AT", "BY", "ENTRIES", "ACCOUNTS", "BYTES", "SHA256"
+            ],
+            &rows
+        )
+    );
+    if history["chain"]["intact"] == true {
+        println!("chain: intact ({} version(s) shown)", versions.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "chain: BROKEN: {}",
+            history["chain"]["problem"].as_str().unwrap_or("?")
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 /// `jitctl list`: your requests, newest first.
@@ -150,6 +278,15 @@ pub async fn cancel(target: &Target, args: CancelArgs) -> Result<ExitCode> {
 
 /// `jitctl catalog`: the entries you may request.
 pub async fn catalog(target: &Target, args: CatalogArgs) -> Result<ExitCode> {
+    match &args.command {
+        Some(CatalogCommand::Push {
+            file,
+            role_prefix,
+            json,
+        }) => return push(target, file, role_prefix, *json).await,
+        Some(CatalogCommand::History { json }) => return history(target, *json).await,
+        _ => {}
+    }
     if let Some(CatalogCommand::Check {
         files,
         role_prefix,

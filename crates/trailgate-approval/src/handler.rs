@@ -4,7 +4,6 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
-use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::Error;
 use trailgate_domain::link::LinkKey;
 use trailgate_domain::ports::{Ledger, Notifier};
@@ -15,7 +14,7 @@ pub struct Deps<L, N> {
     pub notifier: N,
     pub key: LinkKey,
     pub decision_base_url: String,
-    pub catalog: Catalog,
+    pub catalog: trailgate_aws::catalog::CatalogSource,
 }
 
 #[derive(Deserialize)]
@@ -52,7 +51,7 @@ pub async fn handle<L: Ledger, N: Notifier>(
             let notified = service::request_approval(
                 &deps.ledger,
                 &deps.notifier,
-                &deps.catalog,
+                &*deps.catalog.current().await,
                 &settings,
                 service::ApprovalTask {
                     id: &request_id,
@@ -69,7 +68,7 @@ pub async fn handle<L: Ledger, N: Notifier>(
             let alerted = service::break_glass(
                 &deps.ledger,
                 &deps.notifier,
-                &deps.catalog,
+                &*deps.catalog.current().await,
                 &request_id,
                 now,
             )
@@ -88,6 +87,7 @@ pub async fn handle<L: Ledger, N: Notifier>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trailgate_domain::catalog::Catalog;
     use trailgate_domain::testing::*;
 
     fn deps() -> Deps<MemoryLedger, MemoryNotifier> {
@@ -96,7 +96,9 @@ mod tests {
             notifier: MemoryNotifier::default(),
             key: LinkKey::new(vec![3u8; 32]).unwrap(),
             decision_base_url: "http://127.0.0.1:4567/v1".into(),
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
         }
     }
 
@@ -142,7 +144,9 @@ mod tests {
             .replace("\"break_glass\": false", "\"break_glass\": true")
             .replace("\"PT4H\"", "\"PT1H\"");
         let deps = Deps {
-            catalog: Catalog::load(&glass, "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&glass, "trailgate-").unwrap(),
+            ),
             ..deps()
         };
         let mut request = pending_request();

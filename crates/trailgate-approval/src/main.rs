@@ -1,22 +1,24 @@
-//! The approval function's entry point: reads the catalog and the link signing key once per
+//! The approval function's entry point: reads the catalog (refreshed by `CatalogSource`) and the link signing key at
 //! cold start, then serves the `Await Approval`, `Break Glass` and `Record Expiry` steps.
 
 mod handler;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::catalog::CatalogSource;
 use trailgate_aws::{config, ledger::DynamoLedger, notifier::SnsNotifier, sdk, secrets};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
     let link_secret = config::required("LINK_SECRET_ARN")?;
-    // Both secrets at once: each read is a TLS round trip to Secrets Manager during init.
-    let (ledger, key) = tokio::join!(
+    // The catalog and both secrets at once: each read is a TLS round trip to Secrets Manager during init.
+    let (catalog, ledger, key) = tokio::join!(
+        CatalogSource::from_env(&sdk),
         DynamoLedger::from_env(&sdk),
         secrets::link_key_from_sdk(&sdk, &link_secret)
     );
+    let (catalog, _) = catalog?;
     let deps = handler::Deps {
         ledger: ledger?,
         // Alerts: break-glass tells the alerts topic as well as every approver.

@@ -9,7 +9,6 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
-use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::Error;
 use trailgate_domain::ports::{Archive, Ledger, Notifier};
 use trailgate_domain::request::Status;
@@ -33,7 +32,7 @@ pub struct Deps<L, N, P, R> {
     /// LookupEvents in the account the session acted in.
     pub lookups: P,
     pub archive: R,
-    pub catalog: Catalog,
+    pub catalog: trailgate_aws::catalog::CatalogSource,
     pub settings: Settings,
 }
 
@@ -71,7 +70,7 @@ pub async fn handle<L: Ledger, N: Notifier, P: AccountLookups + Sync, R: Archive
     let report = service::audit(
         ledger,
         &deps.notifier,
-        &deps.catalog,
+        &*deps.catalog.current().await,
         &input.request_id,
         cloudtrail,
         now,
@@ -87,6 +86,7 @@ pub async fn handle<L: Ledger, N: Notifier, P: AccountLookups + Sync, R: Archive
 mod tests {
     use super::*;
     use std::time::Duration;
+    use trailgate_domain::catalog::Catalog;
     use trailgate_domain::testing::*;
     use trailgate_runbooks::source::lookup::{
         LookupCallError, LookupEvent, LookupEventsApi, LookupPage, LookupRequest, OneAccount,
@@ -136,7 +136,9 @@ mod tests {
             notifier: MemoryNotifier::default(),
             lookups: OneAccount(api),
             archive: MemoryArchive::default(),
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
             settings: settings(),
         }
     }

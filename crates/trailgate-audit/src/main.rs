@@ -1,4 +1,4 @@
-//! The audit function's entry point: reads the catalog once per cold start and serves the state
+//! The audit function's entry point: reads the catalog at cold start (refreshed by `CatalogSource`) and serves the state
 //! machine's `Audit Session` and `Export Ledger` steps.
 
 mod handler;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use trailgate_aws::agents::Agents;
+use trailgate_aws::catalog::CatalogSource;
 use trailgate_aws::cloudtrail::OrganizationLookups;
 use trailgate_aws::{archive::S3Archive, config, ledger::DynamoLedger, notifier::SnsNotifier, sdk};
 use trailgate_review::session;
@@ -15,9 +16,12 @@ use trailgate_review::session;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
-    let ledger = DynamoLedger::from_env(&sdk).await?;
+    // The catalog and the chain key at once: each is a round trip during init.
+    let (catalog, ledger) =
+        tokio::join!(CatalogSource::from_env(&sdk), DynamoLedger::from_env(&sdk));
+    let (catalog, _) = catalog?;
+    let ledger = ledger?;
     // The report goes to the approvers, through the same filtered topic as approvals.
     let notifier =
         SnsNotifier::from_sdk(&sdk, Some(config::required("APPROVALS_TOPIC_ARN")?), None);

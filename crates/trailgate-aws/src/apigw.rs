@@ -32,6 +32,11 @@ pub fn caller(request: &ApiGatewayProxyRequest) -> Result<Caller> {
 
 /// The raw body, base64-decoded if API Gateway encoded it.
 pub fn body_bytes(request: &ApiGatewayProxyRequest) -> Result<Vec<u8>> {
+    body_bytes_up_to(request, MAX_BODY_BYTES)
+}
+
+/// [`body_bytes`] for the one route whose body is big by nature (`PUT /catalog`).
+pub fn body_bytes_up_to(request: &ApiGatewayProxyRequest, limit: usize) -> Result<Vec<u8>> {
     let body = request.body.as_deref().unwrap_or_default();
     let bytes = if request.is_base64_encoded {
         base64::engine::general_purpose::STANDARD
@@ -40,9 +45,9 @@ pub fn body_bytes(request: &ApiGatewayProxyRequest) -> Result<Vec<u8>> {
     } else {
         body.as_bytes().to_vec()
     };
-    if bytes.len() > MAX_BODY_BYTES {
+    if bytes.len() > limit {
         return Err(Error::too_large(format!(
-            "the body is larger than {MAX_BODY_BYTES} bytes"
+            "the body is larger than {limit} bytes"
         )));
     }
     Ok(bytes)

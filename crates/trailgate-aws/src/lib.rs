@@ -4,6 +4,7 @@
 //! - [`sdk`]: one SDK configuration per process (HTTPS through rustls + ring).
 //! - [`config`]: environment variables, read once at cold start.
 //! - [`errors`]: SDK errors classified into domain kinds; domain errors into Lambda `Diagnostic`s.
+//! - [`catalog`]: the pushed catalog on DynamoDB, and the copy each function runs with (TTL).
 //! - [`ledger`], [`workflow`], [`notifier`], [`credentials`], [`roles`], [`secrets`]: the ports.
 //! - `cloudtrail` (feature `cloudtrail`): LookupEvents behind trailgate-runbooks' lookup source.
 //! - `archive` (feature `archive`): the ledger archive on S3 (closed requests' events, Object Lock).
@@ -21,6 +22,7 @@ pub mod apigw;
 pub mod archive;
 #[cfg(feature = "athena")]
 pub mod athena;
+pub mod catalog;
 #[cfg(feature = "cloudtrail")]
 pub mod cloudtrail;
 pub mod config;

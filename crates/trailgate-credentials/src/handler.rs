@@ -4,7 +4,6 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use serde_json::json;
 use trailgate_aws::apigw;
-use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::{Error, Result};
 use trailgate_domain::ports::{CredentialIssuer, Ledger};
 use trailgate_domain::request::is_request_id;
@@ -14,7 +13,7 @@ pub struct Deps<L, C> {
     pub ledger: L,
     pub issuer: C,
     /// Today's catalog: every vend re-checks the record's role and duration against it.
-    pub catalog: Catalog,
+    pub catalog: trailgate_aws::catalog::CatalogSource,
 }
 
 pub async fn handle<L: Ledger, C: CredentialIssuer>(
@@ -36,7 +35,7 @@ async fn vend<L: Ledger, C: CredentialIssuer>(
     let credentials = service::vend(
         &deps.ledger,
         &deps.issuer,
-        &deps.catalog,
+        &*deps.catalog.current().await,
         &caller,
         id,
         time::OffsetDateTime::now_utc(),
@@ -60,6 +59,7 @@ async fn vend<L: Ledger, C: CredentialIssuer>(
 mod tests {
     use super::*;
     use aws_lambda_events::encodings::Body;
+    use trailgate_domain::catalog::Catalog;
     use trailgate_domain::request::Status;
     use trailgate_domain::testing::*;
 
@@ -75,7 +75,9 @@ mod tests {
         let deps = Deps {
             ledger: MemoryLedger::default(),
             issuer: MemoryIssuer::default(),
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
         };
         let pending = seed(&deps.ledger, pending_request()).id;
         assert_eq!(handle(event(&pending), &deps).await.status_code, 409);

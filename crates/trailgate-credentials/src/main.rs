@@ -5,15 +5,19 @@ mod handler;
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use trailgate_aws::{config, credentials::StsIssuer, ledger::DynamoLedger, sdk};
+use trailgate_aws::catalog::CatalogSource;
+use trailgate_aws::{credentials::StsIssuer, ledger::DynamoLedger, sdk};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let (catalog, _own_role_prefix) = config::catalog()?;
     let sdk = sdk::load().await;
+    // The catalog and the chain key at once: each is a round trip during init.
+    let (catalog, ledger) =
+        tokio::join!(CatalogSource::from_env(&sdk), DynamoLedger::from_env(&sdk));
+    let (catalog, _own_role_prefix) = catalog?;
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_env(&sdk).await?,
+        ledger: ledger?,
         issuer: StsIssuer::from_sdk(&sdk),
         catalog,
     };

@@ -8,7 +8,6 @@ use crate::page;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use serde::Deserialize;
 use trailgate_aws::apigw;
-use trailgate_domain::catalog::Catalog;
 use trailgate_domain::error::{Error, ErrorKind, Result};
 use trailgate_domain::ledger::Origin;
 use trailgate_domain::link::{LinkKey, LinkParams};
@@ -20,7 +19,7 @@ pub struct Deps<L, W> {
     pub ledger: L,
     pub workflow: W,
     pub key: LinkKey,
-    pub catalog: Catalog,
+    pub catalog: trailgate_aws::catalog::CatalogSource,
 }
 
 /// The API Gateway resource of the signed route; every other resource is a link route.
@@ -136,8 +135,14 @@ async fn route<L: Ledger, W: Workflow>(
                 .collect();
             let link =
                 LinkParams::from_pairs(id, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-            let review =
-                service::review(&deps.ledger, &deps.catalog, &deps.key, &link, now).await?;
+            let review = service::review(
+                &deps.ledger,
+                &*deps.catalog.current().await,
+                &deps.key,
+                &link,
+                now,
+            )
+            .await?;
             Ok(apigw::html(200, page::confirm(&review, &link)))
         }
         "POST" => {
@@ -162,7 +167,7 @@ async fn route<L: Ledger, W: Workflow>(
             let decided = service::decide(
                 &deps.ledger,
                 &deps.workflow,
-                &deps.catalog,
+                &*deps.catalog.current().await,
                 &deps.key,
                 &link,
                 service::Verdict {
@@ -209,7 +214,7 @@ async fn signed<L: Ledger, W: Workflow>(
     let decided = service::decide_by_principal(
         &deps.ledger,
         &deps.workflow,
-        &deps.catalog,
+        &*deps.catalog.current().await,
         &caller,
         id,
         service::Verdict {
@@ -259,6 +264,7 @@ fn parse_form(body: &str) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use aws_lambda_events::encodings::Body;
+    use trailgate_domain::catalog::Catalog;
     use trailgate_domain::request::Status;
     use trailgate_domain::service::ApprovalSettings;
     use trailgate_domain::testing::*;
@@ -268,7 +274,9 @@ mod tests {
             ledger: MemoryLedger::default(),
             workflow: MemoryWorkflow::default(),
             key: LinkKey::new(vec![9u8; 32]).unwrap(),
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
         }
     }
 
@@ -289,7 +297,7 @@ mod tests {
         service::request_approval(
             &deps.ledger,
             &notifier,
-            &deps.catalog,
+            &*deps.catalog.current().await,
             &settings,
             service::ApprovalTask {
                 id: &id,

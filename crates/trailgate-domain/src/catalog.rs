@@ -1,6 +1,7 @@
 //! The catalog: the reviewed list of roles that can be requested, by whom, approved by whom.
 //!
-//! It is deployed with the stack (the `CATALOG` variable) and loaded once at cold start.
+//! It is pushed to `CatalogTable` (`jitctl catalog push`; the template's `CATALOG` before the
+//! first push) and loaded at cold start and on refresh (`trailgate-aws::catalog::CatalogSource`).
 //! Loading validates every entry, so a function never runs with a catalog it cannot trust.
 
 use crate::error::{Error, Result};

@@ -135,6 +135,12 @@ impl ChainKey {
         (self.current != FIRST_KEY_ID).then_some(self.current.as_str())
     }
 
+    /// The MAC of any message under the key `key_id` names (`None`: [`FIRST_KEY_ID`]), hex;
+    /// `None` when the ring does not hold that key. The catalog's version records use it.
+    pub fn mac_message(&self, key_id: Option<&str>, message: &[u8]) -> Option<String> {
+        self.mac(key_id, message)
+    }
+
     fn mac(&self, key_id: Option<&str>, message: &[u8]) -> Option<String> {
         let key = self.keys.get(key_id.unwrap_or(FIRST_KEY_ID))?;
         // new_from_slice accepts any key length for HMAC, so this cannot fail.

@@ -4,6 +4,7 @@
 //! - [`error`]: the error type and its stable `errorType` names (matched by the state machine).
 //! - [`time`]: UTC instants and ISO-8601 durations as trailgate writes and reads them.
 //! - [`catalog`]: what can be requested, by whom, approved by whom, and who is which person.
+//! - [`catalog_version`]: the deployed catalog's versions, who may push one, and their chain.
 //! - [`identity`]: principal ARNs parsed and normalised, and which of them name a person.
 //! - [`request`]: an access request, its status and the transitions between statuses.
 //! - [`findings`]: what reviewers are shown (findings, evidence, coverage, the stored context)
@@ -21,6 +22,7 @@
 //! so every rule here is testable with plain values.
 
 pub mod catalog;
+pub mod catalog_version;
 pub mod error;
 pub mod findings;
 pub mod html;

@@ -4,6 +4,7 @@
 //! Methods return `impl Future + Send` rather than using `async fn` so that callers may
 //! rely on `Send` futures (rustc's `async_fn_in_trait` guidance).
 
+use crate::catalog_version::CatalogVersion;
 use crate::error::Result;
 use crate::ledger::{ChainKey, Change, Event};
 use crate::request::{AccessRequest, Status};
@@ -139,6 +140,23 @@ pub trait Archive: Send + Sync {
     fn put(&self, key: &str, body: &str) -> impl Future<Output = Result<()>> + Send;
     /// Whether anything is stored under `key`.
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// The deployed catalog's store (`CatalogTable`): the current version with its document, and
+/// every earlier version's record and document. Only the catalog function writes it.
+pub trait CatalogStore: Send + Sync {
+    /// The current version's record, `None` before the first push.
+    fn latest(&self) -> impl Future<Output = Result<Option<CatalogVersion>>> + Send;
+    /// Stores `document` as `version` and makes it current, only if `version.version - 1` is
+    /// still current (or nothing is, for version 1): `Conflict` ([`crate::service::STALE`])
+    /// when another push got there first. `TooLarge` when the document does not fit.
+    fn publish(
+        &self,
+        version: &CatalogVersion,
+        document: &[u8],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Up to `limit` version records, newest first.
+    fn history(&self, limit: usize) -> impl Future<Output = Result<Vec<CatalogVersion>>> + Send;
 }
 
 /// Step Functions.

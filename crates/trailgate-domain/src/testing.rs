@@ -1191,3 +1191,77 @@ impl crate::ports::IdentityCenter for MemoryIdentityCenter {
         *self.clock.lock().expect("lock")
     }
 }
+
+/// The catalog store in memory, with `CatalogTable`'s conditional write: a version is stored
+/// only if the one before it is current.
+#[derive(Default)]
+pub struct InMemoryCatalogStore {
+    versions: Mutex<Vec<(crate::catalog_version::CatalogVersion, Vec<u8>)>>,
+    /// A push to land just before the next `publish`, as a concurrent pusher's would.
+    race: Mutex<Option<(Vec<u8>, ChainKey)>>,
+}
+
+impl InMemoryCatalogStore {
+    /// The document stored as `version`.
+    pub fn document(&self, version: u64) -> Option<Vec<u8>> {
+        self.versions
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(v, _)| v.version == version)
+            .map(|(_, doc)| doc.clone())
+    }
+
+    /// Makes another push of `document` land before the next `publish`.
+    pub fn race_once(&self, document: Vec<u8>, key: ChainKey) {
+        *self.race.lock().unwrap() = Some((document, key));
+    }
+}
+
+impl crate::ports::CatalogStore for InMemoryCatalogStore {
+    async fn latest(&self) -> Result<Option<crate::catalog_version::CatalogVersion>> {
+        Ok(self.versions.lock().unwrap().last().map(|(v, _)| v.clone()))
+    }
+
+    async fn publish(
+        &self,
+        version: &crate::catalog_version::CatalogVersion,
+        document: &[u8],
+    ) -> Result<()> {
+        if let Some((raced, key)) = self.race.lock().unwrap().take() {
+            let mut versions = self.versions.lock().unwrap();
+            let latest = versions.last().map(|(v, _)| v.clone());
+            let catalog =
+                crate::catalog::Catalog::load(std::str::from_utf8(&raced).unwrap(), "trailgate-")
+                    .unwrap();
+            let next = crate::catalog_version::next_version(
+                latest.as_ref(),
+                &catalog,
+                &raced,
+                &Caller::from_arn("arn:aws:iam::123456789012:user/other"),
+                "2026-12-06T09:59:59Z".into(),
+                &key,
+            );
+            versions.push((next, raced));
+        }
+        let mut versions = self.versions.lock().unwrap();
+        let current = versions.last().map_or(0, |(v, _)| v.version);
+        if current + 1 != version.version {
+            return Err(Error::conflict(STALE));
+        }
+        versions.push((version.clone(), document.to_vec()));
+        Ok(())
+    }
+
+    async fn history(&self, limit: usize) -> Result<Vec<crate::catalog_version::CatalogVersion>> {
+        Ok(self
+            .versions
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|(v, _)| v.clone())
+            .collect())
+    }
+}

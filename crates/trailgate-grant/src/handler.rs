@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
-use trailgate_domain::catalog::{Catalog, Protected};
+use trailgate_domain::catalog::Protected;
 use trailgate_domain::error::Error;
 use trailgate_domain::ports::{IdentityCenter, Ledger, Roles};
 use trailgate_domain::service;
@@ -13,7 +13,7 @@ pub struct Deps<L, R, I> {
     pub ledger: L,
     pub roles: R,
     pub identity_center: I,
-    pub catalog: Catalog,
+    pub catalog: trailgate_aws::catalog::CatalogSource,
     /// What is never granted (`config::protected`).
     pub protected: Protected,
     /// `CREDENTIALS_ROLE_ARN`: the only principal a target role's trust policy may name.
@@ -39,7 +39,7 @@ pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter>(
         &deps.ledger,
         &deps.roles,
         &deps.identity_center,
-        &deps.catalog,
+        &*deps.catalog.current().await,
         service::RoleContract {
             protected: &deps.protected,
             broker_role_arn: &deps.broker_role_arn,
@@ -56,6 +56,7 @@ pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trailgate_domain::catalog::Catalog;
     use trailgate_domain::testing::*;
 
     #[tokio::test]
@@ -68,7 +69,9 @@ mod tests {
             ledger,
             roles: MemoryRoles::with_sample_role(),
             identity_center: MemoryIdentityCenter::default(),
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
             protected: PROTECTED.clone(),
             broker_role_arn: BROKER_ROLE.into(),
             protection_policy_arn: PROTECTION_POLICY.into(),
@@ -88,7 +91,9 @@ mod tests {
             ledger,
             roles: MemoryRoles::with_sample_role(),
             identity_center: MemoryIdentityCenter::default(),
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
             protected: PROTECTED.clone(),
             broker_role_arn: BROKER_ROLE.into(),
             protection_policy_arn: PROTECTION_POLICY.into(),
@@ -115,7 +120,9 @@ mod tests {
             ledger,
             roles,
             identity_center: MemoryIdentityCenter::default(),
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
             protected: PROTECTED.clone(),
             broker_role_arn: BROKER_ROLE.into(),
             protection_policy_arn: PROTECTION_POLICY.into(),

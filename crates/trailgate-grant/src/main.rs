@@ -4,16 +4,20 @@
 mod handler;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use trailgate_aws::catalog::CatalogSource;
 use trailgate_aws::identity_center::IdentityCenterClient;
 use trailgate_aws::{config, ledger::DynamoLedger, roles::IamRoles, sdk};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let (catalog, protected) = config::catalog()?;
     let sdk = sdk::load().await;
+    // The catalog and the chain key at once: each is a round trip during init.
+    let (catalog, ledger) =
+        tokio::join!(CatalogSource::from_env(&sdk), DynamoLedger::from_env(&sdk));
+    let (catalog, protected) = catalog?;
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_env(&sdk).await?,
+        ledger: ledger?,
         roles: IamRoles::from_env(&sdk, "grant"),
         identity_center: IdentityCenterClient::from_env(&sdk, "grant"),
         catalog,

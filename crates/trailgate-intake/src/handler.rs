@@ -6,7 +6,7 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use trailgate_aws::apigw;
-use trailgate_domain::catalog::{Catalog, Protected};
+use trailgate_domain::catalog::Protected;
 use trailgate_domain::error::{Error, ErrorKind, Result};
 use trailgate_domain::ports::{Accounts, IdentityCenter, Ledger, Roles, Workflow};
 use trailgate_domain::request::{NewRequest, is_request_id, request_id_from_bytes};
@@ -24,7 +24,7 @@ pub struct Deps<L, W, R, A, I> {
     pub identity_center: I,
     pub settings: IntakeSettings,
     pub policy: RequestPolicy,
-    pub catalog: Catalog,
+    pub catalog: trailgate_aws::catalog::CatalogSource,
     /// Organizations and the agent roles: which accounts a request may name.
     pub accounts: A,
     /// What is never requestable (`config::protected`).
@@ -111,6 +111,8 @@ async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts, I: IdentityCenter>
     now: time::OffsetDateTime,
 ) -> Result<ApiGatewayProxyResponse> {
     let caller = apigw::caller(request)?;
+    // One catalog for the whole call, even if a push lands during it.
+    let catalog = deps.catalog.current().await;
     match (
         request.http_method.as_str(),
         request.resource.as_deref().unwrap_or_default(),
@@ -120,7 +122,7 @@ async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts, I: IdentityCenter>
             let input: NewRequest = apigw::json_body(request)?;
             let resolved = async {
                 let target =
-                    service::resolve_target(&deps.accounts, &deps.catalog, &deps.protected, &input)
+                    service::resolve_target(&deps.accounts, &catalog, &deps.protected, &input)
                         .await?;
                 service::resolve_user(&deps.identity_center, &caller, target).await
             };
@@ -138,7 +140,7 @@ async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts, I: IdentityCenter>
                 &deps.ledger,
                 &deps.workflow,
                 service::Submission {
-                    catalog: &deps.catalog,
+                    catalog: &catalog,
                     settings: deps.settings,
                     caller: &caller,
                     input: &input,
@@ -165,12 +167,12 @@ async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts, I: IdentityCenter>
         }
         ("GET", "/requests/{id}") => {
             let id = request_id(request)?;
-            let found = service::show(&deps.ledger, &deps.catalog, &caller, id).await?;
+            let found = service::show(&deps.ledger, &catalog, &caller, id).await?;
             Ok(apigw::json(200, &found.view()))
         }
         ("POST", "/requests/{id}/cancel") => {
             let id = request_id(request)?;
-            let cancelled = service::cancel(&deps.ledger, &deps.catalog, &caller, id, now).await?;
+            let cancelled = service::cancel(&deps.ledger, &catalog, &caller, id, now).await?;
             tracing::info!(request_id = %id, by = %caller.arn, "cancelled");
             Ok(apigw::json(200, &cancelled.view()))
         }
@@ -187,7 +189,7 @@ async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts, I: IdentityCenter>
             };
             let acked = service::acknowledge(
                 &deps.ledger,
-                &deps.catalog,
+                &catalog,
                 &caller,
                 id,
                 body.comment.as_deref(),
@@ -199,7 +201,7 @@ async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts, I: IdentityCenter>
         }
         ("GET", "/catalog") => {
             let entries =
-                service::requestable(&deps.accounts, &deps.catalog, &deps.protected, &caller.arn)
+                service::requestable(&deps.accounts, &catalog, &deps.protected, &caller.arn)
                     .await?;
             Ok(apigw::json(200, &serde_json::json!({"entries": entries})))
         }
@@ -209,7 +211,7 @@ async fn route<L: Ledger, W: Workflow, R: Roles, A: Accounts, I: IdentityCenter>
                 &deps.ledger,
                 &deps.roles,
                 &deps.identity_center,
-                &deps.catalog,
+                &catalog,
                 &caller,
                 id,
                 now,
@@ -227,6 +229,7 @@ mod tests {
     use super::*;
     use aws_lambda_events::encodings::Body;
     use serde_json::Value;
+    use trailgate_domain::catalog::Catalog;
     use trailgate_domain::testing::*;
 
     fn deps()
@@ -240,7 +243,9 @@ mod tests {
                 audit_delay: time::Duration::seconds(900),
             },
             policy: RequestPolicy::default(),
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
             accounts: MemoryAccounts::default(),
             protected: PROTECTED.clone(),
         }
@@ -518,6 +523,7 @@ mod openapi {
     use aws_lambda_events::encodings::Body;
     use serde_json::Value;
     use serde_yaml::Value as Yaml;
+    use trailgate_domain::catalog::Catalog;
     use trailgate_domain::testing::*;
 
     fn repo_file(name: &str) -> String {
@@ -654,7 +660,9 @@ mod openapi {
                 per_minute,
                 one_open_per_role: true,
             },
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
             accounts: MemoryAccounts::default(),
             protected: PROTECTED.clone(),
         }

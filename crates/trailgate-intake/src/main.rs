@@ -1,4 +1,4 @@
-//! The intake function's entry point: reads the catalog once per cold start, then serves
+//! The intake function's entry point: reads the catalog at cold start (then as `CatalogSource` refreshes it), and serves
 //! the request API (`POST|GET /requests`, `GET /requests/{id}`, `POST /requests/{id}/cancel`,
 //! `POST /requests/{id}/revoke`, `GET /catalog`).
 
@@ -8,6 +8,7 @@ use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use std::sync::Arc;
 use trailgate_aws::agents::Agents;
+use trailgate_aws::catalog::CatalogSource;
 use trailgate_aws::identity_center::IdentityCenterClient;
 use trailgate_aws::organizations::OrgAccounts;
 use trailgate_aws::{config, ledger::DynamoLedger, roles::IamRoles, sdk, workflow::SfnWorkflow};
@@ -16,14 +17,17 @@ use trailgate_domain::service::{IntakeSettings, RequestPolicy};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let (catalog, protected) = config::catalog()?;
     let sdk = sdk::load().await;
+    // The catalog and the chain key at once: each is a round trip during init.
+    let (catalog, ledger) =
+        tokio::join!(CatalogSource::from_env(&sdk), DynamoLedger::from_env(&sdk));
+    let (catalog, protected) = catalog?;
     // An early revoke writes the deny in a member account: the tagged agent session.
     let agents = Arc::new(Agents::from_env(&sdk, "intake").writing());
     let reader =
         Some(config::optional("ORGANIZATION_READER_ROLE_ARN", "")).filter(|arn| !arn.is_empty());
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_env(&sdk).await?,
+        ledger: ledger?,
         workflow: SfnWorkflow::from_sdk(&sdk, config::required("STATE_MACHINE_ARN")?),
         roles: IamRoles::with_agents(&sdk, agents.clone()),
         identity_center: IdentityCenterClient::from_env(&sdk, "intake"),

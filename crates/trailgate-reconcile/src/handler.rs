@@ -3,7 +3,6 @@
 
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
-use trailgate_domain::catalog::Catalog;
 use trailgate_domain::ports::{Accounts, Archive, IdentityCenter, Ledger, Notifier, Roles};
 use trailgate_domain::service::{self, SweepScope};
 
@@ -12,7 +11,7 @@ pub struct Deps<L, R, I, N, A, X> {
     pub roles: R,
     pub identity_center: I,
     /// The permission sets and accounts of the drift sweep.
-    pub catalog: Catalog,
+    pub catalog: trailgate_aws::catalog::CatalogSource,
     pub notifier: N,
     /// The Organization, for the accounts an entry covers through an OU.
     pub accounts: A,
@@ -40,7 +39,7 @@ pub async fn handle<
         }
     };
     let scope = SweepScope {
-        catalog: &deps.catalog,
+        catalog: &*deps.catalog.current().await,
         organization: organization.as_deref(),
     };
     // One instant for the whole run, so both sweeps judge the same moment.
@@ -76,6 +75,7 @@ pub async fn handle<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trailgate_domain::catalog::Catalog;
     use trailgate_domain::request::Status;
     use trailgate_domain::testing::*;
 
@@ -90,7 +90,9 @@ mod tests {
             ledger,
             roles: MemoryRoles::with_sample_role(),
             identity_center: MemoryIdentityCenter::default(),
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
             notifier: MemoryNotifier::default(),
             accounts: MemoryAccounts::default(),
             archive: MemoryArchive::default(),
@@ -111,7 +113,9 @@ mod tests {
             ledger,
             roles: MemoryRoles::with_sample_role(),
             identity_center: MemoryIdentityCenter::default(),
-            catalog: Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
             notifier: MemoryNotifier::default(),
             accounts: MemoryAccounts::default(),
             archive: MemoryArchive::default(),

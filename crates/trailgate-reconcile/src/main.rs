@@ -7,6 +7,7 @@ mod handler;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use std::sync::Arc;
 use trailgate_aws::agents::Agents;
+use trailgate_aws::catalog::CatalogSource;
 use trailgate_aws::identity_center::IdentityCenterClient;
 use trailgate_aws::organizations::OrgAccounts;
 use trailgate_aws::{
@@ -16,10 +17,13 @@ use trailgate_aws::{
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let (catalog, _) = config::catalog()?;
     let sdk = sdk::load().await;
+    // The catalog and the chain key at once: each is a round trip during init.
+    let (catalog, ledger) =
+        tokio::join!(CatalogSource::from_env(&sdk), DynamoLedger::from_env(&sdk));
+    let (catalog, _) = catalog?;
     let deps = handler::Deps {
-        ledger: DynamoLedger::from_env(&sdk).await?,
+        ledger: ledger?,
         // Writes and deletes revocations in member accounts: the tagged agent session.
         roles: IamRoles::writer_from_env(&sdk, "reconcile"),
         identity_center: IdentityCenterClient::from_env(&sdk, "reconcile"),

@@ -8,6 +8,7 @@
 mod accounts;
 mod approval;
 mod audit;
+mod catalog;
 mod context;
 mod credentials;
 mod decision;
@@ -23,6 +24,7 @@ mod submit;
 pub use accounts::*;
 pub use approval::*;
 pub use audit::*;
+pub use catalog::*;
 pub use context::*;
 pub use credentials::*;
 pub use decision::*;
