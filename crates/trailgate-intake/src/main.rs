@@ -1,5 +1,5 @@
-//! The intake function's entry point: reads the catalog at cold start (then as `CatalogSource` refreshes it), and serves
-//! the request API (`POST|GET /requests`, `GET /requests/{id}`, `POST /requests/{id}/cancel`,
+//! The intake function's entry point: reads the catalog at cold start (then as `CatalogSource`
+//! refreshes it), and serves the request API (`POST|GET /requests`, `GET /requests/{id}`, `POST /requests/{id}/cancel`,
 //! `POST /requests/{id}/revoke`, `GET /catalog`).
 
 mod handler;
