@@ -2,7 +2,8 @@
 //! file before sending it; only a publisher may push; a 500-entry catalog over 300 accounts is
 //! stored as version 1 and every function runs it (intake lists it, approval mails the new
 //! approver only, decision and grant accept her); a repeat push stores nothing; the history
-//! names who pushed and when, and shows an edited record.
+//! names who pushed and when, and shows an edited record; a forged current version without the
+//! chain key's seal is never run.
 
 use anyhow::{Context, Result, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -209,6 +210,44 @@ async fn scenario(ctx: &Ctx) -> Result<()> {
             .as_str()
             .is_some_and(|p| p.contains("version 1")),
         "{history}"
+    );
+
+    // A forged current version, as someone who could write the table would store it: a
+    // consistent document and SHA-256, the template's approvers back, but no chain-key seal.
+    // The functions keep running version 1: the next request is still mailed to carol only.
+    let forged = template_catalog();
+    let mut record: Value = serde_json::from_str(
+        item.get("record")
+            .and_then(|v| v.as_s().ok())
+            .context("no record")?,
+    )?;
+    record["version"] = json!(2);
+    record["sha256"] = json!(trailgate_domain::catalog_version::document_sha256(
+        forged.as_bytes()
+    ));
+    record["bytes"] = json!(forged.len());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, forged.as_bytes())?;
+    ctx.dynamodb
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S("CATALOG".into()))
+        .item("sk", AttributeValue::S("HEAD".into()))
+        .item("version", AttributeValue::N("2".into()))
+        .item("record", AttributeValue::S(record.to_string()))
+        .item("doc", AttributeValue::B(gz.finish()?.into()))
+        .send()
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let id = ctx
+        .new_request(request_body("sandbox-admin", "PT30M", "forged catalog"))
+        .await?;
+    ctx.mail_to(&id, "carol@example.com").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let to: Vec<String> = ctx.mails(&id, 1).await?.into_iter().map(|m| m.to).collect();
+    ensure!(
+        to == ["carol@example.com"],
+        "approval mailed {to:?}: a function took the unsealed version"
     );
     Ok(())
 }

@@ -99,6 +99,11 @@ impl Client {
             .await
     }
 
+    /// PUTs a raw body (the catalog file, sent byte for byte).
+    pub async fn put(&self, path: &str, body: Vec<u8>) -> Result<Value> {
+        self.call("PUT", path, Some(body)).await
+    }
+
     async fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<Value> {
         let reply = self
             .send(method, path, body.unwrap_or_default(), &[])

@@ -114,33 +114,21 @@ async fn push(
         return Ok(ExitCode::FAILURE);
     }
     let client = Client::connect(target).await?;
-    let reply = client.send("PUT", "/catalog", bytes, &[]).await?;
-    if !(200..300).contains(&reply.status) {
-        let error = &reply.body["error"];
-        let field = error["field"]
-            .as_str()
-            .map(|f| format!(", field `{f}`"))
-            .unwrap_or_default();
-        anyhow::bail!(
-            "not pushed: {} ({}{field})",
-            error["message"]
-                .as_str()
-                .or_else(|| reply.body["message"].as_str())
-                .unwrap_or("error"),
-            error["code"].as_str().unwrap_or("?")
-        );
-    }
-    let version = &reply.body["version"];
+    let reply = client
+        .put("/catalog", bytes)
+        .await
+        .with_context(|| format!("{name} was not pushed"))?;
+    let version = &reply["version"];
     if json {
-        println!("{}", serde_json::to_string_pretty(&reply.body)?);
-    } else if reply.body["created"] == true {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+    } else if reply["created"] == true {
         println!(
             "catalog version {} pushed: {} entries over {} accounts, sha256 {}; every function runs it within {} s",
             version["version"],
             version["entries"],
             version["accounts"],
             version["sha256"].as_str().unwrap_or("-"),
-            reply.body["refresh_seconds"]
+            reply["refresh_seconds"]
         );
     } else {
         println!(

@@ -19,8 +19,11 @@ async fn main() -> Result<(), Error> {
         secrets::link_key_from_sdk(&sdk, &link_secret)
     );
     let (catalog, _) = catalog?;
+    let ledger = ledger?;
+    // Only a version the catalog function sealed with the chain key is used.
+    catalog.sealed_by(trailgate_domain::ports::Ledger::chain_key(&ledger))?;
     let deps = handler::Deps {
-        ledger: ledger?,
+        ledger,
         // Alerts: break-glass tells the alerts topic as well as every approver.
         notifier: SnsNotifier::from_sdk(
             &sdk,

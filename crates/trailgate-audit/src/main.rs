@@ -22,6 +22,8 @@ async fn main() -> Result<(), Error> {
         tokio::join!(CatalogSource::from_env(&sdk), DynamoLedger::from_env(&sdk));
     let (catalog, _) = catalog?;
     let ledger = ledger?;
+    // Only a version the catalog function sealed with the chain key is used.
+    catalog.sealed_by(trailgate_domain::ports::Ledger::chain_key(&ledger))?;
     // The report goes to the approvers, through the same filtered topic as approvals.
     let notifier =
         SnsNotifier::from_sdk(&sdk, Some(config::required("APPROVALS_TOPIC_ARN")?), None);

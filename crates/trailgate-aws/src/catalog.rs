@@ -8,7 +8,10 @@
 //!
 //! [`CatalogSource`] is what the functions hold: the catalog read at cold start (HEAD, or the
 //! template's `CATALOG` before the first push) and read again when it is older than
-//! `CATALOG_REFRESH_SECONDS`, so a push reaches every warm function within that time.
+//! `CATALOG_REFRESH_SECONDS`, so a push reaches every warm function within that time. A stored
+//! version is used only if its record carries the chain key's MAC ([`CatalogSource::sealed_by`])
+//! and its document matches the record's SHA-256: whoever could write the table still could not
+//! hand the functions a catalog the catalog function did not store.
 
 use crate::config::{self, ConfigError};
 use crate::errors::classify;
@@ -16,11 +19,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use trailgate_domain::catalog::{Catalog, Protected};
 use trailgate_domain::catalog_version::{CatalogVersion, TEMPLATE_VERSION};
 use trailgate_domain::error::{Error, Result};
+use trailgate_domain::ledger::ChainKey;
 use trailgate_domain::ports::CatalogStore;
 use trailgate_domain::service::STALE;
 
@@ -96,6 +100,27 @@ impl DynamoCatalog {
         DynamoCatalog::new(Client::new(sdk), table)
     }
 
+    /// HEAD's attributes in `projection`.
+    async fn get_head(&self, projection: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
+        let mut get = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(PK.into()))
+            .key("sk", AttributeValue::S(HEAD.into()))
+            .projection_expression(projection)
+            .consistent_read(true);
+        // `record` is a DynamoDB reserved word; an alias the projection does not use is an error.
+        if projection.contains("#r") {
+            get = get.expression_attribute_names("#r", "record");
+        }
+        Ok(get
+            .send()
+            .await
+            .map_err(|e| classify("DynamoDB GetItem (catalog)", &e))?
+            .item)
+    }
+
     /// HEAD, with its document when `with_doc`.
     async fn head(&self, with_doc: bool) -> Result<Option<Stored>> {
         let projection = if with_doc {
@@ -103,60 +128,22 @@ impl DynamoCatalog {
         } else {
             "version, #r"
         };
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(PK.into()))
-            .key("sk", AttributeValue::S(HEAD.into()))
-            .projection_expression(projection)
-            .expression_attribute_names("#r", "record")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("DynamoDB GetItem (catalog)", &e))?;
-        out.item.as_ref().map(decode).transpose()
+        self.get_head(projection)
+            .await?
+            .as_ref()
+            .map(decode)
+            .transpose()
     }
 
     /// The current version's number only (cheap: the refresh check).
     async fn head_version(&self) -> Result<Option<u64>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(PK.into()))
-            .key("sk", AttributeValue::S(HEAD.into()))
-            .projection_expression("version")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("DynamoDB GetItem (catalog)", &e))?;
-        Ok(out
-            .item
+        Ok(self
+            .get_head("version")
+            .await?
             .as_ref()
             .and_then(|item| item.get("version"))
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok()))
-    }
-
-    /// The document stored as `version`.
-    pub async fn document(&self, version: u64) -> Result<Option<Vec<u8>>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(PK.into()))
-            .key("sk", AttributeValue::S(version_key(version)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("DynamoDB GetItem (catalog)", &e))?;
-        Ok(out
-            .item
-            .as_ref()
-            .map(decode)
-            .transpose()?
-            .and_then(|stored| stored.doc))
     }
 
     fn item(
@@ -280,6 +267,8 @@ pub struct CatalogSource {
 struct Inner {
     origin: Origin,
     snapshot: Mutex<Snapshot>,
+    /// The chain key every stored version's record must be sealed with ([`CatalogSource::sealed_by`]).
+    key: OnceLock<ChainKey>,
 }
 
 enum Origin {
@@ -296,6 +285,8 @@ enum Origin {
 struct Snapshot {
     catalog: Arc<Catalog>,
     version: u64,
+    /// The stored version's record (`None`: the template's catalog).
+    record: Option<CatalogVersion>,
     checked: Instant,
 }
 
@@ -316,8 +307,10 @@ impl CatalogSource {
                 snapshot: Mutex::new(Snapshot {
                     catalog: Arc::new(catalog),
                     version: TEMPLATE_VERSION,
+                    record: None,
                     checked: Instant::now(),
                 }),
+                key: OnceLock::new(),
             }),
         }
     }
@@ -338,16 +331,16 @@ impl CatalogSource {
         }
         let refresh = config::seconds("CATALOG_REFRESH_SECONDS", 60)?;
         let table = DynamoCatalog::from_sdk(sdk, table);
-        let (catalog, version) = match table.head(true).await? {
+        let (catalog, version, record) = match table.head(true).await? {
             Some(stored) => {
                 let catalog =
                     load_stored(&stored, &protected).map_err(|err| ConfigError::Invalid {
                         name: "CATALOG_TABLE",
                         reason: err.message,
                     })?;
-                (catalog, stored.record.version)
+                (catalog, stored.record.version, Some(stored.record))
             }
-            None => (config::catalog()?.0, TEMPLATE_VERSION),
+            None => (config::catalog()?.0, TEMPLATE_VERSION, None),
         };
         let source = CatalogSource {
             inner: Arc::new(Inner {
@@ -359,8 +352,10 @@ impl CatalogSource {
                 snapshot: Mutex::new(Snapshot {
                     catalog: Arc::new(catalog),
                     version,
+                    record,
                     checked: Instant::now(),
                 }),
+                key: OnceLock::new(),
             }),
         };
         Ok((source, protected))
@@ -380,6 +375,27 @@ impl CatalogSource {
             .snapshot
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = snapshot;
+    }
+
+    /// Requires every stored version to be sealed with `key` (the ledger's chain key, which the
+    /// catalog function seals each record with): the version read at cold start is checked now,
+    /// and a refresh never takes one that is not. Called once, after the key is read (the two
+    /// reads run at once during init).
+    pub fn sealed_by(&self, key: &ChainKey) -> std::result::Result<(), ConfigError> {
+        let snapshot = self.snapshot();
+        if let Some(record) = &snapshot.record
+            && !record.hash_is_valid(key)
+        {
+            return Err(ConfigError::Invalid {
+                name: "CATALOG_TABLE",
+                reason: format!(
+                    "catalog version {} is not sealed with the chain key: the catalog function did not store it",
+                    record.version
+                ),
+            });
+        }
+        let _ = self.inner.key.set(key.clone());
+        Ok(())
     }
 
     /// The version in use (0: the template's).
@@ -418,7 +434,13 @@ impl CatalogSource {
             }
         }
         let loaded = match table.head(true).await {
-            Ok(Some(stored)) => load_stored(&stored, protected).map(|c| (c, stored.record.version)),
+            Ok(Some(stored)) => match self.inner.key.get() {
+                Some(key) if !stored.record.hash_is_valid(key) => Err(Error::internal(format!(
+                    "catalog version {} is not sealed with the chain key",
+                    stored.record.version
+                ))),
+                _ => load_stored(&stored, protected).map(|c| (c, stored.record)),
+            },
             // HEAD gone: nobody can delete it (CatalogTable's policy); keep what we have.
             Ok(None) => Err(Error::internal("the catalog table has no current version")),
             Err(err) => {
@@ -427,16 +449,17 @@ impl CatalogSource {
             }
         };
         match loaded {
-            Ok((catalog, version)) => {
+            Ok((catalog, record)) => {
                 tracing::info!(
                     from = snapshot.version,
-                    to = version,
+                    to = record.version,
                     "catalog version changed"
                 );
                 let catalog = Arc::new(catalog);
                 self.store(Snapshot {
                     catalog: catalog.clone(),
-                    version,
+                    version: record.version,
+                    record: Some(record),
                     checked: Instant::now(),
                 });
                 catalog

@@ -28,12 +28,14 @@ async fn main() -> Result<(), Error> {
         secrets::chain_key_from_sdk(&sdk, &chain_secret)
     );
     let (catalog, protected) = catalog?;
+    let key = key?;
+    catalog.sealed_by(&key)?;
     let deps = handler::Deps {
         store: DynamoCatalog::from_sdk(&sdk, config::required("CATALOG_TABLE")?),
         admin: CatalogAdmin {
             publishers,
             protected,
-            key: key?,
+            key,
         },
         catalog,
         refresh_seconds: config::seconds("CATALOG_REFRESH_SECONDS", 60)?

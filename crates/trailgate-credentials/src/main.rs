@@ -16,8 +16,11 @@ async fn main() -> Result<(), Error> {
     let (catalog, ledger) =
         tokio::join!(CatalogSource::from_env(&sdk), DynamoLedger::from_env(&sdk));
     let (catalog, _own_role_prefix) = catalog?;
+    let ledger = ledger?;
+    // Only a version the catalog function sealed with the chain key is used.
+    catalog.sealed_by(trailgate_domain::ports::Ledger::chain_key(&ledger))?;
     let deps = handler::Deps {
-        ledger: ledger?,
+        ledger,
         issuer: StsIssuer::from_sdk(&sdk),
         catalog,
     };

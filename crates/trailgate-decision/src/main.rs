@@ -21,8 +21,11 @@ async fn main() -> Result<(), Error> {
         secrets::link_key_from_sdk(&sdk, &link_secret)
     );
     let (catalog, _) = catalog?;
+    let ledger = ledger?;
+    // Only a version the catalog function sealed with the chain key is used.
+    catalog.sealed_by(trailgate_domain::ports::Ledger::chain_key(&ledger))?;
     let deps = handler::Deps {
-        ledger: ledger?,
+        ledger,
         // Only the task-completion calls are used; the state machine ARN is not needed for them.
         workflow: SfnWorkflow::from_sdk(&sdk, String::new()),
         key: key?,

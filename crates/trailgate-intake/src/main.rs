@@ -22,12 +22,15 @@ async fn main() -> Result<(), Error> {
     let (catalog, ledger) =
         tokio::join!(CatalogSource::from_env(&sdk), DynamoLedger::from_env(&sdk));
     let (catalog, protected) = catalog?;
+    let ledger = ledger?;
+    // Only a version the catalog function sealed with the chain key is used.
+    catalog.sealed_by(trailgate_domain::ports::Ledger::chain_key(&ledger))?;
     // An early revoke writes the deny in a member account: the tagged agent session.
     let agents = Arc::new(Agents::from_env(&sdk, "intake").writing());
     let reader =
         Some(config::optional("ORGANIZATION_READER_ROLE_ARN", "")).filter(|arn| !arn.is_empty());
     let deps = handler::Deps {
-        ledger: ledger?,
+        ledger,
         workflow: SfnWorkflow::from_sdk(&sdk, config::required("STATE_MACHINE_ARN")?),
         roles: IamRoles::with_agents(&sdk, agents.clone()),
         identity_center: IdentityCenterClient::from_env(&sdk, "intake"),

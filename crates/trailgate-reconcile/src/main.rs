@@ -22,8 +22,11 @@ async fn main() -> Result<(), Error> {
     let (catalog, ledger) =
         tokio::join!(CatalogSource::from_env(&sdk), DynamoLedger::from_env(&sdk));
     let (catalog, _) = catalog?;
+    let ledger = ledger?;
+    // Only a version the catalog function sealed with the chain key is used.
+    catalog.sealed_by(trailgate_domain::ports::Ledger::chain_key(&ledger))?;
     let deps = handler::Deps {
-        ledger: ledger?,
+        ledger,
         // Writes and deletes revocations in member accounts: the tagged agent session.
         roles: IamRoles::writer_from_env(&sdk, "reconcile"),
         identity_center: IdentityCenterClient::from_env(&sdk, "reconcile"),
