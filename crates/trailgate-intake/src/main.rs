@@ -1,6 +1,6 @@
 //! The intake function's entry point: reads the catalog at cold start (then as `CatalogSource`
-//! refreshes it), and serves the request API (`POST|GET /requests`, `GET /requests/{id}`, `POST /requests/{id}/cancel`,
-//! `POST /requests/{id}/revoke`, `GET /catalog`).
+//! refreshes it), and serves the request API (`POST|GET /requests`, `GET /requests/{id}`,
+//! `POST /requests/{id}/cancel`, `POST /requests/{id}/revoke`, `GET /catalog`).
 
 mod handler;
 
