@@ -326,8 +326,10 @@ impl CatalogSource {
         let protected = config::protected()?;
         let table = config::optional("CATALOG_TABLE", "");
         if table.is_empty() {
-            let (catalog, protected) = config::catalog()?;
-            return Ok((CatalogSource::fixed(catalog), protected));
+            return Ok((
+                CatalogSource::fixed(config::template_catalog(&protected)?),
+                protected,
+            ));
         }
         let refresh = config::seconds("CATALOG_REFRESH_SECONDS", 60)?;
         let table = DynamoCatalog::from_sdk(sdk, table);
@@ -340,7 +342,11 @@ impl CatalogSource {
                     })?;
                 (catalog, stored.record.version, Some(stored.record))
             }
-            None => (config::catalog()?.0, TEMPLATE_VERSION, None),
+            None => (
+                config::template_catalog(&protected)?,
+                TEMPLATE_VERSION,
+                None,
+            ),
         };
         let source = CatalogSource {
             inner: Arc::new(Inner {

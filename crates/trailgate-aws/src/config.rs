@@ -50,13 +50,15 @@ pub fn seconds(name: &'static str, default: i64) -> Result<time::Duration, Confi
 /// The catalog from `CATALOG`, validated against what is never requestable ([`protected`]).
 pub fn catalog() -> Result<(Catalog, Protected), ConfigError> {
     let protected = protected()?;
-    let catalog = Catalog::load_protected(&required("CATALOG")?, &protected).map_err(|err| {
-        ConfigError::Invalid {
-            name: "CATALOG",
-            reason: err.message,
-        }
-    })?;
-    Ok((catalog, protected))
+    Ok((template_catalog(&protected)?, protected))
+}
+
+/// The catalog from `CATALOG` under an already-read [`protected`].
+pub fn template_catalog(protected: &Protected) -> Result<Catalog, ConfigError> {
+    Catalog::load_protected(&required("CATALOG")?, protected).map_err(|err| ConfigError::Invalid {
+        name: "CATALOG",
+        reason: err.message,
+    })
 }
 
 /// What no grant may reach: trailgate's own roles (`TRAILGATE_ROLE_PREFIX`), the agent role

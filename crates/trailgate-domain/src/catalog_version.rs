@@ -294,6 +294,9 @@ mod tests {
         assert!(publishers.allows("arn:aws:sts::123456789012:assumed-role/catalogadmin/ci-run-7"));
         assert!(!publishers.allows("arn:aws:iam::210987654321:user/ops"));
         assert!(!publishers.allows("arn:aws:sts::123456789012:assumed-role/deploy/ops"));
+        // Anyone who can assume some role picks its session name: `ops` there is not the user.
+        assert!(!publishers.allows("arn:aws:sts::123456789012:assumed-role/anything/ops"));
+        assert!(!publishers.allows("arn:aws:iam::123456789012:role/deploy/CatalogAdmin"));
         assert!(!publishers.allows("ops"));
         assert!(Publishers::parse("").unwrap().is_empty());
         assert!(Publishers::parse("arn:aws:iam::123456789012:user/*").is_err());

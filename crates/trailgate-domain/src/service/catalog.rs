@@ -7,7 +7,7 @@ use crate::catalog_version::{
     CatalogVersion, HISTORY_LIMIT, HistoryCheck, MAX_DOCUMENT_BYTES, Publishers, check_history,
     document_sha256, next_version,
 };
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::ledger::ChainKey;
 use crate::ports::CatalogStore;
 use crate::request::Caller;
@@ -110,8 +110,7 @@ pub async fn catalog_history(
             .any(|entry| entry.approvers.iter().any(|a| a.id == person))
     });
     if !admin.publishers.allows(&caller.arn) && !approves {
-        return Err(Error::new(
-            ErrorKind::Forbidden,
+        return Err(Error::forbidden(
             "the catalog's history is shown to its publishers and approvers",
         ));
     }
@@ -123,6 +122,7 @@ pub async fn catalog_history(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::testing::{InMemoryCatalogStore, SAMPLE_ROLE, sample_catalog_json};
     use ::time::macros::datetime;
 
