@@ -111,7 +111,7 @@ pub async fn post_link(http: &reqwest::Client, link: &str, extra: &str) -> Resul
 impl Ctx {
     /// Connects alice, bob and carol to the stack and builds the SDK clients for its endpoint.
     pub async fn connect(state: StackState) -> Result<Self> {
-        let sdk = trailgate_local::deployer::sdk_config(&state.aws_endpoint);
+        let sdk = trailgate_local::cloudformation::sdk_config(&state.aws_endpoint);
         Ok(Self {
             alice: connect(&state, "alice").await?,
             bob: connect(&state, "bob").await?,

@@ -24,7 +24,7 @@ struct Center {
 
 impl Center {
     fn new(ctx: &Ctx) -> Center {
-        let sdk = trailgate_local::deployer::sdk_config(&ctx.state.aws_endpoint);
+        let sdk = trailgate_local::cloudformation::sdk_config(&ctx.state.aws_endpoint);
         let center = &ctx.state.identity_center;
         Center {
             sso: aws_sdk_ssoadmin::Client::new(&sdk),
@@ -333,7 +333,7 @@ async fn permission_sets_are_granted_to_the_identity_center_user_and_revoke_ends
         // And a group (bob and alice in it) given the permission set by hand: trailgate never
         // assigns groups, so it is drift; bob's sessions are denied, alice's grant stands.
         let bob_id = ctx.state.identity_center.users["bob"].clone();
-        let store = aws_sdk_identitystore::Client::new(&trailgate_local::deployer::sdk_config(
+        let store = aws_sdk_identitystore::Client::new(&trailgate_local::cloudformation::sdk_config(
             &ctx.state.aws_endpoint,
         ));
         let store_id = ctx.state.identity_center.identity_store_id.clone();

@@ -311,7 +311,7 @@ async fn approve_path(ctx: &Ctx) -> Result<()> {
         .await?;
     ensure!(credentials["Version"] == 1);
     let sts = aws_sdk_sts::Client::from_conf(
-        aws_sdk_sts::config::Builder::from(&trailgate_local::deployer::sdk_config(
+        aws_sdk_sts::config::Builder::from(&trailgate_local::cloudformation::sdk_config(
             &ctx.state.aws_endpoint,
         ))
         .credentials_provider(aws_credential_types::Credentials::new(

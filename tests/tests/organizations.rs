@@ -47,7 +47,8 @@ struct Member {
 impl Member {
     async fn new(ctx: &Ctx, id: &str) -> Result<Member> {
         let credentials = credentials_in(&ctx.state.aws_endpoint, id).await?;
-        let config = trailgate_local::deployer::sdk_config_as(&ctx.state.aws_endpoint, credentials);
+        let config =
+            trailgate_local::cloudformation::sdk_config_as(&ctx.state.aws_endpoint, credentials);
         Ok(Member {
             id: id.to_owned(),
             endpoint: ctx.state.aws_endpoint.clone(),
@@ -212,7 +213,7 @@ async fn caller_of(ctx: &Ctx, id: &str) -> Result<(String, String)> {
         .alice
         .get(&format!("/requests/{id}/credentials"))
         .await?;
-    let sts = aws_sdk_sts::Client::new(&trailgate_local::deployer::sdk_config_as(
+    let sts = aws_sdk_sts::Client::new(&trailgate_local::cloudformation::sdk_config_as(
         &ctx.state.aws_endpoint,
         aws_credential_types::Credentials::new(
             credentials["AccessKeyId"].as_str().context("key")?,

@@ -177,9 +177,9 @@ async fn audited_then_tampered(ctx: &Ctx) -> Result<()> {
 /// verify` still verifies the events the first key keyed; a ring that dropped it refuses them,
 /// naming the key. The secret is put back after.
 async fn rotated_chain_key(ctx: &Ctx, id: &str) -> Result<()> {
-    let secrets = aws_sdk_secretsmanager::Client::new(&trailgate_local::deployer::sdk_config(
-        &ctx.state.aws_endpoint,
-    ));
+    let secrets = aws_sdk_secretsmanager::Client::new(
+        &trailgate_local::cloudformation::sdk_config(&ctx.state.aws_endpoint),
+    );
     let secret = ctx.output("ChainKeySecretArn")?;
     let first = secrets
         .get_secret_value()
@@ -281,7 +281,7 @@ async fn denied_and_exported(ctx: &Ctx) -> Result<String> {
 
     // The export is locked: no version of it can be deleted (compliance mode).
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&trailgate_local::deployer::sdk_config(
+        aws_sdk_s3::config::Builder::from(&trailgate_local::cloudformation::sdk_config(
             &ctx.state.aws_endpoint,
         ))
         .force_path_style(true)

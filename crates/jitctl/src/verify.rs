@@ -168,7 +168,7 @@ pub async fn run(args: VerifyArgs, aws: &crate::runbook::AwsTarget) -> Result<Ex
     let sdk = match (&args.endpoint_url, &local) {
         // The local stack's moto takes any credentials, and needs no profile.
         (None, Some(state)) if args.table.is_none() => {
-            trailgate_local::deployer::sdk_config(&state.aws_endpoint)
+            trailgate_local::cloudformation::sdk_config(&state.aws_endpoint)
         }
         _ => crate::runbook::sdk_config(aws, endpoint.as_deref()).await,
     };

@@ -49,16 +49,6 @@ pub enum Error {
     #[error("template: {0}")]
     Template(String),
 
-    /// The template has a resource type the local deployer does not know.
-    #[error(
-        "resource `{logical_id}` has type `{resource_type}`, which the local deployer does not know; \
-         add it to crates/trailgate-local/src/deployer.rs (create it or list it as ignored)"
-    )]
-    UnknownResourceType {
-        logical_id: String,
-        resource_type: String,
-    },
-
     /// Two functions set the same environment variable to different values, and the local stack
     /// runs every function under one `cargo lambda watch` process environment.
     #[error(
@@ -73,7 +63,7 @@ pub enum Error {
         second_function: String,
     },
 
-    /// A call to moto (through the router) failed while deploying.
+    /// The deploy (the transform, CreateStack, or reading the stack back) failed.
     #[error("deploying `{logical_id}`: {message}")]
     Deploy { logical_id: String, message: String },
 

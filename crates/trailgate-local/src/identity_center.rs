@@ -15,7 +15,6 @@ use aws_sdk_identitystore::types::{Email, Name};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::deployer;
 use crate::error::{Error, Result};
 use crate::router::Log;
 
@@ -62,7 +61,7 @@ impl LocalIdentityCenter {
 /// Creates the users, the permission set and the stand-in role in the hub.
 pub async fn create(endpoint: &str, names: &[String], log: &Log) -> Result<LocalIdentityCenter> {
     let fail = |what: &str, err: String| Error::deploy("IdentityCenter", format!("{what}: {err}"));
-    let config = deployer::sdk_config(endpoint);
+    let config = crate::cloudformation::sdk_config(endpoint);
     let sso = aws_sdk_ssoadmin::Client::new(&config);
     let instance = sso
         .list_instances()
@@ -125,7 +124,7 @@ pub async fn create(endpoint: &str, names: &[String], log: &Log) -> Result<Local
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": {"AWS": format!("arn:aws:iam::{}:root", crate::template::ACCOUNT_ID)},
+            "Principal": {"AWS": format!("arn:aws:iam::{}:root", crate::cloudformation::ACCOUNT_ID)},
             "Action": "sts:AssumeRole"
         }]
     });

@@ -9,16 +9,17 @@
 //! - [`router`]: the endpoint router (AWS port: Lambda Invoke → cargo-lambda, CloudTrail
 //!   LookupEvents from local files, everything else → moto; API port: API Gateway REST
 //!   emulation with SigV4, and the SNS outbox page).
-//! - [`deployer`]: creates the template's resources in moto with the Rust AWS SDK.
+//! - [`cloudformation`]: deploys template.yaml through the SAM transform and moto's
+//!   CloudFormation (`local/sam_deploy.py`, with `local/moto_server.py`'s shim) and reads the
+//!   stack back.
 //! - [`organization`]: the local Organization (a management and two member accounts) and the
 //!   member stack deployed in each.
-//! - [`template`]: template.yaml as data, with intrinsic-function resolution.
 //! - [`state`]: `state.json`, the AWS config file, [`wait_ready`].
 //! - [`process`]: child processes, process trees and ports.
 //!
 //! See `crates/trailgate-local/README.md` for how to run it by hand.
 
-pub mod deployer;
+pub mod cloudformation;
 pub mod error;
 pub mod identity_center;
 pub mod organization;
@@ -26,7 +27,6 @@ pub mod process;
 pub mod router;
 pub mod stack;
 pub mod state;
-pub mod template;
 
 // The entry points the CLI and the system tests use.
 pub use error::{Error, Result};

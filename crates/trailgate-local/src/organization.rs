@@ -12,10 +12,9 @@ use aws_credential_types::Credentials;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::deployer::{self, DeployOptions, MemberTarget};
+use crate::cloudformation::{self, DeployOptions, MemberTarget};
 use crate::error::{Error, Result};
 use crate::router::Log;
-use crate::template::Template;
 
 /// The management account (fixed: moto makes whoever creates the Organization its manager).
 pub const MANAGEMENT_ACCOUNT: &str = "000000000001";
@@ -30,6 +29,9 @@ pub struct LocalOrganization {
     /// The OU `prod` lives in.
     pub prod_ou: String,
     pub members: Vec<LocalMember>,
+    /// The management account's member stack: resource → physical id (empty when left out).
+    #[serde(default)]
+    pub management_resources: BTreeMap<String, String>,
 }
 
 /// One member account.
@@ -40,6 +42,10 @@ pub struct LocalMember {
     /// member/template.yaml's outputs in this account.
     #[serde(default)]
     pub outputs: BTreeMap<String, String>,
+    /// Every resource of the member template → its physical id here (empty when its condition
+    /// left it out of this account's stack).
+    #[serde(default)]
+    pub resources: BTreeMap<String, String>,
 }
 
 impl LocalOrganization {
@@ -86,7 +92,7 @@ impl LocalOrganization {
 
 /// Credentials that act in `account`: moto gives an assumed role's keys that account.
 pub async fn credentials_in(endpoint: &str, account: &str) -> Result<Credentials> {
-    let sts = aws_sdk_sts::Client::new(&deployer::sdk_config(endpoint));
+    let sts = aws_sdk_sts::Client::new(&cloudformation::sdk_config(endpoint));
     let assumed = sts
         .assume_role()
         .role_arn(format!(
@@ -116,7 +122,7 @@ pub async fn credentials_in(endpoint: &str, account: &str) -> Result<Credentials
 /// The decoded `trailgate-revocations` of `role` in `account`, read with a session there;
 /// `None` when the role has none.
 pub async fn revocations_in(endpoint: &str, account: &str, role: &str) -> Result<Option<String>> {
-    let config = deployer::sdk_config_as(endpoint, credentials_in(endpoint, account).await?);
+    let config = cloudformation::sdk_config_as(endpoint, credentials_in(endpoint, account).await?);
     let iam = aws_sdk_iam::Client::new(&config);
     match iam
         .get_role_policy()
@@ -149,7 +155,7 @@ pub async fn revocations_in(endpoint: &str, account: &str, role: &str) -> Result
 /// `prod` (in Prod) and `data` (under the root).
 pub async fn create(endpoint: &str, extra_accounts: usize, log: &Log) -> Result<LocalOrganization> {
     let fail = |what: &str, err: String| Error::deploy("Organization", format!("{what}: {err}"));
-    let config = deployer::sdk_config_as(
+    let config = cloudformation::sdk_config_as(
         endpoint,
         credentials_in(endpoint, MANAGEMENT_ACCOUNT).await?,
     );
@@ -217,6 +223,7 @@ pub async fn create(endpoint: &str, extra_accounts: usize, log: &Log) -> Result<
             name: name.to_owned(),
             account_id: add(name.to_owned(), parent).await?,
             outputs: BTreeMap::new(),
+            resources: BTreeMap::new(),
         });
     }
     // Accounts without a member stack, for measuring an Organization of realistic size
@@ -234,6 +241,7 @@ pub async fn create(endpoint: &str, extra_accounts: usize, log: &Log) -> Result<
         management_account: MANAGEMENT_ACCOUNT.to_owned(),
         prod_ou,
         members,
+        management_resources: BTreeMap::new(),
     })
 }
 
@@ -241,7 +249,8 @@ pub async fn create(endpoint: &str, extra_accounts: usize, log: &Log) -> Result<
 /// management account (with the Organization reader only), trusting the hub's roles.
 pub async fn deploy_members(
     organization: &mut LocalOrganization,
-    template: &Template,
+    repo: &std::path::Path,
+    work_dir: &std::path::Path,
     endpoint: &str,
     hub_outputs: &BTreeMap<String, String>,
     log: &Log,
@@ -279,23 +288,34 @@ pub async fn deploy_members(
             stack_name: MEMBER_STACK.to_owned(),
             credentials: credentials_in(endpoint, &account).await?,
         };
-        let deployment = deployer::deploy(
-            template,
-            &DeployOptions {
-                endpoint,
-                api_port: 0,
-                parameters: &parameters,
-                users: &[],
-                log,
-                member: Some(&member),
-            },
-        )
+        let deployment = cloudformation::deploy(&DeployOptions {
+            repo,
+            template: "member/template.yaml",
+            work_dir,
+            endpoint,
+            api_port: 0,
+            parameters: &parameters,
+            users: &[],
+            log,
+            member: Some(&member),
+        })
         .await?;
-        if let Some(m) = organization
+        let resources: BTreeMap<String, String> = deployment
+            .template_resources
+            .keys()
+            .map(|id| {
+                let physical = deployment.resources.get(id).map(|r| r.physical_id.clone());
+                (id.clone(), physical.unwrap_or_default())
+            })
+            .collect();
+        if account == organization.management_account {
+            organization.management_resources = resources;
+        } else if let Some(m) = organization
             .members
             .iter_mut()
             .find(|m| m.account_id == account)
         {
+            m.resources = resources;
             m.outputs = deployment.outputs;
         }
     }

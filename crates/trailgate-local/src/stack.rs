@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::deployer::{self, DeployOptions, Deployment, UserSpec};
+use crate::cloudformation::{
+    self, ACCOUNT_ID, DeployOptions, Deployment, REGION, STACK_NAME, UserSpec,
+};
 use crate::error::{Error, Result};
 use crate::process::{self, ChildProcess, Spawn};
 use crate::router::cloudtrail::CloudTrail;
 use crate::router::{Log, Router, RouterConfig};
 use crate::state::{self, ChildRecord, Ports, StackState, StackStatus};
-use crate::template::{ACCOUNT_ID, REGION, STACK_NAME, Template};
 
 /// How long moto and `cargo lambda watch` get to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -162,6 +163,11 @@ impl LocalStack {
         }
         // Tools first, so that a fresh clone gets the bootstrap hint before anything starts.
         moto_command(&repo)?;
+        if !repo.join(".venv-sam/bin/python").exists() {
+            return Err(Error::ToolMissing {
+                path: ".venv-sam/bin/python".into(),
+            });
+        }
         if options.lambda && !repo.join(".venv-sam/bin/cargo-lambda").exists() {
             return Err(Error::ToolMissing {
                 path: ".venv-sam/bin/cargo-lambda".into(),
@@ -335,23 +341,23 @@ impl LocalStack {
         if let Some(catalog) = parameters.get_mut("Catalog") {
             *catalog = identity_center.substitute(&organization.substitute(catalog));
         }
-        let template = Template::load(&repo.join("template.yaml"))?;
-        let deployment = deployer::deploy(
-            &template,
-            &DeployOptions {
-                endpoint: &self.state.aws_endpoint,
-                api_port: self.state.ports.api,
-                parameters: &parameters,
-                users: &options.users,
-                log: &log,
-                member: None,
-            },
-        )
+        let work_dir = self.state.state_dir.join("deploy");
+        let deployment = cloudformation::deploy(&DeployOptions {
+            repo: &repo,
+            template: "template.yaml",
+            work_dir: &work_dir,
+            endpoint: &self.state.aws_endpoint,
+            api_port: self.state.ports.api,
+            parameters: &parameters,
+            users: &options.users,
+            log: &log,
+            member: None,
+        })
         .await?;
-        let member_template = Template::load(&repo.join("member").join("template.yaml"))?;
         crate::organization::deploy_members(
             &mut organization,
-            &member_template,
+            &repo,
+            &work_dir,
             &self.state.aws_endpoint,
             &deployment.outputs,
             &log,
@@ -575,19 +581,16 @@ fn remove_state_file(state_dir: &Path) -> Result<()> {
     }
 }
 
-/// `.venv/bin/moto_server`, or `.venv/bin/python -m moto.server`.
+/// moto's server with the CloudFormation shim: `.venv/bin/python local/moto_server.py`.
 fn moto_command(repo: &Path) -> Result<(PathBuf, Vec<String>)> {
-    let server = repo.join(".venv/bin/moto_server");
-    if server.exists() {
-        return Ok((server, Vec::new()));
-    }
     let python = repo.join(".venv/bin/python");
-    if python.exists() && repo.join(".venv/lib").exists() {
-        return Ok((python, vec!["-m".into(), "moto.server".into()]));
+    if !python.exists() || !repo.join(".venv/lib").exists() {
+        return Err(Error::ToolMissing {
+            path: ".venv/bin/python".into(),
+        });
     }
-    Err(Error::ToolMissing {
-        path: ".venv/bin/moto_server".into(),
-    })
+    let shim = repo.join("local/moto_server.py");
+    Ok((python, vec![shim.display().to_string()]))
 }
 
 /// Polls `ready` until it holds, failing early (with the log tail) if the child exits.
@@ -695,7 +698,7 @@ mod tests {
         options.aws_port = 0;
         options.api_port = 0;
         let err = LocalStack::up(options).await.unwrap_err().to_string();
-        assert_eq!(err, ".venv/bin/moto_server not found: run `make bootstrap`");
+        assert_eq!(err, ".venv/bin/python not found: run `make bootstrap`");
         std::fs::remove_dir_all(&repo).unwrap();
     }
 

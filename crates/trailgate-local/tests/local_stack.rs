@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use trailgate_local::deployer::sdk_config;
+use trailgate_local::cloudformation::sdk_config;
 use trailgate_local::process;
 use trailgate_local::{LocalStack, UpOptions};
 
@@ -164,7 +164,7 @@ async fn check(state: &trailgate_local::StackState) {
     assert!(
         machine
             .definition()
-            .contains("arn:aws:lambda:us-east-1:123456789012:function:trailgate-context")
+            .contains("arn:aws:lambda:us-east-1:123456789012:function:trailgate-ContextFunction-")
     );
 
     // The API refuses unsigned and wrongly signed calls to AWS_IAM routes.

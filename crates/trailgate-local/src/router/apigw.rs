@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::sigv4::{CallerIdentity, decode_form};
-use crate::template::{ACCOUNT_ID, ApiRoute};
+use crate::cloudformation::{ACCOUNT_ID, ApiRoute};
 
 /// The stage the local API serves, as in `https://<api>.execute-api.<region>.amazonaws.com/v1`.
 pub const STAGE: &str = "v1";
@@ -198,7 +198,7 @@ pub fn proxy_event(input: &ProxyInput<'_>) -> Value {
         "requestContext": {
             "accountId": ACCOUNT_ID,
             "apiId": input.api_id,
-            "resourceId": crate::template::stable_token(&input.route.path, 6, false),
+            "resourceId": crate::cloudformation::stable_token(&input.route.path, 6, false),
             "resourcePath": input.route.path,
             "stage": STAGE,
             "requestId": input.request_id,
@@ -237,7 +237,7 @@ pub fn proxy_reply(payload: &[u8]) -> Option<ProxyReply> {
     let mut headers = Vec::new();
     if let Some(Value::Object(map)) = reply.get("headers") {
         for (name, value) in map {
-            headers.push((name.clone(), crate::template::scalar_string(value)?));
+            headers.push((name.clone(), scalar_string(value)?));
         }
     }
     if let Some(Value::Object(map)) = reply.get("multiValueHeaders") {
@@ -245,7 +245,7 @@ pub fn proxy_reply(payload: &[u8]) -> Option<ProxyReply> {
             // Single-value headers of the same name are replaced by the multi-value list.
             headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
             for value in values.as_array()? {
-                headers.push((name.clone(), crate::template::scalar_string(value)?));
+                headers.push((name.clone(), scalar_string(value)?));
             }
         }
     }
@@ -271,6 +271,16 @@ pub fn proxy_reply(payload: &[u8]) -> Option<ProxyReply> {
         headers,
         body,
     })
+}
+
+/// A string for a scalar JSON header value (API Gateway turns numbers and booleans into strings).
+fn scalar_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::cloudformation::ACCOUNT_ID;
 use crate::error::{Error, Result};
-use crate::template::ACCOUNT_ID;
 
 /// Whether an `X-Amz-Target` names LookupEvents: the Rust SDK sends
 /// `CloudTrail_20131101.LookupEvents`, boto3 and older SDKs the same with a

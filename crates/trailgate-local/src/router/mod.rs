@@ -45,8 +45,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use self::cloudtrail::CloudTrail;
 use self::sigv4::LocalUser;
+use crate::cloudformation::{ACCOUNT_ID, ApiRoute, REGION};
 use crate::error::{Error, Result};
-use crate::template::{ACCOUNT_ID, ApiRoute, REGION};
 
 /// Error type of response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::template::{ACCOUNT_ID, REGION};
+use crate::cloudformation::{ACCOUNT_ID, REGION};
 
 /// The service name API Gateway signs for.
 pub const SERVICE: &str = "execute-api";
