@@ -49,6 +49,7 @@ tests/tests/cloudformation.rs deploys the transformed templates and fails on any
 without a physical id, so a type missing here (or a moto upgrade that changes one) is caught.
 """
 
+import functools
 import json
 import sys
 
@@ -293,15 +294,28 @@ def _camel(value):
     return value
 
 
+def _after_create(model, complete, before=None):
+    """Wraps moto's `create_from_cloudformation_json` of `model`: `before(properties,
+    resource_name)` may fill in what moto requires, and `complete(created, properties,
+    account_id, region_name, resource_name)` applies what moto's model ignores."""
+    original = model.create_from_cloudformation_json.__func__
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json.setdefault("Properties", {})
+        if before is not None:
+            before(properties, resource_name)
+        created = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        complete(created, properties, account_id, region_name, resource_name)
+        return created
+
+    model.create_from_cloudformation_json = classmethod(create)
+
+
 def _table():
     from moto.dynamodb.models import dynamodb_backends
     from moto.dynamodb.models.table import Table
 
-    original = Table.create_from_cloudformation_json.__func__
-
-    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        table = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        p = cloudformation_json["Properties"]
+    def complete(table, p, account_id, region_name, _name):
         backend = dynamodb_backends[account_id][region_name]
         if "TimeToLiveSpecification" in p:
             spec = p["TimeToLiveSpecification"]
@@ -312,35 +326,37 @@ def _table():
         policy = (p.get("ResourcePolicy") or {}).get("PolicyDocument")
         if policy is not None:
             backend.put_resource_policy(table.table_arn, json.dumps(policy), None)
-        return table
 
-    Table.create_from_cloudformation_json = classmethod(create)
+    _after_create(Table, complete)
 
 
 def _role():
     from moto.iam.models import Role, iam_backends
 
-    original = Role.create_from_cloudformation_json.__func__
-
-    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        role = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    def complete(role, p, account_id, _region, _name):
         backend = iam_backends[account_id]["aws"]
-        for arn in cloudformation_json["Properties"].get("ManagedPolicyArns", []):
+        for arn in p.get("ManagedPolicyArns", []):
             _aws_managed_policy(backend, arn)
             backend.attach_role_policy(arn, role.name)
-        return role
 
-    Role.create_from_cloudformation_json = classmethod(create)
+    _after_create(Role, complete)
+
+
+@functools.cache
+def _aws_managed_policies():
+    """moto's bundled copy of AWS's managed policies, by name (a large document: parsed once)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return json.loads(aws_managed_policies_data)
 
 
 def _aws_managed_policy(backend, arn):
-    from moto.iam.aws_managed_policies import aws_managed_policies_data
     from moto.iam.models import AWSManagedPolicy
 
     if arn in backend.managed_policies or ":iam::aws:policy/" not in arn:
         return
     name = arn.rsplit("/", 1)[-1]
-    data = json.loads(aws_managed_policies_data).get(name)
+    data = _aws_managed_policies().get(name)
     if data is not None:
         policy = AWSManagedPolicy.from_data(name, backend.account_id, backend.region_name, data)
         backend.managed_policies[policy.arn] = policy
@@ -349,11 +365,7 @@ def _aws_managed_policy(backend, arn):
 def _bucket():
     from moto.s3.models import FakeBucket, s3_backends
 
-    original = FakeBucket.create_from_cloudformation_json.__func__
-
-    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        bucket = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        p = cloudformation_json.get("Properties", {})
+    def complete(bucket, p, account_id, _region, _name):
         backend = s3_backends[account_id]["aws"]
         if (p.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
             backend.put_bucket_versioning(bucket.name, "Enabled")
@@ -371,9 +383,8 @@ def _bucket():
             backend.put_public_access_block(bucket.name, p["PublicAccessBlockConfiguration"])
         for rule in (p.get("OwnershipControls") or {}).get("Rules", []):
             backend.put_bucket_ownership_controls(bucket.name, rule["ObjectOwnership"])
-        return bucket
 
-    FakeBucket.create_from_cloudformation_json = classmethod(create)
+    _after_create(FakeBucket, complete)
 
 
 def _rest_api():
@@ -381,20 +392,16 @@ def _rest_api():
     and its importer refuses (OpenAPI 3 only, no authorization types)."""
     from moto.apigateway.models import RestAPI, apigateway_backends
 
-    original = RestAPI.create_from_cloudformation_json.__func__
-
-    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        p = cloudformation_json["Properties"]
-        body = p.get("Body")
-        if body and "Name" not in p:
+    def before(p, resource_name):
+        if p.get("Body") and "Name" not in p:
             # CloudFormation takes the name from the definition when Body is given.
-            p["Name"] = body.get("info", {}).get("title", resource_name)
-        api = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        if body:
-            _import_body(apigateway_backends[account_id][region_name], api, body)
-        return api
+            p["Name"] = p["Body"].get("info", {}).get("title", resource_name)
 
-    RestAPI.create_from_cloudformation_json = classmethod(create)
+    def complete(api, p, account_id, region_name, _name):
+        if p.get("Body"):
+            _import_body(apigateway_backends[account_id][region_name], api, p["Body"])
+
+    _after_create(RestAPI, complete, before)
 
 
 def _import_body(backend, api, body):
@@ -434,15 +441,12 @@ def _physical_ids():
     from moto.awslambda.models import Permission
 
     Deployment.physical_resource_id = property(lambda self: self.id)
-    original = Permission.create_from_cloudformation_json.__func__
 
-    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        permission = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    def complete(permission, _p, _account, _region, resource_name):
         # CloudFormation names a permission's statement after the stack and logical id.
         permission.physical_resource_id = resource_name
-        return permission
 
-    Permission.create_from_cloudformation_json = classmethod(create)
+    _after_create(Permission, complete)
 
 
 def _bucket_policy_conditions():

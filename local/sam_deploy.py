@@ -234,12 +234,15 @@ def deploy(args):
 
 
 def functions(lam, binaries, physical):
+    # One listing rather than a call per function: it carries each configuration in full.
+    configurations = {}
+    for page in lam.get_paginator("list_functions").paginate():
+        configurations.update({c["FunctionName"]: c for c in page["Functions"]})
     out = []
     for logical_id, binary in sorted(binaries.items()):
-        name = physical.get(logical_id)
-        if not name:
+        conf = configurations.get(physical.get(logical_id))
+        if conf is None:
             raise Failure(f"function {logical_id} was not created")
-        conf = lam.get_function_configuration(FunctionName=name)
         out.append(
             {
                 "logical_id": logical_id,
@@ -257,22 +260,22 @@ LAMBDA_URI = re.compile(r"arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions
 
 def routes(apigateway, api_id):
     out = []
-    items = apigateway.get_resources(restApiId=api_id, embed=["methods"])["items"]
-    for resource in items:
-        for method, doc in (resource.get("resourceMethods") or {}).items():
-            detail = apigateway.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod=method)
-            uri = (detail.get("methodIntegration") or {}).get("uri", "")
-            match = LAMBDA_URI.match(uri)
-            if not match:
-                raise Failure(f"route {method} {resource['path']} has no Lambda proxy integration")
-            out.append(
-                {
-                    "method": method,
-                    "path": resource["path"],
-                    "function_arn": match.group("arn"),
-                    "iam_auth": detail.get("authorizationType") == "AWS_IAM",
-                }
-            )
+    # `embed=methods` carries each method's authorization and integration: no call per method.
+    for page in apigateway.get_paginator("get_resources").paginate(restApiId=api_id, embed=["methods"]):
+        for resource in page["items"]:
+            for method, detail in (resource.get("resourceMethods") or {}).items():
+                uri = (detail.get("methodIntegration") or {}).get("uri", "")
+                match = LAMBDA_URI.match(uri)
+                if not match:
+                    raise Failure(f"route {method} {resource['path']} has no Lambda proxy integration")
+                out.append(
+                    {
+                        "method": method,
+                        "path": resource["path"],
+                        "function_arn": match.group("arn"),
+                        "iam_auth": detail.get("authorizationType") == "AWS_IAM",
+                    }
+                )
     return sorted(out, key=lambda r: (r["path"], r["method"]))
 
 

@@ -308,6 +308,27 @@ async fn denied_and_exported(ctx: &Ctx) -> Result<String> {
         .send()
         .await;
     ensure!(deleted.is_err(), "a locked export version was deleted");
+    // Nor hidden behind a delete marker: the bucket policy's NobodyDeletes refuses a plain
+    // DeleteObject too, and the export still reads back, unchanged.
+    let before = s3.get_object().bucket(bucket).key(&key).send().await?;
+    let before = before.body.collect().await?.into_bytes();
+    let marked = s3.delete_object().bucket(bucket).key(&key).send().await;
+    ensure!(marked.is_err(), "a delete marker hid the export");
+    let after = s3.get_object().bucket(bucket).key(&key).send().await?;
+    ensure!(
+        after.body.collect().await?.into_bytes() == before,
+        "the export changed"
+    );
+    let count = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(&key)
+        .send()
+        .await?;
+    ensure!(
+        count.delete_markers().is_empty() && count.versions().len() == versions.versions().len(),
+        "versions or markers changed"
+    );
     Ok(id)
 }
 

@@ -47,13 +47,8 @@ pub fn seconds(name: &'static str, default: i64) -> Result<time::Duration, Confi
     Ok(time::Duration::seconds(value))
 }
 
-/// The catalog from `CATALOG`, validated against what is never requestable ([`protected`]).
-pub fn catalog() -> Result<(Catalog, Protected), ConfigError> {
-    let protected = protected()?;
-    Ok((template_catalog(&protected)?, protected))
-}
-
-/// The catalog from `CATALOG` under an already-read [`protected`].
+/// The catalog from `CATALOG` (the template's, used until the first push), validated against
+/// what is never requestable ([`protected`], read once by the caller).
 pub fn template_catalog(protected: &Protected) -> Result<Catalog, ConfigError> {
     Catalog::load_protected(&required("CATALOG")?, protected).map_err(|err| ConfigError::Invalid {
         name: "CATALOG",
