@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use time::OffsetDateTime;
+use trailgate_runbooks::athena::{COMMERCIAL_REGIONS, Partitions, TrailTable};
 use trailgate_runbooks::inventory::Inventory;
 use trailgate_runbooks::render::Format;
 use trailgate_runbooks::source::files::{DEFAULT_MAX_RECORD_BYTES, FileSource};
 use trailgate_runbooks::source::parallel;
+use trailgate_runbooks::source::s3::S3Location;
 use trailgate_runbooks::sql::{Dialect, SqlError};
 use trailgate_runbooks::{Library, LoadError, Params, Runbook, filter, params, timefmt};
 
@@ -91,6 +93,34 @@ pub enum RunbookCommand {
         #[arg(long, value_enum, default_value_t = SqlDialect::Athena)]
         dialect: SqlDialect,
         /// Table the SQL reads (the Athena CloudTrail table).
+        #[arg(long, default_value = "cloudtrail_logs")]
+        table: String,
+    },
+    /// Print the Athena `CREATE EXTERNAL TABLE` for a trail bucket (Organization trails
+    /// included), with partition projection on account, region and day; query it with
+    /// `--source athena --athena-projected`.
+    AthenaTable {
+        /// Where the trail delivers: `s3://bucket[/prefix]`.
+        #[arg(long, value_name = "S3_URL")]
+        bucket: String,
+        /// The Organization id of an Organization trail (`o-...`).
+        #[arg(long, value_name = "o-...")]
+        organization_id: Option<String>,
+        /// Accounts the table reads, comma-separated (an Organization's member accounts).
+        #[arg(
+            long,
+            required = true,
+            value_delimiter = ',',
+            value_name = "ACCOUNT,..."
+        )]
+        accounts: Vec<String>,
+        /// Regions, comma-separated (default: every commercial Region).
+        #[arg(long, value_delimiter = ',', value_name = "REGION,...")]
+        regions: Vec<String>,
+        /// The first day of logs (YYYY-MM-DD).
+        #[arg(long, default_value = "2020-01-01")]
+        first_day: String,
+        /// `table` or `database.table`.
         #[arg(long, default_value = "cloudtrail_logs")]
         table: String,
     },
@@ -205,6 +235,21 @@ pub async fn run(command: RunbookCommand, target: &AwsTarget) -> Result<ExitCode
             dialect,
             table,
         } => explain(&runbook, &library, &query, dialect, &table, target).await,
+        RunbookCommand::AthenaTable {
+            bucket,
+            organization_id,
+            accounts,
+            regions,
+            first_day,
+            table,
+        } => athena_table(
+            bucket,
+            organization_id,
+            accounts,
+            regions,
+            &first_day,
+            table,
+        ),
         RunbookCommand::Check { paths } => Ok(check(&paths)),
         RunbookCommand::Coverage {
             library,
@@ -213,6 +258,46 @@ pub async fn run(command: RunbookCommand, target: &AwsTarget) -> Result<ExitCode
         } => coverage(&library, &sigma_dir, format),
         RunbookCommand::Noise { library, source } => noise(&library, &source),
     }
+}
+
+fn athena_table(
+    bucket: String,
+    organization: Option<String>,
+    accounts: Vec<String>,
+    regions: Vec<String>,
+    first_day: &str,
+    table: String,
+) -> Result<ExitCode> {
+    let location = S3Location::parse(&bucket)
+        .with_context(|| format!("--bucket `{bucket}`: expected s3://bucket[/prefix]"))?;
+    let first_day = time::Date::parse(
+        first_day,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .with_context(|| format!("--first-day `{first_day}`: expected YYYY-MM-DD"))?;
+    let regions = if regions.is_empty() {
+        COMMERCIAL_REGIONS
+            .iter()
+            .map(|region| (*region).to_owned())
+            .collect()
+    } else {
+        regions
+    };
+    let ddl = TrailTable {
+        table,
+        bucket: location.bucket,
+        prefix: location.prefix,
+        organization,
+        accounts,
+        regions,
+        first_day,
+    }
+    .ddl()?;
+    emit(&format!(
+        "{ddl};
+"
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn coverage(args: &LibraryArgs, sigma_dir: &Path, format: CoverageFormat) -> Result<ExitCode> {
@@ -719,7 +804,10 @@ async fn explain(
         SqlDialect::Duckdb => Dialect::DuckDb,
     };
     say!(out, "\nSQL ({}, table {table}):", dialect.as_str());
-    match compiled.to_sql(dialect, &table) {
+    let partitions = (matches!(query.sources.first().map(String::as_str), Some("athena"))
+        && query.aws.athena_projected)
+        .then(Partitions::default);
+    match compiled.to_sql_over(dialect, &table, partitions.as_ref()) {
         Ok(plan) => {
             for query in plan.queries {
                 say!(out, "-- {}\n{};\n", query.section.name(), query.sql);

@@ -16,6 +16,8 @@
 //! - `library`: loading a folder of runbooks.
 //! - `sigma`: Sigma rules for aws/cloudtrail translated into runbooks (recognised by `Runbook::parse`).
 //! - `sql`: the same bound runbook compiled to SQL for Athena's CloudTrail table (and DuckDB).
+//! - `athena`: the Athena table DDL over a trail bucket (partition projection on account, Region
+//!   and day) and the partitions a window reads.
 //! - `sql_result`: a result assembled from the rows of those SQL queries.
 //! - `attack`: ATT&CK technique ids and the known cloud techniques (`data/`).
 //! - `inventory`: what a set of runbooks covers (techniques, event names).
@@ -24,6 +26,7 @@
 //! The crate does no I/O except the file source (std::fs + flate2); LookupEvents is reached
 //! through the [`source::lookup::LookupEventsApi`] trait, implemented elsewhere.
 
+pub mod athena;
 pub mod attack;
 pub mod engine;
 pub mod error;

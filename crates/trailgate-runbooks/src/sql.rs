@@ -22,14 +22,18 @@
 //! [`quote`], the one function that writes a string literal; identifiers come only from the
 //! fixed schema below or from [`table_name`], which accepts plain identifiers only.
 //!
-//! The DuckDB dialect is proven against the engine on the real logs for every runbook
-//! (`tests/sql_duckdb.rs`). The Athena dialect (Trino functions: `any_match`, `json_query` in lax
-//! mode, `regexp_like`) is generated from the same tree but is not executed by any test here.
+//! Both dialects are proven against the engine on the real logs and the fixtures for every
+//! runbook (`tests/sql_duckdb.rs`): the DuckDB text directly, and the Athena text (Trino
+//! functions: `any_match`, `json_query` in lax mode, `regexp_like`) parsed as Trino and
+//! transpiled to DuckDB by sqlglot, with the three Trino functions sqlglot leaves untranslated
+//! written from Trino's documentation in `tests/support/trino_on_duckdb.py`. Over a table made
+//! by `athena::TrailTable`, [`Compiled::to_sql_over`] adds the partition predicate of the window.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
 
+use crate::athena::{PARTITION_COLUMNS, Partitions};
 use crate::engine::Compiled;
 use crate::filter::{self, Bound, Cidr, FieldPath};
 use crate::spec::{FilterSpec, RowOrder, Scalar};
@@ -84,6 +88,9 @@ pub enum SqlError {
     /// A table name that is not `name` or `database.name` with plain identifiers.
     #[error("invalid table name `{0}`: use letters, digits and `_`, optionally `database.table`")]
     InvalidTable(String),
+    /// A partition value (account, Region) or window the partitioned table cannot be asked for.
+    #[error("partitions: {0}")]
+    InvalidPartition(String),
 }
 
 /// One output section's query.
@@ -173,9 +180,40 @@ pub fn table_name(name: &str) -> Result<String, SqlError> {
         .join("."))
 }
 
+/// Every column and struct member of the Athena table the compiler can read, as dotted paths
+/// (`eventname`, `useridentity.sessioncontext.sessionissuer.arn`, `resources.arn`): the
+/// generated DDL (`athena.rs`) must declare each.
+pub fn athena_columns() -> Vec<String> {
+    let mut columns: Vec<String> = TOP_LEVEL
+        .iter()
+        .chain(JSON_COLUMNS)
+        .map(|(_, column)| (*column).to_owned())
+        .collect();
+    columns.extend(STRUCT_MEMBERS.iter().map(|(_, path)| (*path).to_owned()));
+    columns.extend(
+        RESOURCE_MEMBERS
+            .iter()
+            .map(|(_, member)| format!("resources.{member}")),
+    );
+    columns
+}
+
 impl Compiled<'_> {
     /// Compiles the runbook with its bound parameters and window into SQL over `table`.
     pub fn to_sql(&self, dialect: Dialect, table: &str) -> Result<SqlPlan, SqlError> {
+        self.to_sql_over(dialect, table, None)
+    }
+
+    /// As [`Compiled::to_sql`], over a table made by `athena::TrailTable::ddl` when
+    /// `partitions` is given: its condition on the partition columns (the window's delivery
+    /// days, and the accounts and Regions asked for) is applied before anything else, so the
+    /// queries read, and count as scanned, only those partitions.
+    pub fn to_sql_over(
+        &self,
+        dialect: Dialect,
+        table: &str,
+        partitions: Option<&Partitions>,
+    ) -> Result<SqlPlan, SqlError> {
         let table = table_name(table)?;
         let spec = self.runbook().spec();
         let mut generator = Generator { dialect, depth: 0 };
@@ -184,7 +222,11 @@ impl Compiled<'_> {
         let time = dialect.event_time("eventtime");
         let start = dialect.timestamp(window.start)?;
         let end = dialect.timestamp(window.end)?;
-        let timed = format!("SELECT *, {time} AS tg_time FROM {table}");
+        let pruned = match partitions {
+            Some(partitions) => format!(" WHERE {}", partitions.predicate(window)?),
+            None => String::new(),
+        };
+        let timed = format!("SELECT *, {time} AS tg_time FROM {table}{pruned}");
         let in_window = format!("tg_time >= {start} AND tg_time < {end}");
         let matched = format!(
             "WITH tg_matched AS (SELECT *, date_trunc('second', tg_time) AS tg_second \
@@ -1148,6 +1190,23 @@ pub enum FileLayout {
 /// `CREATE VIEW <view>` over local CloudTrail files with the Athena table's columns, so the
 /// queries of [`Compiled::to_sql`] with [`Dialect::DuckDb`] run unchanged.
 pub fn duckdb_view(view: &str, files: &[&Path], layout: FileLayout) -> Result<String, SqlError> {
+    view_sql(view, files, layout, false)
+}
+
+/// As [`duckdb_view`] over delivery files kept in a trail bucket's layout
+/// (`.../AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/<file>`), with the partition
+/// columns of `athena::TrailTable::ddl` (`account`, `region`, `day`) taken from each file's
+/// path, so the queries of [`Compiled::to_sql_over`] with partitions run unchanged.
+pub fn duckdb_trail_view(view: &str, files: &[&Path]) -> Result<String, SqlError> {
+    view_sql(view, files, FileLayout::Records, true)
+}
+
+fn view_sql(
+    view: &str,
+    files: &[&Path],
+    layout: FileLayout,
+    partitioned: bool,
+) -> Result<String, SqlError> {
     let view = table_name(view)?;
     let list = files
         .iter()
@@ -1157,6 +1216,37 @@ pub fn duckdb_view(view: &str, files: &[&Path], layout: FileLayout) -> Result<St
     // Records are read as raw JSON and every column is extracted explicitly: schema inference
     // over heterogeneous requestParameters would build huge, file-dependent structs.
     let raw = match layout {
+        FileLayout::Records if partitioned => {
+            let mut parts = Vec::with_capacity(files.len());
+            for file in files {
+                let path = file.to_string_lossy();
+                let key = crate::source::s3::parse_key(&path).ok_or_else(|| {
+                    SqlError::InvalidPartition(format!("{path} is not in a trail bucket's layout"))
+                })?;
+                let day = format!(
+                    "{:04}/{:02}/{:02}",
+                    key.day.year(),
+                    u8::from(key.day.month()),
+                    key.day.day()
+                );
+                parts.push(format!(
+                    "({}, {}, {}, {})",
+                    quote(&path)?,
+                    quote(&key.account)?,
+                    quote(&key.region)?,
+                    quote(&day)?
+                ));
+            }
+            format!(
+                "SELECT tg_files.r, tg_parts.account, tg_parts.region, tg_parts.day FROM \
+                 (SELECT unnest(Records) AS r, filename FROM read_json([{list}], \
+                 columns = {{'Records': 'JSON[]'}}, format = 'unstructured', \
+                 maximum_object_size = 1073741824, filename = true)) AS tg_files \
+                 JOIN (VALUES {}) AS tg_parts(filename, account, region, day) \
+                 ON tg_files.filename = tg_parts.filename",
+                parts.join(", ")
+            )
+        }
         FileLayout::Records => format!(
             "SELECT unnest(Records) AS r FROM read_json([{list}], \
              columns = {{'Records': 'JSON[]'}}, format = 'unstructured', \
@@ -1259,6 +1349,9 @@ pub fn duckdb_view(view: &str, files: &[&Path], layout: FileLayout) -> Result<St
             "(CASE WHEN json_type(r, '$.\"{key}\"') = 'NULL' THEN NULL \
              ELSE json_extract_string(r, '$.\"{key}\"') END) AS {column}"
         ));
+    }
+    if partitioned {
+        columns.extend(PARTITION_COLUMNS.iter().map(|column| (*column).to_owned()));
     }
     Ok(format!(
         "CREATE OR REPLACE VIEW {view} AS SELECT {} FROM ({raw}) AS tg_raw \

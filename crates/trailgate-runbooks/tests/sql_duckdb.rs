@@ -199,6 +199,18 @@ fn datasets() -> Vec<Dataset> {
 
 #[test]
 fn every_runbook_gives_the_same_result_in_duckdb_sql_and_in_the_engine() {
+    prove(Dialect::DuckDb);
+}
+
+/// The Athena SQL itself, executed: every query is parsed as Trino and transpiled to DuckDB by
+/// sqlglot, then run over the same view, and must equal the engine like the DuckDB dialect.
+#[test]
+fn every_runbook_gives_the_same_result_in_athena_sql_transpiled_by_sqlglot_and_in_the_engine() {
+    prove(Dialect::Athena);
+}
+
+/// Runs every case on every dataset in the engine and in `dialect`'s SQL, and compares them.
+fn prove(dialect: Dialect) {
     let Some(python) = duckdb_python() else {
         return;
     };
@@ -207,7 +219,7 @@ fn every_runbook_gives_the_same_result_in_duckdb_sql_and_in_the_engine() {
     let mut setup = Vec::new();
     let mut queries = Vec::new();
     // (query id) -> (dataset, case index, section).
-    let mut expected: BTreeMap<String, (usize, usize, Section)> = BTreeMap::new();
+    let mut expected = Expected::new();
     let mut engine: BTreeMap<(usize, usize), RunbookResult> = BTreeMap::new();
     let datasets = datasets();
     for (dataset_index, dataset) in datasets.iter().enumerate() {
@@ -234,7 +246,7 @@ fn every_runbook_gives_the_same_result_in_duckdb_sql_and_in_the_engine() {
             let mut source = FileSource::new(&dataset.root);
             let result = run(runbook, &case.params, &mut source).expect("engine runs");
             let compiled = runbook.compile(&case.params).expect("binds");
-            let plan = match compiled.to_sql(Dialect::DuckDb, &view) {
+            let plan = match compiled.to_sql(dialect, &view) {
                 Ok(plan) => plan,
                 Err(error) => panic!("{} does not compile to SQL: {error}", case.runbook),
             };
@@ -252,20 +264,7 @@ fn every_runbook_gives_the_same_result_in_duckdb_sql_and_in_the_engine() {
             engine.insert((dataset_index, case_index), result);
         }
     }
-    let answer = duckdb(&python, &json!({"setup": setup, "queries": queries}));
-    let errors = answer["errors"].as_object().expect("errors object");
-    assert!(errors.is_empty(), "DuckDB rejected queries: {errors:#?}");
-    let results = answer["results"].as_object().expect("results object");
-    let mut failures = Vec::new();
-    let mut compared = 0;
-    for (id, (dataset_index, case_index, section)) in &expected {
-        let result = &engine[&(*dataset_index, *case_index)];
-        let rows = table(&results[id.as_str()]);
-        if let Err(difference) = compare(section, result, &rows) {
-            failures.push(format!("{id}: {difference}"));
-        }
-        compared += 1;
-    }
+    let (version, compared) = run_and_compare(&python, dialect, setup, queries, &expected, &engine);
     let mut matched_cases = 0;
     for ((dataset_index, case_index), result) in &engine {
         if result.coverage.events_matched > 0 {
@@ -281,15 +280,9 @@ fn every_runbook_gives_the_same_result_in_duckdb_sql_and_in_the_engine() {
         );
     }
     println!(
-        "DuckDB {}: {compared} section queries compared over {} runs ({matched_cases} with matches)",
-        answer["duckdb"],
+        "{} on DuckDB {version}: {compared} section queries compared over {} runs ({matched_cases} with matches)",
+        dialect.as_str(),
         engine.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {compared} sections differ:\n{}",
-        failures.len(),
-        failures.join("\n")
     );
     // The proof means something only if most runbooks find something somewhere.
     let ids_with_matches: std::collections::BTreeSet<&str> = engine
@@ -302,6 +295,53 @@ fn every_runbook_gives_the_same_result_in_duckdb_sql_and_in_the_engine() {
         "only {} runbooks matched anything: {ids_with_matches:?}",
         ids_with_matches.len()
     );
+}
+
+/// Which engine result and section each query id is compared with: (dataset, case, section).
+type Expected = BTreeMap<String, (usize, usize, Section)>;
+
+/// Runs the queries on DuckDB (Athena's through sqlglot) after `setup`, and compares each
+/// section with the engine's result; panics with every difference. Returns DuckDB's version and
+/// the number of sections compared.
+fn run_and_compare(
+    python: &Path,
+    dialect: Dialect,
+    setup: Vec<String>,
+    queries: Vec<serde_json::Value>,
+    expected: &Expected,
+    engine: &BTreeMap<(usize, usize), RunbookResult>,
+) -> (String, usize) {
+    let mut request = json!({"setup": setup, "queries": queries});
+    if dialect == Dialect::Athena {
+        request["read"] = json!("trino");
+    }
+    let answer = duckdb(python, &request);
+    let errors = answer["errors"].as_object().expect("errors object");
+    assert!(
+        errors.is_empty(),
+        "{} of {} {} queries rejected: {errors:#?}",
+        errors.len(),
+        queries.len(),
+        dialect.as_str()
+    );
+    let results = answer["results"].as_object().expect("results object");
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (id, (dataset_index, case_index, section)) in expected {
+        let result = &engine[&(*dataset_index, *case_index)];
+        let rows = table(&results[id.as_str()]);
+        if let Err(difference) = compare(section, result, &rows) {
+            failures.push(format!("{id}: {difference}"));
+        }
+        compared += 1;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} sections differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    (answer["duckdb"].to_string(), compared)
 }
 
 fn compare(section: &Section, result: &RunbookResult, sql: &[Vec<String>]) -> Result<(), String> {
@@ -475,6 +515,20 @@ fn every_compiled_athena_query_parses_as_trino_sql() {
             );
         }
     }
+    // The table's DDL (partition projection on an Organization trail) is Hive DDL, as Athena
+    // runs it.
+    let ddl = trailgate_runbooks::athena::TrailTable {
+        table: "security.cloudtrail_org".to_owned(),
+        bucket: "org-trail-logs".to_owned(),
+        prefix: "trails/".to_owned(),
+        organization: Some("o-a1b2c3d4e5".to_owned()),
+        accounts: vec!["111122223333".to_owned(), "444455556666".to_owned()],
+        regions: vec!["us-east-1".to_owned(), "eu-west-1".to_owned()],
+        first_day: time::macros::date!(2024 - 01 - 01),
+    }
+    .ddl()
+    .expect("table is valid");
+    queries.push(json!({"id": "ddl", "sql": ddl, "read": "athena", "kind": "create"}));
     // The check can fail: a broken query must be reported, and only it.
     queries.push(
         json!({"id": "self-check/broken", "sql": "SELECT count(* FROM \"default\".\"t\" WHERE"}),
@@ -538,4 +592,232 @@ fn every_runbook_compiles_for_athena_with_quoted_parameters() {
             assert!(plan.filter.contains("''"), "{}", plan.filter);
         }
     }
+}
+
+/// A trail bucket on disk: an Organization trail's folders for two accounts over five days,
+/// written from the attack and breadth fixtures with their times moved into those days, each
+/// file in the folder of its delivery (ten minutes after its last record, so the records of a
+/// day's last minutes are in the next day's folder).
+struct TrailBucket {
+    root: PathBuf,
+    /// Every log file, with its folder's day (`2024/05/0N`).
+    files: Vec<(PathBuf, String)>,
+}
+
+impl TrailBucket {
+    fn write(name: &str) -> TrailBucket {
+        use std::io::Write as _;
+        let root =
+            std::env::temp_dir().join(format!("trailgate-trail-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut records: Vec<serde_json::Value> = Vec::new();
+        for file in ["attacks.ndjson", "breadth.ndjson"] {
+            let text = std::fs::read_to_string(fixture(file)).expect("fixture reads");
+            records.extend(
+                text.lines()
+                    .filter(|line| !line.trim().is_empty())
+                    .map(|line| serde_json::from_str(line).expect("fixture line is JSON")),
+            );
+        }
+        let accounts = ["111122223333", "444455556666"];
+        let first = datetime!(2024-05-01 0:00 UTC).unix_timestamp();
+        // (account, region, folder day, delivery minute) -> records.
+        let mut files: BTreeMap<(String, String, String, i64), Vec<serde_json::Value>> =
+            BTreeMap::new();
+        for (index, mut record) in records.into_iter().enumerate() {
+            let index = index as i64;
+            // Spread over five days and the whole clock, with some in each day's last minutes.
+            let second = if index % 9 == 0 {
+                86_400 - 120
+            } else {
+                (index * 7_919) % 86_400
+            };
+            let time = first + (index % 5) * 86_400 + second;
+            let account = accounts[(index % 2) as usize];
+            let region = record["awsRegion"]
+                .as_str()
+                .unwrap_or("us-east-1")
+                .to_owned();
+            record["eventTime"] = json!(timefmt::format_unix(time));
+            record["recipientAccountId"] = json!(account);
+            let delivered = (time / 300) * 300 + 600;
+            let day = time::OffsetDateTime::from_unix_timestamp(delivered)
+                .expect("in range")
+                .date();
+            let folder = format!(
+                "{:04}/{:02}/{:02}",
+                day.year(),
+                u8::from(day.month()),
+                day.day()
+            );
+            files
+                .entry((account.to_owned(), region, folder, delivered))
+                .or_default()
+                .push(record);
+        }
+        let mut written = Vec::new();
+        for ((account, region, folder, delivered), records) in files {
+            let stamp = timefmt::format_unix(delivered).replace(['-', ':'], "");
+            let stamp = &stamp[..13];
+            let dir = root.join(format!(
+                "AWSLogs/o-a1b2c3d4e5/{account}/CloudTrail/{region}/{folder}"
+            ));
+            std::fs::create_dir_all(&dir).expect("folder is created");
+            let path = dir.join(format!(
+                "{account}_CloudTrail_{region}_{stamp}Z_{}.json.gz",
+                written.len()
+            ));
+            let body = serde_json::to_vec(&json!({ "Records": records })).expect("serializes");
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(&body).expect("gzip");
+            std::fs::write(&path, encoder.finish().expect("gzip")).expect("file is written");
+            written.push((path, folder));
+        }
+        TrailBucket {
+            root,
+            files: written,
+        }
+    }
+}
+
+impl Drop for TrailBucket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[test]
+fn partitioned_sql_reads_only_the_window_days_and_equals_the_engine_on_those_folders_in_duckdb() {
+    prove_partitioned(Dialect::DuckDb);
+}
+
+#[test]
+fn partitioned_athena_sql_reads_only_the_window_days_and_equals_the_engine_on_those_folders() {
+    prove_partitioned(Dialect::Athena);
+}
+
+/// Every runbook over a projected table (`athena::TrailTable`) with a window of a day and a
+/// half: the queries, pruned by `athena::Partitions`, must equal the engine run over exactly the
+/// day folders the S3 source would list, scanned counts included; and those must be fewer than
+/// the table holds, or the pruning proved nothing.
+fn prove_partitioned(dialect: Dialect) {
+    use trailgate_runbooks::athena::Partitions;
+    use trailgate_runbooks::source::s3::delivery_days;
+    let Some(python) = duckdb_python() else {
+        return;
+    };
+    let bucket = TrailBucket::write(dialect.as_str());
+    let (start, end) = (
+        datetime!(2024-05-02 6:00 UTC),
+        datetime!(2024-05-03 18:00 UTC),
+    );
+    let partitions = Partitions::default();
+    let window = trailgate_runbooks::params::Window {
+        start: start.unix_timestamp(),
+        end: end.unix_timestamp(),
+    };
+    let (first, last) = delivery_days(window, partitions.delivery_slack_seconds).expect("days");
+    let folder = |date: time::Date| {
+        format!(
+            "{:04}/{:02}/{:02}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        )
+    };
+    let (first, last) = (folder(first), folder(last));
+    assert_eq!(
+        (first.as_str(), last.as_str()),
+        ("2024/05/02", "2024/05/03")
+    );
+    let read: Vec<PathBuf> = bucket
+        .files
+        .iter()
+        .filter(|(_, day)| *day >= first && *day <= last)
+        .map(|(path, _)| path.clone())
+        .collect();
+    assert!(read.len() < bucket.files.len(), "every folder is read");
+    let all: Vec<&Path> = bucket
+        .files
+        .iter()
+        .map(|(path, _)| path.as_path())
+        .collect();
+    let setup = vec![
+        sql::duckdb_trail_view("ct_trail_view", &all).expect("view compiles"),
+        "CREATE TABLE ct_trail AS SELECT * FROM ct_trail_view".to_owned(),
+    ];
+    let library = library();
+    let mut queries = Vec::new();
+    let mut expected = Expected::new();
+    let mut engine = BTreeMap::new();
+    let mut scanned = 0;
+    let mut outside = 0;
+    for (case_index, case) in cases().iter().enumerate() {
+        let params = case.params.clone().window(start, end);
+        let runbook = library.get(&case.runbook).expect("runbook exists");
+        let mut source = FileSource::with_roots(read.clone());
+        let result = run(runbook, &params, &mut source).expect("engine runs");
+        scanned = result.coverage.events_scanned;
+        outside = result.coverage.events_outside_window;
+        let compiled = runbook.compile(&params).expect("binds");
+        let plan = compiled
+            .to_sql_over(dialect, "ct_trail", Some(&partitions))
+            .unwrap_or_else(|error| panic!("{} does not compile: {error}", case.runbook));
+        for query in plan.queries {
+            assert!(
+                query
+                    .sql
+                    .contains("\"day\" >= '2024/05/02' AND \"day\" <= '2024/05/03'")
+            );
+            let id = format!(
+                "trail/{}/{}/{}",
+                case.runbook,
+                case.label,
+                query.section.name()
+            );
+            queries.push(json!({"id": id, "sql": query.sql}));
+            expected.insert(id, (0, case_index, query.section));
+        }
+        engine.insert((0, case_index), result);
+    }
+    // The window starts after the first folder's day begins and the slack reaches past its
+    // end: records outside it are read (and counted), as the S3 source reads them.
+    assert!(
+        outside > 0 && scanned > outside,
+        "{scanned} scanned, {outside} outside"
+    );
+    let matched = engine
+        .values()
+        .filter(|result| result.coverage.events_matched > 0)
+        .count();
+    assert!(matched >= 20, "only {matched} runs matched anything");
+    // Without the partition predicate the same query counts the whole table.
+    let library_case = library.get("logging-tampering").expect("runbook exists");
+    let whole = library_case
+        .compile(&Params::new().window(start, end))
+        .expect("binds")
+        .to_sql(dialect, "ct_trail")
+        .expect("compiles");
+    let (version, compared) =
+        run_and_compare(&python, dialect, setup.clone(), queries, &expected, &engine);
+    let mut request = json!({
+        "setup": setup,
+        "queries": [{"id": "whole-table", "sql": whole.queries[0].sql}],
+    });
+    if dialect == Dialect::Athena {
+        request["read"] = json!("trino");
+    }
+    let answer = duckdb(&python, &request);
+    let total = table(&answer["results"]["whole-table"])[0][0].clone();
+    assert!(
+        total.parse::<u64>().expect("a count") > scanned,
+        "the table holds {total}, the pruned queries read {scanned}"
+    );
+    println!(
+        "{} on DuckDB {version}: {compared} partitioned sections equal the engine; {scanned} of {total} records read ({} of {} files)",
+        dialect.as_str(),
+        read.len(),
+        bucket.files.len()
+    );
 }

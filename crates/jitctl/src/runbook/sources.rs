@@ -21,6 +21,7 @@ use flate2::read::MultiGzDecoder;
 use trailgate_aws::athena::{AthenaOptions, AthenaRunner};
 use trailgate_aws::cloudtrail::CloudTrailLookup;
 use trailgate_aws::s3::S3Store;
+use trailgate_runbooks::athena::Partitions;
 use trailgate_runbooks::output::SkipReason;
 use trailgate_runbooks::source::files::{self, DEFAULT_MAX_RECORD_BYTES};
 use trailgate_runbooks::source::lookup::{
@@ -68,6 +69,10 @@ pub struct AwsSourceArgs {
     /// `--source athena`: seconds the queries may take before they are stopped.
     #[arg(long, default_value_t = 300)]
     pub athena_timeout: u64,
+    /// `--source athena`: the table was made by `jitctl runbook athena-table` (partition
+    /// projection on account, region and day): read only the window's delivery days.
+    #[arg(long)]
+    pub athena_projected: bool,
 }
 
 impl Default for AwsSourceArgs {
@@ -83,6 +88,7 @@ impl Default for AwsSourceArgs {
             workgroup: None,
             output_location: None,
             athena_timeout: 300,
+            athena_projected: false,
         }
     }
 }
@@ -413,8 +419,9 @@ impl LookupEventsApi for NoApi {
 
 /// The Athena SQL plan of the bound runbook over `--athena-table`.
 pub fn athena_plan(compiled: &Compiled<'_>, args: &AwsSourceArgs) -> Result<SqlPlan> {
+    let partitions = args.athena_projected.then(Partitions::default);
     compiled
-        .to_sql(Dialect::Athena, &args.athena_table)
+        .to_sql_over(Dialect::Athena, &args.athena_table, partitions.as_ref())
         .with_context(|| {
             format!(
                 "runbook `{}` cannot be compiled to Athena SQL",
@@ -485,5 +492,12 @@ pub fn explain_athena(args: &AwsSourceArgs) -> Vec<String> {
         ),
         "  one query per output section below, started together, polled with backoff, results paged"
             .to_owned(),
+        if args.athena_projected {
+            "  projected table: only the window's delivery days are read (`day` partitions)"
+                .to_owned()
+        } else {
+            "  every partition of the table is read (`--athena-projected` prunes a table made by `jitctl runbook athena-table`)"
+                .to_owned()
+        },
     ]
 }

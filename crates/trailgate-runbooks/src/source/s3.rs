@@ -294,9 +294,12 @@ impl<S: ObjectStore + Sync> S3Source<S> {
                 && (self.options.accounts.is_empty()
                     || self.options.accounts.iter().any(|wanted| wanted == account))
         });
-        let last = window.end + self.options.delivery_slack.as_secs() as i64;
-        let first_day = day_of(window.start)?;
-        let last_day = day_of(last)?;
+        let slack = i64::try_from(self.options.delivery_slack.as_secs()).unwrap_or(i64::MAX);
+        let (first_day, last_day) =
+            delivery_days(window, slack).ok_or_else(|| SourceError::S3 {
+                location: String::new(),
+                message: "window out of range".to_owned(),
+            })?;
         let mut prefixes = Vec::new();
         for account in accounts {
             let regions = self
@@ -400,13 +403,20 @@ fn last_segment(folder: &str) -> &str {
         .unwrap_or_default()
 }
 
-fn day_of(seconds: i64) -> Result<Date, SourceError> {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .map(OffsetDateTime::date)
-        .map_err(|error| SourceError::S3 {
-            location: String::new(),
-            message: format!("window out of range: {error}"),
-        })
+/// The delivery day folders that can hold records of `window`: from the day of its start (a
+/// record is delivered after it happens) to the day of its end plus `slack_seconds`. The S3
+/// source lists these folders, and an Athena query over a projected table names the same days
+/// (`athena::Partitions`). `None` if the window is outside the calendar.
+pub fn delivery_days(window: Window, slack_seconds: i64) -> Option<(Date, Date)> {
+    let day = |seconds: i64| {
+        OffsetDateTime::from_unix_timestamp(seconds)
+            .ok()
+            .map(OffsetDateTime::date)
+    };
+    Some((
+        day(window.start)?,
+        day(window.end.saturating_add(slack_seconds.max(0)))?,
+    ))
 }
 
 /// Polls a batch of futures together (this crate has no async runtime dependency).
