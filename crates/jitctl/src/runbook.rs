@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use trailgate_runbooks::athena::{COMMERCIAL_REGIONS, Partitions, TrailTable};
 use trailgate_runbooks::inventory::Inventory;
 use trailgate_runbooks::render::Format;
-use trailgate_runbooks::source::files::{DEFAULT_MAX_RECORD_BYTES, FileSource};
+use trailgate_runbooks::source::files::{FileSource, Limits};
 use trailgate_runbooks::source::parallel;
 use trailgate_runbooks::source::s3::S3Location;
 use trailgate_runbooks::sql::{Dialect, SqlError};
@@ -600,7 +600,7 @@ fn run_files(
     ));
     parallel::scan_files_with(
         &files,
-        DEFAULT_MAX_RECORD_BYTES,
+        Limits::default(),
         parallel::available_threads(),
         &mut scan,
         &|done: parallel::FileDone| {

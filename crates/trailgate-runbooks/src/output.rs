@@ -40,6 +40,9 @@ pub enum SkipReason {
     BadLookupEvent,
     /// The JSON document has no records in a known layout.
     UnknownLayout,
+    /// The file or object decompresses past the size cap (a gzip bomb); refused whole
+    /// (counted once per file).
+    ObjectTooLarge,
 }
 
 impl SkipReason {
@@ -55,6 +58,7 @@ impl SkipReason {
             SkipReason::MissingEventTime => "missing_event_time",
             SkipReason::BadLookupEvent => "bad_lookup_event",
             SkipReason::UnknownLayout => "unknown_layout",
+            SkipReason::ObjectTooLarge => "object_too_large",
         }
     }
 }

@@ -376,3 +376,112 @@ fn the_attack_fixture_is_one_record_per_line() {
         (18, 0)
     );
 }
+
+/// A gzip bomb: `members` concatenated gzip members, each 10 MiB of zeros (about 10 KB), so
+/// the file is about `members` x 10 KB and inflates to `members` x 10 MiB.
+fn gzip_bomb(members: usize) -> Vec<u8> {
+    let mut member = GzEncoder::new(Vec::new(), Compression::best());
+    let zeros = vec![0u8; 1024 * 1024];
+    for _ in 0..10 {
+        member.write_all(&zeros).expect("compress");
+    }
+    let member = member.finish().expect("compress");
+    member.repeat(members)
+}
+
+#[test]
+fn a_ten_gigabyte_gzip_bomb_is_refused_counted_and_the_scan_goes_on() {
+    let folder = temp_folder("bomb");
+    let good = record("StopLogging", "2024-01-01T00:00:00Z");
+    std::fs::write(folder.join("a.json"), format!(r#"{{"Records":[{good}]}}"#)).expect("write");
+    // 1,024 members: 10 GiB once inflated, from a 10 MB file.
+    let bomb = gzip_bomb(1024);
+    assert!(bomb.len() < 16 * 1024 * 1024, "{} bytes", bomb.len());
+    std::fs::write(folder.join("b.json.gz"), &bomb).expect("write");
+    std::fs::write(
+        folder.join("c.json"),
+        format!(r#"{{"Records":[{good},{good}]}}"#),
+    )
+    .expect("write");
+    // The default cap, on one thread and on two (each worker reuses its buffer).
+    for threads in [1, 2] {
+        let runbook = library();
+        let runbook = runbook.get("logging-tampering").expect("runbook");
+        let mut source =
+            trailgate_runbooks::source::files::FileSource::new(&folder).threads(threads);
+        let result = run(runbook, &all_time(), &mut source).expect("runs");
+        let coverage = &result.coverage;
+        assert_eq!(coverage.files_read, 3, "{threads} threads");
+        assert_eq!(
+            coverage.skip_reasons.get("object_too_large"),
+            Some(&1),
+            "{:?}",
+            coverage.skip_reasons
+        );
+        assert_eq!(
+            coverage.events_matched, 3,
+            "the files around the bomb are read"
+        );
+        let text = result.render(Format::Text);
+        assert!(text.contains("object_too_large"), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[test]
+fn an_object_just_under_the_cap_is_read_and_one_byte_over_is_refused() {
+    use trailgate_runbooks::source::files::{Inflated, inflate};
+    let body = format!(
+        r#"{{"Records":[{}]}}"#,
+        record("StopLogging", "2024-01-01T00:00:00Z")
+    );
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(body.as_bytes()).expect("compress");
+    let gz = gz.finish().expect("compress");
+    let size = body.len() as u64;
+    let mut out = Vec::new();
+    assert_eq!(inflate(&gz[..], true, size, &mut out), Inflated::Whole);
+    assert_eq!(out, body.as_bytes());
+    assert_eq!(
+        inflate(&gz[..], true, size - 1, &mut out),
+        Inflated::TooLarge
+    );
+    assert!(out.is_empty());
+    assert_eq!(
+        inflate(body.as_bytes(), false, size - 1, &mut out),
+        Inflated::TooLarge
+    );
+    assert_eq!(
+        inflate(body.as_bytes(), false, size, &mut out),
+        Inflated::Whole
+    );
+    // The S3 path shares the cap: a bomb object is refused, the next object is read.
+    let library = library();
+    let runbook = library.get("logging-tampering").expect("runbook");
+    let compiled = runbook.compile(&all_time()).expect("binds");
+    let mut scan = compiled.scan();
+    let limits = trailgate_runbooks::source::files::Limits {
+        max_object_bytes: 64 * 1024 * 1024,
+        ..Default::default()
+    };
+    let s3 = trailgate_runbooks::source::s3::feed_object;
+    s3(
+        "AWSLogs/1/CloudTrail/r/2024/01/01/bomb.json.gz",
+        &gzip_bomb(8),
+        limits,
+        &mut scan,
+    );
+    s3(
+        "AWSLogs/1/CloudTrail/r/2024/01/01/ok.json.gz",
+        &gz,
+        limits,
+        &mut scan,
+    );
+    let result = scan.finish();
+    assert_eq!(result.coverage.files_read, 2);
+    assert_eq!(
+        result.coverage.skip_reasons.get("object_too_large"),
+        Some(&1)
+    );
+    assert_eq!(result.coverage.events_matched, 1);
+}

@@ -11,22 +11,21 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::Read as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use flate2::read::MultiGzDecoder;
 use trailgate_aws::athena::{AthenaOptions, AthenaRunner};
 use trailgate_aws::cloudtrail::CloudTrailLookup;
 use trailgate_aws::s3::S3Store;
 use trailgate_runbooks::athena::Partitions;
 use trailgate_runbooks::output::SkipReason;
-use trailgate_runbooks::source::files::{self, DEFAULT_MAX_RECORD_BYTES};
+use trailgate_runbooks::source::files::Limits;
 use trailgate_runbooks::source::lookup::{
     LookupBudget, LookupCallError, LookupEventsApi, LookupPage, LookupRequest, LookupSource,
 };
+use trailgate_runbooks::source::s3;
 use trailgate_runbooks::source::s3::{ObjectStore, S3Location, S3Options, S3Source};
 use trailgate_runbooks::sql::{Dialect, SqlPlan};
 use trailgate_runbooks::{Compiled, RunbookResult, sql_result};
@@ -192,7 +191,7 @@ pub async fn run_s3(
             break;
         };
         match handle.await {
-            Ok(Ok(bytes)) => feed_object(&key, &bytes, &mut scan),
+            Ok(Ok(bytes)) => s3::feed_object(&key, &bytes, Limits::default(), &mut scan),
             // Counted and skipped, as the engine's S3 source does.
             _ => scan.skip(SkipReason::UnreadableFile),
         }
@@ -204,21 +203,6 @@ pub async fn run_s3(
     }
     progress.finish(scan.events_scanned(), scan.events_matched());
     Ok(scan.finish())
-}
-
-/// Gunzips (when the key says so) and feeds one object, like the engine's S3 source.
-fn feed_object(key: &str, bytes: &[u8], scan: &mut trailgate_runbooks::Scan<'_, '_>) {
-    scan.file_read();
-    if !key.to_ascii_lowercase().ends_with(".gz") {
-        files::feed_bytes(bytes, DEFAULT_MAX_RECORD_BYTES, scan);
-        return;
-    }
-    let mut plain = Vec::with_capacity(bytes.len() * 8);
-    if MultiGzDecoder::new(bytes).read_to_end(&mut plain).is_err() {
-        // Records decompressed before the error are kept.
-        scan.skip(SkipReason::CorruptGzip);
-    }
-    files::feed_bytes(&plain, DEFAULT_MAX_RECORD_BYTES, scan);
 }
 
 /// The S3 part of `explain`: the day prefixes listed and the objects they hold for the window.

@@ -9,7 +9,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::files::read_file_with;
+use super::files::{Limits, read_file_with};
 use crate::engine::Scan;
 
 /// The machine's available parallelism (1 if unknown).
@@ -29,20 +29,15 @@ pub struct FileDone {
 }
 
 /// Reads `files` (in any order, on `threads` threads) into `scan`.
-pub fn scan_files(
-    files: &[PathBuf],
-    max_record_bytes: usize,
-    threads: usize,
-    scan: &mut Scan<'_, '_>,
-) {
-    scan_files_with(files, max_record_bytes, threads, scan, &|_| {});
+pub fn scan_files(files: &[PathBuf], limits: Limits, threads: usize, scan: &mut Scan<'_, '_>) {
+    scan_files_with(files, limits, threads, scan, &|_| {});
 }
 
 /// [`scan_files`], calling `progress` (from the worker threads, in completion order) after each
 /// file, so a caller can report progress.
 pub fn scan_files_with(
     files: &[PathBuf],
-    max_record_bytes: usize,
+    limits: Limits,
     threads: usize,
     scan: &mut Scan<'_, '_>,
     progress: &(dyn Fn(FileDone) + Sync),
@@ -63,7 +58,7 @@ pub fn scan_files_with(
                         };
                         local.begin_file(index);
                         let before = (local.events_scanned(), local.events_matched());
-                        read_file_with(file, max_record_bytes, &mut local, &mut buffer);
+                        read_file_with(file, limits, &mut local, &mut buffer);
                         progress(FileDone {
                             index,
                             events_scanned: local.events_scanned() - before.0,
@@ -98,7 +93,7 @@ mod tests {
     use crate::output::RunbookResult;
     use crate::params::Params;
     use crate::source::Source;
-    use crate::source::files::{DEFAULT_MAX_RECORD_BYTES, FileSource};
+    use crate::source::files::{FileSource, Limits};
 
     /// Every runbook over the real logs and the fixtures, three ways: sequential without the
     /// prefilter (the reference), sequential with it, and on three threads with it.
@@ -144,7 +139,7 @@ mod tests {
                     let mut scan = plain.scan();
                     let files = FileSource::new(root).files().expect("lists");
                     for file in &files {
-                        crate::source::files::read_file(file, DEFAULT_MAX_RECORD_BYTES, &mut scan);
+                        crate::source::files::read_file(file, Limits::default(), &mut scan);
                     }
                     scan.finish()
                 };

@@ -9,23 +9,22 @@
 //! with a `/` delimiter; digest and Insights objects live under other folder names and are never
 //! listed (and are refused by name if a key still names them).
 //!
-//! Objects are fetched `parallelism` at a time; each object's compressed bytes (at most 50 MB
-//! per CloudTrail's limit) are gunzipped as a stream into the record splitter's buffer, and a
-//! corrupt or unreadable object is counted and skipped, never fatal.
+//! Objects are fetched `parallelism` at a time; each object is gunzipped into the record
+//! splitter's buffer, at most [`Limits::max_object_bytes`] (an object that inflates past it, a
+//! gzip bomb, is refused whole), and a corrupt, oversized or unreadable object is counted and
+//! skipped, never fatal.
 //!
 //! The AWS implementation of [`ObjectStore`] is in trailgate-aws (`s3.rs`); this crate has no
 //! AWS SDK.
 
 use std::future::Future;
-use std::io::Read;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use flate2::read::MultiGzDecoder;
 use time::{Date, OffsetDateTime};
 
-use super::files::{self, DEFAULT_MAX_RECORD_BYTES};
+use super::files::{self, Inflated, Limits};
 use crate::engine::Scan;
 use crate::error::{RunError, SourceError};
 use crate::output::{RunbookResult, SkipReason};
@@ -205,8 +204,9 @@ pub struct S3Options {
     pub accounts: Vec<String>,
     /// Only these Regions (all discovered when empty).
     pub regions: Vec<String>,
-    /// Records larger than this are skipped unparsed.
-    pub max_record_bytes: usize,
+    /// Records larger than this are skipped unparsed; objects that inflate past the object
+    /// cap are refused whole.
+    pub limits: Limits,
 }
 
 impl Default for S3Options {
@@ -216,7 +216,7 @@ impl Default for S3Options {
             parallelism: 8,
             accounts: Vec::new(),
             regions: Vec::new(),
-            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            limits: Limits::default(),
         }
     }
 }
@@ -371,7 +371,7 @@ impl<S: ObjectStore + Sync> S3Source<S> {
             let bodies = JoinAll::new(fetches).await;
             for ((key, _), body) in chunk.iter().zip(bodies) {
                 match body {
-                    Ok(bytes) => feed_object(key, &bytes, self.options.max_record_bytes, scan),
+                    Ok(bytes) => feed_object(key, &bytes, self.options.limits, scan),
                     Err(_) => scan.skip(SkipReason::UnreadableFile),
                 }
             }
@@ -380,19 +380,26 @@ impl<S: ObjectStore + Sync> S3Source<S> {
     }
 }
 
-/// Gunzips (when the key says so) and feeds one object's records.
-fn feed_object(key: &str, bytes: &[u8], max_record_bytes: usize, scan: &mut Scan<'_, '_>) {
+/// Gunzips (when the key says so) and feeds one object's records; an object that inflates past
+/// `limits.max_object_bytes` is refused whole and counted, and the scan goes on.
+pub fn feed_object(key: &str, bytes: &[u8], limits: Limits, scan: &mut Scan<'_, '_>) {
     scan.file_read();
-    if !key.to_ascii_lowercase().ends_with(".gz") {
-        files::feed_bytes(bytes, max_record_bytes, scan);
+    let gzipped = key.to_ascii_lowercase().ends_with(".gz");
+    if !gzipped && bytes.len() as u64 <= limits.max_object_bytes {
+        files::feed_bytes(bytes, limits.max_record_bytes, scan);
         return;
     }
-    let mut plain = Vec::with_capacity(bytes.len() * 8);
-    if MultiGzDecoder::new(bytes).read_to_end(&mut plain).is_err() {
+    let mut plain = Vec::new();
+    match files::inflate(bytes, gzipped, limits.max_object_bytes, &mut plain) {
+        Inflated::Whole => {}
         // Records decompressed before the error are kept, as for local files.
-        scan.skip(SkipReason::CorruptGzip);
+        Inflated::Broken => scan.skip(SkipReason::CorruptGzip),
+        Inflated::TooLarge => {
+            scan.skip(SkipReason::ObjectTooLarge);
+            return;
+        }
     }
-    files::feed_bytes(&plain, max_record_bytes, scan);
+    files::feed_bytes(&plain, limits.max_record_bytes, scan);
 }
 
 fn last_segment(folder: &str) -> &str {
