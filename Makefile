@@ -36,7 +36,7 @@ lint:
 static-checks:
 	scripts/static-checks.sh
 
-## Runbook engine speed vs DuckDB and the decompress+parse floor (slow: builds a 1 GB corpus once).
+## Runbook engine speed vs DuckDB 1.5 and 2.0, chdb and the decompression floors (slow: builds a 1 GB corpus once).
 bench-runbooks:
 	scripts/bench-runbooks.sh
 

@@ -4,6 +4,7 @@
 #   .venv-sam     aws-sam-cli, cargo-lambda, zig            (requirements/sam.txt)
 #   .venv-awscli  AWS CLI v1 for the demo                   (requirements/awscli.txt)
 #   .venv-duckdb  DuckDB for the runbook SQL proof + bench  (requirements/duckdb.txt)
+#   .venv-bench   DuckDB 2.0 and chdb, bench contenders only (requirements/bench.txt; not in the default set)
 #   .venv-lint    parliament, the IAM policy lint           (requirements/lint.txt)
 #   .venv-schemathesis  schemathesis, the API fuzzer        (requirements/schemathesis.txt)
 #   node_modules  asl-validator, playwright-core, iam-simulate, iam-data (package.json + package-lock.json, npm ci)
@@ -12,7 +13,8 @@
 # Idempotent and fast when nothing changed: each step leaves a stamp holding the hash of its
 # inputs and is skipped while the stamp matches. Only package registries are needed.
 #
-# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|lint|schemathesis|node|chromium|deny]...   (no argument = all)
+# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|bench|lint|schemathesis|node|chromium|deny]...
+#        (no argument = all but bench)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -151,6 +153,10 @@ for step in "${steps[@]}"; do
       check_python
       venv .venv-duckdb requirements/duckdb.txt
       ;;
+    bench)
+      check_python
+      venv .venv-bench requirements/bench.txt
+      ;;
     lint)
       check_python
       venv .venv-lint requirements/lint.txt
@@ -169,7 +175,7 @@ for step in "${steps[@]}"; do
       cargo_deny
       ;;
     *)
-      die "unknown step '$step' (expected moto, sam, awscli, duckdb, lint, schemathesis, node, chromium or deny)"
+      die "unknown step '$step' (expected moto, sam, awscli, duckdb, bench, lint, schemathesis, node, chromium or deny)"
       ;;
   esac
 done

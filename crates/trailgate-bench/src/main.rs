@@ -1,18 +1,21 @@
-//! `trailgate-bench`: the runbook engine speed benchmark of issue 6.
+//! `trailgate-bench`: the runbook engine speed benchmark (issues 6 and 16).
 //!
 //! Builds (or reuses) a deterministic corpus of gzipped trail files (`corpus`), then for each
-//! benchmarked runbook times three contenders over the same files with the same thread count:
-//! the engine (`FileSource` read in parallel, the code path of `jitctl runbook run`), DuckDB
-//! running the runbook's SQL from `trailgate_runbooks::sql` over a `duckdb_view` of the files,
-//! and the floor (gunzip with the same flate2 backend plus parsing every file into a
-//! `serde_json::Value`, no filter). It checks that the engine and DuckDB agree on the counts and
-//! prints a markdown table. The page cache is warmed by reading every file before timing.
+//! benchmarked runbook times, over the same files with the same thread count: the engine
+//! (`FileSource` read in parallel, the code path of `jitctl runbook run`), the SQL contenders of
+//! `contenders` (DuckDB 1.5 and 2.0 running the runbook's summary query from
+//! `trailgate_runbooks::sql`, ClickHouse embedded as chdb), and two floors: libdeflate
+//! decompressing whole objects (the fastest decompression available here: no scan of these
+//! files can beat it) and gunzip plus parsing every file into a `serde_json::Value` (the
+//! previous floor). Every contender must agree with the engine on the (scanned, matched,
+//! outside-window) counts, and the floors with the corpus manifest, or the run fails. The page
+//! cache is warmed by reading every file before timing.
 
+mod contenders;
 mod corpus;
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::io::Read;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -23,12 +26,12 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use trailgate_runbooks::source::files::FileSource;
 use trailgate_runbooks::source::parallel::available_threads;
-use trailgate_runbooks::sql::{self, Dialect, FileLayout, Section};
+use trailgate_runbooks::sql::{Dialect, Section};
 use trailgate_runbooks::{Library, Params, run};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
-#[command(about = "Runbook engine vs DuckDB vs the decompress+parse floor")]
+#[command(about = "Runbook engine vs DuckDB 1.5 and 2.0 vs chdb vs the decompression floors")]
 struct Options {
     /// Repository root (runbooks/, the DuckDB runner and venv are found from it).
     #[arg(long, default_value = ".")]
@@ -54,9 +57,12 @@ struct Options {
     /// Timed runs per contender; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Python with the `duckdb` module.
+    /// Python with the `duckdb` module (DuckDB 1.5, the SQL proof's).
     #[arg(long, default_value = ".venv-duckdb/bin/python")]
     python: PathBuf,
+    /// Python with DuckDB 2.0 and chdb (`scripts/bootstrap.sh bench`).
+    #[arg(long, default_value = ".venv-bench/bin/python")]
+    bench_python: PathBuf,
     /// Only build the corpus.
     #[arg(long)]
     corpus_only: bool,
@@ -157,7 +163,7 @@ fn main() -> Result<()> {
     }
 
     warm(&files)?;
-    let (floor, gunzip) = floors(&files, &corpus, threads, runs)?;
+    let floors = floors(&files, &corpus, threads, runs)?;
     let mut rows = Vec::new();
     for case in cases() {
         let bench = Bench {
@@ -171,7 +177,7 @@ fn main() -> Result<()> {
         };
         rows.push(measure(&bench, case)?);
     }
-    print_report(&corpus, threads, runs, &floor, &gunzip, &rows);
+    print_report(&corpus, threads, runs, &floors, &rows);
     Ok(())
 }
 
@@ -182,12 +188,16 @@ fn floors(
     corpus: &corpus::Corpus,
     threads: usize,
     runs: usize,
-) -> Result<(Timing, Timing)> {
+) -> Result<Floors> {
     let mut floor = Timing {
         seconds: Vec::new(),
     };
-    // Gunzip alone, for reference: what no scan of these files can beat.
+    // Gunzip alone with the engine's flate2 backend, for reference.
     let mut gunzip = Timing {
+        seconds: Vec::new(),
+    };
+    // Whole objects through libdeflate: what no scan of these files can beat.
+    let mut deflate = Timing {
         seconds: Vec::new(),
     };
     for run in 0..runs {
@@ -202,6 +212,17 @@ fn floors(
         gunzip.seconds.push(seconds);
     }
     for run in 0..runs {
+        let (seconds, raw) = libdeflate_once(files, threads)?;
+        eprintln!("libdeflate run {}: {seconds:.2}s", run + 1);
+        if raw != corpus.raw_bytes {
+            bail!(
+                "libdeflate gave {raw} bytes, manifest says {}",
+                corpus.raw_bytes
+            );
+        }
+        deflate.seconds.push(seconds);
+    }
+    for run in 0..runs {
         let (seconds, records, raw) = floor_once(files, threads, true)?;
         eprintln!("floor run {}: {seconds:.2}s", run + 1);
         if records != corpus.records || raw != corpus.raw_bytes {
@@ -213,7 +234,21 @@ fn floors(
         }
         floor.seconds.push(seconds);
     }
-    Ok((floor, gunzip))
+    Ok(Floors {
+        parse: floor,
+        gunzip,
+        deflate,
+    })
+}
+
+/// The reference timings that do not depend on the runbook.
+struct Floors {
+    /// gunzip (flate2) + parse every file into a `Value`.
+    parse: Timing,
+    /// gunzip (flate2) alone.
+    gunzip: Timing,
+    /// libdeflate, whole objects, alone.
+    deflate: Timing,
 }
 
 /// What every runbook of one benchmark run is measured with.
@@ -227,16 +262,15 @@ struct Bench<'a> {
     runs: usize,
 }
 
-/// One runbook in the engine and in DuckDB; the two must count the same records.
+/// One runbook in the engine and in every SQL contender; all must count the same records.
 fn measure(bench: &Bench<'_>, case: Case) -> Result<Row> {
     let Bench {
-        options,
         corpus,
-        files,
         library,
         window,
         threads,
         runs,
+        ..
     } = *bench;
     let runbook = library
         .get(case.id)
@@ -254,19 +288,28 @@ fn measure(bench: &Bench<'_>, case: Case) -> Result<Row> {
         .iter()
         .find(|query| query.section == Section::Summary)
         .context("the SQL plan has no summary query")?;
-    let (duckdb, duckdb_counts, version) =
-        duckdb_runs(options, files, threads, runs, &summary.sql, case.id)?;
-    if duckdb_counts != engine_counts {
-        bail!(
-            "{}: engine (scanned, matched, outside) = {engine_counts:?} but DuckDB = {duckdb_counts:?}",
-            case.id
+    let mut measured = Vec::new();
+    for contender in [Engine::DuckDb, Engine::DuckDb2, Engine::Chdb] {
+        let (result, counts) = sql_runs(bench, contender, &summary.sql, case.id)?;
+        if counts != engine_counts {
+            bail!(
+                "{}: engine (scanned, matched, outside) = {engine_counts:?} but {} = {counts:?}",
+                case.id,
+                result.name
+            );
+        }
+        eprintln!(
+            "{}: engine and {} agree: scanned {}, matched {}",
+            case.id, result.name, counts.0, counts.1
         );
+        measured.push(result);
     }
-    eprintln!(
-        "{}: engine and DuckDB agree: scanned {}, matched {}",
-        case.id, engine_counts.0, engine_counts.1
-    );
-    Ok((case, engine, duckdb, engine_counts, version))
+    Ok(Row {
+        case,
+        engine,
+        contenders: measured,
+        counts: engine_counts,
+    })
 }
 
 /// The engine's runs of one runbook over the corpus: every file read, no record skipped, the
@@ -369,83 +412,173 @@ fn floor_once(files: &[PathBuf], threads: usize, parse: bool) -> Result<(f64, u6
     ))
 }
 
-/// Runs the summary query `runs` times on DuckDB; returns the timings, the counts (scanned,
-/// matched, outside window) and DuckDB's version.
-fn duckdb_runs(
-    options: &Options,
-    files: &[PathBuf],
-    threads: usize,
-    runs: usize,
-    sql: &str,
+/// Decompresses every file whole with libdeflate on `threads` threads; returns (seconds,
+/// uncompressed bytes). The output buffer is sized from the gzip trailer (ISIZE), and the
+/// output must match the trailer's CRC-32 and size: libdeflate decodes one member only, so a
+/// multi-member object fails here instead of being under-counted (the corpus is single-member,
+/// and the caller checks the bytes against its manifest).
+fn libdeflate_once(files: &[PathBuf], threads: usize) -> Result<(f64, u64)> {
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let raw = AtomicU64::new(0);
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    let mut decompressor = libdeflater::Decompressor::new();
+                    let mut output = Vec::new();
+                    let mut input = Vec::new();
+                    while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        input.clear();
+                        std::fs::File::open(file)?.read_to_end(&mut input)?;
+                        let Some(trailer) = input.len().checked_sub(8).map(|at| &input[at..])
+                        else {
+                            bail!("{}: not gzip", file.display());
+                        };
+                        let crc =
+                            u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+                        let size =
+                            u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+                        // The trailer is the file's word: refuse a claim past CloudTrail's sizes.
+                        if size > 1 << 30 {
+                            bail!("{}: claims {size} bytes uncompressed", file.display());
+                        }
+                        output.resize(size as usize, 0);
+                        let written = decompressor
+                            .gzip_decompress(&input, &mut output)
+                            .map_err(|error| anyhow::anyhow!("{}: {error:?}", file.display()))?;
+                        if written != size as usize || libdeflater::crc32(&output[..written]) != crc
+                        {
+                            bail!("{}: multi-member or corrupt gzip", file.display());
+                        }
+                        raw.fetch_add(written as u64, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a libdeflate worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok((started.elapsed().as_secs_f64(), raw.into_inner()))
+}
+
+/// A SQL contender: which engine, through which Python.
+#[derive(Clone, Copy)]
+enum Engine {
+    /// DuckDB 1.5 (`--python`).
+    DuckDb,
+    /// DuckDB 2.0 (`--bench-python`).
+    DuckDb2,
+    /// ClickHouse embedded (`--bench-python`).
+    Chdb,
+}
+
+/// One contender's runs of one runbook.
+struct Measured {
+    name: String,
+    timing: Timing,
+}
+
+/// Runs one runbook's summary query `runs` times on `engine`; returns the contender's name
+/// (with its version), the timings and the counts (scanned, matched, outside window).
+fn sql_runs(
+    bench: &Bench<'_>,
+    engine: Engine,
+    duckdb_sql: &str,
     id: &str,
-) -> Result<(Timing, (u64, u64, u64), String)> {
-    let python = options.repo.join(&options.python);
-    let runner = options
-        .repo
-        .join("crates/trailgate-runbooks/tests/support/duckdb_run.py");
-    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    let view = sql::duckdb_view("ct", &paths, FileLayout::Records)?;
-    let queries: Vec<Value> = (0..runs)
-        .map(|run| json!({"id": format!("{id}/{run}"), "sql": sql}))
-        .collect();
-    let request = json!({"threads": threads, "setup": [view], "queries": queries});
-    let mut child = Command::new(&python)
-        .arg(&runner)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (run scripts/bootstrap.sh duckdb)",
-                python.display()
-            )
-        })?;
-    child
-        .stdin
-        .take()
-        .context("DuckDB runner stdin")?
-        .write_all(&serde_json::to_vec(&request)?)?;
-    let output = child.wait_with_output()?;
-    if !output.status.success() {
-        bail!(
-            "DuckDB runner failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let answer: Value = serde_json::from_slice(&output.stdout)?;
-    if let Some(errors) = answer["errors"].as_object()
-        && !errors.is_empty()
-    {
-        bail!("DuckDB rejected the query: {errors:?}");
-    }
+) -> Result<(Measured, (u64, u64, u64))> {
+    let options = bench.options;
+    let (python, script, setup) = match engine {
+        Engine::DuckDb => (
+            &options.python,
+            "crates/trailgate-runbooks/tests/support/duckdb_run.py",
+            "scripts/bootstrap.sh duckdb",
+        ),
+        Engine::DuckDb2 => (
+            &options.bench_python,
+            "crates/trailgate-runbooks/tests/support/duckdb_run.py",
+            "scripts/bootstrap.sh bench",
+        ),
+        Engine::Chdb => (
+            &options.bench_python,
+            "crates/trailgate-bench/support/chdb_run.py",
+            "scripts/bootstrap.sh bench",
+        ),
+    };
+    let request = match engine {
+        Engine::DuckDb | Engine::DuckDb2 => json!({
+            "threads": bench.threads,
+            "setup": [contenders::duckdb_view("ct", bench.files)?],
+            "queries": contenders::repeated(id, duckdb_sql, bench.runs),
+        }),
+        Engine::Chdb => {
+            let sql = contenders::clickhouse_summary(
+                id,
+                &bench.corpus.root,
+                (
+                    bench.window.0.unix_timestamp(),
+                    bench.window.1.unix_timestamp(),
+                ),
+                bench.threads,
+            )?;
+            json!({"queries": contenders::repeated(id, &sql, bench.runs)})
+        }
+    };
+    let answer = contenders::run_python(
+        &options.repo.join(python),
+        &options.repo.join(script),
+        &request,
+        setup,
+    )?;
+    let name = match engine {
+        Engine::DuckDb | Engine::DuckDb2 => {
+            format!("DuckDB {}", answer["duckdb"].as_str().unwrap_or("?"))
+        }
+        Engine::Chdb => format!(
+            "chdb {} (ClickHouse {})",
+            answer["chdb"].as_str().unwrap_or("?"),
+            answer["clickhouse"].as_str().unwrap_or("?")
+        ),
+    };
     let mut timing = Timing {
         seconds: Vec::new(),
     };
     let mut counts = None;
-    for run in 0..runs {
+    for run in 0..bench.runs {
         let result = &answer["results"][format!("{id}/{run}")];
         let seconds = result["seconds"]
             .as_f64()
-            .context("DuckDB answer without seconds")?;
-        eprintln!("{id} DuckDB run {}: {seconds:.2}s", run + 1);
+            .with_context(|| format!("{name}: an answer without seconds"))?;
+        eprintln!("{id} {name} run {}: {seconds:.2}s", run + 1);
         timing.seconds.push(seconds);
-        let row = &result["rows"][0];
-        let number = |index: usize| row[index].as_u64().unwrap_or(u64::MAX);
-        counts = Some((number(0), number(1), number(2)));
+        let these = contenders::counts(&result["rows"][0]);
+        if counts.is_some_and(|previous| previous != these) {
+            bail!("{id}: {name}'s counts changed between runs");
+        }
+        counts = Some(these);
     }
-    let version = answer["duckdb"].as_str().unwrap_or("?").to_owned();
-    Ok((timing, counts.context("no DuckDB run")?, version))
+    let counts = counts.with_context(|| format!("no {name} run"))?;
+    Ok((Measured { name, timing }, counts))
 }
 
-type Row = (Case, Timing, Timing, (u64, u64, u64), String);
+/// One runbook's measurements: the engine, then every contender.
+struct Row {
+    case: Case,
+    engine: Timing,
+    contenders: Vec<Measured>,
+    counts: (u64, u64, u64),
+}
 
 fn print_report(
     corpus: &corpus::Corpus,
     threads: usize,
     runs: usize,
-    floor: &Timing,
-    gunzip: &Timing,
+    floors: &Floors,
     rows: &[Row],
 ) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -457,7 +590,6 @@ fn print_report(
                 .map(|(_, model)| model.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown".into());
-    let version = rows.first().map_or("?", |row| row.4.as_str());
     println!(
         "Machine: {} logical CPUs ({cpu}); every contender on {threads} threads; median of {runs} runs; page cache warm (every file read once before timing).",
         available_threads()
@@ -470,11 +602,11 @@ fn print_report(
         corpus.raw_bytes as f64 / 1e9
     );
     println!(
-        "DuckDB {version}: the runbook's summary query (one scan: scanned, matched, outside-window counts) over `sql::duckdb_view`."
+        "Contenders run the runbook's summary (one scan: scanned, matched, outside-window counts), each agreeing with the engine: DuckDB the compiled SQL over a typed `from_json` view, chdb a ClickHouse query over a typed JSONEachRow schema (crates/trailgate-bench/src/contenders.rs)."
     );
     println!();
     println!(
-        "| runbook | contender | median s (all runs) | records/s | MB/s gz | MB/s raw | DuckDB ÷ engine | engine ÷ floor |"
+        "| runbook | contender | median s (all runs) | records/s | MB/s gz | MB/s raw | contender ÷ engine | ÷ libdeflate floor |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     let rate = |seconds: f64| {
@@ -485,37 +617,43 @@ fn print_report(
             corpus.raw_bytes as f64 / 1e6 / seconds
         )
     };
-    for (case, engine, duckdb, counts, _) in rows {
-        let (engine_s, duckdb_s, floor_s) = (engine.median(), duckdb.median(), floor.median());
+    let deflate_s = floors.deflate.median();
+    for row in rows {
+        let engine_s = row.engine.median();
         println!(
-            "| {} ({}; {} matched) | trailgate | {engine_s:.2} ({}) | {} | {:.2}x | {:.2}x |",
-            case.id,
-            case.why,
-            counts.1,
-            engine.all(),
+            "| {} ({}; {} matched) | trailgate | {engine_s:.2} ({}) | {} | 1.00x | {:.2}x |",
+            row.case.id,
+            row.case.why,
+            row.counts.1,
+            row.engine.all(),
             rate(engine_s),
-            duckdb_s / engine_s,
-            engine_s / floor_s
+            engine_s / deflate_s
         );
+        for contender in &row.contenders {
+            let seconds = contender.timing.median();
+            println!(
+                "| | {} | {seconds:.2} ({}) | {} | {:.2}x | {:.2}x |",
+                contender.name,
+                contender.timing.all(),
+                rate(seconds),
+                seconds / engine_s,
+                seconds / deflate_s
+            );
+        }
+    }
+    for (name, timing) in [
+        ("floor: libdeflate, whole objects", &floors.deflate),
+        ("gunzip alone (flate2, the engine's)", &floors.gunzip),
+        ("gunzip + parse to Value (the old floor)", &floors.parse),
+    ] {
+        let seconds = timing.median();
         println!(
-            "| | DuckDB | {duckdb_s:.2} ({}) | {} | 1.00x | |",
-            duckdb.all(),
-            rate(duckdb_s)
+            "| (any) | {name} | {seconds:.2} ({}) | {} | | {:.2}x |",
+            timing.all(),
+            rate(seconds),
+            seconds / deflate_s
         );
     }
-    let floor_s = floor.median();
-    println!(
-        "| (any) | floor: gunzip + parse to Value | {floor_s:.2} ({}) | {} | | 1.00x |",
-        floor.all(),
-        rate(floor_s)
-    );
-    let gunzip_s = gunzip.median();
-    println!(
-        "| (any) | gunzip alone (reference, not a contender) | {gunzip_s:.2} ({}) | {} | | {:.2}x |",
-        gunzip.all(),
-        rate(gunzip_s),
-        gunzip_s / floor_s
-    );
 }
 
 /// Single-thread stage timings over `files`, to see where the time goes.
