@@ -375,41 +375,20 @@ fn warm(files: &[PathBuf]) -> Result<()> {
 /// Gunzips and (if `parse`) parses every file into a `Value`, on `threads` threads; returns
 /// (seconds, records (0 without `parse`), uncompressed bytes).
 fn floor_once(files: &[PathBuf], threads: usize, parse: bool) -> Result<(f64, u64, u64)> {
-    let started = Instant::now();
-    let next = AtomicUsize::new(0);
     let records = AtomicU64::new(0);
     let raw = AtomicU64::new(0);
-    std::thread::scope(|scope| -> Result<()> {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    let mut bytes = Vec::new();
-                    while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        bytes.clear();
-                        MultiGzDecoder::new(std::fs::File::open(file)?).read_to_end(&mut bytes)?;
-                        if parse {
-                            let document: Value = serde_json::from_slice(&bytes)?;
-                            let count = document["Records"].as_array().map_or(0, Vec::len);
-                            records.fetch_add(count as u64, Ordering::Relaxed);
-                        }
-                        raw.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker
-                .join()
-                .map_err(|_| anyhow::anyhow!("a floor worker panicked"))??;
+    let seconds = on_threads(files, threads, Vec::new, |file, bytes| {
+        bytes.clear();
+        MultiGzDecoder::new(std::fs::File::open(file)?).read_to_end(bytes)?;
+        if parse {
+            let document: Value = serde_json::from_slice(bytes)?;
+            let count = document["Records"].as_array().map_or(0, Vec::len);
+            records.fetch_add(count as u64, Ordering::Relaxed);
         }
+        raw.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
     })?;
-    Ok((
-        started.elapsed().as_secs_f64(),
-        records.into_inner(),
-        raw.into_inner(),
-    ))
+    Ok((seconds, records.into_inner(), raw.into_inner()))
 }
 
 /// Decompresses every file whole with libdeflate on `threads` threads; returns (seconds,
@@ -418,40 +397,51 @@ fn floor_once(files: &[PathBuf], threads: usize, parse: bool) -> Result<(f64, u6
 /// multi-member object fails here instead of being under-counted (the corpus is single-member,
 /// and the caller checks the bytes against its manifest).
 fn libdeflate_once(files: &[PathBuf], threads: usize) -> Result<(f64, u64)> {
+    let raw = AtomicU64::new(0);
+    let fresh = || (libdeflater::Decompressor::new(), Vec::new(), Vec::new());
+    let seconds = on_threads(files, threads, fresh, |file, state| {
+        let (decompressor, input, output) = state;
+        input.clear();
+        std::fs::File::open(file)?.read_to_end(input)?;
+        let Some(trailer) = input.len().checked_sub(8).map(|at| &input[at..]) else {
+            bail!("{}: not gzip", file.display());
+        };
+        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+        // The trailer is the file's word: refuse a claim past CloudTrail's sizes.
+        if size > 1 << 30 {
+            bail!("{}: claims {size} bytes uncompressed", file.display());
+        }
+        output.resize(size as usize, 0);
+        let written = decompressor
+            .gzip_decompress(input, output)
+            .map_err(|error| anyhow::anyhow!("{}: {error:?}", file.display()))?;
+        if written != size as usize || libdeflater::crc32(&output[..written]) != crc {
+            bail!("{}: multi-member or corrupt gzip", file.display());
+        }
+        raw.fetch_add(written as u64, Ordering::Relaxed);
+        Ok(())
+    })?;
+    Ok((seconds, raw.into_inner()))
+}
+
+/// Runs `work` on every file, `threads` workers taking the next file from a shared counter,
+/// each with its own `state`; returns the wall time in seconds, or the first error.
+fn on_threads<S>(
+    files: &[PathBuf],
+    threads: usize,
+    state: impl Fn() -> S + Sync,
+    work: impl Fn(&PathBuf, &mut S) -> Result<()> + Sync,
+) -> Result<f64> {
     let started = Instant::now();
     let next = AtomicUsize::new(0);
-    let raw = AtomicU64::new(0);
     std::thread::scope(|scope| -> Result<()> {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| -> Result<()> {
-                    let mut decompressor = libdeflater::Decompressor::new();
-                    let mut output = Vec::new();
-                    let mut input = Vec::new();
+                    let mut own = state();
                     while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        input.clear();
-                        std::fs::File::open(file)?.read_to_end(&mut input)?;
-                        let Some(trailer) = input.len().checked_sub(8).map(|at| &input[at..])
-                        else {
-                            bail!("{}: not gzip", file.display());
-                        };
-                        let crc =
-                            u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-                        let size =
-                            u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-                        // The trailer is the file's word: refuse a claim past CloudTrail's sizes.
-                        if size > 1 << 30 {
-                            bail!("{}: claims {size} bytes uncompressed", file.display());
-                        }
-                        output.resize(size as usize, 0);
-                        let written = decompressor
-                            .gzip_decompress(&input, &mut output)
-                            .map_err(|error| anyhow::anyhow!("{}: {error:?}", file.display()))?;
-                        if written != size as usize || libdeflater::crc32(&output[..written]) != crc
-                        {
-                            bail!("{}: multi-member or corrupt gzip", file.display());
-                        }
-                        raw.fetch_add(written as u64, Ordering::Relaxed);
+                        work(file, &mut own)?;
                     }
                     Ok(())
                 })
@@ -460,11 +450,11 @@ fn libdeflate_once(files: &[PathBuf], threads: usize) -> Result<(f64, u64)> {
         for worker in workers {
             worker
                 .join()
-                .map_err(|_| anyhow::anyhow!("a libdeflate worker panicked"))??;
+                .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
         }
         Ok(())
     })?;
-    Ok((started.elapsed().as_secs_f64(), raw.into_inner()))
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// A SQL contender: which engine, through which Python.
