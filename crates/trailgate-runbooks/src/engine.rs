@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::error::{ParamError, RunError};
 use crate::filter::{self, Bound, Matcher};
-use crate::output::{Aggregator, Coverage, RunbookResult, SkipReason};
+use crate::output::{Aggregator, AggregatorState, Coverage, RunbookResult, SkipReason};
 use crate::params::{self, Params, Window};
 use crate::prefilter::{self, Prefilter, Shape};
 use crate::runbook::Runbook;
@@ -124,6 +124,40 @@ impl<'r> Compiled<'r> {
             scratch: Vec::new(),
         }
     }
+}
+
+/// The counts and output state of one part of a scan, as data (JSON through serde): a scan
+/// split over processes (the Distributed Map scanner's batches) merges its parts with
+/// [`Scan::absorb`], the engine's own merge.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScanState {
+    runbook: String,
+    /// The window `[start, end)` and the bound parameters: a part of another binding of the
+    /// same runbook is refused too.
+    window: (i64, i64),
+    bound: Bound,
+    events_scanned: u64,
+    events_matched: u64,
+    events_outside_window: u64,
+    files_read: u64,
+    skips: BTreeMap<SkipReason, u64>,
+    truncated: bool,
+    notes: Vec<String>,
+    aggregator: AggregatorState,
+}
+
+/// Why a part's state cannot be merged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The state is another runbook's.
+    #[error("the partial result is runbook `{0}`'s")]
+    OtherRunbook(String),
+    /// The state is of this runbook with another window or other parameters.
+    #[error("the partial result has another window or other parameter values")]
+    OtherBinding,
+    /// The state's sections or sizes are not this runbook's.
+    #[error("the partial result does not have this runbook's output sections")]
+    Shape,
 }
 
 /// A streaming evaluation: feed records, then [`Scan::finish`].
@@ -248,6 +282,56 @@ impl<'c, 'r> Scan<'c, 'r> {
         self.truncated |= other.truncated;
         self.notes.extend(other.notes);
         self.aggregator.merge(other.aggregator);
+    }
+
+    /// Ends this part of a split scan: its counts and output state as data, to be sent to
+    /// where the parts are merged ([`Scan::absorb`]). Parts that read files should mark each
+    /// with its index in the whole listing ([`Scan::begin_file`]), so rows with equal times
+    /// keep the order of one sequential read.
+    pub fn into_state(self) -> ScanState {
+        ScanState {
+            runbook: self.compiled.runbook.id().to_owned(),
+            window: (self.compiled.window.start, self.compiled.window.end),
+            bound: self.compiled.bound.clone(),
+            events_scanned: self.events_scanned,
+            events_matched: self.events_matched,
+            events_outside_window: self.events_outside_window,
+            files_read: self.files_read,
+            skips: self.skips,
+            truncated: self.truncated,
+            notes: self.notes,
+            aggregator: self.aggregator.state(),
+        }
+    }
+
+    /// Merges a part's [`ScanState`] into this scan, as [`Scan::merge`] merges a scan: the
+    /// result is the one of a single scan over both inputs. A state of another runbook, or
+    /// whose sections are not this runbook's, is refused and changes nothing.
+    pub fn absorb(&mut self, state: ScanState) -> Result<(), StateError> {
+        let runbook = self.compiled.runbook;
+        if state.runbook != runbook.id() {
+            return Err(StateError::OtherRunbook(state.runbook));
+        }
+        let window = self.compiled.window;
+        if state.window != (window.start, window.end) || state.bound != self.compiled.bound {
+            return Err(StateError::OtherBinding);
+        }
+        let aggregator = Aggregator::from_state(&runbook.spec().output, state.aggregator)
+            .ok_or(StateError::Shape)?;
+        let part = Scan {
+            compiled: self.compiled,
+            aggregator,
+            events_scanned: state.events_scanned,
+            events_matched: state.events_matched,
+            events_outside_window: state.events_outside_window,
+            files_read: state.files_read,
+            skips: state.skips,
+            truncated: state.truncated,
+            notes: state.notes,
+            scratch: Vec::new(),
+        };
+        self.merge(part);
+        Ok(())
     }
 
     /// Evaluates one record.

@@ -49,7 +49,7 @@ mod template;
 pub mod timefmt;
 mod validate;
 
-pub use engine::{Compiled, Scan, run};
+pub use engine::{Compiled, Scan, ScanState, StateError, run};
 pub use error::{InvalidRunbook, LoadError, ParamError, Problem, RunError, SourceError};
 pub use library::Library;
 pub use output::{Coverage, RunbookResult};

@@ -20,7 +20,10 @@ pub const MAX_GROUPS: usize = 100_000;
 pub const MAX_DISTINCT_PER_GROUP: usize = 10_000;
 
 /// Why a record (or a file's remainder) was not evaluated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// Not valid JSON.
     InvalidJson,
@@ -284,6 +287,43 @@ pub(crate) struct Aggregator {
     seq: u64,
 }
 
+/// [`Aggregator`]'s state as data: what one part of a split scan hands to the merge.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub(crate) struct AggregatorState {
+    rows: Option<RowsState>,
+    counts: Option<CountsState>,
+    top: Option<TallyState>,
+    distinct: Vec<TallyState>,
+    first_last: Option<FirstLastState>,
+}
+
+/// Kept rows as (sort time, arrival order, values), and the rows matched.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+struct RowsState {
+    kept: Vec<(i64, u64, Vec<String>)>,
+    matched: u64,
+}
+
+/// Groups as (key, count, distinct values seen).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+struct CountsState {
+    groups: Vec<(Vec<String>, u64, Vec<String>)>,
+    truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+struct TallyState {
+    counts: Vec<(String, u64)>,
+    truncated: bool,
+}
+
+/// Keys as (key, first, last, count).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+struct FirstLastState {
+    keys: Vec<(Vec<String>, i64, i64, u64)>,
+    truncated: bool,
+}
+
 /// Key fields, key -> (first, last, count), and whether the cap was hit.
 type FirstLastAgg = (Vec<FieldPath>, HashMap<Vec<String>, (i64, i64, u64)>, bool);
 
@@ -527,6 +567,102 @@ impl Aggregator {
                 }
             }
         }
+    }
+
+    /// The aggregation so far as data (for a scan split across processes; see
+    /// `engine::ScanState`).
+    pub(crate) fn state(self) -> AggregatorState {
+        let tally = |tally: Tally| TallyState {
+            counts: tally.counts.into_iter().collect(),
+            truncated: tally.truncated,
+        };
+        AggregatorState {
+            rows: self.rows.map(|rows| RowsState {
+                kept: rows.heap.into_vec(),
+                matched: rows.matched,
+            }),
+            counts: self.counts.map(|counts| CountsState {
+                groups: counts
+                    .groups
+                    .into_iter()
+                    .map(|(key, (count, seen))| (key, count, seen.into_iter().collect()))
+                    .collect(),
+                truncated: counts.truncated,
+            }),
+            top: self.top.map(|(_, _, top)| tally(top)),
+            distinct: self.distinct.into_iter().map(|(_, t)| tally(t)).collect(),
+            first_last: self.first_last.map(|(_, seen, truncated)| FirstLastState {
+                keys: seen
+                    .into_iter()
+                    .map(|(key, (first, last, count))| (key, first, last, count))
+                    .collect(),
+                truncated,
+            }),
+        }
+    }
+
+    /// An aggregator of `spec` holding `state`, to be merged into another of the same spec.
+    /// `None` if the state's sections are not the spec's (a state from another runbook).
+    pub(crate) fn from_state(spec: &OutputSpec, state: AggregatorState) -> Option<Aggregator> {
+        let mut aggregator = Aggregator::new(spec);
+        let tally = |state: TallyState| {
+            (state.counts.len() <= MAX_GROUPS).then(|| Tally {
+                counts: state.counts.into_iter().collect(),
+                truncated: state.truncated,
+            })
+        };
+        match (&mut aggregator.rows, state.rows) {
+            (Some(rows), Some(state)) if state.kept.len() <= rows.limit => {
+                rows.heap = state.kept.into();
+                rows.matched = state.matched;
+            }
+            (None, None) => {}
+            _ => return None,
+        }
+        match (&mut aggregator.counts, state.counts) {
+            (Some(counts), Some(state))
+                if state.groups.len() <= MAX_GROUPS
+                    && state.groups.iter().all(|(key, _, seen)| {
+                        key.len() == counts.fields.len() && seen.len() <= MAX_DISTINCT_PER_GROUP
+                    }) =>
+            {
+                counts.groups = state
+                    .groups
+                    .into_iter()
+                    .map(|(key, count, seen)| (key, (count, seen.into_iter().collect())))
+                    .collect();
+                counts.truncated = state.truncated;
+            }
+            (None, None) => {}
+            _ => return None,
+        }
+        match (&mut aggregator.top, state.top) {
+            (Some((_, _, top)), Some(state)) => *top = tally(state)?,
+            (None, None) => {}
+            _ => return None,
+        }
+        if aggregator.distinct.len() != state.distinct.len() {
+            return None;
+        }
+        for ((_, distinct), state) in aggregator.distinct.iter_mut().zip(state.distinct) {
+            *distinct = tally(state)?;
+        }
+        match (&mut aggregator.first_last, state.first_last) {
+            (Some((fields, seen, truncated)), Some(state))
+                if state.keys.len() <= MAX_GROUPS
+                    && state.keys.iter().all(|(key, ..)| key.len() == fields.len()) =>
+            {
+                *seen = state
+                    .keys
+                    .into_iter()
+                    .map(|(key, first, last, count)| (key, (first, last, count)))
+                    .collect();
+                *truncated = state.truncated;
+            }
+            (None, None) => {}
+            _ => return None,
+        }
+        Some(aggregator)
     }
 
     /// Whether any grouping hit its cap.
