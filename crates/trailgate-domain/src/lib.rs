@@ -11,6 +11,8 @@
 //!   and its bounds; `trailgate-review` produces the findings.
 //! - [`ledger`]: hash-chained audit events and the change set a transition commits.
 //! - [`link`]: approval links signed for one approver and bound to one request's content.
+//! - [`slack`]: Slack interactivity requests: the signature check (replay window, constant-time
+//!   compare) and a button press read into the ids Slack signed and the decision.
 //! - [`organization`]: the Organization's accounts and OUs, as intake needs them.
 //! - [`policy`]: the IAM documents trailgate writes (per-request deny, session policy).
 //! - [`user_deny`]: the deny in a permission set that ends an Identity Center user's sessions.
@@ -34,6 +36,7 @@ pub mod policy;
 pub mod ports;
 pub mod request;
 pub mod service;
+pub mod slack;
 pub mod time;
 pub mod user_deny;
 
