@@ -37,6 +37,36 @@ pub struct Person {
     pub email: Option<String>,
     /// IAM user ARNs or sessions of identity-provider roles, each naming exactly one identity.
     pub principals: Vec<String>,
+    /// The person's Slack user, for decisions by Slack button: the ids Slack signs into every
+    /// interaction (never a name, which users choose).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackUser>,
+}
+
+/// A Slack user: workspace id (`T...`) and user id (`U...` or `W...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackUser {
+    pub team_id: String,
+    pub user_id: String,
+}
+
+impl SlackUser {
+    fn check(&self, person: &str) -> Result<()> {
+        let shaped = |text: &str, first: &[u8]| {
+            (9..=15).contains(&text.len())
+                && first.contains(&text.as_bytes()[0])
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        };
+        if !shaped(&self.team_id, b"TE") || !shaped(&self.user_id, b"UW") {
+            return Err(Error::internal(format!(
+                "person `{person}`: slack needs team_id `T...` and user_id `U...` or `W...` (Slack's ids, upper-case letters and digits)"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One requestable target: one role (`role_arn`), one role name in several accounts of the
@@ -228,6 +258,7 @@ impl Catalog {
     /// could share one inbox or one principal, and a quorum of two could be met by one person.
     fn validate_people(&self) -> Result<()> {
         let mut listed = HashSet::new();
+        let mut slack_users: HashMap<(&str, &str), &str> = HashMap::new();
         for person in &self.people {
             check_person_id(&person.id)?;
             if !listed.insert(person.id.as_str()) {
@@ -241,6 +272,17 @@ impl Catalog {
                     "person `{}` has no principals",
                     person.id
                 )));
+            }
+            if let Some(slack) = &person.slack {
+                slack.check(&person.id)?;
+                if let Some(other) =
+                    slack_users.insert((&slack.team_id, &slack.user_id), &person.id)
+                {
+                    return Err(Error::internal(format!(
+                        "Slack user `{}` of `{}` belongs to both `{other}` and `{}`: one person, one id",
+                        slack.user_id, slack.team_id, person.id
+                    )));
+                }
             }
         }
         let mut email_of: HashMap<&str, String> = HashMap::new();
@@ -318,6 +360,20 @@ impl Catalog {
                     .any(|p| Principal::parse(p).is_ok_and(|p| p.key() == key))
             })
             .map(|(id, _, _)| id)
+    }
+
+    /// The person whose Slack user this is (workspace and user id as Slack signed them), or
+    /// `None` when no person lists it: a Slack user is never a person by name.
+    pub fn person_of_slack(&self, team_id: &str, user_id: &str) -> Option<&str> {
+        self.people
+            .iter()
+            .find(|person| {
+                person
+                    .slack
+                    .as_ref()
+                    .is_some_and(|slack| slack.team_id == team_id && slack.user_id == user_id)
+            })
+            .map(|person| person.id.as_str())
     }
 
     /// The person a requester is, or why the caller cannot be one (a 403 naming the reason).
@@ -934,6 +990,65 @@ mod tests {
         ] {
             let err = catalog.resolve_requester(arn).unwrap_err();
             assert_eq!(err.kind, crate::ErrorKind::Forbidden, "{arn}");
+        }
+    }
+
+    #[test]
+    fn a_slack_user_is_one_listed_person_by_the_ids_slack_signs() {
+        let with_slack = |people: serde_json::Value| {
+            let mut json: serde_json::Value = serde_json::from_str(&sample_catalog_json()).unwrap();
+            json["people"] = people;
+            Catalog::load(&json.to_string(), "trailgate-")
+        };
+        let person = |id: &str, arn: &str, user: &str| serde_json::json!({"id": id, "principals": [arn], "slack": {"team_id": "T0TEAM0001", "user_id": user}});
+        let catalog = with_slack(serde_json::json!([
+            person("bob", "arn:aws:iam::123456789012:user/bob", "U0BOB00001"),
+            person(
+                "carol",
+                "arn:aws:iam::123456789012:user/carol",
+                "W0CAROL001"
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            catalog.person_of_slack("T0TEAM0001", "U0BOB00001"),
+            Some("bob")
+        );
+        assert_eq!(
+            catalog.person_of_slack("T0TEAM0001", "W0CAROL001"),
+            Some("carol")
+        );
+        // Another workspace's user with the same user id is nobody here.
+        assert_eq!(catalog.person_of_slack("T0OTHER001", "U0BOB00001"), None);
+        assert_eq!(catalog.person_of_slack("T0TEAM0001", "bob"), None);
+        // One Slack user, one person.
+        let err = with_slack(serde_json::json!([
+            person("bob", "arn:aws:iam::123456789012:user/bob", "U0BOB00001"),
+            person(
+                "carol",
+                "arn:aws:iam::123456789012:user/carol",
+                "U0BOB00001"
+            ),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.message.contains("one person, one id"),
+            "{}",
+            err.message
+        );
+        // Slack's id shapes only: a name is not an id.
+        for user in ["bob", "u0bob00001", "U0BOB", "X0BOB00001"] {
+            let err = with_slack(serde_json::json!([person(
+                "bob",
+                "arn:aws:iam::123456789012:user/bob",
+                user
+            )]))
+            .unwrap_err();
+            assert!(
+                err.message.contains("slack needs"),
+                "{user}: {}",
+                err.message
+            );
         }
     }
 
