@@ -1,5 +1,5 @@
-//! Deciding: the confirm page's review and the one decision core that links and signed callers
-//! share (self-approval, quorum, window, conflicts).
+//! Deciding: the confirm page's review and the one decision core that links, signed callers
+//! and Slack buttons share (self-approval, quorum, window, conflicts).
 
 use super::{approver_for, commit, entry_of, is_requester_person, load, with_retry};
 use crate::catalog::Catalog;
@@ -8,6 +8,7 @@ use crate::ledger::{Origin, change};
 use crate::link::{LinkKey, LinkParams};
 use crate::ports::{Ledger, Workflow};
 use crate::request::{AccessRequest, Caller, Decision, Status};
+use crate::slack;
 use crate::time::{format_utc, parse_utc};
 use ::time::OffsetDateTime;
 use serde_json::json;
@@ -105,6 +106,64 @@ pub async fn decide_by_principal<L: Ledger, W: Workflow>(
     let approver = approver_for(catalog, entry, caller)
         .ok_or_else(|| Error::not_found(format!("no request `{id}`")))?;
     decide_as(ledger, workflow, catalog, id, &approver.id, verdict).await
+}
+
+/// What Slack sent to the interactivity endpoint: its two signature headers and the raw body.
+#[derive(Debug, Clone, Copy)]
+pub struct SlackDelivery<'a> {
+    /// `X-Slack-Request-Timestamp`.
+    pub timestamp: Option<&'a str>,
+    /// `X-Slack-Signature`.
+    pub signature: Option<&'a str>,
+    /// The body exactly as received (the signature covers its bytes).
+    pub body: &'a [u8],
+}
+
+/// Records the decision of a Slack button press: the request must carry Slack's signature
+/// under `signing_secret` and be fresh ([`slack::verify`]), and the Slack user must be a
+/// catalog person ([`Catalog::person_of_slack`]); that person then decides through
+/// [`decide_as`], with every rule of a link (approver, not the requester, once, in the window,
+/// not after the request is decided). Returns the request as it now stands and the press.
+pub async fn decide_by_slack<L: Ledger, W: Workflow>(
+    ledger: &L,
+    workflow: &W,
+    catalog: &Catalog,
+    signing_secret: &[u8],
+    delivery: SlackDelivery<'_>,
+    now: OffsetDateTime,
+    origin: Origin,
+) -> Result<(AccessRequest, slack::Interaction)> {
+    // The signature first: a forged request costs an HMAC, not a ledger read.
+    slack::verify(
+        signing_secret,
+        delivery.timestamp,
+        delivery.signature,
+        delivery.body,
+        now.unix_timestamp(),
+    )
+    .map_err(|error| Error::forbidden(format!("{}: {error}", error.name())))?;
+    let press = slack::parse_interaction(delivery.body)
+        .map_err(|error| Error::invalid("payload", error.to_string()))?;
+    let person = catalog
+        .person_of_slack(&press.team_id, &press.user_id)
+        .ok_or_else(|| Error::forbidden("this Slack user is not a person of trailgate's catalog"))?
+        .to_owned();
+    let verdict = Verdict {
+        approve: press.value.decision == slack::ButtonDecision::Approve,
+        comment: None,
+        now,
+        origin,
+    };
+    let decided = decide_as(
+        ledger,
+        workflow,
+        catalog,
+        &press.value.request_id,
+        &person,
+        verdict,
+    )
+    .await?;
+    Ok((decided, press))
 }
 
 /// Records one approver's decision: the core shared by the link and the signed-principal paths,

@@ -354,3 +354,151 @@ fn a_decision_event_records_where_it_came_from() {
             .all(|e| e.source_ip.is_none())
     );
 }
+
+/// The sample catalog with Slack users: bob and carol, and carol also calling as alice (so a
+/// press by carol on alice's request is a self-approval).
+fn slack_catalog(carol_is_alice: bool) -> Catalog {
+    let mut json: serde_json::Value = serde_json::from_str(&sample_catalog_json()).unwrap();
+    let mut carol = vec!["arn:aws:iam::123456789012:user/carol"];
+    if carol_is_alice {
+        carol.push("arn:aws:iam::123456789012:user/alice");
+    }
+    json["people"] = json!([
+        {"id": "bob", "principals": ["arn:aws:iam::123456789012:user/bob"],
+         "slack": {"team_id": "T0TEAM0001", "user_id": "U0BOB00001"}},
+        {"id": "carol", "principals": carol,
+         "slack": {"team_id": "T0TEAM0001", "user_id": "U0CAROL001"}},
+    ]);
+    Catalog::load(&json.to_string(), "trailgate-").unwrap()
+}
+
+const SLACK_SECRET: &[u8] = b"slack-signing-secret-for-tests";
+
+/// A block_actions body as Slack sends it, and its signature headers at `at`.
+fn slack_press(user: &str, value: &str, at: i64, secret: &[u8]) -> (String, String, Vec<u8>) {
+    use hmac::{Hmac, KeyInit, Mac};
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": "someone", "team_id": "T0TEAM0001"},
+        "team": {"id": "T0TEAM0001", "domain": "example"},
+        "response_url": "https://hooks.slack.com/actions/T0TEAM0001/1/x",
+        "actions": [{"action_id": "trailgate-decide", "type": "button", "value": value}]
+    });
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish()
+        .into_bytes();
+    let timestamp = at.to_string();
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret).unwrap();
+    mac.update(format!("v0:{timestamp}:").as_bytes());
+    mac.update(&body);
+    let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    (timestamp, signature, body)
+}
+
+fn press(
+    ledger: &MemoryLedger,
+    workflow: &MemoryWorkflow,
+    catalog: &Catalog,
+    (timestamp, signature, body): &(String, String, Vec<u8>),
+) -> Result<(AccessRequest, crate::slack::Interaction)> {
+    block_on(decide_by_slack(
+        ledger,
+        workflow,
+        catalog,
+        SLACK_SECRET,
+        SlackDelivery {
+            timestamp: Some(timestamp),
+            signature: Some(signature),
+            body,
+        },
+        now(),
+        Default::default(),
+    ))
+}
+
+#[test]
+fn a_slack_press_decides_as_the_catalog_person_through_the_same_core() {
+    let (ledger, _, id) = awaiting_approval();
+    let workflow = MemoryWorkflow::default();
+    let catalog = slack_catalog(false);
+    let at = now().unix_timestamp();
+    let approve = slack_press("U0BOB00001", &format!("approve:{id}"), at, SLACK_SECRET);
+    let (decided, interaction) = press(&ledger, &workflow, &catalog, &approve).unwrap();
+    assert_eq!(decided.status, Status::Approved);
+    assert!(decided.decisions.contains_key("bob"));
+    assert_eq!(interaction.user_id, "U0BOB00001");
+    assert_eq!(
+        workflow.completed.lock().unwrap().as_slice(),
+        [("token-1".to_owned(), json!({"outcome": "APPROVED"}))]
+    );
+    // The same signed press again (a replay inside the window) changes nothing.
+    let again = press(&ledger, &workflow, &catalog, &approve).unwrap_err();
+    assert!(again.message.starts_with("you already approved"), "{again}");
+    assert_eq!(workflow.completed.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn forged_stale_unknown_and_self_approving_presses_change_nothing() {
+    let (ledger, _, id) = awaiting_approval();
+    let workflow = MemoryWorkflow::default();
+    let at = now().unix_timestamp();
+    let before = ledger.record(&id).unwrap();
+    let cases = [
+        // Signed with another secret.
+        (
+            slack_catalog(false),
+            slack_press(
+                "U0BOB00001",
+                &format!("approve:{id}"),
+                at,
+                b"not-the-secret",
+            ),
+            "SignatureMismatch",
+        ),
+        // Signed, but ten minutes old.
+        (
+            slack_catalog(false),
+            slack_press(
+                "U0BOB00001",
+                &format!("approve:{id}"),
+                at - 600,
+                SLACK_SECRET,
+            ),
+            "StaleRequest",
+        ),
+        // A Slack user no person lists.
+        (
+            slack_catalog(false),
+            slack_press("U0EVE00001", &format!("approve:{id}"), at, SLACK_SECRET),
+            "not a person",
+        ),
+        // Carol is also alice, the requester.
+        (
+            slack_catalog(true),
+            slack_press("U0CAROL001", &format!("approve:{id}"), at, SLACK_SECRET),
+            "your own request",
+        ),
+    ];
+    for (catalog, delivery, expected) in cases {
+        let err = press(&ledger, &workflow, &catalog, &delivery).unwrap_err();
+        assert!(err.message.contains(expected), "{expected}: {err}");
+        assert_eq!(err.kind, ErrorKind::Forbidden, "{expected}");
+    }
+    // A press whose body was edited after signing (bob's press made carol's).
+    let (timestamp, signature, body) =
+        slack_press("U0BOB00001", &format!("deny:{id}"), at, SLACK_SECRET);
+    let edited = String::from_utf8(body)
+        .unwrap()
+        .replace("U0BOB00001", "U0CAROL001");
+    let err = press(
+        &ledger,
+        &workflow,
+        &slack_catalog(false),
+        &(timestamp, signature, edited.into_bytes()),
+    )
+    .unwrap_err();
+    assert!(err.message.contains("SignatureMismatch"), "{err}");
+    assert_eq!(ledger.record(&id).unwrap(), before);
+    assert!(workflow.completed.lock().unwrap().is_empty());
+}
