@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use time::OffsetDateTime;
-use trailgate_runbooks::athena::{COMMERCIAL_REGIONS, Partitions, TrailTable};
+use trailgate_runbooks::athena::{COMMERCIAL_REGIONS, TrailTable};
 use trailgate_runbooks::inventory::Inventory;
 use trailgate_runbooks::render::Format;
 use trailgate_runbooks::source::files::{FileSource, Limits};
@@ -804,16 +804,18 @@ async fn explain(
         SqlDialect::Duckdb => Dialect::DuckDb,
     };
     say!(out, "\nSQL ({}, table {table}):", dialect.as_str());
-    let partitions = (matches!(query.sources.first().map(String::as_str), Some("athena"))
-        && query.aws.athena_projected)
-        .then(Partitions::default);
+    let partitions = matches!(query.sources.first().map(String::as_str), Some("athena"))
+        .then(|| sources::athena_partitions(&query.aws))
+        .flatten();
     match compiled.to_sql_over(dialect, &table, partitions.as_ref()) {
         Ok(plan) => {
             for query in plan.queries {
                 say!(out, "-- {}\n{};\n", query.section.name(), query.sql);
             }
         }
-        Err(error @ SqlError::InvalidTable(_)) => return Err(error.into()),
+        Err(error @ (SqlError::InvalidTable(_) | SqlError::InvalidPartition(_))) => {
+            return Err(error.into());
+        }
         Err(error) => say!(out, "  no SQL translation: {error}"),
     }
     emit(&out)?;
@@ -921,6 +923,54 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../..")
             .join(path)
+    }
+
+    #[test]
+    fn a_projected_athena_run_reads_only_its_days_accounts_and_regions() {
+        let library = Library::load_dir(repository("runbooks")).expect("loads");
+        let runbook = library.get("logging-tampering").expect("runbook");
+        let params = Params::new().window(
+            time::macros::datetime!(2024-05-01 22:00 UTC),
+            time::macros::datetime!(2024-05-02 06:00 UTC),
+        );
+        let compiled = runbook.compile(&params).expect("binds");
+        let mut args = sources::AwsSourceArgs::default();
+        let whole = sources::athena_plan(&compiled, &args).expect("compiles");
+        assert!(!whole.queries[0].sql.contains("\"day\""));
+        args.athena_projected = true;
+        args.athena_accounts = vec!["111122223333".to_owned()];
+        args.athena_regions = vec!["eu-west-1".to_owned(), "us-east-1".to_owned()];
+        let pruned = sources::athena_plan(&compiled, &args).expect("compiles");
+        for query in &pruned.queries {
+            assert!(
+                query.sql.contains(
+                    "WHERE \"day\" >= '2024/05/01' AND \"day\" <= '2024/05/02' AND \"account\" IN ('111122223333') AND \"region\" IN ('eu-west-1', 'us-east-1')"
+                ),
+                "{}",
+                query.sql
+            );
+        }
+        args.athena_accounts = vec!["1' OR '1'='1".to_owned()];
+        let refused = sources::athena_plan(&compiled, &args).expect_err("a hostile account");
+        assert!(format!("{refused:#}").contains("12-digit"), "{refused:#}");
+    }
+
+    #[test]
+    fn athena_table_refuses_what_is_not_a_bucket_account_or_day() {
+        let table = |bucket: &str, accounts: &[&str], day: &str| {
+            athena_table(
+                bucket.to_owned(),
+                Some("o-a1b2c3d4e5".to_owned()),
+                accounts.iter().map(|a| (*a).to_owned()).collect(),
+                vec!["eu-west-1".to_owned()],
+                day,
+                "cloudtrail_logs".to_owned(),
+            )
+        };
+        assert!(table("https://bucket", &["111122223333"], "2024-01-01").is_err());
+        assert!(table("s3://Bad_Bucket", &["111122223333"], "2024-01-01").is_err());
+        assert!(table("s3://org-trail", &["1234"], "2024-01-01").is_err());
+        assert!(table("s3://org-trail", &["111122223333"], "2024/01/01").is_err());
     }
 
     #[test]

@@ -72,6 +72,22 @@ pub struct AwsSourceArgs {
     /// projection on account, region and day): read only the window's delivery days.
     #[arg(long)]
     pub athena_projected: bool,
+    /// `--athena-projected`: only these accounts' partitions, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "ACCOUNT,...",
+        requires = "athena_projected"
+    )]
+    pub athena_accounts: Vec<String>,
+    /// `--athena-projected`: only these Regions' partitions, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "REGION,...",
+        requires = "athena_projected"
+    )]
+    pub athena_regions: Vec<String>,
 }
 
 impl Default for AwsSourceArgs {
@@ -88,6 +104,8 @@ impl Default for AwsSourceArgs {
             output_location: None,
             athena_timeout: 300,
             athena_projected: false,
+            athena_accounts: Vec::new(),
+            athena_regions: Vec::new(),
         }
     }
 }
@@ -403,7 +421,7 @@ impl LookupEventsApi for NoApi {
 
 /// The Athena SQL plan of the bound runbook over `--athena-table`.
 pub fn athena_plan(compiled: &Compiled<'_>, args: &AwsSourceArgs) -> Result<SqlPlan> {
-    let partitions = args.athena_projected.then(Partitions::default);
+    let partitions = athena_partitions(args);
     compiled
         .to_sql_over(Dialect::Athena, &args.athena_table, partitions.as_ref())
         .with_context(|| {
@@ -412,6 +430,16 @@ pub fn athena_plan(compiled: &Compiled<'_>, args: &AwsSourceArgs) -> Result<SqlP
                 compiled.runbook().id()
             )
         })
+}
+
+/// The partitions a run reads from a table made by `jitctl runbook athena-table`
+/// (`--athena-projected`): the window's delivery days, and the accounts and Regions asked for.
+pub fn athena_partitions(args: &AwsSourceArgs) -> Option<Partitions> {
+    args.athena_projected.then(|| Partitions {
+        accounts: args.athena_accounts.clone(),
+        regions: args.athena_regions.clone(),
+        ..Partitions::default()
+    })
 }
 
 /// Runs the bound runbook's SQL in Athena and assembles the result from the section rows.
