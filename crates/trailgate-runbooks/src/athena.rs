@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use time::Date;
 
 use crate::params::Window;
-use crate::source::s3::delivery_days;
+use crate::source::s3::{day_folder, delivery_days};
 use crate::sql::{SqlError, quote, table_name};
 
 /// Why a table or partition set is refused.
@@ -385,12 +385,7 @@ impl TrailTable {
         out.push_str("STORED AS INPUTFORMAT 'com.amazon.emr.cloudtrail.CloudTrailInputFormat'\n");
         out.push_str("OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'\n");
         let _ = writeln!(out, "LOCATION {}", quote(&root)?);
-        let first = format!(
-            "{:04}/{:02}/{:02}",
-            self.first_day.year(),
-            u8::from(self.first_day.month()),
-            self.first_day.day()
-        );
+        let first = day_folder(self.first_day);
         let properties = [
             ("projection.enabled", "true".to_owned()),
             ("projection.account.type", "enum".to_owned()),
@@ -451,42 +446,42 @@ impl Partitions {
             delivery_days(window, self.delivery_slack_seconds).ok_or_else(|| {
                 SqlError::InvalidPartition("the window is outside the calendar".to_owned())
             })?;
-        let day = |date: Date| {
-            quote(&format!(
-                "{:04}/{:02}/{:02}",
-                date.year(),
-                u8::from(date.month()),
-                date.day()
-            ))
-        };
+        let day = |date: Date| quote(&day_folder(date));
         let mut parts = vec![format!(
             "\"day\" >= {} AND \"day\" <= {}",
             day(first)?,
             day(last)?
         )];
-        for (column, values, valid, error) in [
-            (
-                "account",
-                &self.accounts,
-                valid_account as fn(&str) -> bool,
-                AthenaTableError::InvalidAccount as fn(String) -> AthenaTableError,
-            ),
-            (
-                "region",
-                &self.regions,
-                valid_region,
-                AthenaTableError::InvalidRegion,
-            ),
-        ] {
-            if values.is_empty() {
-                continue;
-            }
-            let list = checked_list(values, column, valid, error)
+        let mut restrict = |column: &str, list: Result<Vec<&str>, AthenaTableError>| {
+            let list = list
                 .map_err(|error| SqlError::InvalidPartition(error.to_string()))?
                 .into_iter()
                 .map(quote)
                 .collect::<Result<Vec<_>, _>>()?;
             parts.push(format!("\"{column}\" IN ({})", list.join(", ")));
+            Ok::<_, SqlError>(())
+        };
+        if !self.accounts.is_empty() {
+            restrict(
+                "account",
+                checked_list(
+                    &self.accounts,
+                    "account",
+                    valid_account,
+                    AthenaTableError::InvalidAccount,
+                ),
+            )?;
+        }
+        if !self.regions.is_empty() {
+            restrict(
+                "region",
+                checked_list(
+                    &self.regions,
+                    "Region",
+                    valid_region,
+                    AthenaTableError::InvalidRegion,
+                ),
+            )?;
         }
         Ok(parts.join(" AND "))
     }

@@ -114,15 +114,35 @@ impl<'r> Compiled<'r> {
         Scan {
             compiled: self,
             aggregator: Aggregator::new(&self.runbook.spec().output),
-            events_scanned: 0,
-            events_matched: 0,
-            events_outside_window: 0,
-            files_read: 0,
-            skips: BTreeMap::new(),
-            truncated: false,
-            notes: Vec::new(),
+            counts: Counts::default(),
             scratch: Vec::new(),
         }
+    }
+}
+
+/// What a scan counts besides its output sections; summed when scans merge.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Counts {
+    events_scanned: u64,
+    events_matched: u64,
+    events_outside_window: u64,
+    files_read: u64,
+    skips: BTreeMap<SkipReason, u64>,
+    truncated: bool,
+    notes: Vec<String>,
+}
+
+impl Counts {
+    fn merge(&mut self, other: Counts) {
+        self.events_scanned += other.events_scanned;
+        self.events_matched += other.events_matched;
+        self.events_outside_window += other.events_outside_window;
+        self.files_read += other.files_read;
+        for (reason, count) in other.skips {
+            *self.skips.entry(reason).or_insert(0) += count;
+        }
+        self.truncated |= other.truncated;
+        self.notes.extend(other.notes);
     }
 }
 
@@ -136,13 +156,7 @@ pub struct ScanState {
     /// same runbook is refused too.
     window: (i64, i64),
     bound: Bound,
-    events_scanned: u64,
-    events_matched: u64,
-    events_outside_window: u64,
-    files_read: u64,
-    skips: BTreeMap<SkipReason, u64>,
-    truncated: bool,
-    notes: Vec<String>,
+    counts: Counts,
     aggregator: AggregatorState,
 }
 
@@ -165,13 +179,7 @@ pub enum StateError {
 pub struct Scan<'c, 'r> {
     compiled: &'c Compiled<'r>,
     aggregator: Aggregator,
-    events_scanned: u64,
-    events_matched: u64,
-    events_outside_window: u64,
-    files_read: u64,
-    skips: BTreeMap<SkipReason, u64>,
-    truncated: bool,
-    notes: Vec<String>,
+    counts: Counts,
     /// The prefilter's working copy of a record, reused.
     scratch: Vec<u8>,
 }
@@ -189,17 +197,17 @@ impl<'c, 'r> Scan<'c, 'r> {
 
     /// Records evaluated so far (for progress reporting).
     pub fn events_scanned(&self) -> u64 {
-        self.events_scanned
+        self.counts.events_scanned
     }
 
     /// Records matched so far.
     pub fn events_matched(&self) -> u64 {
-        self.events_matched
+        self.counts.events_matched
     }
 
     /// Files (or pages) read so far.
     pub fn files_read(&self) -> u64 {
-        self.files_read
+        self.counts.files_read
     }
 
     /// The bound runbook this scan evaluates (so a source can start sibling scans).
@@ -262,9 +270,9 @@ impl<'c, 'r> Scan<'c, 'r> {
             self.skip(SkipReason::MissingEventTime);
             return;
         };
-        self.events_scanned += 1;
+        self.counts.events_scanned += 1;
         if !self.compiled.window.contains(time) {
-            self.events_outside_window += 1;
+            self.counts.events_outside_window += 1;
         }
     }
 
@@ -272,15 +280,7 @@ impl<'c, 'r> Scan<'c, 'r> {
     /// other input. Sums, groups and kept rows equal those of one scan over both inputs, except
     /// past a grouping cap, where which keys are kept depends on arrival order.
     pub fn merge(&mut self, other: Scan<'_, '_>) {
-        self.events_scanned += other.events_scanned;
-        self.events_matched += other.events_matched;
-        self.events_outside_window += other.events_outside_window;
-        self.files_read += other.files_read;
-        for (reason, count) in other.skips {
-            *self.skips.entry(reason).or_insert(0) += count;
-        }
-        self.truncated |= other.truncated;
-        self.notes.extend(other.notes);
+        self.counts.merge(other.counts);
         self.aggregator.merge(other.aggregator);
     }
 
@@ -293,13 +293,7 @@ impl<'c, 'r> Scan<'c, 'r> {
             runbook: self.compiled.runbook.id().to_owned(),
             window: (self.compiled.window.start, self.compiled.window.end),
             bound: self.compiled.bound.clone(),
-            events_scanned: self.events_scanned,
-            events_matched: self.events_matched,
-            events_outside_window: self.events_outside_window,
-            files_read: self.files_read,
-            skips: self.skips,
-            truncated: self.truncated,
-            notes: self.notes,
+            counts: self.counts,
             aggregator: self.aggregator.state(),
         }
     }
@@ -321,13 +315,7 @@ impl<'c, 'r> Scan<'c, 'r> {
         let part = Scan {
             compiled: self.compiled,
             aggregator,
-            events_scanned: state.events_scanned,
-            events_matched: state.events_matched,
-            events_outside_window: state.events_outside_window,
-            files_read: state.files_read,
-            skips: state.skips,
-            truncated: state.truncated,
-            notes: state.notes,
+            counts: state.counts,
             scratch: Vec::new(),
         };
         self.merge(part);
@@ -350,42 +338,49 @@ impl<'c, 'r> Scan<'c, 'r> {
             self.skip(SkipReason::MissingEventTime);
             return;
         };
-        self.events_scanned += 1;
+        self.counts.events_scanned += 1;
         if !self.compiled.window.contains(time) {
-            self.events_outside_window += 1;
+            self.counts.events_outside_window += 1;
             return;
         }
         if self.compiled.matcher.matches(record) {
-            self.events_matched += 1;
+            self.counts.events_matched += 1;
             self.aggregator.add(record, time);
         }
     }
 
     /// Counts a skipped record (or file) with its reason.
     pub fn skip(&mut self, reason: SkipReason) {
-        *self.skips.entry(reason).or_insert(0) += 1;
+        *self.counts.skips.entry(reason).or_insert(0) += 1;
     }
 
     /// Counts a file (or page) read.
     pub fn file_read(&mut self) {
-        self.files_read += 1;
+        self.counts.files_read += 1;
     }
 
     /// Marks the result as partial, with the reason.
     pub fn truncate(&mut self, note: impl Into<String>) {
-        self.truncated = true;
-        self.notes.push(note.into());
+        self.counts.truncated = true;
+        self.counts.notes.push(note.into());
     }
 
     /// Adds a note for the reader.
     pub fn note(&mut self, note: impl Into<String>) {
-        self.notes.push(note.into());
+        self.counts.notes.push(note.into());
     }
 
     /// Ends the scan.
     pub fn finish(self) -> RunbookResult {
-        let mut truncated = self.truncated;
-        let mut notes = self.notes;
+        let Counts {
+            events_scanned,
+            events_matched,
+            events_outside_window,
+            files_read,
+            skips,
+            mut truncated,
+            mut notes,
+        } = self.counts;
         if self.aggregator.truncated() {
             truncated = true;
             notes.push(format!(
@@ -394,13 +389,12 @@ impl<'c, 'r> Scan<'c, 'r> {
             ));
         }
         let coverage = Coverage {
-            events_scanned: self.events_scanned,
-            events_matched: self.events_matched,
-            events_outside_window: self.events_outside_window,
-            files_read: self.files_read,
-            records_skipped: self.skips.values().sum(),
-            skip_reasons: self
-                .skips
+            events_scanned,
+            events_matched,
+            events_outside_window,
+            files_read,
+            records_skipped: skips.values().sum(),
+            skip_reasons: skips
                 .into_iter()
                 .map(|(reason, count)| (reason.as_str().to_owned(), count))
                 .collect(),

@@ -1223,12 +1223,7 @@ fn view_sql(
                 let key = crate::source::s3::parse_key(&path).ok_or_else(|| {
                     SqlError::InvalidPartition(format!("{path} is not in a trail bucket's layout"))
                 })?;
-                let day = format!(
-                    "{:04}/{:02}/{:02}",
-                    key.day.year(),
-                    u8::from(key.day.month()),
-                    key.day.day()
-                );
+                let day = crate::source::s3::day_folder(key.day);
                 parts.push(format!(
                     "({}, {}, {}, {})",
                     quote(&path)?,

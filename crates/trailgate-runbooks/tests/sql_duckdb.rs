@@ -644,12 +644,7 @@ impl TrailBucket {
             let day = time::OffsetDateTime::from_unix_timestamp(delivered)
                 .expect("in range")
                 .date();
-            let folder = format!(
-                "{:04}/{:02}/{:02}",
-                day.year(),
-                u8::from(day.month()),
-                day.day()
-            );
+            let folder = trailgate_runbooks::source::s3::day_folder(day);
             files
                 .entry((account.to_owned(), region, folder, delivered))
                 .or_default()
@@ -703,7 +698,7 @@ fn partitioned_athena_sql_reads_only_the_window_days_and_equals_the_engine_on_th
 /// the table holds, or the pruning proved nothing.
 fn prove_partitioned(dialect: Dialect) {
     use trailgate_runbooks::athena::Partitions;
-    use trailgate_runbooks::source::s3::delivery_days;
+    use trailgate_runbooks::source::s3::{day_folder, delivery_days};
     let Some(python) = duckdb_python() else {
         return;
     };
@@ -718,15 +713,7 @@ fn prove_partitioned(dialect: Dialect) {
         end: end.unix_timestamp(),
     };
     let (first, last) = delivery_days(window, partitions.delivery_slack_seconds).expect("days");
-    let folder = |date: time::Date| {
-        format!(
-            "{:04}/{:02}/{:02}",
-            date.year(),
-            u8::from(date.month()),
-            date.day()
-        )
-    };
-    let (first, last) = (folder(first), folder(last));
+    let (first, last) = (day_folder(first), day_folder(last));
     assert_eq!(
         (first.as_str(), last.as_str()),
         ("2024/05/02", "2024/05/03")

@@ -368,6 +368,9 @@ fn slack_catalog(carol_is_alice: bool) -> Catalog {
          "slack": {"team_id": "T0TEAM0001", "user_id": "U0BOB00001"}},
         {"id": "carol", "principals": carol,
          "slack": {"team_id": "T0TEAM0001", "user_id": "U0CAROL001"}},
+        // A person of the catalog who approves nothing.
+        {"id": "dave", "principals": ["arn:aws:iam::123456789012:user/dave"],
+         "slack": {"team_id": "T0TEAM0001", "user_id": "U0DAVE0001"}},
     ]);
     Catalog::load(&json.to_string(), "trailgate-").unwrap()
 }
@@ -376,11 +379,22 @@ const SLACK_SECRET: &[u8] = b"slack-signing-secret-for-tests";
 
 /// A block_actions body as Slack sends it, and its signature headers at `at`.
 fn slack_press(user: &str, value: &str, at: i64, secret: &[u8]) -> (String, String, Vec<u8>) {
+    slack_press_in("T0TEAM0001", user, value, at, secret)
+}
+
+/// [`slack_press`] from workspace `team`.
+fn slack_press_in(
+    team: &str,
+    user: &str,
+    value: &str,
+    at: i64,
+    secret: &[u8],
+) -> (String, String, Vec<u8>) {
     use hmac::{Hmac, KeyInit, Mac};
     let payload = json!({
         "type": "block_actions",
-        "user": {"id": user, "username": "someone", "team_id": "T0TEAM0001"},
-        "team": {"id": "T0TEAM0001", "domain": "example"},
+        "user": {"id": user, "username": "someone", "team_id": team},
+        "team": {"id": team, "domain": "example"},
         "response_url": "https://hooks.slack.com/actions/T0TEAM0001/1/x",
         "actions": [{"action_id": "trailgate-decide", "type": "button", "value": value}]
     });
@@ -471,6 +485,24 @@ fn forged_stale_unknown_and_self_approving_presses_change_nothing() {
         (
             slack_catalog(false),
             slack_press("U0EVE00001", &format!("approve:{id}"), at, SLACK_SECRET),
+            "not a person",
+        ),
+        // A catalog person who is not an approver of this entry.
+        (
+            slack_catalog(false),
+            slack_press("U0DAVE0001", &format!("approve:{id}"), at, SLACK_SECRET),
+            "no longer an approver",
+        ),
+        // Bob's user id, signed by Slack, but from another workspace.
+        (
+            slack_catalog(false),
+            slack_press_in(
+                "T0OTHER001",
+                "U0BOB00001",
+                &format!("approve:{id}"),
+                at,
+                SLACK_SECRET,
+            ),
             "not a person",
         ),
         // Carol is also alice, the requester.

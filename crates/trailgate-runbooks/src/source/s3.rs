@@ -315,12 +315,7 @@ impl<S: ObjectStore + Sync> S3Source<S> {
                 }
                 let mut day = first_day;
                 while day <= last_day {
-                    prefixes.push(format!(
-                        "{region}{:04}/{:02}/{:02}/",
-                        day.year(),
-                        u8::from(day.month()),
-                        day.day()
-                    ));
+                    prefixes.push(format!("{region}{}/", day_folder(day)));
                     let Some(next) = day.next_day() else { break };
                     day = next;
                 }
@@ -384,13 +379,17 @@ impl<S: ObjectStore + Sync> S3Source<S> {
 /// `limits.max_object_bytes` is refused whole and counted, and the scan goes on.
 pub fn feed_object(key: &str, bytes: &[u8], limits: Limits, scan: &mut Scan<'_, '_>) {
     scan.file_read();
-    let gzipped = key.to_ascii_lowercase().ends_with(".gz");
-    if !gzipped && bytes.len() as u64 <= limits.max_object_bytes {
-        files::feed_bytes(bytes, limits.max_record_bytes, scan);
+    if !key.to_ascii_lowercase().ends_with(".gz") {
+        // Already in memory: nothing to inflate, only the cap to apply.
+        if bytes.len() as u64 > limits.max_object_bytes {
+            scan.skip(SkipReason::ObjectTooLarge);
+        } else {
+            files::feed_bytes(bytes, limits.max_record_bytes, scan);
+        }
         return;
     }
     let mut plain = Vec::new();
-    match files::inflate(bytes, gzipped, limits.max_object_bytes, &mut plain) {
+    match files::inflate(bytes, true, limits.max_object_bytes, &mut plain) {
         Inflated::Whole => {}
         // Records decompressed before the error are kept, as for local files.
         Inflated::Broken => scan.skip(SkipReason::CorruptGzip),
@@ -408,6 +407,16 @@ fn last_segment(folder: &str) -> &str {
         .rsplit('/')
         .next()
         .unwrap_or_default()
+}
+
+/// A day as its delivery folder names it: `YYYY/MM/DD` (also the Athena table's `day`).
+pub fn day_folder(day: Date) -> String {
+    format!(
+        "{:04}/{:02}/{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
 }
 
 /// The delivery day folders that can hold records of `window`: from the day of its start (a
