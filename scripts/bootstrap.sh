@@ -7,13 +7,14 @@
 #   .venv-bench   DuckDB 2.0 and chdb, bench contenders only (requirements/bench.txt; not in the default set)
 #   .venv-lint    parliament, the IAM policy lint           (requirements/lint.txt)
 #   .venv-schemathesis  schemathesis, the API fuzzer        (requirements/schemathesis.txt)
+#   .venv-ocsf    the OCSF schema and its validator         (requirements/ocsf.txt)
 #   node_modules  asl-validator, playwright-core, iam-simulate, iam-data (package.json + package-lock.json, npm ci)
 #   chromium      Debian's /usr/bin/chromium for the browser test (apt-get, as root, when missing)
 #   .tools        cargo-deny, the supply-chain check          (CARGO_DENY_VERSION below, cargo install)
 # Idempotent and fast when nothing changed: each step leaves a stamp holding the hash of its
 # inputs and is skipped while the stamp matches. Only package registries are needed.
 #
-# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|bench|lint|schemathesis|node|chromium|deny]...
+# Usage: scripts/bootstrap.sh [moto|sam|awscli|duckdb|bench|lint|schemathesis|ocsf|node|chromium|deny]...
 #        (no argument = all but bench)
 set -euo pipefail
 
@@ -131,7 +132,7 @@ check_python() {
 }
 
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(moto sam awscli duckdb lint schemathesis node chromium deny)
+[[ ${#steps[@]} -gt 0 ]] || steps=(moto sam awscli duckdb lint schemathesis ocsf node chromium deny)
 
 for step in "${steps[@]}"; do
   case "$step" in
@@ -165,6 +166,10 @@ for step in "${steps[@]}"; do
       check_python
       venv .venv-schemathesis requirements/schemathesis.txt
       ;;
+    ocsf)
+      check_python
+      venv .venv-ocsf requirements/ocsf.txt
+      ;;
     node)
       node_modules
       ;;
@@ -175,7 +180,7 @@ for step in "${steps[@]}"; do
       cargo_deny
       ;;
     *)
-      die "unknown step '$step' (expected moto, sam, awscli, duckdb, bench, lint, schemathesis, node, chromium or deny)"
+      die "unknown step '$step' (expected moto, sam, awscli, duckdb, bench, lint, schemathesis, ocsf, node, chromium or deny)"
       ;;
   esac
 done

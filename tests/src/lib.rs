@@ -1,7 +1,7 @@
 //! The harness the system tests share: bringing a local stack up and down, the catalog they
 //! deploy, template.yaml's IAM documents and the IAM evaluator that judges them, and a
 //! context of signed clients and AWS SDK clients with the polling helpers every scenario
-//! leans on.
+//! leans on, and the OCSF schema check.
 //!
 //! The scenarios themselves stay in `tests/*.rs`; this library holds only what more than one
 //! of them needs, in its general form (limits and roles are parameters), so a fix to how the
@@ -10,6 +10,7 @@
 pub mod catalog;
 pub mod ctx;
 pub mod iam;
+pub mod ocsf;
 pub mod stack;
 pub mod template;
 

@@ -3,7 +3,10 @@
 //! closed request's keyed event chain to the Object Lock archive bucket; `jitctl verify`
 //! accepts both. Then the ledger is edited in DynamoDB as a table writer would (an event, then
 //! a record field), and `jitctl verify` fails naming what changed. The decision events carry
-//! the source IP and user agent of the click.
+//! the source IP and user agent of the click. `jitctl report` of the audited request passes
+//! every check and renders whole in headless Chromium, and fails once the ledger is edited;
+//! `jitctl export --format ocsf` of the day's closed requests validates against OCSF's schema,
+//! to a file and to S3, and refuses an edited chain.
 
 use anyhow::{Context, Result, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -15,14 +18,14 @@ use trailgate_system_tests::{Ctx, report, run_on_stack};
 
 const ROLE_NAME: &str = "sample-target-trailgate";
 
-/// `jitctl verify ID` (the built binary; `cargo build --workspace --bins` first) against the
+/// `jitctl ARGS...` (the built binary; `cargo build --workspace --bins` first) against the
 /// stack's table, bucket and chain key: (exit success, stdout, stderr).
-async fn jitctl_verify(ctx: &Ctx, id: &str) -> Result<(bool, String, String)> {
+async fn jitctl_ledger(ctx: &Ctx, args: &[&str]) -> Result<(bool, String, String)> {
     let binary =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/jitctl");
     let output = tokio::process::Command::new(&binary)
         .args(["--profile", "alice", "--region", &ctx.state.region])
-        .args(["verify", id])
+        .args(args)
         .args(["--table", ctx.output("LedgerTableName")?])
         .args(["--bucket", ctx.output("LedgerArchiveBucketName")?])
         .args(["--chain-key-secret", ctx.output("ChainKeySecretArn")?])
@@ -36,6 +39,173 @@ async fn jitctl_verify(ctx: &Ctx, id: &str) -> Result<(bool, String, String)> {
         String::from_utf8(output.stdout)?,
         String::from_utf8(output.stderr)?,
     ))
+}
+
+/// `jitctl verify ID`.
+async fn jitctl_verify(ctx: &Ctx, id: &str) -> Result<(bool, String, String)> {
+    jitctl_ledger(ctx, &["verify", id]).await
+}
+
+/// `jitctl report ID --format json`: (exit success, the report).
+async fn jitctl_report_json(ctx: &Ctx, id: &str) -> Result<(bool, Value)> {
+    let (ok, out, err) = jitctl_ledger(ctx, &["report", id, "--format", "json"]).await?;
+    let report = serde_json::from_str(&out).with_context(|| format!("report JSON: {out}{err}"))?;
+    Ok((ok, report))
+}
+
+/// The outcome of the report's check named `name` (the revoke's is under `revoke`).
+fn check_outcome(report: &Value, name: &str) -> String {
+    let checks = report["checks"].as_array().cloned().unwrap_or_default();
+    checks
+        .iter()
+        .chain(std::iter::once(&report["revoke"]["check"]))
+        .find(|check| check["name"] == name)
+        .map(|check| check["outcome"].as_str().unwrap_or("?").to_owned())
+        .unwrap_or_else(|| format!("no check {name}"))
+}
+
+/// The auditor's report of an untouched, audited request: every section, every check passed,
+/// the revoke checked on the role, and the HTML page whole in headless Chromium (a screenshot
+/// in tests/artifacts/report.png).
+async fn report_of_audited(ctx: &Ctx, id: &str) -> Result<()> {
+    let (ok, report) = jitctl_report_json(ctx, id).await?;
+    ensure!(ok, "report of an untouched request failed: {report}");
+    ensure!(
+        report["format"] == "trailgate-request-report/1" && report["id"] == *id,
+        "{report}"
+    );
+    ensure!(
+        check_outcome(&report, "ledger chain and archive") == "passed",
+        "{report}"
+    );
+    ensure!(
+        check_outcome(&report, "revoke in effect") == "passed",
+        "{}",
+        report["revoke"]
+    );
+    ensure!(
+        report["decisions"][0]["approver"] == "bob"
+            && report["decisions"][0]["user_agent"] == "tamper-test/1.0 (bob)",
+        "decisions: {}",
+        report["decisions"]
+    );
+    ensure!(
+        report["credentials"].as_array().is_some_and(Vec::is_empty),
+        "{}",
+        report["credentials"]
+    );
+    ensure!(
+        report["audit"]["cloudtrail"].is_object(),
+        "no audit: {}",
+        report["audit"]
+    );
+    let events = ctx.ledger_actions(id).await?.len();
+    ensure!(
+        report["timeline"].as_array().map(Vec::len) == Some(events),
+        "{}",
+        report["timeline"]
+    );
+
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let page = root.join("artifacts").join("report.html");
+    let screenshot = root.join("artifacts").join("report.png");
+    std::fs::create_dir_all(root.join("artifacts"))?;
+    let _ = std::fs::remove_file(&screenshot);
+    let page_arg = page.to_string_lossy().into_owned();
+    let (ok, _, err) = jitctl_ledger(ctx, &["report", id, "--out", &page_arg]).await?;
+    ensure!(ok, "report --format html: {err}");
+    let output = tokio::process::Command::new("node")
+        .arg(root.join("browser").join("report.mjs"))
+        .arg(&page)
+        .arg(&screenshot)
+        .arg(id)
+        .arg("Every check passed.")
+        .current_dir(root.join(".."))
+        .output()
+        .await
+        .context("running node (scripts/bootstrap.sh installs node_modules and chromium)")?;
+    ensure!(
+        output.status.success(),
+        "the browser check of the report failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ensure!(
+        screenshot.is_file(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+    Ok(())
+}
+
+/// `jitctl export --format ocsf` of every request closed on the day the denied one closed,
+/// to a file and to S3: the denied request's events are all in it, once each, and the whole
+/// export validates against OCSF's schema.
+async fn ocsf_export(ctx: &Ctx, id: &str) -> Result<()> {
+    let day = item_doc(ctx, id, "META").await?["updated_at"]
+        .as_str()
+        .and_then(|at| at.get(..10))
+        .context("no updated_at")?
+        .to_owned();
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("ocsf-export.ndjson");
+    let file_arg = file.to_string_lossy().into_owned();
+    let (ok, _, err) =
+        jitctl_ledger(ctx, &["export", "--closed-on", &day, "--out", &file_arg]).await?;
+    ensure!(ok, "export: {err}");
+    let text = std::fs::read_to_string(&file)?;
+    let events: Vec<Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let mine: Vec<u64> = events
+        .iter()
+        .filter(|event| event["metadata"]["correlation_uid"] == *id)
+        .filter_map(|event| event["metadata"]["sequence"].as_u64())
+        .collect();
+    let expected: Vec<u64> = (1..=ctx.ledger_actions(id).await?.len() as u64).collect();
+    ensure!(
+        mine == expected,
+        "the export holds events {mine:?} of {id}, not {expected:?}"
+    );
+    let denied = events
+        .iter()
+        .find(|event| {
+            event["metadata"]["correlation_uid"] == *id
+                && event["metadata"]["event_code"] == "Denied"
+        })
+        .context("no Denied event")?;
+    ensure!(
+        denied["class_uid"] == 3005
+            && denied["actor"]["user"]["name"] == "carol"
+            && denied["http_request"]["user_agent"] == "tamper-test/1.0 (carol)",
+        "{denied}"
+    );
+    trailgate_system_tests::ocsf::require_valid(&file)?;
+
+    // The same export to S3, as a SIEM's ingestion bucket would take it.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&trailgate_local::cloudformation::sdk_config(
+            &ctx.state.aws_endpoint,
+        ))
+        .force_path_style(true)
+        .build(),
+    );
+    s3.create_bucket().bucket("siem-ingest").send().await?;
+    let target = format!("s3://siem-ingest/trailgate/{day}.ndjson");
+    let (ok, _, err) =
+        jitctl_ledger(ctx, &["export", "--closed-on", &day, "--out", &target]).await?;
+    ensure!(ok, "export to S3: {err}");
+    let object = s3
+        .get_object()
+        .bucket("siem-ingest")
+        .key(format!("trailgate/{day}.ndjson"))
+        .send()
+        .await?;
+    let body = String::from_utf8(object.body.collect().await?.into_bytes().to_vec())?;
+    ensure!(body == text, "the S3 export differs from the file export");
+    Ok(())
 }
 
 /// The stored JSON `doc` of the ledger item (`REQ#<id>`, `sk`).
@@ -145,6 +315,7 @@ async fn audited_then_tampered(ctx: &Ctx) -> Result<()> {
             && out.contains("verified"),
         "{out}"
     );
+    report_of_audited(ctx, &id).await?;
 
     // An event edited in the table: the actor of the approval changed.
     let (sk, original) = event_with(ctx, &id, "Approved").await?;
@@ -155,6 +326,19 @@ async fn audited_then_tampered(ctx: &Ctx) -> Result<()> {
     ensure!(!ok, "verify passed an edited event: {out}");
     ensure!(
         err.contains("does not match its hash") && err.contains("differs from the export in actor"),
+        "{err}"
+    );
+    // The report says so too, and exits 1; the export refuses to feed the SIEM a changed chain.
+    let (ok, report) = jitctl_report_json(ctx, &id).await?;
+    ensure!(!ok, "report passed an edited event");
+    ensure!(
+        check_outcome(&report, "ledger chain and archive") == "failed",
+        "{report}"
+    );
+    let (ok, out, err) = jitctl_ledger(ctx, &["export", &id]).await?;
+    ensure!(!ok && out.is_empty(), "export of an edited chain: {out}");
+    ensure!(
+        err.contains("not exported") && err.contains("does not match its hash"),
         "{err}"
     );
     write_doc(ctx, &id, &sk, &original).await?;
@@ -344,6 +528,12 @@ async fn the_ledger_is_checked_against_its_locked_export() -> Result<()> {
     run_on_stack("tamper", &parameters, |ctx| async move {
         let (audited, denied) =
             tokio::join!(audited_then_tampered(&ctx), denied_and_exported(&ctx));
+        // After both: the other path edits the audited request's ledger while it runs, and an
+        // export of a changed chain is refused.
+        let exported = match &denied {
+            Ok(id) => ocsf_export(&ctx, id).await,
+            Err(_) => Ok(()),
+        };
         // After both: a ring without the first key would fail the other's verifies.
         let rotated = match &denied {
             Ok(id) => rotated_chain_key(&ctx, id).await,
@@ -353,6 +543,7 @@ async fn the_ledger_is_checked_against_its_locked_export() -> Result<()> {
         report([
             ("audited, then tampered", audited),
             ("denied", denied.map(|_| ())),
+            ("OCSF export", exported),
             ("chain key rotated", rotated),
             ("missed export swept", swept),
         ])

@@ -91,6 +91,13 @@ enum Command {
     /// Check a request's ledger against its export in the Object Lock archive: both chains,
     /// and every exported event unchanged in the ledger. Exits 1 on any difference.
     Verify(jitctl::verify::VerifyArgs),
+    /// One request as an auditor keeps it: who asked and why, the context shown, every
+    /// decision, the credentials issued, what was done, the revoke checked by its effect, and
+    /// the chain checks; one self-contained HTML page or JSON. Exits 1 if a check fails.
+    Report(jitctl::report::ReportArgs),
+    /// Requests' ledger events for a SIEM: OCSF 1.8.0 (User Access Management, Authentication)
+    /// or the ledger's NDJSON, to standard output, a file or s3://bucket/key.
+    Export(jitctl::export::ExportArgs),
     /// Print credentials for an active grant in the AWS `credential_process` format.
     CredentialProcess {
         #[arg(long)]
@@ -234,21 +241,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             jitctl::console::console(&target, args).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify(args) => {
-            let aws = jitctl::runbook::AwsTarget {
-                profile: target.profile.clone(),
-                region: target.region.clone(),
-            };
-            jitctl::verify::run(args, &aws).await
-        }
+        Command::Verify(args) => jitctl::verify::run(args, &aws_target(&target)).await,
+        Command::Report(args) => jitctl::report::run(args, &aws_target(&target)).await,
+        Command::Export(args) => jitctl::export::run(args, &aws_target(&target)).await,
         Command::Local { command } => local::run(command, &target).await,
-        Command::Runbook { command } => {
-            let aws = jitctl::runbook::AwsTarget {
-                profile: target.profile.clone(),
-                region: target.region.clone(),
-            };
-            jitctl::runbook::run(command, &aws).await
-        }
+        Command::Runbook { command } => jitctl::runbook::run(command, &aws_target(&target)).await,
     }
 }
 
@@ -262,4 +259,12 @@ fn print_request(request: &serde_json::Value, json: bool) {
         return;
     }
     print!("{}", jitctl::requests::summary(request));
+}
+
+/// The profile and Region the AWS-reading commands (verify, report, export, runbook) use.
+fn aws_target(target: &endpoint::Target) -> jitctl::runbook::AwsTarget {
+    jitctl::runbook::AwsTarget {
+        profile: target.profile.clone(),
+        region: target.region.clone(),
+    }
 }

@@ -21,6 +21,13 @@ use trailgate_domain::service::is_closed;
 pub struct VerifyArgs {
     /// The request id.
     pub id: String,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
+
+/// Where a request's ledger and archive are: shared by `verify`, `report` and `export`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LedgerArgs {
     /// The ledger table (stack output `LedgerTableName`; default: the local stack's).
     #[arg(long)]
     pub table: Option<String>,
@@ -132,8 +139,11 @@ pub async fn verify(
     Ok(found)
 }
 
-/// `jitctl verify ID`: prints what was checked; exits 1 with every difference found.
-pub async fn run(args: VerifyArgs, aws: &crate::runbook::AwsTarget) -> Result<ExitCode> {
+/// The AWS clients and the sources `args` name, the local stack's where they name none.
+pub async fn open(
+    args: &LedgerArgs,
+    aws: &crate::runbook::AwsTarget,
+) -> Result<(trailgate_aws::SdkConfig, Sources)> {
     let local = crate::endpoint::local_state_dir()
         .and_then(|dir| trailgate_local::StackState::load(&dir).ok());
     let output = |name: &str| {
@@ -172,6 +182,12 @@ pub async fn run(args: VerifyArgs, aws: &crate::runbook::AwsTarget) -> Result<Ex
         }
         _ => crate::runbook::sdk_config(aws, endpoint.as_deref()).await,
     };
+    Ok((sdk, sources))
+}
+
+/// `jitctl verify ID`: prints what was checked; exits 1 with every difference found.
+pub async fn run(args: VerifyArgs, aws: &crate::runbook::AwsTarget) -> Result<ExitCode> {
+    let (sdk, sources) = open(&args.ledger, aws).await?;
     let found = verify(&sdk, &sources, &args.id).await?;
     for line in &found.checked {
         println!("{}: {line}", args.id);

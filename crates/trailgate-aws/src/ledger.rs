@@ -219,6 +219,21 @@ impl LedgerReader {
     pub async fn events(&self, id: &str) -> Result<Vec<Event>> {
         query_events(&self.client, &self.table, id).await
     }
+
+    /// The requests whose last change closed them on `day` (`YYYY-MM-DD`, UTC).
+    pub async fn closed_on(&self, day: &str) -> Result<Vec<AccessRequest>> {
+        query_closed_on(&self.client, &self.table, day).await
+    }
+}
+
+async fn query_closed_on(client: &Client, table: &str, day: &str) -> Result<Vec<AccessRequest>> {
+    let query = client
+        .query()
+        .table_name(table)
+        .index_name(CLOSED_INDEX)
+        .key_condition_expression("closed_day = :day")
+        .expression_attribute_values(":day", s(day));
+    query_all(query, "DynamoDB Query ByClosedDay").await
 }
 
 async fn get_record(client: &Client, table: &str, id: &str) -> Result<Option<AccessRequest>> {
@@ -367,14 +382,7 @@ impl Ledger for DynamoLedger {
     }
 
     async fn closed_on(&self, day: &str) -> Result<Vec<AccessRequest>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(CLOSED_INDEX)
-            .key_condition_expression("closed_day = :day")
-            .expression_attribute_values(":day", s(day));
-        query_all(query, "DynamoDB Query ByClosedDay").await
+        query_closed_on(&self.client, &self.table, day).await
     }
 
     async fn by_requester(

@@ -1265,3 +1265,14 @@ impl crate::ports::CatalogStore for InMemoryCatalogStore {
             .collect())
     }
 }
+
+/// A request record and its events from `events/ledger/<name>` (a real run on the local stack:
+/// `{"record": …, "events": […]}`).
+pub fn ledger_fixture(name: &str) -> (AccessRequest, Vec<Event>) {
+    let path = format!("{}/../../events/ledger/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    let mut doc: serde_json::Value = serde_json::from_str(&text).expect("a ledger fixture");
+    let record = serde_json::from_value(doc["record"].take()).expect("the fixture's record");
+    let events = serde_json::from_value(doc["events"].take()).expect("the fixture's events");
+    (record, events)
+}

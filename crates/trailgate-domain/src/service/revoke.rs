@@ -16,7 +16,7 @@ use ::time::{Duration, OffsetDateTime};
 /// shorter than 15 minutes, so a credential vended just before the end outlives it by up to
 /// that (its session policy denies everything past `expires_at`, and the deny covers it as
 /// well until it has expired), plus 5 minutes for clock skew between the clocks involved.
-pub(super) const GC_MARGIN: Duration = Duration::minutes(20);
+pub const GC_MARGIN: Duration = Duration::minutes(20);
 
 /// Ends a grant: REVOKED first, so that no credential is vended from then on, then the
 /// per-request deny on the target role, read back to verify. Idempotent, and a no-op for
