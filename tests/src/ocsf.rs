@@ -1,4 +1,5 @@
-//! OCSF events checked against the pinned OCSF JSON schema: `tests/ocsf/validate.py` in
+//! OCSF events checked against the pinned OCSF JSON schema, and trailgate's own published shapes
+//! (`schemas/`) against theirs: `tests/ocsf/validate.py` in
 //! `.venv-ocsf` (ocsf-json-schema and jsonschema, pinned in requirements/ocsf.txt, installed by
 //! `scripts/bootstrap.sh ocsf`).
 
@@ -17,6 +18,19 @@ fn root() -> PathBuf {
 /// `failures`, `classes`) and every failure it printed. Fails only when the validator could
 /// not run.
 pub fn validate(path: &Path) -> Result<(Value, String)> {
+    let script = root().join("tests").join("ocsf").join("validate.py");
+    run_validator(&script, VERSION.as_ref(), path)
+}
+
+/// Validates the NDJSON file at `path` against the JSON Schema file `schema` of the repo
+/// (`tests/schemas/validate.py`), as [`validate`] does against OCSF's.
+pub fn validate_against(schema: &Path, path: &Path) -> Result<(Value, String)> {
+    let script = root().join("tests").join("schemas").join("validate.py");
+    run_validator(&script, schema.as_os_str(), path)
+}
+
+/// Runs a validator script of `.venv-ocsf` on `path`: its last line is the JSON summary.
+fn run_validator(script: &Path, first: &std::ffi::OsStr, path: &Path) -> Result<(Value, String)> {
     let python = root().join(".venv-ocsf").join("bin").join("python");
     ensure!(
         python.is_file(),
@@ -24,8 +38,8 @@ pub fn validate(path: &Path) -> Result<(Value, String)> {
         python.display()
     );
     let output = std::process::Command::new(&python)
-        .arg(root().join("tests").join("ocsf").join("validate.py"))
-        .arg(VERSION)
+        .arg(script)
+        .arg(first)
         .arg(path)
         .output()
         .with_context(|| format!("running {}", python.display()))?;
@@ -43,12 +57,20 @@ pub fn validate(path: &Path) -> Result<(Value, String)> {
     Ok((summary, stdout))
 }
 
-/// Validates `path` and requires every line to pass.
+/// Validates `path` against OCSF's schema and requires every line to pass.
 pub fn require_valid(path: &Path) -> Result<Value> {
-    let (summary, printed) = validate(path)?;
+    require(validate(path)?, path)
+}
+
+/// Validates `path` against `schema` and requires every line to pass.
+pub fn require_valid_against(schema: &Path, path: &Path) -> Result<Value> {
+    require(validate_against(schema, path)?, path)
+}
+
+fn require((summary, printed): (Value, String), path: &Path) -> Result<Value> {
     ensure!(
         summary["failures"] == 0 && summary["lines"].as_u64().unwrap_or(0) > 0,
-        "OCSF validation of {}: {printed}",
+        "validation of {}: {printed}",
         path.display()
     );
     Ok(summary)

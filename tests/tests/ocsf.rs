@@ -2,15 +2,20 @@
 //! trailgate writes, mapped by `trailgate_domain::ocsf`, must validate against the pinned OCSF
 //! 1.8.0 schema (class 3005 User Access Management and 3002 Authentication, cloud profile); and
 //! an event the schema forbids must fail, so the check is known to bite. The exported events
-//! of a real run are checked the same way in `tamper.rs`.
+//! of a real run are checked the same way in `tamper.rs`. The lifecycle events for the event
+//! bus (`trailgate_domain::lifecycle`) are checked the same way against their published schema,
+//! `schemas/lifecycle-event.schema.json`.
 
 use anyhow::{Result, ensure};
 use serde_json::Value;
 use trailgate_domain::ledger::Event;
+use trailgate_domain::lifecycle;
 use trailgate_domain::ocsf;
 use trailgate_domain::request::{Assignment, Status};
 use trailgate_domain::testing::ledger_fixture;
-use trailgate_system_tests::ocsf::{VERSION, require_valid, validate};
+use trailgate_system_tests::ocsf::{
+    VERSION, require_valid, require_valid_against, validate, validate_against,
+};
 
 fn write(name: &str, events: &[Value]) -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("trailgate-ocsf-{}", std::process::id()));
@@ -181,5 +186,64 @@ fn an_event_the_schema_forbids_fails_the_check() -> Result<()> {
         ensure!(printed.contains(what), "{what}: {printed}");
     }
     ensure!(VERSION == ocsf::OCSF_VERSION);
+    Ok(())
+}
+
+fn lifecycle_schema() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas/lifecycle-event.schema.json")
+}
+
+#[test]
+fn every_lifecycle_event_validates_against_its_published_schema() -> Result<()> {
+    let (record, events) = ledger_fixture("audited.json");
+    let mut details: Vec<Value> = Vec::new();
+    for event in events.iter().chain(&every_action(&events[3])) {
+        details.extend(
+            lifecycle::entries(&record, event)
+                .into_iter()
+                .map(|entry| entry.detail),
+        );
+    }
+    let mut glass = record.clone();
+    glass.break_glass = true;
+    for event in every_action(&events[3]) {
+        details.extend(
+            lifecycle::entries(&glass, &event)
+                .into_iter()
+                .map(|entry| entry.detail),
+        );
+    }
+    ensure!(
+        details.iter().filter(|d| d["event"] == "closed").count() >= 4,
+        "too few closed events"
+    );
+    let path = write("lifecycle.ndjson", &details)?;
+    let summary = require_valid_against(&lifecycle_schema(), &path)?;
+    ensure!(summary["lines"] == details.len(), "{summary}");
+
+    // The schema bites: an unknown field, a closed event without its count, a bad status.
+    let mut extra = details[0].clone();
+    extra["reason"] = "not published".into();
+    let mut uncounted = details
+        .iter()
+        .find(|d| d["event"] == "closed")
+        .cloned()
+        .unwrap_or_default();
+    uncounted.as_object_mut().map(|o| o.remove("events"));
+    let mut status = details[1].clone();
+    status["to"] = "GRANTED".into();
+    for (what, bad) in [
+        ("extra", extra),
+        ("uncounted", uncounted),
+        ("status", status),
+    ] {
+        let path = write(&format!("lifecycle-bad-{what}.ndjson"), &[bad])?;
+        let (summary, printed) = validate_against(&lifecycle_schema(), &path)?;
+        ensure!(
+            summary["failures"].as_u64().unwrap_or(0) > 0,
+            "{what} passed: {printed}"
+        );
+    }
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! - [`findings`]: what reviewers are shown (findings, evidence, coverage, the stored context)
 //!   and its bounds; `trailgate-review` produces the findings.
 //! - [`ledger`]: hash-chained audit events and the change set a transition commits.
+//! - [`lifecycle`]: the lifecycle events for an event bus, one per ledger event, and `closed`.
 //! - [`link`]: approval links signed for one approver and bound to one request's content.
 //! - [`slack`]: Slack interactivity requests: the signature check (replay window, constant-time
 //!   compare) and a button press read into the ids Slack signed and the decision.
@@ -32,6 +33,7 @@ pub mod findings;
 pub mod html;
 pub mod identity;
 pub mod ledger;
+pub mod lifecycle;
 pub mod link;
 pub mod ocsf;
 pub mod organization;
