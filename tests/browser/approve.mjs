@@ -7,10 +7,9 @@
 // Writes <screenshot.png> (the confirm page, phone-sized) and <screenshot>-outcome.png.
 // Exits non-zero with a message on the first failed check.
 
-import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { check, launch } from './chromium.mjs';
 
 const [link, screenshot] = process.argv.slice(2);
 if (!link || !screenshot) {
@@ -19,37 +18,15 @@ if (!link || !screenshot) {
 }
 const requestId = new URL(link).pathname.split('/').pop();
 
-function check(condition, message) {
-  if (!condition) {
-    throw new Error(message);
-  }
-}
-
-// A fresh profile every run, so no cookie, cache or extension state leaks between runs.
-const userDataDir = mkdtempSync(join(tmpdir(), 'trailgate-chromium-'));
 mkdirSync(dirname(screenshot), { recursive: true });
-let context;
+let browser;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    javaScriptEnabled: false,
+  browser = await launch({
     // A phone: the page must be readable without zooming.
     viewport: { width: 390, height: 844 },
     isMobile: true,
-    timeout: 60_000,
   });
-  const page = context.pages()[0] ?? (await context.newPage());
+  const page = browser.page;
   // Generous: on a busy machine cargo-lambda may be rebuilding the function being called.
   page.setDefaultTimeout(90_000);
 
@@ -79,6 +56,5 @@ try {
   console.error(`browser test failed: ${err.message}`);
   process.exitCode = 1;
 } finally {
-  await context?.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
 }

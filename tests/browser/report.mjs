@@ -7,11 +7,10 @@
 // Usage: node tests/browser/report.mjs <report.html> <screenshot.png> <request id> <verdict text>
 // Exits non-zero with a message on the first failed check.
 
-import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { check, launch } from './chromium.mjs';
 
 const [file, screenshot, requestId, verdict] = process.argv.slice(2);
 if (!file || !screenshot || !requestId || !verdict) {
@@ -19,34 +18,11 @@ if (!file || !screenshot || !requestId || !verdict) {
   process.exit(2);
 }
 
-function check(condition, message) {
-  if (!condition) {
-    throw new Error(message);
-  }
-}
-
-const userDataDir = mkdtempSync(join(tmpdir(), 'trailgate-chromium-'));
 mkdirSync(dirname(screenshot), { recursive: true });
-let context;
+let browser;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    javaScriptEnabled: false,
-    viewport: { width: 1024, height: 768 },
-    timeout: 60_000,
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
+  browser = await launch({ viewport: { width: 1024, height: 768 } });
+  const page = browser.page;
   page.setDefaultTimeout(60_000);
   const url = pathToFileURL(resolve(file)).href;
   // Self-contained means the page asks for nothing but itself.
@@ -84,6 +60,5 @@ try {
   console.error(`browser test failed: ${err.message}`);
   process.exitCode = 1;
 } finally {
-  await context?.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
 }

@@ -7,6 +7,7 @@
 //! of them needs, in its general form (limits and roles are parameters), so a fix to how the
 //! tests wait or read the stack is made once.
 
+pub mod browser;
 pub mod catalog;
 pub mod ctx;
 pub mod iam;

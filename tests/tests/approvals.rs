@@ -10,7 +10,6 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use trailgate_system_tests::catalog::{Entry, catalog};
 use trailgate_system_tests::{Answer, Ctx, post_link, report, run_on_stack};
@@ -528,28 +527,13 @@ async fn browser(ctx: &Ctx) -> Result<()> {
     .await?;
     let id = ctx.request("sandbox-admin", "browser test").await?;
     let link = ctx.link_of(&id, "bob").await?;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let screenshot = root.join("artifacts").join("approve.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let output = tokio::process::Command::new("node")
-        .arg(root.join("browser").join("approve.mjs"))
-        .arg(&link)
-        .arg(&screenshot)
-        .current_dir(root.join(".."))
-        .output()
-        .await
-        .context("running node (scripts/bootstrap.sh installs node_modules and chromium)")?;
-    ensure!(
-        output.status.success(),
-        "the browser test failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    ensure!(
-        screenshot.is_file(),
-        "no screenshot at {}",
-        screenshot.display()
-    );
+    let screenshot = trailgate_system_tests::browser::artifact("approve.png")?;
+    trailgate_system_tests::browser::run(
+        "approve.mjs",
+        &[link.as_ref(), screenshot.as_os_str()],
+        &screenshot,
+    )
+    .await?;
     let active = ctx.wait_for(&id, "ACTIVE", Duration::from_secs(30)).await?;
     ensure!(active["outcome"] == "approved by bob", "{active}");
     Ok(())

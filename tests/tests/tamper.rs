@@ -106,35 +106,22 @@ async fn report_of_audited(ctx: &Ctx, id: &str) -> Result<()> {
         report["timeline"]
     );
 
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let page = root.join("artifacts").join("report.html");
-    let screenshot = root.join("artifacts").join("report.png");
-    std::fs::create_dir_all(root.join("artifacts"))?;
-    let _ = std::fs::remove_file(&screenshot);
+    let page = trailgate_system_tests::browser::artifact("report.html")?;
+    let screenshot = trailgate_system_tests::browser::artifact("report.png")?;
     let page_arg = page.to_string_lossy().into_owned();
     let (ok, _, err) = jitctl_ledger(ctx, &["report", id, "--out", &page_arg]).await?;
     ensure!(ok, "report --format html: {err}");
-    let output = tokio::process::Command::new("node")
-        .arg(root.join("browser").join("report.mjs"))
-        .arg(&page)
-        .arg(&screenshot)
-        .arg(id)
-        .arg("Every check passed.")
-        .current_dir(root.join(".."))
-        .output()
-        .await
-        .context("running node (scripts/bootstrap.sh installs node_modules and chromium)")?;
-    ensure!(
-        output.status.success(),
-        "the browser check of the report failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    ensure!(
-        screenshot.is_file(),
-        "no screenshot at {}",
-        screenshot.display()
-    );
+    trailgate_system_tests::browser::run(
+        "report.mjs",
+        &[
+            page.as_os_str(),
+            screenshot.as_os_str(),
+            id.as_ref(),
+            "Every check passed.".as_ref(),
+        ],
+        &screenshot,
+    )
+    .await?;
     Ok(())
 }
 
@@ -147,9 +134,7 @@ async fn ocsf_export(ctx: &Ctx, id: &str) -> Result<()> {
         .and_then(|at| at.get(..10))
         .context("no updated_at")?
         .to_owned();
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts");
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join("ocsf-export.ndjson");
+    let file = trailgate_system_tests::browser::artifact("ocsf-export.ndjson")?;
     let file_arg = file.to_string_lossy().into_owned();
     let (ok, _, err) =
         jitctl_ledger(ctx, &["export", "--closed-on", &day, "--out", &file_arg]).await?;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
-use trailgate_domain::ledger::{ChainKey, to_ndjson, verify_chain};
+use trailgate_domain::ledger::{to_ndjson, verify_chain};
 use trailgate_domain::ports::Archive;
 use trailgate_domain::request::is_request_id;
 
@@ -68,14 +68,7 @@ pub async fn export(
         check_day(day)?;
     }
     let reader = trailgate_aws::ledger::LedgerReader::from_sdk(sdk, sources.table.clone());
-    let key: Option<ChainKey> = match &sources.chain_key_secret {
-        Some(secret) => Some(
-            trailgate_aws::secrets::chain_key_from_sdk(sdk, secret)
-                .await
-                .with_context(|| format!("reading the chain key {secret}"))?,
-        ),
-        None => None,
-    };
+    let key = crate::verify::chain_key(sdk, sources).await?;
     let mut wanted: BTreeSet<String> = ids.iter().cloned().collect();
     for day in days {
         for record in reader.closed_on(day).await.context("reading the ledger")? {
@@ -85,12 +78,7 @@ pub async fn export(
     let version = env!("CARGO_PKG_VERSION");
     let (mut out, mut events_written) = (String::new(), 0);
     for id in &wanted {
-        let record = reader
-            .get(id)
-            .await
-            .context("reading the ledger")?
-            .with_context(|| format!("the ledger has no request {id}"))?;
-        let events = reader.events(id).await.context("reading the ledger")?;
+        let (record, events) = crate::verify::read_request(&reader, id).await?;
         verify_chain(&record, &events, key.as_ref())
             .map_err(|err| anyhow::anyhow!("{id}: not exported: {}", err.message))?;
         match format {

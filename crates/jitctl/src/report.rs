@@ -47,12 +47,7 @@ pub async fn report(
     now: OffsetDateTime,
 ) -> Result<Report> {
     let reader = trailgate_aws::ledger::LedgerReader::from_sdk(sdk, sources.table.clone());
-    let record = reader
-        .get(id)
-        .await
-        .context("reading the ledger")?
-        .with_context(|| format!("the ledger has no request {id}"))?;
-    let events = reader.events(id).await.context("reading the ledger")?;
+    let (record, events) = crate::verify::read_request(&reader, id).await?;
     let verification = verify(sdk, sources, id).await?;
     let integrity = if verification.problems.is_empty() {
         Check::new(

@@ -11,9 +11,11 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::process::ExitCode;
+use trailgate_domain::ledger::Event;
 use trailgate_domain::ledger::{
     ChainKey, archive_key, compare_with_export, from_ndjson, verify_chain, verify_events,
 };
+use trailgate_domain::request::AccessRequest;
 use trailgate_domain::service::is_closed;
 
 /// `jitctl verify` arguments.
@@ -58,6 +60,35 @@ pub struct Verification {
     pub problems: Vec<String>,
 }
 
+/// The chain key, when `sources` names its secret.
+pub async fn chain_key(
+    sdk: &trailgate_aws::SdkConfig,
+    sources: &Sources,
+) -> Result<Option<ChainKey>> {
+    match &sources.chain_key_secret {
+        Some(secret) => Ok(Some(
+            trailgate_aws::secrets::chain_key_from_sdk(sdk, secret)
+                .await
+                .with_context(|| format!("reading the chain key {secret}"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Request `id`'s record and events; an error when the ledger has no such request.
+pub async fn read_request(
+    reader: &trailgate_aws::ledger::LedgerReader,
+    id: &str,
+) -> Result<(AccessRequest, Vec<Event>)> {
+    let record = reader
+        .get(id)
+        .await
+        .context("reading the ledger")?
+        .with_context(|| format!("the ledger has no request {id}"))?;
+    let events = reader.events(id).await.context("reading the ledger")?;
+    Ok((record, events))
+}
+
 /// Verifies request `id` with the AWS clients of `sdk`.
 pub async fn verify(
     sdk: &trailgate_aws::SdkConfig,
@@ -66,20 +97,8 @@ pub async fn verify(
 ) -> Result<Verification> {
     let reader = trailgate_aws::ledger::LedgerReader::from_sdk(sdk, sources.table.clone());
     let archive = trailgate_aws::archive::S3Archive::from_sdk(sdk, sources.bucket.clone());
-    let key: Option<ChainKey> = match &sources.chain_key_secret {
-        Some(secret) => Some(
-            trailgate_aws::secrets::chain_key_from_sdk(sdk, secret)
-                .await
-                .with_context(|| format!("reading the chain key {secret}"))?,
-        ),
-        None => None,
-    };
-    let record = reader
-        .get(id)
-        .await
-        .context("reading the ledger")?
-        .with_context(|| format!("the ledger has no request {id}"))?;
-    let events = reader.events(id).await.context("reading the ledger")?;
+    let key = chain_key(sdk, sources).await?;
+    let (record, events) = read_request(&reader, id).await?;
     let mut found = Verification::default();
     let hashes = |checked: bool| {
         if checked {
