@@ -15,6 +15,7 @@ No model:
   AWS::SNS::TopicPolicy                the Policy attribute of every topic in Topics
   AWS::S3::BucketPolicy                PutBucketPolicy
   AWS::ApiGateway::Stage               CreateStage; Ref = stage name
+  AWS::Events::EventBusPolicy          PutPermission with the Statement as a policy
 Properties ignored:
   AWS::ApiGateway::RestApi             Body (SAM's whole API: title, paths, methods with the
                                        SigV4 security scheme as AWS_IAM, Lambda proxy
@@ -31,11 +32,16 @@ Properties ignored:
                                        ObjectLockConfiguration, PublicAccessBlockConfiguration,
                                        OwnershipControls (only BucketEncryption, Tags applied)
   AWS::DynamoDB::Table                 ResourcePolicy, TimeToLiveSpecification
+  AWS::Events::EventBus                Name (moto names the bus after its logical id)
 No physical id:
   AWS::ApiGateway::Deployment          (so Ref and ListStackResources give none)
   AWS::Lambda::Permission
 
-Two fixes outside CloudFormation:
+Three fixes outside CloudFormation:
+  - moto's DynamoDB hands each stream record to the mapped function inside the write itself,
+    through its own Lambda (Docker): the write is done and nothing is handed over, as on AWS,
+    where the Lambda service polls the stream; the local stack's router polls it the same way
+    (router/streams.rs).
   - moto's S3 applies a bucket policy's Deny statements to every caller and ignores their
     Condition, so a Deny meant for everyone but one role denies that role too: the object
     check leaves out statements with a Condition, which moto cannot evaluate (the IAM
@@ -467,6 +473,17 @@ def _bucket_policy_conditions():
     FakeBucket.get_permission = get_permission
 
 
+def _stream_delivery():
+    from moto.awslambda.models import LambdaBackend
+
+    def send_dynamodb_items(self, function_arn, items, source):
+        # Not delivered inside the write: the router's poller reads the stream (GetRecords),
+        # and a falsy result keeps the records in the shard for it.
+        return None
+
+    LambdaBackend.send_dynamodb_items = send_dynamodb_items
+
+
 def _docker_client():
     from moto.utilities.docker_utilities import DockerModel
 
@@ -481,7 +498,45 @@ def _docker_client():
     DockerModel.docker_client = property(docker_client)
 
 
-SHIMS = {m.cloudformation_type(): m for m in (Secret, SecretResourcePolicy, Subscription, TopicPolicy, BucketPolicy, Stage)}
+class EventBus(_Created):
+    __module__ = MODULE
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::Events::EventBus"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        from moto.events.models import events_backends
+
+        backend = _backend(events_backends, account_id, region_name)
+        p = cloudformation_json["Properties"]
+        bus = backend.create_event_bus(name=p.get("Name", resource_name))
+        return cls(bus.name, {"Arn": bus.arn, "Name": bus.name})
+
+
+class EventBusPolicy(_Created):
+    __module__ = MODULE
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::Events::EventBusPolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        from moto.events.models import events_backends
+
+        backend = _backend(events_backends, account_id, region_name)
+        p = cloudformation_json["Properties"]
+        statement = dict(p["Statement"])
+        statement.setdefault("Sid", p["StatementId"])
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        backend.put_permission(p.get("EventBusName", "default"), None, None, None, None, policy)
+        return cls(p["StatementId"])
+
+
+SHIMS = {
+    m.cloudformation_type(): m
+    for m in (Secret, SecretResourcePolicy, Subscription, TopicPolicy, BucketPolicy, Stage, EventBus, EventBusPolicy)
+}
 
 
 def install():
@@ -498,6 +553,7 @@ def install():
     _rest_api()
     _physical_ids()
     _bucket_policy_conditions()
+    _stream_delivery()
     _docker_client()
 
 

@@ -14,7 +14,8 @@
 Prints one JSON document on stdout (the manifest the Rust supervisor reads): the stack's
 outputs and resources, the template's logical ids and types, and for the local emulation the
 functions (deployed name, binary, environment as Lambda holds it), the API's routes and the
-schedules, all read back from the deployed services rather than from the template.
+schedules and stream mappings, all read back from the deployed services rather than from the
+template.
 
 Usage: .venv-sam/bin/python local/sam_deploy.py --template T --stack-name N --endpoint URL
        [--parameters FILE.json] [--transformed-out FILE.json]
@@ -225,6 +226,7 @@ def deploy(args):
         "routes": [],
         "api_id": "",
         "schedules": schedules(client("events"), physical, cfn_template),
+        "streams": streams(client("lambda")),
     }
     for logical_id, kind in manifest["template_resources"].items():
         if kind == "AWS::ApiGateway::RestApi" and physical.get(logical_id):
@@ -290,6 +292,26 @@ def schedules(events, physical, cfn_template):
         for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
             out.append(
                 {"rule": rule["Name"], "expression": rule["ScheduleExpression"], "target_arn": target["Arn"], "input": target.get("Input")}
+            )
+    return out
+
+
+def streams(lam):
+    # The DynamoDB stream mappings, as Lambda holds them: the router polls each stream and
+    # invokes the function as the Lambda service would.
+    out = []
+    for page in lam.get_paginator("list_event_source_mappings").paginate():
+        for mapping in page["EventSourceMappings"]:
+            if ":dynamodb:" not in mapping["EventSourceArn"]:
+                continue
+            out.append(
+                {
+                    "function_arn": mapping["FunctionArn"],
+                    "stream_arn": mapping["EventSourceArn"],
+                    "batch_size": mapping.get("BatchSize") or 100,
+                    "maximum_retry_attempts": mapping.get("MaximumRetryAttempts", -1),
+                    "report_batch_item_failures": "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []),
+                }
             )
     return out
 

@@ -52,6 +52,8 @@ EVENTS = {
     "trailgate-revoke": "events/revoke/expired.json",
     "trailgate-audit": {"request_id": REQUEST_ID},
     "trailgate-catalog": "events/catalog/catalog_history.json",
+    # The stubbed ledger holds no record: the function stops at the first event and reports it.
+    "trailgate-events": "events/events/ledger_stream.json",
     "trailgate-reconcile": {
         "version": "0",
         "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
@@ -95,6 +97,7 @@ TEMPLATE_VALUES = {
     "CATALOG_TABLE": "trailgate-CatalogTable-BENCH",
     "CATALOG_REFRESH_SECONDS": "60",
     "CATALOG_PUBLISHERS": f"arn:aws:iam::{ACCOUNT}:user/ops",
+    "EVENT_BUS_NAME": "trailgate-lifecycle",
 }
 
 

@@ -273,6 +273,13 @@ fn reference(names: &Names, target: &str) -> String {
         (Some("AWS::DynamoDB::Table"), "Arn") => {
             format!("arn:aws:dynamodb:{REGION}:{account}:table/{name}-1A2B3C4D5E6F")
         }
+        (Some("AWS::DynamoDB::Table"), "StreamArn") => format!(
+            "arn:aws:dynamodb:{REGION}:{account}:table/{name}-1A2B3C4D5E6F/stream/2026-12-07T00:00:00.000"
+        ),
+        (Some("AWS::Events::EventBus"), "Arn") => {
+            format!("arn:aws:events:{REGION}:{account}:event-bus/{name}")
+        }
+        (Some("AWS::SQS::Queue"), "Arn") => format!("arn:aws:sqs:{REGION}:{account}:{name}"),
         (Some("AWS::SecretsManager::Secret"), _) => {
             format!("arn:aws:secretsmanager:{REGION}:{account}:secret:{name}-AbCdEf")
         }

@@ -733,6 +733,8 @@ fn needs() -> Vec<(&'static str, &'static [&'static str])> {
         ),
         // No ledger: it writes the catalog's versions and nothing else.
         ("CatalogFunction", &["chain", "catalog", "publish"]),
+        // Reads records and the stream, puts on the bus; writes no ledger item, holds no key.
+        ("EventsFunction", &["record", "stream", "bus", "failed"]),
     ]
 }
 
@@ -758,7 +760,43 @@ fn function_probes(docs: &Docs) -> Vec<(&'static str, &'static str, String, bool
             t.reference("ChainKeySecret"),
             false,
         ),
-        ("ledger", "dynamodb:GetItem", table.clone(), false),
+        ("ledger|record", "dynamodb:GetItem", table.clone(), false),
+        (
+            "stream",
+            "dynamodb:GetRecords",
+            t.reference("LedgerTable.StreamArn"),
+            false,
+        ),
+        (
+            "stream",
+            "dynamodb:GetShardIterator",
+            t.reference("LedgerTable.StreamArn"),
+            false,
+        ),
+        (
+            "bus",
+            "events:PutEvents",
+            t.reference("LifecycleEventBus.Arn"),
+            false,
+        ),
+        (
+            "",
+            "events:PutEvents",
+            format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"),
+            false,
+        ),
+        (
+            "",
+            "events:DeleteEventBus",
+            t.reference("LifecycleEventBus.Arn"),
+            false,
+        ),
+        (
+            "failed",
+            "sqs:SendMessage",
+            t.reference("LifecycleEventsFailedQueue.Arn"),
+            false,
+        ),
         (
             "ledger",
             "dynamodb:Query",
@@ -928,7 +966,8 @@ fn function_request(
 fn function_rows(docs: &Docs, matrix: &mut Matrix) {
     for (function, needed) in needs() {
         for (need, action, resource, managed) in function_probes(docs) {
-            let wanted = !need.is_empty() && needed.contains(&need);
+            // `a|b`: a probe any function with either need may do.
+            let wanted = !need.is_empty() && need.split('|').any(|one| needed.contains(&one));
             if wanted && need == "answer" {
                 // The one known disagreement (SECURITY.md): IAM authorises SendTask* against
                 // the state machine of the token, which is what the decision function's
@@ -1139,6 +1178,12 @@ fn resource_rows_with(matrix: &mut Matrix, edit: &dyn Fn(&str, Value) -> Value) 
     let chain_key_policy = policy("ChainKeyEncryptionKey", &["KeyPolicy"])?;
     let topic = t.reference("ApprovalsTopic");
     let topic_policy = policy("ApprovalsTopicPolicy", &["PolicyDocument"])?;
+    let bus = t.reference("LifecycleEventBus.Arn");
+    // AWS::Events::EventBusPolicy holds one statement; the bus's policy is that statement.
+    let bus_policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [policy("LifecycleEventBusPolicy", &["Statement"])?],
+    });
     let via_secrets_manager = format!("secretsmanager.{REGION}.amazonaws.com");
 
     let admin = format!("arn:aws:iam::{ACCOUNT}:user/admin");
@@ -1254,6 +1299,11 @@ fn resource_rows_with(matrix: &mut Matrix, edit: &dyn Fn(&str, Value) -> Value) 
             by_admin("dynamodb:GetItem", &catalog, &catalog_policy),
             "OnlyTrailgateFunctionsReadTheCatalog",
         ),
+        (
+            "forge a lifecycle event (a grant, a closed request) on the bus",
+            by_admin("events:PutEvents", &bus, &bus_policy),
+            "OnlyTheEventsFunctionPuts",
+        ),
     ];
     for (what, request, sid) in bypasses {
         matrix.add(
@@ -1351,6 +1401,20 @@ fn resource_rows_with(matrix: &mut Matrix, edit: &dyn Fn(&str, Value) -> Value) 
             &catalog_policy,
             None,
         ),
+        (
+            "EventsFunction",
+            "dynamodb:GetItem",
+            table.clone(),
+            &ledger,
+            None,
+        ),
+        (
+            "EventsFunction",
+            "events:PutEvents",
+            bus.clone(),
+            &bus_policy,
+            None,
+        ),
     ];
     for (function, action, resource, policy, via) in uses {
         let (role, session) = sam_function_role(function);
@@ -1382,6 +1446,18 @@ fn resource_rows_with(matrix: &mut Matrix, edit: &dyn Fn(&str, Value) -> Value) 
         "intake, even if its role allowed it, cannot read the link key",
         request,
         Expect::deny_by("OnlyApprovalAndDecisionReadTheKey"),
+    );
+    // Only the events function puts on the bus, whatever another function's role allows.
+    let (role, session) = sam_function_role("AuditFunction");
+    let mut request =
+        Request::new(&session, "events:PutEvents", &bus).with("aws:PrincipalArn", role.as_str());
+    request.identity = vec![("AdministratorAccess".into(), allow_all())];
+    request.resource_policy = Some(bus_policy.clone());
+    matrix.add(
+        "resource policies",
+        "the audit function, even if its role allowed it, cannot put on the lifecycle bus",
+        request,
+        Expect::deny_by("OnlyTheEventsFunctionPuts"),
     );
     // Only the catalog function writes the catalog, whatever another function's role allows;
     // and not even it deletes a version.

@@ -6,7 +6,9 @@
 //! the source IP and user agent of the click. `jitctl report` of the audited request passes
 //! every check and renders whole in headless Chromium, and fails once the ledger is edited;
 //! `jitctl export --format ocsf` of the day's closed requests validates against OCSF's schema,
-//! to a file and to S3, and refuses an edited chain.
+//! to a file and to S3, and refuses an edited chain. A consumer's rule on the lifecycle bus
+//! receives every event of the denied request, from the ledger's stream through the events
+//! function, and its `closed` event with the chain's length and last hash.
 
 use anyhow::{Context, Result, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -190,6 +192,123 @@ async fn ocsf_export(ctx: &Ctx, id: &str) -> Result<()> {
         .await?;
     let body = String::from_utf8(object.body.collect().await?.into_bytes().to_vec())?;
     ensure!(body == text, "the S3 export differs from the file export");
+    Ok(())
+}
+
+/// A consumer of the lifecycle bus: a rule matching every trailgate event, delivering to a new
+/// queue. Returns the queue's URL.
+async fn lifecycle_consumer(ctx: &Ctx) -> Result<String> {
+    let sdk = trailgate_local::cloudformation::sdk_config(&ctx.state.aws_endpoint);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name("siem-lifecycle")
+        .send()
+        .await?;
+    let url = queue.queue_url().context("no queue URL")?.to_owned();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await?;
+    let arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .context("no queue ARN")?
+        .clone();
+    let bus = ctx.output("LifecycleEventBusName")?;
+    events
+        .put_rule()
+        .name("siem-all-trailgate")
+        .event_bus_name(bus)
+        .event_pattern(r#"{"source": ["trailgate"]}"#)
+        .send()
+        .await?;
+    events
+        .put_targets()
+        .rule("siem-all-trailgate")
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(arn)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(url)
+}
+
+/// Every event of request `id` reaches the consumer's queue through the bus (the ledger's
+/// stream, the events function, the rule), each ledger event once or more and `closed` with
+/// the chain's length and last hash; every detail validates against the published schema.
+async fn lifecycle_events_reached(ctx: &Ctx, queue: &str, id: &str) -> Result<()> {
+    let sdk = trailgate_local::cloudformation::sdk_config(&ctx.state.aws_endpoint);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let expected = ctx.ledger_actions(id).await?;
+    let last_hash = item_doc(ctx, id, "META").await?["last_event_hash"].clone();
+    let mut details: Vec<Value> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await?;
+        for message in got.messages() {
+            let envelope: Value = serde_json::from_str(message.body().unwrap_or_default())?;
+            ensure!(envelope["source"] == "trailgate", "{envelope}");
+            let detail = envelope["detail"].clone();
+            ensure!(
+                envelope["detail-type"]
+                    == format!("trailgate.{}", detail["event"].as_str().unwrap_or("?")),
+                "{envelope}"
+            );
+            details.push(detail);
+        }
+        let mine: Vec<&Value> = details.iter().filter(|d| d["request_id"] == *id).collect();
+        let closed = mine.iter().find(|d| d["event"] == "closed");
+        let seqs: std::collections::BTreeSet<u64> =
+            mine.iter().filter_map(|d| d["seq"].as_u64()).collect();
+        if let Some(closed) = closed
+            && seqs.len() == expected.len()
+        {
+            ensure!(closed["events"] == expected.len(), "closed: {closed}");
+            ensure!(
+                closed["last_event_hash"] == last_hash,
+                "closed: {closed}, record: {last_hash}"
+            );
+            ensure!(
+                seqs == (1..=expected.len() as u64).collect(),
+                "seqs {seqs:?}"
+            );
+            for (seq, action) in expected.iter().enumerate() {
+                let event = mine
+                    .iter()
+                    .find(|d| d["seq"] == seq + 1)
+                    .context("a seq went missing")?;
+                ensure!(event["action"] == *action, "event {}: {event}", seq + 1);
+            }
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "after 60 s the queue holds {} events of {id} (seqs {seqs:?}, closed: {}), the ledger {}",
+            mine.len(),
+            closed.is_some(),
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let file = trailgate_system_tests::browser::artifact("lifecycle-events.ndjson")?;
+    let text: String = details.iter().map(|d| format!("{d}\n")).collect();
+    std::fs::write(&file, text)?;
+    let schema = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas/lifecycle-event.schema.json");
+    trailgate_system_tests::ocsf::require_valid_against(&schema, &file)?;
     Ok(())
 }
 
@@ -511,6 +630,8 @@ async fn the_ledger_is_checked_against_its_locked_export() -> Result<()> {
         ("AuditDelaySeconds", "1".to_owned()),
     ];
     run_on_stack("tamper", &parameters, |ctx| async move {
+        // Before any request: a consumer's rule sees everything from the start.
+        let consumer = lifecycle_consumer(&ctx).await;
         let (audited, denied) =
             tokio::join!(audited_then_tampered(&ctx), denied_and_exported(&ctx));
         // After both: the other path edits the audited request's ledger while it runs, and an
@@ -518,6 +639,11 @@ async fn the_ledger_is_checked_against_its_locked_export() -> Result<()> {
         let exported = match &denied {
             Ok(id) => ocsf_export(&ctx, id).await,
             Err(_) => Ok(()),
+        };
+        let published = match (&consumer, &denied) {
+            (Ok(queue), Ok(id)) => lifecycle_events_reached(&ctx, queue, id).await,
+            (Err(err), _) => Err(anyhow::anyhow!("the bus consumer: {err}")),
+            (_, Err(_)) => Ok(()),
         };
         // After both: a ring without the first key would fail the other's verifies.
         let rotated = match &denied {
@@ -529,6 +655,7 @@ async fn the_ledger_is_checked_against_its_locked_export() -> Result<()> {
             ("audited, then tampered", audited),
             ("denied", denied.map(|_| ())),
             ("OCSF export", exported),
+            ("lifecycle events on the bus", published),
             ("chain key rotated", rotated),
             ("missed export swept", swept),
         ])

@@ -205,6 +205,16 @@ pub struct LedgerReader {
 }
 
 impl LedgerReader {
+    /// The ledger table `LEDGER_TABLE`, for reading only (the events function).
+    pub fn from_env(
+        sdk: &aws_config::SdkConfig,
+    ) -> std::result::Result<LedgerReader, crate::config::ConfigError> {
+        Ok(LedgerReader::from_sdk(
+            sdk,
+            crate::config::required("LEDGER_TABLE")?,
+        ))
+    }
+
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String) -> LedgerReader {
         LedgerReader {
             client: Client::new(sdk),
@@ -223,6 +233,12 @@ impl LedgerReader {
     /// The requests whose last change closed them on `day` (`YYYY-MM-DD`, UTC).
     pub async fn closed_on(&self, day: &str) -> Result<Vec<AccessRequest>> {
         query_closed_on(&self.client, &self.table, day).await
+    }
+}
+
+impl trailgate_domain::ports::RecordReader for LedgerReader {
+    async fn record(&self, id: &str) -> Result<Option<AccessRequest>> {
+        get_record(&self.client, &self.table, id).await
     }
 }
 

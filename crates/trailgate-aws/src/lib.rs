@@ -13,6 +13,7 @@
 //! - [`agents`]: sessions in member accounts through their agent roles.
 //! - `identity_center` (feature `identity-center`): IAM Identity Center's account assignments, permission sets and users.
 //! - `organizations` (feature `organizations`): the Organization's accounts and OUs, cached, and the agent probe.
+//! - `eventbridge` (feature `eventbridge`): the lifecycle event bus (the events function).
 //! - [`apigw`]: API Gateway proxy events in, JSON or HTML responses out.
 //! - `testing` (feature `testing`): moto for tests: the server, S3 clients, a filled trail bucket.
 
@@ -28,6 +29,8 @@ pub mod cloudtrail;
 pub mod config;
 pub mod credentials;
 pub mod errors;
+#[cfg(feature = "eventbridge")]
+pub mod eventbridge;
 #[cfg(feature = "identity-center")]
 pub mod identity_center;
 pub mod ledger;

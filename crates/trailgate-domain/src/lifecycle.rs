@@ -9,9 +9,9 @@
 //! whole request. A break-glass request is final only once an approver acknowledged it, so its
 //! `closed` follows `acknowledged`, not `audited`.
 //!
-//! The schema is `schemas/lifecycle-event.schema.json`; `tests/tests/lifecycle_events.rs` checks
-//! every event made here against it. The publisher that sends these to EventBridge (from the
-//! ledger's stream) is not built yet; this module is what it will send.
+//! The schema is `schemas/lifecycle-event.schema.json`; `tests/tests/ocsf.rs` checks every event
+//! made here against it. The events function (`service::publish_lifecycle`) sends them to
+//! EventBridge from the ledger's DynamoDB stream.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -24,6 +24,8 @@ use crate::service::is_closed;
 pub const SOURCE: &str = "trailgate";
 /// The version of the detail's shape; a change to its meaning gets a new number.
 pub const DETAIL_VERSION: u64 = 1;
+/// EventBridge's `PutEvents` takes at most ten entries.
+pub const MAX_ENTRIES_PER_PUT: usize = 10;
 
 /// One entry for the bus: EventBridge's `Source`, `DetailType` and `Detail`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -142,6 +142,29 @@ pub trait Archive: Send + Sync {
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
 }
 
+/// Reading request records, and nothing else: what the lifecycle publisher needs of the
+/// ledger (it writes nothing, so it holds no chain key). Every [`Ledger`] reads records.
+pub trait RecordReader: Send + Sync {
+    fn record(&self, id: &str) -> impl Future<Output = Result<Option<AccessRequest>>> + Send;
+}
+
+impl<L: Ledger> RecordReader for L {
+    fn record(&self, id: &str) -> impl Future<Output = Result<Option<AccessRequest>>> + Send {
+        self.get(id)
+    }
+}
+
+/// The event bus the lifecycle events go to (EventBridge).
+pub trait EventBus: Send + Sync {
+    /// Puts at most [`crate::lifecycle::MAX_ENTRIES_PER_PUT`] entries; for each, `None` if the
+    /// bus took it, else why not (a partial failure is not an error: the caller retries the
+    /// rest).
+    fn put(
+        &self,
+        entries: &[crate::lifecycle::LifecycleEvent],
+    ) -> impl Future<Output = Result<Vec<Option<String>>>> + Send;
+}
+
 /// The deployed catalog's store (`CatalogTable`): the current version with its document, and
 /// every earlier version's record and document. Only the catalog function writes it.
 pub trait CatalogStore: Send + Sync {

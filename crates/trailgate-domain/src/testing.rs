@@ -864,6 +864,62 @@ impl Archive for MemoryArchive {
     }
 }
 
+/// The event bus, in memory: every entry it took, the size of each put, and an entry it
+/// refuses once (counted over all puts, from 0), as EventBridge refuses a throttled entry.
+#[derive(Default)]
+pub struct MemoryBus {
+    state: Mutex<BusState>,
+}
+
+#[derive(Default)]
+struct BusState {
+    taken: Vec<crate::lifecycle::LifecycleEvent>,
+    calls: Vec<usize>,
+    seen: usize,
+    refuse: Option<(usize, String)>,
+}
+
+impl MemoryBus {
+    /// Refuses the `index`th entry offered (0-based, over all puts) once, with `reason`.
+    pub fn refuse_at(&self, index: usize, reason: &str) {
+        self.state.lock().expect("lock").refuse = Some((index, reason.to_owned()));
+    }
+
+    pub fn entries(&self) -> Vec<crate::lifecycle::LifecycleEvent> {
+        self.state.lock().expect("lock").taken.clone()
+    }
+
+    pub fn calls(&self) -> Vec<usize> {
+        self.state.lock().expect("lock").calls.clone()
+    }
+}
+
+impl crate::ports::EventBus for MemoryBus {
+    async fn put(
+        &self,
+        entries: &[crate::lifecycle::LifecycleEvent],
+    ) -> Result<Vec<Option<String>>> {
+        let mut state = self.state.lock().expect("lock");
+        state.calls.push(entries.len());
+        let mut outcome = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let index = state.seen;
+            state.seen += 1;
+            match state.refuse.clone() {
+                Some((at, reason)) if at == index => {
+                    state.refuse = None;
+                    outcome.push(Some(reason));
+                }
+                _ => {
+                    state.taken.push(entry.clone());
+                    outcome.push(None);
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
+
 /// The identity-store user id of alice in [`identity_center_catalog`].
 pub const ALICE_USER_ID: &str = "94482488-3041-7026-18f3-be45837cd0e4";
 /// Identity Center's instance and a permission set of it, as in [`identity_center_catalog`].

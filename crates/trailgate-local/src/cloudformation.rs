@@ -2,7 +2,7 @@
 //! offline (SAM CLI's language extensions, then the pinned aws-sam-translator), packages code
 //! and state machine definitions into a bucket, and calls CreateStack on moto's CloudFormation;
 //! this module runs it, reads the stack back (outputs, resources, and the functions, routes and
-//! schedules as Lambda, API Gateway and EventBridge hold them) and creates the local IAM users.
+//! schedules and stream mappings as Lambda, API Gateway and EventBridge hold them) and creates the local IAM users.
 //!
 //! Nothing here interprets the template: every name, ARN and environment value is what
 //! CloudFormation produced. The one local translation is the API's execute-api URL, in outputs
@@ -64,6 +64,20 @@ pub struct Schedule {
     pub input: Option<String>,
 }
 
+/// A DynamoDB stream mapped to a function, as Lambda holds the mapping: what the router's
+/// poller reads and invokes (`router::streams`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamMapping {
+    pub function: String,
+    pub binary: String,
+    pub stream_arn: String,
+    pub batch_size: usize,
+    /// How often a failing batch is retried before it is given up (-1: until it expires).
+    pub maximum_retry_attempts: i64,
+    /// Whether the function answers `batchItemFailures` (`ReportBatchItemFailures`).
+    pub report_batch_item_failures: bool,
+}
+
 /// A local IAM user to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSpec {
@@ -112,6 +126,7 @@ pub struct Deployment {
     pub functions: Vec<DeployedFunction>,
     pub routes: Vec<ApiRoute>,
     pub schedules: Vec<Schedule>,
+    pub streams: Vec<StreamMapping>,
     /// Deployed name → binary.
     pub renames: HashMap<String, String>,
     pub api_id: String,
@@ -226,6 +241,17 @@ struct Manifest {
     routes: Vec<ManifestRoute>,
     api_id: String,
     schedules: Vec<ManifestSchedule>,
+    #[serde(default)]
+    streams: Vec<ManifestStream>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManifestStream {
+    function_arn: String,
+    stream_arn: String,
+    batch_size: usize,
+    maximum_retry_attempts: i64,
+    report_batch_item_failures: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -406,6 +432,18 @@ fn from_manifest(manifest: Manifest, api_port: u16) -> Result<Deployment> {
             input: schedule.input.clone(),
         });
     }
+    let mut streams = Vec::new();
+    for stream in &manifest.streams {
+        let function = function_of(&stream.function_arn, &stream.stream_arn)?;
+        streams.push(StreamMapping {
+            function: function.logical_id.clone(),
+            binary: function.binary.clone(),
+            stream_arn: stream.stream_arn.clone(),
+            batch_size: stream.batch_size.max(1),
+            maximum_retry_attempts: stream.maximum_retry_attempts,
+            report_batch_item_failures: stream.report_batch_item_failures,
+        });
+    }
     let functions = manifest
         .functions
         .iter()
@@ -455,6 +493,7 @@ fn from_manifest(manifest: Manifest, api_port: u16) -> Result<Deployment> {
         functions,
         routes,
         schedules,
+        streams,
         renames,
         api_id: manifest.api_id,
         users: Vec::new(),
@@ -524,7 +563,10 @@ mod tests {
                 "function_arn": "arn:aws:lambda:us-east-1:123456789012:function:trailgate-Fn-X1"}],
             "api_id": "abc123",
             "schedules": [{"expression": "rate(5 minutes)", "input": null,
-                "target_arn": "arn:aws:lambda:us-east-1:123456789012:function:trailgate-Fn-X1"}]
+                "target_arn": "arn:aws:lambda:us-east-1:123456789012:function:trailgate-Fn-X1"}],
+            "streams": [{"stream_arn": "arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/2026",
+                "function_arn": "arn:aws:lambda:us-east-1:123456789012:function:trailgate-Fn-X1",
+                "batch_size": 100, "maximum_retry_attempts": 100, "report_batch_item_failures": true}]
         }))
         .unwrap()
     }
@@ -536,6 +578,8 @@ mod tests {
         assert_eq!(deployment.routes[0].function, "Fn");
         assert!(deployment.routes[0].iam_auth);
         assert_eq!(deployment.schedules[0].binary, "trailgate-fn");
+        assert_eq!(deployment.streams[0].binary, "trailgate-fn");
+        assert!(deployment.streams[0].report_batch_item_failures);
         assert_eq!(
             deployment.functions[0].environment["BASE"],
             "http://127.0.0.1:4567/v1/x"

@@ -387,6 +387,10 @@ impl LocalStack {
         if options.lambda {
             self.start_lambda(&deployment, options.lambda_concurrency.max(1))
                 .await?;
+            let router = self.router.as_mut().expect("router started");
+            for mapping in &deployment.streams {
+                router.stream(mapping.clone());
+            }
         }
         if let Some(every) = options.reconcile_every {
             let router = self.router.as_mut().expect("router started");

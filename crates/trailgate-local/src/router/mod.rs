@@ -20,6 +20,7 @@ pub mod lambda;
 pub mod outbox;
 pub mod sigv4;
 pub mod sso;
+mod streams;
 pub mod sts;
 
 use std::collections::{BTreeMap, HashMap};
@@ -254,6 +255,18 @@ impl Router {
                 }
             }
         }));
+    }
+
+    /// Polls a DynamoDB stream and invokes its function with each batch, as the Lambda
+    /// service does for an event source mapping ([`streams`]).
+    pub fn stream(&mut self, mapping: crate::cloudformation::StreamMapping) {
+        let shared = self.shared.clone();
+        self.shared.log.line(format!(
+            "polling {} for {} (batches of {})",
+            mapping.stream_arn, mapping.binary, mapping.batch_size
+        ));
+        self.tasks
+            .push(tokio::spawn(streams::poll(shared, mapping)));
     }
 
     /// Stops both servers and the scheduler.
