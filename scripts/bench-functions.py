@@ -79,6 +79,7 @@ TEMPLATE_VALUES = {
     "HUB_ROLES_REQUESTABLE": "true",
     "STATE_MACHINE_ARN": f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:trailgate-access-request",
     "AUDIT_DELAY_SECONDS": "900",
+    "REAUDIT_DELAY_SECONDS": "3600",
     "TRAILGATE_ROLE_PREFIX": "trailgate-",
     "REQUESTS_PER_MINUTE": "10",
     "ONE_OPEN_REQUEST_PER_ROLE": "true",

@@ -133,6 +133,123 @@ fn session_call(who: &str, n: u32, id: &str, name: &str, source: &str, extra: Va
     record
 }
 
+/// CloudTrail delivers late (issue 18, item 1): the first pass says the report may be
+/// incomplete, since the newest event delivered is from before the session's end; a call the
+/// session made before the revoke then arrives, with an unrelated event of now that moves the
+/// watermark past the end; the second pass (`Audit Again`) finds the late call, is final and
+/// complete, and the approvers are written to about what is new.
+async fn late_delivery(ctx: &Ctx, id: &str, alice: &str, audited: &Value) -> Result<()> {
+    let first = &audited["audit"];
+    let coverage = &first["cloudtrail"]["coverage"];
+    ensure!(
+        first["final"] == false && first["passes"] == 1,
+        "first pass: {first}"
+    );
+    ensure!(
+        coverage["complete"] == false,
+        "first pass coverage: {coverage}"
+    );
+    ensure!(
+        coverage["completeness"]
+            .as_str()
+            .is_some_and(|why| why.contains("us-east-1 has delivered up to")),
+        "first pass coverage: {coverage}"
+    );
+    let revoked_at = audited["revoked_at"].as_str().context("no revoked_at")?;
+    let revoked = OffsetDateTime::parse(revoked_at, &Rfc3339)?;
+    let before_revoke = (revoked - time::Duration::seconds(2)).format(&Rfc3339)?;
+    let mut late = session_call(
+        alice,
+        5,
+        id,
+        "DeleteObject",
+        "s3.amazonaws.com",
+        json!({"requestParameters": {"bucketName": "team-data", "key": "old.csv"}}),
+    );
+    late["eventTime"] = json!(before_revoke);
+    let mut unrelated = session_call(
+        "someone-else",
+        6,
+        "r-someoneelse",
+        "ListBuckets",
+        "s3.amazonaws.com",
+        Value::Null,
+    );
+    unrelated["eventTime"] = json!(at(Duration::ZERO));
+    ensure!(ctx.seed_cloudtrail(&[late, unrelated]).await? == 2);
+
+    let started = Instant::now();
+    let last = loop {
+        let status = ctx.status(id).await?;
+        if status["audit"]["final"] == true {
+            break status;
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(90),
+            "no second pass within 90 s: {}",
+            status["audit"]
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let report = &last["audit"];
+    let cloudtrail = &report["cloudtrail"];
+    ensure!(
+        report["passes"] == 2 && report["first_pass"]["events"] == 3,
+        "{report}"
+    );
+    ensure!(cloudtrail["events"] == 4, "second pass: {cloudtrail}");
+    ensure!(
+        cloudtrail["actions_by_service"]["s3"]["DeleteObject"] == 1,
+        "{cloudtrail}"
+    );
+    ensure!(
+        cloudtrail["coverage"]["complete"] == true,
+        "{}",
+        cloudtrail["coverage"]
+    );
+    ensure!(
+        report["late_findings"][0].as_str().is_some_and(
+            |line| line.starts_with("1 CloudTrail event(s) delivered after the first audit")
+        ),
+        "{}",
+        report["late_findings"]
+    );
+    let started = Instant::now();
+    loop {
+        let updates: Vec<Value> = ctx
+            .outbox()
+            .await?
+            .into_iter()
+            .filter(|m| {
+                m["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("trailgate audit update"))
+            })
+            .filter(|m| m["message"].as_str().is_some_and(|body| body.contains(id)))
+            .collect();
+        if updates.len() >= 2 {
+            ensure!(
+                updates.iter().all(|m| m["message"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("UPDATE: the audit read CloudTrail again"))),
+                "{updates:?}"
+            );
+            break;
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "update mails: {updates:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let actions = ctx.ledger_actions(id).await?;
+    ensure!(
+        actions.last().map(String::as_str) == Some("AuditUpdated"),
+        "{actions:?}"
+    );
+    Ok(())
+}
+
 /// Findings ranked in the e-mail and the ledger with their coverage, and with their evidence on
 /// the confirm page; the audit names what the session did and suggests a policy of exactly
 /// those actions; the next request's context names that grant and what it did.
@@ -294,6 +411,7 @@ async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
         "{cloudtrail}"
     );
     ensure!(cloudtrail["coverage"]["truncated"] == false, "{cloudtrail}");
+    late_delivery(ctx, &id, &alice, &audited).await?;
 
     // The next request: the reviewers see that grant and what its session did (a refused call
     // makes it worth a look).
@@ -305,7 +423,8 @@ async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
     let previous = format!("! LOW previous request {id} for sandbox-admin: AUDITED (asked ");
     for needle in [
         previous.as_str(),
-        "; its session made 3 calls (2 writes, 1 failed) on s3, iam",
+        // The final report: with the call CloudTrail delivered late (`late_delivery`).
+        "; its session made 4 calls (3 writes, 1 failed) on s3, iam",
     ] {
         ensure!(
             mail.body.contains(needle),
@@ -373,6 +492,8 @@ async fn reviewer_context_and_session_audit_on_the_local_stack() -> Result<()> {
             catalog(&[Entry::new("sandbox-admin", role_arn(ROLE_NAME))]),
         ),
         ("AuditDelaySeconds", "1".to_owned()),
+        // Room between the two passes for the late delivery.
+        ("ReauditDelaySeconds", "20".to_owned()),
     ];
     run_on_stack("context", &parameters, |ctx| async move {
         // One after the other: the second makes every LookupEvents call fail.

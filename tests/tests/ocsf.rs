@@ -31,7 +31,7 @@ fn write(name: &str, events: &[Value]) -> Result<std::path::PathBuf> {
 
 /// Every action the ledger records, as events shaped like `base` (a real run's).
 fn every_action(base: &Event) -> Vec<Event> {
-    let actions: [(&str, Option<Status>, Status, Option<&str>); 16] = [
+    let actions: [(&str, Option<Status>, Status, Option<&str>); 17] = [
         ("Requested", None, Status::Pending, None),
         (
             "WorkflowStartFailed",
@@ -92,6 +92,12 @@ fn every_action(base: &Event) -> Vec<Event> {
             Some("early"),
         ),
         ("Audited", Some(Status::Revoked), Status::Audited, None),
+        (
+            "AuditUpdated",
+            Some(Status::Audited),
+            Status::Audited,
+            Some("nothing new since the first pass"),
+        ),
         (
             "Acknowledged",
             Some(Status::Audited),
@@ -198,24 +204,37 @@ fn lifecycle_schema() -> std::path::PathBuf {
 fn every_lifecycle_event_validates_against_its_published_schema() -> Result<()> {
     let (record, events) = ledger_fixture("audited.json");
     let mut details: Vec<Value> = Vec::new();
-    for event in events.iter().chain(&every_action(&events[3])) {
-        details.extend(
-            lifecycle::entries(&record, event)
+    for (break_glass, event) in events
+        .iter()
+        .map(|event| (false, event.clone()))
+        .chain(
+            every_action(&events[3])
                 .into_iter()
-                .map(|entry| entry.detail),
-        );
-    }
-    let mut glass = record.clone();
-    glass.break_glass = true;
-    for event in every_action(&events[3]) {
+                .map(|event| (false, event)),
+        )
+        .chain(
+            every_action(&events[3])
+                .into_iter()
+                .map(|event| (true, event)),
+        )
+    {
+        // Each event that can make a request final, as the record of a request it made final.
+        let mut owner = record.clone();
+        owner.break_glass = break_glass;
+        if matches!(
+            event.action.as_str(),
+            "Denied" | "Expired" | "Cancelled" | "AuditUpdated" | "Acknowledged"
+        ) {
+            owner.closed_seq = Some(event.seq);
+        }
         details.extend(
-            lifecycle::entries(&glass, &event)
+            lifecycle::entries(&owner, &event)
                 .into_iter()
                 .map(|entry| entry.detail),
         );
     }
     ensure!(
-        details.iter().filter(|d| d["event"] == "closed").count() >= 4,
+        details.iter().filter(|d| d["event"] == "closed").count() == 10,
         "too few closed events"
     );
     let path = write("lifecycle.ndjson", &details)?;

@@ -58,7 +58,7 @@ const NO_RESOURCE_LEVEL_ACTIONS: [&str; 13] = [
 ];
 
 /// The states of the diagram in ARCHITECTURE.md ("Bird's-eye view").
-const DIAGRAM_STATES: [&str; 18] = [
+const DIAGRAM_STATES: [&str; 20] = [
     "Gather Context",
     "Await Approval",
     "Approved?",
@@ -67,6 +67,8 @@ const DIAGRAM_STATES: [&str; 18] = [
     "Revoke",
     "Await Trail",
     "Audit Session",
+    "Await Late Events",
+    "Audit Again",
     "Done",
     "Record Expiry",
     "Expired",

@@ -1,4 +1,5 @@
-//! Translates the `Audit Session` step, which records the end-of-session report, and the
+//! Translates the `Audit Session` step, which records the end-of-session report, `Audit Again`
+//! (`"action": "reaudit"`), its second pass after CloudTrail's late deliveries, and the
 //! `Export Ledger` step (`"action": "export"`), which writes a closed request's verified events
 //! to the archive bucket.
 //!
@@ -20,7 +21,7 @@ use trailgate_review::session::{Settings, audit_session};
 #[derive(Deserialize)]
 struct Input {
     request_id: String,
-    /// `audit` (the default) or `export`.
+    /// `audit` (the default), `reaudit` (the second pass, `Audit Again`) or `export`.
     #[serde(default)]
     action: Option<String>,
 }
@@ -43,8 +44,9 @@ pub async fn handle<L: Ledger, N: Notifier, P: AccountLookups + Sync, R: Archive
     let (ledger, settings) = (&deps.ledger, &deps.settings);
     let input: Input = serde_json::from_value(payload)
         .map_err(|err| Error::internal(format!("bad Audit Session input: {err}")))?;
-    match input.action.as_deref() {
-        None | Some("audit") => {}
+    let second_pass = match input.action.as_deref() {
+        None | Some("audit") => false,
+        Some("reaudit") => true,
         Some("export") => {
             let exported = service::export(ledger, &deps.archive, &input.request_id).await?;
             tracing::info!(request_id = %input.request_id, events = exported.events, key = %exported.key, "ledger exported");
@@ -54,32 +56,60 @@ pub async fn handle<L: Ledger, N: Notifier, P: AccountLookups + Sync, R: Archive
         Some(other) => {
             return Err(Error::internal(format!("unknown audit action `{other}`")).into());
         }
-    }
+    };
     let request = ledger
         .get(&input.request_id)
         .await?
         .ok_or_else(|| Error::not_found(format!("request {} not found", input.request_id)))?;
     let now = time::OffsetDateTime::now_utc();
-    // Only a REVOKED request gets analysed; `service::audit` decides what the others get
-    // (the stored report, or a Conflict), so a retried step does not scan CloudTrail again.
-    let cloudtrail = if request.status == Status::Revoked {
+    // Only a REVOKED request gets analysed by the first pass, and only an AUDITED one whose
+    // report is not final by the second; the use cases decide what the others get (the stored
+    // report, or a Conflict), so a retried step does not scan CloudTrail again.
+    let is_first_pass_report = request
+        .audit
+        .as_ref()
+        .and_then(|audit| audit.get("final"))
+        .and_then(Value::as_bool)
+        == Some(false);
+    let due = if second_pass {
+        request.status == Status::Audited && is_first_pass_report
+    } else {
+        request.status == Status::Revoked
+    };
+    let cloudtrail = if due {
         audit_session(&deps.lookups, settings, &request, now).await
     } else {
-        json!({"analysed": false, "reason": "not REVOKED"})
+        json!({"analysed": false, "reason": "not due"})
     };
-    let report = service::audit(
-        ledger,
-        &deps.notifier,
-        &*deps.catalog.current().await,
-        &input.request_id,
-        cloudtrail,
-        now,
-    )
-    .await?;
+    let catalog = deps.catalog.current().await;
+    let report = if second_pass {
+        service::reaudit(
+            ledger,
+            &deps.notifier,
+            &catalog,
+            &input.request_id,
+            cloudtrail,
+            now,
+        )
+        .await?
+    } else {
+        service::audit(
+            ledger,
+            &deps.notifier,
+            &catalog,
+            &input.request_id,
+            cloudtrail,
+            now,
+        )
+        .await?
+    };
     // Small on purpose: the report lives in the ledger, not in the execution's state.
-    Ok(
-        json!({ "credentials_issued": report["credentials_issued"], "ledger_chain_verified": report["ledger_chain_verified"] }),
-    )
+    Ok(json!({
+        "credentials_issued": report["credentials_issued"],
+        "ledger_chain_verified": report["ledger_chain_verified"],
+        "complete": report["cloudtrail"]["coverage"]["complete"],
+        "final": report["final"],
+    }))
 }
 
 #[cfg(test)]

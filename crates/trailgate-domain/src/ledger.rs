@@ -340,6 +340,9 @@ pub fn record_digest(record: &AccessRequest) -> String {
     if let (Some(name), Some(fields)) = (&record.permission_set_name, canonical.as_array_mut()) {
         fields.push(serde_json::json!(["permission_set_name", name]));
     }
+    if let (Some(seq), Some(fields)) = (record.closed_seq, canonical.as_array_mut()) {
+        fields.push(serde_json::json!(["closed_seq", seq]));
+    }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
@@ -457,6 +460,12 @@ pub fn change(
     };
     next.event_seq = seq;
     next.updated_at = at;
+    // The change that makes the request final names itself, once: the lifecycle `closed` event
+    // follows exactly that event.
+    if next.closed_seq.is_none() && next.is_final() && !current.is_some_and(AccessRequest::is_final)
+    {
+        next.closed_seq = Some(seq);
+    }
     Ok(Change {
         expected_seq: current.map(|record| record.event_seq),
         record: next,
@@ -713,6 +722,44 @@ mod tests {
 
     fn key() -> ChainKey {
         ChainKey::new(vec![7u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn the_change_that_makes_a_request_final_names_its_event_once() {
+        let request = pending_request();
+        let created = change(None, request.clone(), "alice", "Requested", None, now()).unwrap();
+        assert_eq!(created.record.closed_seq, None);
+        let mut denied = created.record.clone();
+        denied.status = Status::Denied;
+        let closing = change(
+            Some(&created.record),
+            denied,
+            "approver:bob",
+            "Denied",
+            None,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(closing.record.closed_seq, Some(2));
+        // A later event (none is written after a denial, but the rule holds) keeps the first.
+        let later = change(
+            Some(&closing.record),
+            closing.record.clone(),
+            "x",
+            "Other",
+            None,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(later.record.closed_seq, Some(2));
+        // The digest covers it: a record that claims another closing event is not the one sealed.
+        let mut moved = later.record.clone();
+        moved.closed_seq = Some(3);
+        assert_ne!(record_digest(&moved), record_digest(&later.record));
+        // Records without it keep the digest they were sealed with.
+        let mut old = later.record.clone();
+        old.closed_seq = None;
+        assert_ne!(record_digest(&old), record_digest(&later.record));
     }
 
     fn sealed(mut change: Change) -> Change {

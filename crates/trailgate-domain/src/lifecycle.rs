@@ -6,8 +6,9 @@
 //! unchanging facts (entry, requester, target) so a rule can match on them. A transition into a
 //! final status adds a `closed` event carrying the number of events and the last hash of the
 //! chain: a consumer holding events 1 to `events` of the request, ending at that hash, has the
-//! whole request. A break-glass request is final only once an approver acknowledged it, so its
-//! `closed` follows `acknowledged`, not `audited`.
+//! whole request. A granted request is final after the audit's second pass (late CloudTrail
+//! delivery), a break-glass one only once an approver also acknowledged it, so its `closed`
+//! follows whichever of the two came last.
 //!
 //! The schema is `schemas/lifecycle-event.schema.json`; `tests/tests/ocsf.rs` checks every event
 //! made here against it. The events function (`service::publish_lifecycle`) sends them to
@@ -18,7 +19,6 @@ use serde_json::{Value, json};
 
 use crate::ledger::Event;
 use crate::request::{AccessRequest, Status};
-use crate::service::is_closed;
 
 /// The `source` of every entry on the bus.
 pub const SOURCE: &str = "trailgate";
@@ -51,6 +51,7 @@ pub fn name_of(action: &str) -> Option<&'static str> {
         "CredentialsIssued" => "credentials_issued",
         "Revoked" => "revoked",
         "Audited" => "audited",
+        "AuditUpdated" => "audit_updated",
         "Acknowledged" => "acknowledged",
         _ => return None,
     })
@@ -68,12 +69,11 @@ fn facts(record: &AccessRequest) -> Value {
     })
 }
 
-/// Whether `event` is the one after which nothing more is recorded for `record`.
+/// Whether `event` is the one after which nothing more is recorded for `record`: the change
+/// that made the record final names its event (`closed_seq`, set by `ledger::change`), so the
+/// answer does not depend on how far the record has moved since.
 fn closes(record: &AccessRequest, event: &Event) -> bool {
-    if record.break_glass && event.to == Status::Audited {
-        return event.action == "Acknowledged";
-    }
-    is_closed(event.to) && event.from != Some(event.to)
+    record.closed_seq == Some(event.seq)
 }
 
 /// The bus entries for one ledger event of `record`: its lifecycle event, and `closed` when it
@@ -133,8 +133,9 @@ mod tests {
     use crate::testing::ledger_fixture;
 
     #[test]
-    fn each_transition_is_one_event_and_the_last_adds_closed_with_the_chain_end() {
-        let (record, events) = ledger_fixture("audited.json");
+    fn each_transition_is_one_event_and_the_closing_one_adds_closed_with_the_chain_end() {
+        let (mut record, events) = ledger_fixture("audited.json");
+        record.closed_seq = Some(events.len() as u64);
         let all: Vec<LifecycleEvent> = events.iter().flat_map(|e| entries(&record, e)).collect();
         let names: Vec<&str> = all
             .iter()
@@ -168,46 +169,31 @@ mod tests {
     }
 
     #[test]
-    fn break_glass_closes_at_its_acknowledgement_and_unknown_actions_are_kept() {
+    fn only_the_event_the_record_names_closes_and_unknown_actions_are_kept() {
         let (mut record, events) = ledger_fixture("audited.json");
-        record.break_glass = true;
-        let audited = events.last().unwrap();
+        // Not final yet (the audit's second pass is to come): nothing closes.
+        assert!(events.iter().all(|e| entries(&record, e).len() == 1));
+        // Final at a later event: the events before it do not close, whatever their status.
+        record.closed_seq = Some(events.len() as u64 + 1);
+        assert!(events.iter().all(|e| entries(&record, e).len() == 1));
+        let mut updated = events.last().unwrap().clone();
+        updated.seq += 1;
+        updated.action = "AuditUpdated".into();
+        updated.from = Some(Status::Audited);
+        let both = entries(&record, &updated);
         assert_eq!(
-            entries(&record, audited).len(),
-            1,
-            "closed before the sign-off"
+            (both[0].detail_type.as_str(), both.len()),
+            ("trailgate.audit_updated", 2)
         );
-        let mut ack = audited.clone();
-        ack.seq += 1;
-        ack.action = "Acknowledged".into();
-        ack.from = Some(Status::Audited);
-        let both = entries(&record, &ack);
-        assert_eq!(both.len(), 2);
-        assert_eq!(both[1].detail["events"], ack.seq);
-        let mut odd = audited.clone();
+        assert_eq!(both[1].detail["events"], updated.seq);
+        let mut odd = updated.clone();
+        odd.seq += 1;
         odd.action = "SomethingNew".into();
-        odd.to = Status::Revoked;
         let kept = entries(&record, &odd);
         assert_eq!(
             (kept.len(), kept[0].detail["event"].as_str()),
             (1, Some("other"))
         );
         assert_eq!(kept[0].detail["action"], "SomethingNew");
-    }
-
-    #[test]
-    fn a_denial_or_expiry_closes_and_a_partial_approval_does_not() {
-        let (record, events) = ledger_fixture("audited.json");
-        let mut denied = events[3].clone();
-        denied.action = "Denied".into();
-        denied.to = Status::Denied;
-        assert_eq!(entries(&record, &denied).len(), 2);
-        let mut partial = events[3].clone();
-        partial.to = Status::Pending;
-        assert_eq!(entries(&record, &partial).len(), 1);
-        let mut expired = events[3].clone();
-        expired.action = "Expired".into();
-        expired.to = Status::Expired;
-        assert_eq!(entries(&record, &expired)[1].detail["status"], "EXPIRED");
     }
 }

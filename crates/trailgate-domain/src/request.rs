@@ -283,6 +283,10 @@ pub struct AccessRequest {
     /// An approver's sign-off on a break-glass session (see [`AccessRequest::needs_review`]).
     #[serde(default)]
     pub acknowledgement: Option<Acknowledgement>,
+    /// The event after which nothing more is recorded for the request ([`AccessRequest::is_final`]),
+    /// set by the change that makes it final: the lifecycle `closed` event follows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_seq: Option<u64>,
     pub event_seq: u64,
     pub last_event_hash: String,
 }
@@ -426,6 +430,7 @@ impl AccessRequest {
             outcome: None,
             break_glass: entry.break_glass,
             acknowledgement: None,
+            closed_seq: None,
             event_seq: 0,
             last_event_hash: String::new(),
         };
@@ -483,6 +488,24 @@ impl AccessRequest {
         match &self.assignment {
             Some(a) => format!("{}@{}", a.permission_set_arn, a.account),
             None => self.role_arn.clone(),
+        }
+    }
+
+    /// Whether nothing more will be recorded for the request: denied, expired or cancelled; or
+    /// audited for the last time (the audit's second pass, `audit.final`) and, for break-glass,
+    /// acknowledged.
+    pub fn is_final(&self) -> bool {
+        match self.status {
+            Status::Denied | Status::Expired | Status::Cancelled => true,
+            Status::Audited => {
+                self.audit
+                    .as_ref()
+                    .and_then(|audit| audit.get("final"))
+                    .and_then(serde_json::Value::as_bool)
+                    == Some(true)
+                    && !self.needs_review()
+            }
+            _ => false,
         }
     }
 

@@ -389,6 +389,26 @@ fn audit_html(audit: &Value) -> String {
             text(reason)
         ));
     }
+    // Whether CloudTrail had delivered past the session's end when the audit read it.
+    let coverage = trail.get("coverage");
+    let completeness = coverage
+        .and_then(|c| c.get("completeness"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    match coverage
+        .and_then(|c| c.get("complete"))
+        .and_then(Value::as_bool)
+    {
+        Some(true) => out.push_str(&format!(
+            "<p class=\"verdict ok\">{}</p>",
+            text(completeness)
+        )),
+        Some(false) => out.push_str(&format!(
+            "<p class=\"verdict na\">May be incomplete: {}</p>",
+            text(completeness.trim_start_matches("incomplete: "))
+        )),
+        None => {}
+    }
     let number = |key: &str| {
         trail
             .get(key)
@@ -404,6 +424,27 @@ fn audit_html(audit: &Value) -> String {
     ));
     if let Some(coverage) = trail.get("coverage") {
         let field = |key: &str| coverage.get(key).and_then(Value::as_str).unwrap_or("?");
+        for mark in coverage
+            .get("watermarks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let part = |key: &str| mark.get(key).and_then(Value::as_str);
+            out.push_str(&format!(
+                "<dt>delivered in {}</dt><dd>up to {}</dd>",
+                text(part("region").unwrap_or("?")),
+                part("newest_event").map_or_else(
+                    || format!(
+                        "nothing yet{}",
+                        part("error")
+                            .map(|e| format!(" ({})", text(e)))
+                            .unwrap_or_default()
+                    ),
+                    text
+                ),
+            ));
+        }
         out.push_str(&format!(
             "<dt>read</dt><dd>{} to {}, {} records scanned{}</dd>",
             text(field("window_start")),
@@ -775,6 +816,29 @@ mod tests {
         assert!(page.contains("default-src &#39;none&#39;") || page.contains("default-src 'none'"));
         assert!(page.contains("1 check(s) FAILED"));
         assert!(page.contains("event 3 was changed"));
+        // The audit's completeness is said either way.
+        let mut audited = record.clone();
+        audited.audit = Some(
+            serde_json::json!({"cloudtrail": {"analysed": true, "coverage": {
+            "complete": false, "completeness": "incomplete: eu-west-1 has delivered up to <T>",
+            "watermarks": [{"region": "eu-west-1", "newest_event": "2026-12-07T09:57:00Z", "error": null},
+                           {"region": "us-east-1", "newest_event": null, "error": "AccessDenied"}]}}}),
+        );
+        let page = html(&build(
+            &audited,
+            &events,
+            vec![],
+            passed("revoke in effect"),
+            AFTER,
+        ));
+        assert!(
+            page.contains("May be incomplete: eu-west-1 has delivered up to &lt;T&gt;"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<dt>delivered in eu-west-1</dt><dd>up to 2026-12-07T09:57:00Z</dd>")
+        );
+        assert!(page.contains("nothing yet (AccessDenied)"));
         for remote in ["http://", "https://", "src=\"", "<link"] {
             assert!(!page.contains(remote), "the page loads {remote}");
         }

@@ -76,7 +76,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_stream_batch_becomes_the_requests_events_and_closed() {
-        let (record, _) = ledger_fixture("audited.json");
+        let (mut record, events) = ledger_fixture("audited.json");
+        record.closed_seq = Some(events.len() as u64);
         let records = MemoryLedger::default();
         seed(&records, record);
         let deps = Deps {
@@ -104,7 +105,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_entry_is_reported_as_the_batch_item_to_resume_at() {
-        let (record, _) = ledger_fixture("audited.json");
+        let (mut record, events) = ledger_fixture("audited.json");
+        record.closed_seq = Some(events.len() as u64);
         let records = MemoryLedger::default();
         seed(&records, record);
         let deps = Deps {

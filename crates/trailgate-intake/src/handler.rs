@@ -241,6 +241,7 @@ mod tests {
             identity_center: MemoryIdentityCenter::default(),
             settings: IntakeSettings {
                 audit_delay: time::Duration::seconds(900),
+                reaudit_delay: time::Duration::seconds(3600),
             },
             policy: RequestPolicy::default(),
             catalog: trailgate_aws::catalog::CatalogSource::fixed(
@@ -655,6 +656,7 @@ mod openapi {
             identity_center: MemoryIdentityCenter::default(),
             settings: IntakeSettings {
                 audit_delay: time::Duration::seconds(900),
+                reaudit_delay: time::Duration::seconds(3600),
             },
             policy: RequestPolicy {
                 per_minute,

@@ -36,6 +36,7 @@ async fn main() -> Result<(), Error> {
         identity_center: IdentityCenterClient::from_env(&sdk, "intake"),
         settings: IntakeSettings {
             audit_delay: config::seconds("AUDIT_DELAY_SECONDS", 900)?,
+            reaudit_delay: config::seconds("REAUDIT_DELAY_SECONDS", 3600)?,
         },
         policy: RequestPolicy {
             per_minute: config::required("REQUESTS_PER_MINUTE")?

@@ -20,9 +20,10 @@ use trailgate_domain::service::session_name;
 use trailgate_domain::time::{format_utc, parse_utc};
 use trailgate_runbooks::source::MemorySource;
 use trailgate_runbooks::source::lookup::{
-    AccountLookups, LookupBudget, LookupEventsApi, LookupSource, run_lookup,
+    AccountLookups, LookupBudget, LookupEventsApi, LookupSource, Query, run_lookup,
 };
 use trailgate_runbooks::source::recording::Recording;
+use trailgate_runbooks::spec::LookupAttribute;
 use trailgate_runbooks::{Params, Runbook, run, timefmt};
 
 use crate::error::ReviewError;
@@ -276,6 +277,9 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
         .collect();
     let mut report = session_report(&session, key.in_session.as_ref());
     let incidents = incident_findings(&session, start, now)?;
+    let marks = watermarks(&source, start, now).await;
+    let through = session_end(request, now);
+    let completeness = completeness(through, &marks, coverage.truncated);
     if let Some(object) = report.as_object_mut() {
         object.insert("analysed".into(), Value::Bool(true));
         if let Some(identity_center) = key.identity_center {
@@ -291,10 +295,135 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
                 "events_scanned": coverage.events_scanned,
                 "truncated": coverage.truncated,
                 "notes": coverage.notes,
+                "watermarks": marks.iter().map(Watermark::to_json).collect::<Vec<_>>(),
+                "complete_through": format_utc(through),
+                "complete": completeness.is_ok(),
+                "completeness": match &completeness {
+                    Ok(()) => format!(
+                        "complete: CloudTrail has delivered events after the session's end ({}) in every Region read",
+                        format_utc(through)
+                    ),
+                    Err(why) => format!("incomplete: {why}"),
+                },
             }),
         );
     }
     Ok(report)
+}
+
+/// How far CloudTrail's delivery has come in one Region of the account: the newest event
+/// LookupEvents returns there, whoever made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    pub region: String,
+    pub newest: Option<OffsetDateTime>,
+    /// Why it could not be read.
+    pub error: Option<String>,
+}
+
+impl Watermark {
+    fn to_json(&self) -> Value {
+        json!({
+            "region": self.region,
+            "newest_event": self.newest.map(format_utc),
+            "error": self.error,
+        })
+    }
+}
+
+/// The watermark of each Region the audit read: LookupEvents returns an account's events newest
+/// first, so the first page of the read events and of the writes (`ReadOnly` is the one lookup
+/// attribute every event has) gives the newest event delivered. Through the source's pacer,
+/// like every LookupEvents call.
+async fn watermarks<A: LookupEventsApi + Sync>(
+    source: &LookupSource<A>,
+    start: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Vec<Watermark> {
+    let mut pacer = source.resumable(source.api().now() + WATERMARK_BUDGET);
+    let mut out = Vec::new();
+    for region in source.regions() {
+        let mut mark = Watermark {
+            region: region.clone(),
+            newest: None,
+            error: None,
+        };
+        for read_only in ["true", "false"] {
+            let mut query = Query::new(region, LookupAttribute::ReadOnly, read_only, start, now);
+            match pacer.next_page(&mut query).await {
+                Ok(page) => {
+                    let newest = page
+                        .events
+                        .iter()
+                        .filter_map(|event| event.cloud_trail_event.as_deref())
+                        .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+                        .filter_map(|record| {
+                            record
+                                .get("eventTime")
+                                .and_then(Value::as_str)
+                                .and_then(timefmt::parse_event_time)
+                        })
+                        .max()
+                        .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok());
+                    mark.newest = mark.newest.max(newest);
+                }
+                Err(err) => mark.error = Some(err.to_string()),
+            }
+        }
+        out.push(mark);
+    }
+    out
+}
+
+/// How long the watermark reads may take, after the session's own.
+const WATERMARK_BUDGET: Duration = Duration::from_secs(5);
+
+/// When the grant's sessions stopped being able to act: the revoke, or the grant's end if
+/// that came first; the audit time for a grant still running.
+fn session_end(request: &AccessRequest, now: OffsetDateTime) -> OffsetDateTime {
+    let at = |text: &Option<String>| text.as_deref().and_then(|t| parse_utc(t).ok());
+    match (at(&request.revoked_at), at(&request.expires_at)) {
+        (Some(revoked), Some(expires)) => revoked.min(expires),
+        (Some(one), None) | (None, Some(one)) => one.min(now),
+        (None, None) => now,
+    }
+}
+
+/// Whether the records of the session up to `through` can all have been read: every Region's
+/// watermark is past it (CloudTrail has delivered later events there) and the scan was not
+/// cut short. CloudTrail promises no delivery order or delay, so this is evidence, not proof:
+/// the report says which Region is behind, and the audit runs again later.
+pub fn completeness(
+    through: OffsetDateTime,
+    marks: &[Watermark],
+    truncated: bool,
+) -> Result<(), String> {
+    if truncated {
+        return Err("the scan was cut short (time budget or page limit)".to_owned());
+    }
+    let behind: Vec<String> = marks
+        .iter()
+        .filter(|mark| mark.newest.is_none_or(|newest| newest < through))
+        .map(|mark| match (&mark.error, mark.newest) {
+            (Some(error), _) => format!("{} could not be read ({error})", mark.region),
+            (None, Some(newest)) => {
+                format!("{} has delivered up to {}", mark.region, format_utc(newest))
+            }
+            (None, None) => format!("{} has delivered nothing in the window", mark.region),
+        })
+        .collect();
+    if marks.is_empty() {
+        return Err("no Region was read".to_owned());
+    }
+    if behind.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "CloudTrail has not yet delivered events after the session's end ({}) in every Region: {}",
+            format_utc(through),
+            behind.join("; ")
+        ))
+    }
 }
 
 /// Runs the incident runbooks over the session's records (already in memory): one line per
@@ -360,6 +489,78 @@ mod tests {
         // Reads only: nothing to report.
         let quiet = incident_findings(&session[3..], now - time::Duration::hours(1), now).unwrap();
         assert!(quiet.is_empty(), "{quiet:?}");
+    }
+}
+
+#[cfg(test)]
+mod completeness_tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn mark(region: &str, newest: Option<OffsetDateTime>) -> Watermark {
+        Watermark {
+            region: region.into(),
+            newest,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn complete_only_when_every_region_has_delivered_past_the_sessions_end() {
+        let end = datetime!(2026-12-07 10:00:00 UTC);
+        let after = Some(end + time::Duration::seconds(1));
+        let before = Some(end - time::Duration::minutes(3));
+        assert_eq!(
+            completeness(
+                end,
+                &[mark("us-east-1", after), mark("eu-west-1", after)],
+                false
+            ),
+            Ok(())
+        );
+        let behind = completeness(
+            end,
+            &[mark("us-east-1", after), mark("eu-west-1", before)],
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            behind.contains("eu-west-1 has delivered up to 2026-12-07T09:57:00Z"),
+            "{behind}"
+        );
+        assert!(!behind.contains("us-east-1"), "{behind}");
+        let quiet = completeness(end, &[mark("us-east-1", None)], false).unwrap_err();
+        assert!(quiet.contains("delivered nothing"), "{quiet}");
+        let mut failed = mark("us-east-1", None);
+        failed.error = Some("AccessDenied".into());
+        assert!(
+            completeness(end, &[failed], false)
+                .unwrap_err()
+                .contains("could not be read (AccessDenied)")
+        );
+        assert!(
+            completeness(end, &[mark("us-east-1", after)], true)
+                .unwrap_err()
+                .contains("cut short")
+        );
+        assert!(completeness(end, &[], false).is_err());
+    }
+
+    #[test]
+    fn the_session_ends_at_the_revoke_or_the_grants_end_whichever_is_first() {
+        let now = datetime!(2026-12-07 12:00:00 UTC);
+        let mut request = trailgate_domain::testing::pending_request();
+        assert_eq!(session_end(&request, now), now);
+        request.expires_at = Some("2026-12-07T11:00:00Z".into());
+        assert_eq!(
+            session_end(&request, now),
+            datetime!(2026-12-07 11:00:00 UTC)
+        );
+        request.revoked_at = Some("2026-12-07T10:30:00Z".into());
+        assert_eq!(
+            session_end(&request, now),
+            datetime!(2026-12-07 10:30:00 UTC)
+        );
     }
 }
 

@@ -50,6 +50,10 @@ pub async fn audit<L: Ledger, N: Notifier>(
                 "ledger_chain_verified": true,
                 // Keyed events (version 2) of the chain; the rest predate the chain key.
                 "ledger_chain_keyed": chain.keyed,
+                // The first pass: the state machine audits again after ReauditDelaySeconds, for
+                // what CloudTrail delivers late (`reaudit`).
+                "final": false,
+                "passes": 1,
             });
             let entry = entry_of(catalog, &current)?;
             let (subject, body) = audit_message(&current, &report);
@@ -66,6 +70,125 @@ pub async fn audit<L: Ledger, N: Notifier>(
         }
     })
     .await
+}
+
+/// The audit's second pass, after CloudTrail's late deliveries: the session is read again,
+/// the report replaced by the new one (the first pass's figures kept under `first_pass`) and
+/// marked `final`, and the approvers are written to only when the second pass found something
+/// the first did not: more CloudTrail events, errors or incident findings, or completeness
+/// where there was none. Idempotent: a final report is returned as it is.
+pub async fn reaudit<L: Ledger, N: Notifier>(
+    ledger: &L,
+    notifier: &N,
+    catalog: &Catalog,
+    id: &str,
+    cloudtrail: serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<serde_json::Value> {
+    with_retry(|| {
+        let cloudtrail = cloudtrail.clone();
+        async move {
+            let current = load(ledger, id).await?;
+            if current.status != Status::Audited {
+                return Err(Error::conflict(format!(
+                    "the request is {}, not AUDITED",
+                    current.status
+                )));
+            }
+            let first = current
+                .audit
+                .clone()
+                .ok_or_else(|| Error::internal("an AUDITED request has no report"))?;
+            if first.get("final").and_then(serde_json::Value::as_bool) != Some(false) {
+                // Final already (a retried step), or a report from before two passes.
+                return Ok(first);
+            }
+            let news = late_findings(&first["cloudtrail"], &cloudtrail);
+            let mut report = first.clone();
+            report["first_pass"] = json!({
+                "events": first["cloudtrail"]["events"],
+                "complete": first["cloudtrail"]["coverage"]["complete"],
+                "window_end": first["cloudtrail"]["coverage"]["window_end"],
+            });
+            report["cloudtrail"] = cloudtrail;
+            report["final"] = json!(true);
+            report["passes"] = json!(2);
+            report["late_findings"] = json!(news);
+            if !news.is_empty() {
+                let entry = entry_of(catalog, &current)?;
+                let (subject, body) = super::messages::reaudit_message(&current, &report, &news);
+                for approver in &entry.approvers {
+                    if !catalog.is_requester(&current, &approver.id) {
+                        notifier
+                            .publish(Topic::Approvals, &subject, &body, Some(&approver.email))
+                            .await?;
+                    }
+                }
+            }
+            let detail = if news.is_empty() {
+                "nothing new since the first pass".to_owned()
+            } else {
+                news.join("; ")
+            };
+            let mut next = current.clone();
+            next.audit = Some(report.clone());
+            commit(
+                ledger,
+                change(
+                    Some(&current),
+                    next,
+                    "trailgate:audit",
+                    "AuditUpdated",
+                    Some(detail),
+                    now,
+                )?,
+            )
+            .await?;
+            Ok(report)
+        }
+    })
+    .await
+}
+
+/// What the second pass found that the first did not, one line each (empty: nothing).
+pub fn late_findings(first: &serde_json::Value, second: &serde_json::Value) -> Vec<String> {
+    let count = |report: &serde_json::Value, key: &str| report[key].as_u64().unwrap_or(0);
+    let mut news = Vec::new();
+    if second["analysed"].as_bool() != Some(true) {
+        return news;
+    }
+    if first["analysed"].as_bool() != Some(true) {
+        news.push(format!(
+            "the session's calls could be read this time: {} CloudTrail events",
+            count(second, "events")
+        ));
+        return news;
+    }
+    let (before, after) = (count(first, "events"), count(second, "events"));
+    if after > before {
+        news.push(format!(
+            "{} CloudTrail event(s) delivered after the first audit ({before} then, {after} now)",
+            after - before
+        ));
+    }
+    let errors = |report: &serde_json::Value| report["errors"].as_array().map_or(0, Vec::len);
+    if errors(second) > errors(first) {
+        news.push("new errors (refused calls) in the session".to_owned());
+    }
+    let findings = |report: &serde_json::Value| -> Vec<String> {
+        report["incident_findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().map(str::to_owned))
+            .collect()
+    };
+    for finding in findings(second) {
+        if !findings(first).contains(&finding) {
+            news.push(format!("new finding: {finding}"));
+        }
+    }
+    news
 }
 
 /// Most characters of an acknowledgement comment.

@@ -185,10 +185,19 @@ pub fn audit_message(request: &AccessRequest, report: &serde_json::Value) -> (St
         {
             body.push_str(&format!("  ! {}\n", finding.as_str().unwrap_or("?")));
         }
-        if cloudtrail["coverage"]["truncated"].as_bool() == Some(true) {
-            body.push_str(
+        // Whether CloudTrail had delivered everything up to the session's end when the audit
+        // read it (`trailgate_review::session::completeness`): said either way, so an approver
+        // never takes a quiet report for a complete one.
+        match (
+            cloudtrail["coverage"]["complete"].as_bool(),
+            cloudtrail["coverage"]["completeness"].as_str(),
+        ) {
+            (Some(true), _) => body.push_str("  Complete: CloudTrail had delivered past the session's end in every Region read.\n"),
+            (Some(false), Some(why)) => body.push_str(&format!("  MAY BE INCOMPLETE: {}\n", why.trim_start_matches("incomplete: "))),
+            _ if cloudtrail["coverage"]["truncated"].as_bool() == Some(true) => body.push_str(
                 "  (INCOMPLETE: the scan was cut short; see the coverage notes in the report)\n",
-            );
+            ),
+            _ => {}
         }
     } else {
         body.push_str(&format!(
@@ -201,6 +210,26 @@ pub fn audit_message(request: &AccessRequest, report: &serde_json::Value) -> (St
         request.id
     ));
     (subject, body)
+}
+
+/// The approvers' mail when the audit's second pass found what the first did not.
+pub fn reaudit_message(
+    request: &AccessRequest,
+    report: &serde_json::Value,
+    news: &[String],
+) -> (String, String) {
+    let (subject, body) = audit_message(request, report);
+    let subject =
+        sanitize_subject(&subject.replacen("trailgate audit", "trailgate audit update", 1));
+    let mut text = String::from(
+        "UPDATE: the audit read CloudTrail again, after its late deliveries, and found what the first report did not show:\n",
+    );
+    for line in news {
+        text.push_str(&format!("  * {line}\n"));
+    }
+    text.push('\n');
+    text.push_str(&body);
+    (subject, text)
 }
 
 #[cfg(test)]

@@ -42,3 +42,30 @@ fn the_approval_email_is_plain_text_with_everything_an_approver_needs() {
     let (subject, _) = approval_message(&request, &entry, "u");
     assert!(subject.len() < 100 && subject.chars().all(|c| c.is_ascii_graphic() || c == ' '));
 }
+
+#[test]
+fn the_audit_email_says_whether_cloudtrail_had_delivered_everything() {
+    let mut request = pending_request();
+    request.status = crate::request::Status::Revoked;
+    let report = |complete: bool, why: &str| {
+        serde_json::json!({"cloudtrail": {"analysed": true, "events": 2,
+            "coverage": {"truncated": false, "complete": complete, "completeness": why}}})
+    };
+    let (_, body) = audit_message(&request, &report(true, "complete: ..."));
+    assert!(
+        body.contains("Complete: CloudTrail had delivered past the session's end"),
+        "{body}"
+    );
+    let (_, body) = audit_message(
+        &request,
+        &report(
+            false,
+            "incomplete: CloudTrail has not yet delivered events after the session's end (2026-12-07T10:00:00Z) in every Region: eu-west-1 has delivered up to 2026-12-07T09:57:00Z",
+        ),
+    );
+    assert!(
+        body.contains("MAY BE INCOMPLETE: CloudTrail has not yet delivered"),
+        "{body}"
+    );
+    assert!(body.contains("eu-west-1 has delivered up to"), "{body}");
+}

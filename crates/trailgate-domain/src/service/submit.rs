@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy)]
 pub struct IntakeSettings {
     pub audit_delay: Duration,
+    /// How long after the first audit the second pass runs (`Await Late Events`).
+    pub reaudit_delay: Duration,
 }
 
 /// One submission: who asks for what, under which catalog, with the id intake chose for it.
@@ -106,6 +108,7 @@ async fn create_and_start<L: Ledger, W: Workflow>(
         "id": created.id,
         "approval_window_seconds": entry.approval_window()?.whole_seconds(),
         "audit_delay_seconds": settings.audit_delay.whole_seconds(),
+        "reaudit_delay_seconds": settings.reaudit_delay.whole_seconds(),
         // Steers the state machine's `Break Glass?` choice; the break-glass step checks the
         // catalog again, so a forged execution input cannot skip approval on its own.
         "break_glass": created.break_glass,

@@ -20,6 +20,7 @@ pub(crate) fn key() -> LinkKey {
 pub(crate) fn settings() -> IntakeSettings {
     IntakeSettings {
         audit_delay: Duration::seconds(900),
+        reaudit_delay: Duration::seconds(3600),
     }
 }
 
