@@ -16,7 +16,7 @@ use trailgate_domain::ports::Roles;
 use trailgate_domain::request::AccessRequest;
 use trailgate_domain::request_report::{self, Check, Outcome, Report};
 
-use crate::verify::{LedgerArgs, Sources, verify};
+use crate::verify::{LedgerArgs, Sources, verify_read};
 
 /// `jitctl report` arguments.
 #[derive(Args, Debug, Clone)]
@@ -48,7 +48,7 @@ pub async fn report(
 ) -> Result<Report> {
     let reader = trailgate_aws::ledger::LedgerReader::from_sdk(sdk, sources.table.clone());
     let (record, events) = crate::verify::read_request(&reader, id).await?;
-    let verification = verify(sdk, sources, id).await?;
+    let verification = verify_read(sdk, sources, &record, &events).await?;
     let integrity = if verification.problems.is_empty() {
         Check::new(
             "ledger chain and archive",

@@ -96,9 +96,21 @@ pub async fn verify(
     id: &str,
 ) -> Result<Verification> {
     let reader = trailgate_aws::ledger::LedgerReader::from_sdk(sdk, sources.table.clone());
+    let (record, events) = read_request(&reader, id).await?;
+    verify_read(sdk, sources, &record, &events).await
+}
+
+/// [`verify`] of a record and events already read from the ledger (`jitctl report` reads them
+/// once for both).
+pub async fn verify_read(
+    sdk: &trailgate_aws::SdkConfig,
+    sources: &Sources,
+    record: &AccessRequest,
+    events: &[Event],
+) -> Result<Verification> {
+    let id = record.id.as_str();
     let archive = trailgate_aws::archive::S3Archive::from_sdk(sdk, sources.bucket.clone());
     let key = chain_key(sdk, sources).await?;
-    let (record, events) = read_request(&reader, id).await?;
     let mut found = Verification::default();
     let hashes = |checked: bool| {
         if checked {
@@ -107,7 +119,7 @@ pub async fn verify(
             "keyed hashes not recomputed: no chain key"
         }
     };
-    match verify_chain(&record, &events, key.as_ref()) {
+    match verify_chain(record, events, key.as_ref()) {
         Ok(report) => found.checked.push(format!(
             "ledger: {} events ({} keyed, {}), {}, status {}",
             report.events,
@@ -136,7 +148,7 @@ pub async fn verify(
         Some(text) => match from_ndjson(&text).map_err(|err| err.message).and_then(|exported| {
             let report = verify_events(id, &exported, key.as_ref()).map_err(|err| err.message)?;
             let agreement =
-                compare_with_export(id, &events, &exported).map_err(|err| err.message)?;
+                compare_with_export(id, events, &exported).map_err(|err| err.message)?;
             Ok((report, agreement))
         }) {
             Ok((report, agreement)) => {

@@ -65,14 +65,8 @@ pub async fn handle<L: Ledger, N: Notifier, P: AccountLookups + Sync, R: Archive
     // Only a REVOKED request gets analysed by the first pass, and only an AUDITED one whose
     // report is not final by the second; the use cases decide what the others get (the stored
     // report, or a Conflict), so a retried step does not scan CloudTrail again.
-    let is_first_pass_report = request
-        .audit
-        .as_ref()
-        .and_then(|audit| audit.get("final"))
-        .and_then(Value::as_bool)
-        == Some(false);
     let due = if second_pass {
-        request.status == Status::Audited && is_first_pass_report
+        request.awaits_second_audit()
     } else {
         request.status == Status::Revoked
     };

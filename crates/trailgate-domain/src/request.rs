@@ -491,6 +491,17 @@ impl AccessRequest {
         }
     }
 
+    /// Whether the request's report is the audit's first pass, which `service::reaudit` replaces.
+    pub fn awaits_second_audit(&self) -> bool {
+        self.status == Status::Audited
+            && self
+                .audit
+                .as_ref()
+                .and_then(|audit| audit.get("final"))
+                .and_then(serde_json::Value::as_bool)
+                == Some(false)
+    }
+
     /// Whether nothing more will be recorded for the request: denied, expired or cancelled; or
     /// audited for the last time (the audit's second pass, `audit.final`) and, for break-glass,
     /// acknowledged.

@@ -55,13 +55,8 @@ pub async fn audit<L: Ledger, N: Notifier>(
                 "final": false,
                 "passes": 1,
             });
-            let entry = entry_of(catalog, &current)?;
             let (subject, body) = audit_message(&current, &report);
-            for approver in &entry.approvers {
-                if !catalog.is_requester(&current, &approver.id) {
-                    notifier.publish(Topic::Approvals, &subject, &body, Some(&approver.email)).await?;
-                }
-            }
+            tell_approvers(notifier, catalog, &current, &subject, &body).await?;
             let mut next = current.clone();
             next.status = Status::Audited;
             next.audit = Some(report.clone());
@@ -99,7 +94,7 @@ pub async fn reaudit<L: Ledger, N: Notifier>(
                 .audit
                 .clone()
                 .ok_or_else(|| Error::internal("an AUDITED request has no report"))?;
-            if first.get("final").and_then(serde_json::Value::as_bool) != Some(false) {
+            if !current.awaits_second_audit() {
                 // Final already (a retried step), or a report from before two passes.
                 return Ok(first);
             }
@@ -115,15 +110,8 @@ pub async fn reaudit<L: Ledger, N: Notifier>(
             report["passes"] = json!(2);
             report["late_findings"] = json!(news);
             if !news.is_empty() {
-                let entry = entry_of(catalog, &current)?;
                 let (subject, body) = super::messages::reaudit_message(&current, &report, &news);
-                for approver in &entry.approvers {
-                    if !catalog.is_requester(&current, &approver.id) {
-                        notifier
-                            .publish(Topic::Approvals, &subject, &body, Some(&approver.email))
-                            .await?;
-                    }
-                }
+                tell_approvers(notifier, catalog, &current, &subject, &body).await?;
             }
             let detail = if news.is_empty() {
                 "nothing new since the first pass".to_owned()
@@ -189,6 +177,24 @@ pub fn late_findings(first: &serde_json::Value, second: &serde_json::Value) -> V
         }
     }
     news
+}
+
+/// Sends an audit mail to every approver of the request's entry but the requester.
+async fn tell_approvers<N: Notifier>(
+    notifier: &N,
+    catalog: &Catalog,
+    request: &AccessRequest,
+    subject: &str,
+    body: &str,
+) -> Result<()> {
+    for approver in &entry_of(catalog, request)?.approvers {
+        if !catalog.is_requester(request, &approver.id) {
+            notifier
+                .publish(Topic::Approvals, subject, body, Some(&approver.email))
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Most characters of an acknowledgement comment.
