@@ -124,6 +124,17 @@ impl Ctx {
         })
     }
 
+    /// An S3 client of the stack's endpoint (path-style: moto has no per-bucket host names).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&trailgate_local::cloudformation::sdk_config(
+                &self.state.aws_endpoint,
+            ))
+            .force_path_style(true)
+            .build(),
+        )
+    }
+
     /// The stack output `name` (e.g. `StateMachineArn`, `LedgerTableName`).
     pub fn output(&self, name: &str) -> Result<&str> {
         self.state

@@ -3,7 +3,7 @@
 //! values of the shape AWS would give (parameters at their defaults unless given), for the stack
 //! `trailgate` in account 123456789012, us-east-1, and its member stack in 111111111111.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value as Json, json};
 use serde_yaml::Value as Yaml;
 use std::collections::BTreeMap;
@@ -157,8 +157,58 @@ impl Template {
         resolve(&self.names, value)
     }
 
+    /// Whether the template's condition `name` holds for the parameters (`!Equals`, `!Not`,
+    /// `!And`, `!Or` and `!Condition`, the forms template.yaml uses).
+    pub fn condition(&self, name: &str) -> Result<bool> {
+        let declared = self
+            .yaml
+            .get("Conditions")
+            .and_then(|conditions| conditions.get(name))
+            .with_context(|| format!("template has no condition {name}"))?;
+        self.holds(declared)
+    }
+
+    fn holds(&self, value: &Yaml) -> Result<bool> {
+        let Yaml::Tagged(tagged) = value else {
+            bail!("condition {value:?} is not an intrinsic function");
+        };
+        let items = || tagged.value.as_sequence().cloned().unwrap_or_default();
+        match tagged.tag.to_string().trim_start_matches('!') {
+            "Equals" => {
+                let sides = items();
+                ensure!(sides.len() == 2, "!Equals takes two values");
+                Ok(self.resolve(&sides[0]) == self.resolve(&sides[1]))
+            }
+            "Not" => Ok(!self.holds(items().first().context("!Not takes one condition")?)?),
+            "And" => items()
+                .iter()
+                .try_fold(true, |all, c| Ok(all && self.holds(c)?)),
+            "Or" => items()
+                .iter()
+                .try_fold(false, |any, c| Ok(any || self.holds(c)?)),
+            "Condition" => self.condition(tagged.value.as_str().unwrap_or_default()),
+            other => bail!("condition function !{other} is not supported here"),
+        }
+    }
+
+    /// Whether resource `id` is created: it has no `Condition`, or its condition holds.
+    pub fn created(&self, id: &str) -> Result<bool> {
+        match self
+            .yaml
+            .get("Resources")
+            .and_then(|resources| resources.get(id))
+            .and_then(|resource| resource.get("Condition"))
+            .and_then(Yaml::as_str)
+        {
+            Some(condition) => self.condition(condition),
+            None => Ok(true),
+        }
+    }
+
     /// The policy documents of a function's role as SAM builds it: every `Policies` entry that
-    /// is a document, and every `!Ref` to a managed policy of the template, as (name, document).
+    /// is a document, every `!Ref` to a managed policy of the template, and every managed
+    /// policy that attaches itself to the role (`Roles: [!Ref <function>Role]`) and is created
+    /// for these parameters, as (name, document).
     pub fn function_policies(&self, function: &str) -> Result<Vec<(String, Json)>> {
         let properties = self.properties(function)?;
         let mut found = Vec::new();
@@ -183,10 +233,34 @@ impl Template {
                 .with_context(|| format!("{target} has no PolicyDocument"))?;
             found.push((target.to_owned(), self.resolve(document)));
         }
+        let role = format!("{function}Role");
+        for (id, resource) in self
+            .yaml
+            .get("Resources")
+            .and_then(Yaml::as_mapping)
+            .into_iter()
+            .flatten()
+        {
+            let id = id.as_str().unwrap_or_default();
+            let attaches = resource
+                .get("Properties")
+                .and_then(|properties| properties.get("Roles"))
+                .map(|roles| self.resolve(roles))
+                .and_then(|roles| roles.as_array().cloned())
+                .is_some_and(|roles| roles.contains(&json!(self.reference(&role))));
+            if attaches && self.created(id)? {
+                let document = self
+                    .properties(id)?
+                    .get("PolicyDocument")
+                    .with_context(|| format!("{id} has no PolicyDocument"))?;
+                found.push((id.to_owned(), self.resolve(document)));
+            }
+        }
         Ok(found)
     }
 
-    /// Every policy document in the template: (where, document). A trust policy gets the role
+    /// Every policy document in the template, conditional resources' included: (where,
+    /// document). A trust policy gets the role
     /// it is attached to as its `Resource` (implicit in IAM), so a resource-policy lint can read it.
     pub fn policies(&self) -> Result<Vec<(String, Json)>> {
         let resources = self
@@ -200,6 +274,7 @@ impl Template {
             let Some(properties) = resource.get("Properties") else {
                 continue;
             };
+
             if let Some(document) = properties.get("PolicyDocument") {
                 found.push((format!("{id}.PolicyDocument"), self.resolve(document)));
             }

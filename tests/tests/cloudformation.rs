@@ -26,11 +26,19 @@ async fn every_resource_of_the_transformed_templates_is_created() -> Result<()> 
     options.aws_port = 0;
     options.api_port = 0;
     options.lambda = false;
-    // The one conditional resource of the hub template: with an alert address, every resource
-    // of the template is in the stack.
-    options
-        .parameters
-        .insert("AlertEmail".into(), "ops@example.com".into());
+    // The conditional resources of the hub template: with an alert address and a trail bucket
+    // with its key, every resource of the template is in the stack.
+    for (name, value) in [
+        ("AlertEmail", "ops@example.com"),
+        ("TrailBucket", "org-trail"),
+        ("TrailPrefix", "logs/"),
+        (
+            "TrailKmsKeyArn",
+            "arn:aws:kms:us-east-1:222222222222:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+        ),
+    ] {
+        options.parameters.insert(name.into(), value.into());
+    }
     let stack = LocalStack::up(options)
         .await
         .context("bringing the stack up")?;

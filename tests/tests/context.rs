@@ -15,6 +15,8 @@ use trailgate_system_tests::ctx::request_body;
 use trailgate_system_tests::{Ctx, report, run_on_stack};
 
 const ROLE_NAME: &str = "sample-target-trailgate";
+/// The trail bucket the stack's audit reads (`TrailBucket`), under the prefix `org/`.
+const TRAIL_BUCKET: &str = "context-trail";
 
 fn at(ago: Duration) -> String {
     (OffsetDateTime::now_utc() - ago)
@@ -133,11 +135,38 @@ fn session_call(who: &str, n: u32, id: &str, name: &str, source: &str, extra: Va
     record
 }
 
+/// Puts `records` into the trail bucket as CloudTrail delivers them: one gzipped
+/// `{"Records": [...]}` object under `org/AWSLogs/<org>/<account>/CloudTrail/us-east-1/<day>/`,
+/// named with the delivery time (now).
+async fn deliver_to_trail(ctx: &Ctx, records: &[Value]) -> Result<()> {
+    use std::io::Write as _;
+    let now = OffsetDateTime::now_utc();
+    let (year, month, day) = (now.year(), u8::from(now.month()), now.day());
+    let key = format!(
+        "org/AWSLogs/o-exampleorg1/{ACCOUNT}/CloudTrail/us-east-1/{year:04}/{month:02}/{day:02}/\
+         {ACCOUNT}_CloudTrail_us-east-1_{year:04}{month:02}{day:02}T{:02}{:02}Z_late.json.gz",
+        now.hour(),
+        now.minute()
+    );
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(json!({ "Records": records }).to_string().as_bytes())?;
+    ctx.s3()
+        .put_object()
+        .bucket(TRAIL_BUCKET)
+        .key(key)
+        .body(gzip.finish()?.into())
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// CloudTrail delivers late (issue 18, item 1): the first pass says the report may be
 /// incomplete, since the newest event delivered is from before the session's end; a call the
 /// session made before the revoke then arrives, with an unrelated event of now that moves the
 /// watermark past the end; the second pass (`Audit Again`) finds the late call, is final and
-/// complete, and the approvers are written to about what is new.
+/// complete, and the approvers are written to about what is new. The trail bucket, empty at
+/// the first pass, then holds the same late call and an object read that only it has: the
+/// second pass counts the call once and adds the read.
 async fn late_delivery(ctx: &Ctx, id: &str, alice: &str, audited: &Value) -> Result<()> {
     let first = &audited["audit"];
     let coverage = &first["cloudtrail"]["coverage"];
@@ -152,7 +181,13 @@ async fn late_delivery(ctx: &Ctx, id: &str, alice: &str, audited: &Value) -> Res
     ensure!(
         coverage["completeness"]
             .as_str()
-            .is_some_and(|why| why.contains("us-east-1 has delivered up to")),
+            .is_some_and(|why| why.contains("us-east-1 has delivered up to")
+                && why.contains("the trail bucket's us-east-1 has delivered nothing")),
+        "first pass coverage: {coverage}"
+    );
+    ensure!(
+        coverage["trail"]["location"] == format!("s3://{TRAIL_BUCKET}/org/").as_str()
+            && coverage["trail"]["objects_read"] == 0,
         "first pass coverage: {coverage}"
     );
     let revoked_at = audited["revoked_at"].as_str().context("no revoked_at")?;
@@ -176,7 +211,23 @@ async fn late_delivery(ctx: &Ctx, id: &str, alice: &str, audited: &Value) -> Res
         Value::Null,
     );
     unrelated["eventTime"] = json!(at(Duration::ZERO));
-    ensure!(ctx.seed_cloudtrail(&[late, unrelated]).await? == 2);
+    ensure!(
+        ctx.seed_cloudtrail(&[late.clone(), unrelated.clone()])
+            .await?
+            == 2
+    );
+    // The trail delivers its file too: the late call again (one event, counted once), a data
+    // event LookupEvents never has (an object read), and the unrelated event of now.
+    let mut read = session_call(
+        alice,
+        7,
+        id,
+        "GetObject",
+        "s3.amazonaws.com",
+        json!({"eventCategory": "Data", "requestParameters": {"bucketName": "team-data", "key": "payroll.csv"}}),
+    );
+    read["eventTime"] = json!(before_revoke);
+    deliver_to_trail(ctx, &[late, read, unrelated]).await?;
 
     let started = Instant::now();
     let last = loop {
@@ -197,10 +248,16 @@ async fn late_delivery(ctx: &Ctx, id: &str, alice: &str, audited: &Value) -> Res
         report["passes"] == 2 && report["first_pass"]["events"] == 3,
         "{report}"
     );
-    ensure!(cloudtrail["events"] == 4, "second pass: {cloudtrail}");
+    ensure!(cloudtrail["events"] == 5, "second pass: {cloudtrail}");
     ensure!(
-        cloudtrail["actions_by_service"]["s3"]["DeleteObject"] == 1,
+        cloudtrail["actions_by_service"]["s3"]["DeleteObject"] == 1
+            && cloudtrail["actions_by_service"]["s3"]["GetObject"] == 1,
         "{cloudtrail}"
+    );
+    let trail = &cloudtrail["coverage"]["trail"];
+    ensure!(
+        trail["objects_read"] == 1 && trail["events_matched"] == 2 && trail["only_in_trail"] == 1,
+        "second pass trail: {trail}"
     );
     ensure!(
         cloudtrail["coverage"]["complete"] == true,
@@ -209,7 +266,7 @@ async fn late_delivery(ctx: &Ctx, id: &str, alice: &str, audited: &Value) -> Res
     );
     ensure!(
         report["late_findings"][0].as_str().is_some_and(
-            |line| line.starts_with("1 CloudTrail event(s) delivered after the first audit")
+            |line| line.starts_with("2 CloudTrail event(s) delivered after the first audit")
         ),
         "{}",
         report["late_findings"]
@@ -254,6 +311,8 @@ async fn late_delivery(ctx: &Ctx, id: &str, alice: &str, audited: &Value) -> Res
 /// the confirm page; the audit names what the session did and suggests a policy of exactly
 /// those actions; the next request's context names that grant and what it did.
 async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
+    // The trail bucket exists, and nothing has been delivered to it yet.
+    ctx.s3().create_bucket().bucket(TRAIL_BUCKET).send().await?;
     let added = ctx.seed_cloudtrail(&alice_history()).await?;
     ensure!(added == 42, "seeded {added} records");
 
@@ -423,8 +482,9 @@ async fn findings_and_audit(ctx: &Ctx) -> Result<()> {
     let previous = format!("! LOW previous request {id} for sandbox-admin: AUDITED (asked ");
     for needle in [
         previous.as_str(),
-        // The final report: with the call CloudTrail delivered late (`late_delivery`).
-        "; its session made 4 calls (3 writes, 1 failed) on s3, iam",
+        // The final report: with the call CloudTrail delivered late and the object read only
+        // the trail bucket has (`late_delivery`).
+        "; its session made 5 calls (3 writes, 1 failed) on s3, iam",
     ] {
         ensure!(
             mail.body.contains(needle),
@@ -494,6 +554,9 @@ async fn reviewer_context_and_session_audit_on_the_local_stack() -> Result<()> {
         ("AuditDelaySeconds", "1".to_owned()),
         // Room between the two passes for the late delivery.
         ("ReauditDelaySeconds", "20".to_owned()),
+        // An Organization trail's bucket: the audit reads it besides LookupEvents.
+        ("TrailBucket", TRAIL_BUCKET.to_owned()),
+        ("TrailPrefix", "org/".to_owned()),
     ];
     run_on_stack("context", &parameters, |ctx| async move {
         // One after the other: the second makes every LookupEvents call fail.

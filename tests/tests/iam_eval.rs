@@ -1919,3 +1919,133 @@ fn five_hundred_revocations_on_one_role_over_a_day_stay_inside_the_limit() -> Re
     println!("{}", report.table());
     fail_on_unexpected(&report)
 }
+
+/// Issue 18: with `TrailBucket` set, the audit function's role may list and read the trail's
+/// `AWSLogs/` under its prefix and decrypt through S3 with the trail's key, and nothing more;
+/// no other function may read the trail; without the parameter, not even the audit function.
+#[test]
+fn only_the_audit_function_reads_the_trail_and_only_its_logs() -> Result<()> {
+    const KEY: &str = "arn:aws:kms:us-east-1:222222222222:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+    let with_trail = Template::load_file(
+        "template.yaml",
+        ACCOUNT,
+        STACK,
+        &[
+            ("TrailBucket", json!("org-trail")),
+            ("TrailPrefix", json!("logs/")),
+            ("TrailKmsKeyArn", json!(KEY)),
+        ],
+    )?;
+    let without = Template::load()?;
+    let object = "arn:aws:s3:::org-trail/logs/AWSLogs/o-exampleorg1/111111111111/CloudTrail/us-east-1/2026/12/07/111111111111_CloudTrail_us-east-1_20261207T1005Z_a.json.gz";
+    let request = |template: &Template, function: &str, action: &str, resource: &str| {
+        let mut request = Request::new(&function_session(function), action, resource)
+            .with("aws:PrincipalArn", function_role(function));
+        request.identity = template.function_policies(function).expect("policies");
+        request
+    };
+    let mut matrix = Matrix::default();
+    let mut row = |what: &str, request: Request, expect: Expect| {
+        matrix.add("trail bucket read", what, request, expect);
+    };
+    let audit =
+        |action: &str, resource: &str| request(&with_trail, "AuditFunction", action, resource);
+    row(
+        "audit lists the trail's AWSLogs/",
+        audit("s3:ListBucket", "arn:aws:s3:::org-trail").with("s3:prefix", "logs/AWSLogs/"),
+        Expect::Allow,
+    );
+    row(
+        "audit lists an account's day folder",
+        audit("s3:ListBucket", "arn:aws:s3:::org-trail").with(
+            "s3:prefix",
+            "logs/AWSLogs/o-exampleorg1/111111111111/CloudTrail/us-east-1/2026/12/07/",
+        ),
+        Expect::Allow,
+    );
+    row(
+        "audit reads a log object",
+        audit("s3:GetObject", object),
+        Expect::Allow,
+    );
+    // The key is in the log archive account: its key policy must name the audit role too
+    // (output AuditFunctionRoleArn), as the README's trail set-up says.
+    let key_policy = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"AWS": function_role("AuditFunction")},
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+    }]});
+    let in_log_archive = |mut request: Request| {
+        request.resource_account = Some("222222222222".into());
+        request
+    };
+    let mut decrypt = in_log_archive(
+        audit("kms:Decrypt", KEY).with("kms:ViaService", "s3.us-east-1.amazonaws.com"),
+    );
+    row(
+        "audit decrypts through S3, without the key policy's grant",
+        decrypt.clone(),
+        Expect::Deny,
+    );
+    decrypt.resource_policy = Some(key_policy.clone());
+    row("audit decrypts through S3", decrypt, Expect::Allow);
+    let mut outside = in_log_archive(audit("kms:Decrypt", KEY));
+    outside.resource_policy = Some(key_policy);
+    row("audit decrypts outside S3", outside, Expect::Deny);
+    for (what, request) in [
+        (
+            "audit lists the bucket's root",
+            audit("s3:ListBucket", "arn:aws:s3:::org-trail").with("s3:prefix", ""),
+        ),
+        (
+            "audit lists beside the prefix",
+            audit("s3:ListBucket", "arn:aws:s3:::org-trail").with("s3:prefix", "other/AWSLogs/"),
+        ),
+        (
+            "audit reads outside AWSLogs/",
+            audit("s3:GetObject", "arn:aws:s3:::org-trail/logs/config.json"),
+        ),
+        (
+            "audit reads another bucket's logs",
+            audit(
+                "s3:GetObject",
+                "arn:aws:s3:::other-trail/logs/AWSLogs/1/x.json.gz",
+            ),
+        ),
+        (
+            "audit overwrites a log object",
+            audit("s3:PutObject", object),
+        ),
+        (
+            "audit deletes a log object",
+            audit("s3:DeleteObject", object),
+        ),
+        (
+            "audit decrypts with another key",
+            audit(
+                "kms:Decrypt",
+                "arn:aws:kms:us-east-1:222222222222:key/ffffffff-4f50-6172-8394-a5b6c7d8e9f0",
+            )
+            .with("kms:ViaService", "s3.us-east-1.amazonaws.com"),
+        ),
+        (
+            "context reads a log object",
+            request(&with_trail, "ContextFunction", "s3:GetObject", object),
+        ),
+        (
+            "revoke reads a log object",
+            request(&with_trail, "RevokeFunction", "s3:GetObject", object),
+        ),
+        (
+            "without TrailBucket, audit reads a log object",
+            request(&without, "AuditFunction", "s3:GetObject", object),
+        ),
+    ] {
+        row(what, request, Expect::Deny);
+    }
+    let report = matrix.run()?;
+    fail_on_unexpected(&report)?;
+    ensure!(report.evaluated() == 16, "{} requests", report.evaluated());
+    Ok(())
+}

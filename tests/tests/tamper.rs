@@ -172,13 +172,7 @@ async fn ocsf_export(ctx: &Ctx, id: &str) -> Result<()> {
     trailgate_system_tests::ocsf::require_valid(&file)?;
 
     // The same export to S3, as a SIEM's ingestion bucket would take it.
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&trailgate_local::cloudformation::sdk_config(
-            &ctx.state.aws_endpoint,
-        ))
-        .force_path_style(true)
-        .build(),
-    );
+    let s3 = ctx.s3();
     s3.create_bucket().bucket("siem-ingest").send().await?;
     let target = format!("s3://siem-ingest/trailgate/{day}.ndjson");
     let (ok, _, err) =
@@ -568,13 +562,7 @@ async fn denied_and_exported(ctx: &Ctx) -> Result<String> {
     ensure!(ok && out.contains("status DENIED"), "{out}{err}");
 
     // The export is locked: no version of it can be deleted (compliance mode).
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&trailgate_local::cloudformation::sdk_config(
-            &ctx.state.aws_endpoint,
-        ))
-        .force_path_style(true)
-        .build(),
-    );
+    let s3 = ctx.s3();
     let bucket = ctx.output("LedgerArchiveBucketName")?;
     let key = format!("requests/{id}.ndjson");
     let versions = s3

@@ -5,18 +5,21 @@
 //!
 //! The report covers what the ledger knows (grant window, credentials issued, the verified event
 //! chain) and what CloudTrail shows the session did in the target account (`trailgate-review`'s
-//! [`audit_session`]).
+//! [`audit_session`]): its LookupEvents, and the trail bucket when one is configured.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trailgate_aws::LambdaError;
+use trailgate_aws::s3::S3Store;
 use trailgate_domain::error::Error;
 use trailgate_domain::ports::{Archive, Ledger, Notifier};
 use trailgate_domain::request::Status;
 use trailgate_domain::service;
 use trailgate_runbooks::source::lookup::AccountLookups;
+use trailgate_runbooks::source::s3::ObjectStore;
 
 use trailgate_review::session::{Settings, audit_session};
+use trailgate_review::trail::TrailBucket;
 
 #[derive(Deserialize)]
 struct Input {
@@ -27,19 +30,27 @@ struct Input {
 }
 
 /// What the handler needs, built once at cold start.
-pub struct Deps<L, N, P, R> {
+pub struct Deps<L, N, P, R, T = S3Store> {
     pub ledger: L,
     pub notifier: N,
     /// LookupEvents in the account the session acted in.
     pub lookups: P,
+    /// The trail bucket, when one is configured (`TRAIL_BUCKET`): the data events.
+    pub trail: Option<TrailBucket<T>>,
     pub archive: R,
     pub catalog: trailgate_aws::catalog::CatalogSource,
     pub settings: Settings,
 }
 
-pub async fn handle<L: Ledger, N: Notifier, P: AccountLookups + Sync, R: Archive>(
+pub async fn handle<
+    L: Ledger,
+    N: Notifier,
+    P: AccountLookups + Sync,
+    R: Archive,
+    T: ObjectStore + Sync,
+>(
     payload: Value,
-    deps: &Deps<L, N, P, R>,
+    deps: &Deps<L, N, P, R, T>,
 ) -> Result<Value, LambdaError> {
     let (ledger, settings) = (&deps.ledger, &deps.settings);
     let input: Input = serde_json::from_value(payload)
@@ -71,7 +82,7 @@ pub async fn handle<L: Ledger, N: Notifier, P: AccountLookups + Sync, R: Archive
         request.status == Status::Revoked
     };
     let cloudtrail = if due {
-        audit_session(&deps.lookups, settings, &request, now).await
+        audit_session(&deps.lookups, deps.trail.as_ref(), settings, &request, now).await
     } else {
         json!({"analysed": false, "reason": "not due"})
     };
@@ -159,6 +170,7 @@ mod tests {
             ledger,
             notifier: MemoryNotifier::default(),
             lookups: OneAccount(api),
+            trail: None,
             archive: MemoryArchive::default(),
             catalog: trailgate_aws::catalog::CatalogSource::fixed(
                 Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),

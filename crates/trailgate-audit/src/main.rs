@@ -10,8 +10,11 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use trailgate_aws::agents::Agents;
 use trailgate_aws::catalog::CatalogSource;
 use trailgate_aws::cloudtrail::OrganizationLookups;
+use trailgate_aws::s3::S3Store;
 use trailgate_aws::{archive::S3Archive, config, ledger::DynamoLedger, notifier::SnsNotifier, sdk};
 use trailgate_review::session;
+use trailgate_review::trail::TrailBucket;
+use trailgate_runbooks::source::s3::S3Location;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -41,6 +44,7 @@ async fn main() -> Result<(), Error> {
         ledger,
         notifier,
         lookups: OrganizationLookups::new(Arc::new(Agents::from_env(&sdk, "audit"))),
+        trail: trail(&sdk)?,
         archive: S3Archive::from_sdk(&sdk, config::required("ARCHIVE_BUCKET")?),
         catalog,
         settings,
@@ -49,4 +53,22 @@ async fn main() -> Result<(), Error> {
         handler::handle(event.payload, &deps)
     }))
     .await
+}
+
+/// The trail bucket the template's `TrailBucket` and `TrailPrefix` name, if any: read with the
+/// function's own role (the bucket's policy grants it; see template.yaml `TrailReadPolicy`).
+fn trail(sdk: &trailgate_aws::SdkConfig) -> Result<Option<TrailBucket<S3Store>>, Error> {
+    let bucket = config::optional("TRAIL_BUCKET", "");
+    if bucket.is_empty() {
+        return Ok(None);
+    }
+    let prefix = config::optional("TRAIL_PREFIX", "");
+    let url = format!("s3://{bucket}/{prefix}");
+    let location = S3Location::parse(&url).ok_or_else(|| {
+        format!("TRAIL_BUCKET and TRAIL_PREFIX do not name an S3 location: {url}")
+    })?;
+    Ok(Some(TrailBucket {
+        store: S3Store::for_sdk(sdk),
+        location,
+    }))
 }

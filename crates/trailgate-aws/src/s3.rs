@@ -38,6 +38,16 @@ impl S3Store {
         }
     }
 
+    /// A store from the shared SDK configuration, path-style when it names a custom endpoint
+    /// (the local stack), virtual-hosted otherwise (AWS).
+    pub fn for_sdk(config: &SdkConfig) -> S3Store {
+        if config.endpoint_url().is_some() {
+            S3Store::path_style(config)
+        } else {
+            S3Store::new(config)
+        }
+    }
+
     /// A store over an already configured client (custom endpoint, path-style addressing).
     pub fn from_client(client: Client) -> S3Store {
         S3Store { client }

@@ -11,6 +11,8 @@
 //! - [`history`]: the requester's previous trailgate requests and what their sessions did.
 //! - [`session`]: the end-of-session audit: the session-audit runbook over LookupEvents and the
 //!   incident runbooks over the session's records.
+//! - [`trail`]: the session audit's trail-bucket source (data events, and a watermark per
+//!   Region), when a trail bucket is configured.
 //! - [`report`]: a session's actions, errors and resources.
 //! - [`policy`]: the least-privilege policy a session's calls suggest, scoped to their resources.
 //! - [`iam`]: AWS's Service Authorization Reference (generated data) and the IAM actions a
@@ -31,5 +33,6 @@ pub mod policy;
 pub mod report;
 pub mod scan;
 pub mod session;
+pub mod trail;
 
 pub use error::ReviewError;

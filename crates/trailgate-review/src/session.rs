@@ -1,6 +1,8 @@
 //! The end-of-session audit: runs the jit-session-audit runbook for one request over
-//! LookupEvents and turns the session's records into the report's `cloudtrail` part (see
-//! [`crate::report`]), with the incident runbooks' findings over the same records.
+//! LookupEvents, and over the trail bucket when one is configured ([`crate::trail`]: the data
+//! events LookupEvents never has), and turns the session's records into the report's
+//! `cloudtrail` part (see [`crate::report`]), with the incident runbooks' findings over the same
+//! records and a completeness watermark per source and Region.
 //!
 //! A permission-set grant runs identity-center-session-audit instead: the Identity Center
 //! user's sessions of the permission set's role in the account, keyed on the user id.
@@ -10,6 +12,7 @@
 //! past the revoke by the CloudTrail delivery delay.
 //! Failures do not fail the audit: the report says the calls were not analysed, and why.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -23,12 +26,14 @@ use trailgate_runbooks::source::lookup::{
     AccountLookups, LookupBudget, LookupEventsApi, LookupSource, Query, run_lookup,
 };
 use trailgate_runbooks::source::recording::Recording;
+use trailgate_runbooks::source::s3::ObjectStore;
 use trailgate_runbooks::spec::LookupAttribute;
 use trailgate_runbooks::{Params, Runbook, run, timefmt};
 
 use crate::error::ReviewError;
 use crate::gather::accounts_to_read;
 use crate::report::session_report;
+use crate::trail::{self, TrailBucket};
 
 const RUNBOOK: &str = include_str!("../../../runbooks/jit-session-audit.yaml");
 const IDENTITY_CENTER_RUNBOOK: &str =
@@ -91,8 +96,9 @@ pub struct Settings {
 /// The `cloudtrail` part of the audit report, read where the session acted: the target role's
 /// account (through its agent role when that is a member account), which the report names.
 /// Never an error.
-pub async fn audit_session<P: AccountLookups + Sync>(
+pub async fn audit_session<P: AccountLookups + Sync, S: ObjectStore + Sync>(
     lookups: &P,
+    trail: Option<&TrailBucket<S>>,
     settings: &Settings,
     request: &AccessRequest,
     now: OffsetDateTime,
@@ -103,7 +109,7 @@ pub async fn audit_session<P: AccountLookups + Sync>(
         .map(|(account, _)| account)
         .unwrap_or_default();
     let mut report = match lookups.in_account(&target).await {
-        Ok(api) => analyse(&api, settings, request, now).await,
+        Ok(api) => analyse(&api, trail, settings, request, now).await,
         Err(why) => json!({
             "analysed": false,
             "reason": format!(
@@ -118,13 +124,14 @@ pub async fn audit_session<P: AccountLookups + Sync>(
 }
 
 /// The `cloudtrail` part of the audit report from one account's LookupEvents; never an error.
-pub async fn analyse<A: LookupEventsApi + Sync>(
+pub async fn analyse<A: LookupEventsApi + Sync, S: ObjectStore + Sync>(
     api: &A,
+    trail: Option<&TrailBucket<S>>,
     settings: &Settings,
     request: &AccessRequest,
     now: OffsetDateTime,
 ) -> Value {
-    match try_analyse(api, settings, request, now).await {
+    match try_analyse(api, trail, settings, request, now).await {
         Ok(report) => report,
         Err(reason) => json!({
             "analysed": false,
@@ -229,8 +236,9 @@ fn identity_center_key(
     })
 }
 
-async fn try_analyse<A: LookupEventsApi + Sync>(
+async fn try_analyse<A: LookupEventsApi + Sync, S: ObjectStore + Sync>(
     api: &A,
+    trail: Option<&TrailBucket<S>>,
     settings: &Settings,
     request: &AccessRequest,
     now: OffsetDateTime,
@@ -269,17 +277,31 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
             .and_then(timefmt::parse_event_time)
             .is_some_and(|at| window.contains(at))
     };
-    let session: Vec<Value> = source
+    let mut session: Vec<Value> = source
         .api()
         .records()
         .into_iter()
         .filter(|record| in_window(record) && compiled.matches(record))
         .collect();
+    let mut marks = watermarks(&source, start, now).await;
+    let mut truncated = coverage.truncated;
+    let trail_part = match trail {
+        Some(trail) => {
+            let read =
+                trail::read(trail, &compiled, request.target_account(), source.regions()).await;
+            let only_in_trail = add_new_records(&mut session, read.records);
+            marks.extend(read.marks);
+            truncated |= read.truncated;
+            let mut part = read.summary;
+            part["only_in_trail"] = json!(only_in_trail);
+            part
+        }
+        None => Value::Null,
+    };
     let mut report = session_report(&session, key.in_session.as_ref());
     let incidents = incident_findings(&session, start, now)?;
-    let marks = watermarks(&source, start, now).await;
     let through = session_end(request, now);
-    let completeness = completeness(through, &marks, coverage.truncated);
+    let completeness = completeness(through, &marks, truncated);
     if let Some(object) = report.as_object_mut() {
         object.insert("analysed".into(), Value::Bool(true));
         if let Some(identity_center) = key.identity_center {
@@ -293,8 +315,11 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
                 "window_end": format_utc(coverage.window.end_time()),
                 "regions": source.regions(),
                 "events_scanned": coverage.events_scanned,
-                "truncated": coverage.truncated,
+                "truncated": truncated,
                 "notes": coverage.notes,
+                // The trail bucket's part, or null when no trail bucket is configured (the
+                // audit then sees management events only).
+                "trail": trail_part,
                 "watermarks": marks.iter().map(Watermark::to_json).collect::<Vec<_>>(),
                 "complete_through": format_utc(through),
                 "complete": completeness.is_ok(),
@@ -311,20 +336,48 @@ async fn try_analyse<A: LookupEventsApi + Sync>(
     Ok(report)
 }
 
+/// Adds the trail's records that LookupEvents did not already return (CloudTrail gives each
+/// event one `eventID`, the same in both); how many were new. Data events are only ever here.
+fn add_new_records(session: &mut Vec<Value>, from_trail: Vec<Value>) -> usize {
+    let id = |record: &Value| {
+        record
+            .get("eventID")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let mut seen: HashSet<String> = session.iter().filter_map(id).collect();
+    let before = session.len();
+    for record in from_trail {
+        // A record without an id cannot be matched, so it is kept.
+        if id(&record).is_none_or(|event| seen.insert(event)) {
+            session.push(record);
+        }
+    }
+    session.len() - before
+}
+
 /// How far CloudTrail's delivery has come in one Region of the account: the newest event
 /// LookupEvents returns there, whoever made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watermark {
     pub region: String,
+    /// Which source: [`Watermark::LOOKUP`] or [`Watermark::TRAIL`].
+    pub source: &'static str,
     pub newest: Option<OffsetDateTime>,
     /// Why it could not be read.
     pub error: Option<String>,
 }
 
 impl Watermark {
+    /// CloudTrail's LookupEvents in the account.
+    pub const LOOKUP: &'static str = "LookupEvents";
+    /// The trail bucket ([`crate::trail`]).
+    pub const TRAIL: &'static str = "trail bucket";
+
     fn to_json(&self) -> Value {
         json!({
             "region": self.region,
+            "source": self.source,
             "newest_event": self.newest.map(format_utc),
             "error": self.error,
         })
@@ -345,6 +398,7 @@ async fn watermarks<A: LookupEventsApi + Sync>(
     for region in source.regions() {
         let mut mark = Watermark {
             region: region.clone(),
+            source: Watermark::LOOKUP,
             newest: None,
             error: None,
         };
@@ -404,12 +458,20 @@ pub fn completeness(
     let behind: Vec<String> = marks
         .iter()
         .filter(|mark| mark.newest.is_none_or(|newest| newest < through))
-        .map(|mark| match (&mark.error, mark.newest) {
-            (Some(error), _) => format!("{} could not be read ({error})", mark.region),
-            (None, Some(newest)) => {
-                format!("{} has delivered up to {}", mark.region, format_utc(newest))
+        .map(|mark| {
+            // LookupEvents' Regions keep their plain names; the bucket's are named as such.
+            let region = if mark.source == Watermark::TRAIL {
+                format!("the trail bucket's {}", mark.region)
+            } else {
+                mark.region.clone()
+            };
+            match (&mark.error, mark.newest) {
+                (Some(error), _) => format!("{region} could not be read ({error})"),
+                (None, Some(newest)) => {
+                    format!("{region} has delivered up to {}", format_utc(newest))
+                }
+                (None, None) => format!("{region} has delivered nothing in the window"),
             }
-            (None, None) => format!("{} has delivered nothing in the window", mark.region),
         })
         .collect();
     if marks.is_empty() {
@@ -500,6 +562,7 @@ mod completeness_tests {
     fn mark(region: &str, newest: Option<OffsetDateTime>) -> Watermark {
         Watermark {
             region: region.into(),
+            source: Watermark::LOOKUP,
             newest,
             error: None,
         }
@@ -574,15 +637,41 @@ mod identity_center_tests {
     use trailgate_runbooks::source::lookup::{
         LookupCallError, LookupEvent, LookupPage, LookupRequest,
     };
+    use trailgate_runbooks::source::memory_bucket::MemoryBucket;
 
     const ROLE: &str = "AWSReservedSSO_ProdAdmin_0a1b2c3d4e5f6a7b";
 
+    /// No trail bucket configured.
+    pub(super) const NO_TRAIL: Option<&TrailBucket<MemoryBucket>> = None;
+
     /// LookupEvents of one account answering `Username` as CloudTrail does: the IAM user name,
-    /// the session name of an assumed role, or a SAML user's name.
-    struct Trail(Vec<Value>);
+    /// the session name of an assumed role, or a SAML user's name; and `ReadOnly` (the
+    /// watermark's query) by the record's `readOnly`.
+    pub(super) struct Trail(pub(super) Vec<Value>);
 
     impl LookupEventsApi for Trail {
         async fn lookup(&self, request: LookupRequest) -> Result<LookupPage, LookupCallError> {
+            if request.attribute == LookupAttribute::ReadOnly {
+                let events = self
+                    .0
+                    .iter()
+                    .filter(|record| {
+                        record["readOnly"]
+                            .as_bool()
+                            .map(|b| b.to_string())
+                            .as_deref()
+                            == Some(request.value.as_str())
+                    })
+                    .map(|record| LookupEvent {
+                        event_id: record["eventID"].as_str().map(str::to_owned),
+                        cloud_trail_event: Some(record.to_string()),
+                    })
+                    .collect();
+                return Ok(LookupPage {
+                    events,
+                    next_token: None,
+                });
+            }
             let username = |record: &Value| {
                 let identity = &record["userIdentity"];
                 match identity["type"].as_str() {
@@ -753,7 +842,14 @@ mod identity_center_tests {
                 "DeleteBucket",
             ),
         ]);
-        let report = analyse(&trail, &settings(), &revoked_grant(activated), now).await;
+        let report = analyse(
+            &trail,
+            NO_TRAIL,
+            &settings(),
+            &revoked_grant(activated),
+            now,
+        )
+        .await;
         assert_eq!(report["analysed"], true, "{report}");
         assert_eq!(report["events"], 4, "{report}");
         assert_eq!(
@@ -795,7 +891,7 @@ mod identity_center_tests {
         let mut never = revoked_grant(now - time::Duration::minutes(5));
         never.expires_at = None;
         never.permission_set_name = None;
-        let report = analyse(&Trail(Vec::new()), &settings(), &never, now).await;
+        let report = analyse(&Trail(Vec::new()), NO_TRAIL, &settings(), &never, now).await;
         assert_eq!(report["analysed"], false);
         assert!(
             report["reason"]
@@ -806,13 +902,270 @@ mod identity_center_tests {
         );
         let mut iam_user = revoked_grant(now - time::Duration::minutes(5));
         iam_user.requester = "arn:aws:iam::123456789012:user/alice".into();
-        let report = analyse(&Trail(Vec::new()), &settings(), &iam_user, now).await;
+        let report = analyse(&Trail(Vec::new()), NO_TRAIL, &settings(), &iam_user, now).await;
         assert!(
             report["reason"]
                 .as_str()
                 .unwrap()
                 .contains("not an Identity Center session"),
             "{report}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod trail_tests {
+    //! The trail bucket beside LookupEvents: data events only the bucket has, one count per
+    //! event id, only the target account's objects of the Regions read, and a watermark per
+    //! Region that holds completeness back until the bucket has caught up.
+
+    use std::io::Write as _;
+
+    use super::identity_center_tests::{NO_TRAIL, Trail};
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use trailgate_domain::request::Status;
+    use trailgate_domain::testing::pending_request;
+    use trailgate_runbooks::source::memory_bucket::MemoryBucket;
+    use trailgate_runbooks::source::s3::S3Location;
+
+    /// alice's role grant, made 40 minutes ago and revoked 10 minutes ago.
+    fn revoked_grant(now: OffsetDateTime) -> AccessRequest {
+        let mut request = pending_request();
+        request.created_at = format_utc(now - time::Duration::minutes(40));
+        request.expires_at = Some(format_utc(now + time::Duration::minutes(80)));
+        request.revoked_at = Some(format_utc(now - time::Duration::minutes(10)));
+        request.status = Status::Revoked;
+        request
+    }
+
+    /// A call of the grant's session (or, with `who`, of someone else's).
+    fn call(
+        request: &AccessRequest,
+        id: &str,
+        at: OffsetDateTime,
+        name: &str,
+        who: Option<&str>,
+    ) -> Value {
+        let account = request.target_account();
+        let session = who.map_or_else(|| session_name(request), str::to_owned);
+        json!({
+            "eventID": id,
+            "eventTime": format_utc(at),
+            "eventSource": if name.ends_with("Object") { "s3.amazonaws.com" } else { "iam.amazonaws.com" },
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "readOnly": name.starts_with("Get"),
+            "recipientAccountId": account,
+            "userIdentity": {
+                "type": "AssumedRole",
+                "principalId": format!("AROAEXAMPLE000000001:{session}"),
+                "arn": format!("arn:aws:sts::{account}:assumed-role/sandbox-admin/{session}"),
+                "accountId": account,
+                "sessionContext": {
+                    "sourceIdentity": who.map_or_else(|| request.source_identity(), str::to_owned),
+                    "sessionIssuer": {"type": "Role", "userName": "sandbox-admin"},
+                },
+            },
+        })
+    }
+
+    /// A trail object of `account` in `region`, delivered at `at`, holding `records`.
+    fn object(
+        bucket: &mut MemoryBucket,
+        account: &str,
+        region: &str,
+        at: OffsetDateTime,
+        records: &[Value],
+    ) {
+        let day = format!(
+            "{:04}/{:02}/{:02}",
+            at.year(),
+            u8::from(at.month()),
+            at.day()
+        );
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute()
+        );
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(json!({"Records": records}).to_string().as_bytes())
+            .expect("gzip in memory");
+        bucket.put(
+            format!("logs/AWSLogs/o-exampleorg1/{account}/CloudTrail/{region}/{day}/{account}_CloudTrail_{region}_{stamp}_x{}.json.gz", records.len()),
+            gz.finish().expect("gzip in memory"),
+        );
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            regions: vec!["us-east-1".into()],
+            budget: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_trail_bucket_adds_the_data_events_and_its_own_watermark() {
+        let now = OffsetDateTime::now_utc();
+        let request = revoked_grant(now);
+        let account = request.target_account().to_owned();
+        let minutes = |m: i64| now - time::Duration::minutes(m);
+        // LookupEvents: a management call of the session, and a later event of the account
+        // (its watermark is past the revoke).
+        let attach = call(&request, "e-attach", minutes(30), "AttachRolePolicy", None);
+        let mut later = call(
+            &request,
+            "e-later",
+            minutes(2),
+            "ListRoles",
+            Some("tg-bob-r-other"),
+        );
+        later["readOnly"] = json!(true);
+        let lookup = Trail(vec![attach.clone(), later]);
+
+        let mut bucket = MemoryBucket::default();
+        let read = call(&request, "e-read", minutes(20), "GetObject", None);
+        // The same management event is in the bucket too; a data event only there; someone
+        // else's read; and an unrelated event newer than the revoke, the bucket's watermark.
+        let newest = call(
+            &request,
+            "e-newest",
+            minutes(1),
+            "GetObject",
+            Some("tg-carol-r-c"),
+        );
+        object(
+            &mut bucket,
+            &account,
+            "us-east-1",
+            minutes(1),
+            &[
+                attach,
+                read.clone(),
+                call(
+                    &request,
+                    "e-bob",
+                    minutes(20),
+                    "GetObject",
+                    Some("tg-bob-r-b"),
+                ),
+                newest,
+            ],
+        );
+        // Never read: the session's account in a Region not read, and another account.
+        object(
+            &mut bucket,
+            &account,
+            "eu-west-1",
+            minutes(5),
+            &[call(&request, "e-eu", minutes(15), "PutObject", None)],
+        );
+        object(
+            &mut bucket,
+            "999999999999",
+            "us-east-1",
+            minutes(5),
+            &[call(&request, "e-other", minutes(15), "PutObject", None)],
+        );
+        let trail = TrailBucket {
+            store: bucket,
+            location: S3Location::parse("s3://org-trail/logs/").expect("location"),
+        };
+
+        let report = analyse(&lookup, Some(&trail), &settings(), &request, now).await;
+        assert_eq!(report["analysed"], true, "{report}");
+        assert_eq!(report["events"], 2, "{report}");
+        assert_eq!(
+            report["actions_by_service"]["s3"]["GetObject"], 1,
+            "{report}"
+        );
+        assert_eq!(
+            report["actions_by_service"]["iam"]["AttachRolePolicy"], 1,
+            "{report}"
+        );
+        assert!(
+            report["actions_by_service"]["s3"]["PutObject"].is_null(),
+            "{report}"
+        );
+        let coverage = &report["coverage"];
+        let part = &coverage["trail"];
+        assert_eq!(part["location"], "s3://org-trail/logs/", "{part}");
+        assert_eq!(part["objects_read"], 1, "{part}");
+        assert_eq!(part["events_scanned"], 4, "{part}");
+        assert_eq!(part["events_matched"], 2, "{part}");
+        assert_eq!(part["only_in_trail"], 1, "{part}");
+        let marks = coverage["watermarks"].as_array().expect("watermarks");
+        assert!(
+            marks.iter().any(|mark| mark["source"] == "trail bucket"
+                && mark["region"] == "us-east-1"
+                && mark["newest_event"] == format_utc(minutes(1)).as_str()),
+            "{coverage}"
+        );
+        assert_eq!(coverage["complete"], true, "{coverage}");
+
+        // Without the bucket: the data event is missing, and nothing says the bucket was read.
+        let without = analyse(&lookup, NO_TRAIL, &settings(), &request, now).await;
+        assert_eq!(without["events"], 1, "{without}");
+        assert!(without["coverage"]["trail"].is_null(), "{without}");
+    }
+
+    #[tokio::test]
+    async fn a_trail_bucket_that_is_behind_or_empty_leaves_the_audit_incomplete() {
+        let now = OffsetDateTime::now_utc();
+        let request = revoked_grant(now);
+        let account = request.target_account().to_owned();
+        let minutes = |m: i64| now - time::Duration::minutes(m);
+        let mut later = call(
+            &request,
+            "e-later",
+            minutes(2),
+            "ListRoles",
+            Some("tg-bob-r-other"),
+        );
+        later["readOnly"] = json!(true);
+        let lookup = Trail(vec![later]);
+        // The bucket's newest event is from before the revoke.
+        let mut bucket = MemoryBucket::default();
+        object(
+            &mut bucket,
+            &account,
+            "us-east-1",
+            minutes(12),
+            &[call(&request, "e-read", minutes(20), "GetObject", None)],
+        );
+        let behind = TrailBucket {
+            store: bucket,
+            location: S3Location::parse("s3://org-trail/logs/").expect("location"),
+        };
+        let report = analyse(&lookup, Some(&behind), &settings(), &request, now).await;
+        assert_eq!(report["events"], 1, "{report}");
+        let coverage = &report["coverage"];
+        assert_eq!(coverage["complete"], false, "{coverage}");
+        let why = coverage["completeness"].as_str().expect("completeness");
+        assert!(
+            why.contains(&format!(
+                "the trail bucket's us-east-1 has delivered up to {}",
+                format_utc(minutes(20))
+            )),
+            "{why}"
+        );
+        // A prefix with no trail under it: nothing delivered, so not complete either.
+        let empty = TrailBucket {
+            store: MemoryBucket::default(),
+            location: S3Location::parse("s3://org-trail/wrong-prefix/").expect("location"),
+        };
+        let report = analyse(&lookup, Some(&empty), &settings(), &request, now).await;
+        let why = report["coverage"]["completeness"]
+            .as_str()
+            .expect("completeness");
+        assert!(
+            why.contains("the trail bucket's us-east-1 has delivered nothing"),
+            "{why}"
         );
     }
 }

@@ -116,6 +116,7 @@ impl<'r> Compiled<'r> {
             aggregator: Aggregator::new(&self.runbook.spec().output),
             counts: Counts::default(),
             scratch: Vec::new(),
+            kept: None,
         }
     }
 }
@@ -130,10 +131,20 @@ struct Counts {
     skips: BTreeMap<SkipReason, u64>,
     truncated: bool,
     notes: Vec<String>,
+    /// The newest `eventTime` of any record scanned, matched or not, in the window or not: how
+    /// far the input has been delivered (the session audit's watermark over a trail bucket).
+    #[serde(default)]
+    newest_event: Option<i64>,
 }
 
 impl Counts {
+    fn saw(&mut self, time: i64) {
+        self.events_scanned += 1;
+        self.newest_event = self.newest_event.max(Some(time));
+    }
+
     fn merge(&mut self, other: Counts) {
+        self.newest_event = self.newest_event.max(other.newest_event);
         self.events_scanned += other.events_scanned;
         self.events_matched += other.events_matched;
         self.events_outside_window += other.events_outside_window;
@@ -182,9 +193,44 @@ pub struct Scan<'c, 'r> {
     counts: Counts,
     /// The prefilter's working copy of a record, reused.
     scratch: Vec<u8>,
+    /// The matching records themselves, when the caller needs them ([`Scan::keep_matches`]).
+    kept: Option<Kept>,
+}
+
+/// Matching records kept by a scan, up to a limit.
+#[derive(Debug)]
+struct Kept {
+    limit: usize,
+    records: Vec<Value>,
 }
 
 impl<'c, 'r> Scan<'c, 'r> {
+    /// Also keeps the matching records themselves (in the window), at most `limit`: past it the
+    /// result is marked truncated and the rest are counted but not kept. For a caller that
+    /// analyses the records further (the session audit over a trail bucket); nothing is kept
+    /// otherwise.
+    pub fn keep_matches(mut self, limit: usize) -> Scan<'c, 'r> {
+        self.kept = Some(Kept {
+            limit,
+            records: Vec::new(),
+        });
+        self
+    }
+
+    /// The matching records kept so far ([`Scan::keep_matches`]), taken out of the scan.
+    pub fn take_matches(&mut self) -> Vec<Value> {
+        self.kept
+            .as_mut()
+            .map(|kept| std::mem::take(&mut kept.records))
+            .unwrap_or_default()
+    }
+
+    /// The newest `eventTime` among the records scanned so far (Unix seconds), whether they
+    /// matched or not.
+    pub fn newest_event(&self) -> Option<i64> {
+        self.counts.newest_event
+    }
+
     /// The window, so a source can avoid reading what cannot match.
     pub fn window(&self) -> Window {
         self.compiled.window
@@ -270,7 +316,7 @@ impl<'c, 'r> Scan<'c, 'r> {
             self.skip(SkipReason::MissingEventTime);
             return;
         };
-        self.counts.events_scanned += 1;
+        self.counts.saw(time);
         if !self.compiled.window.contains(time) {
             self.counts.events_outside_window += 1;
         }
@@ -279,9 +325,17 @@ impl<'c, 'r> Scan<'c, 'r> {
     /// Adds the counts and output state of `other`, a scan of the same compiled runbook over
     /// other input. Sums, groups and kept rows equal those of one scan over both inputs, except
     /// past a grouping cap, where which keys are kept depends on arrival order.
-    pub fn merge(&mut self, other: Scan<'_, '_>) {
+    pub fn merge(&mut self, mut other: Scan<'_, '_>) {
+        let theirs = other.take_matches();
         self.counts.merge(other.counts);
         self.aggregator.merge(other.aggregator);
+        let Some(kept) = &mut self.kept else { return };
+        kept.records.extend(theirs);
+        if kept.records.len() > kept.limit {
+            kept.records.truncate(kept.limit);
+            let note = format!("more than {} matching records", kept.limit);
+            self.truncate(note);
+        }
     }
 
     /// Ends this part of a split scan: its counts and output state as data, to be sent to
@@ -317,6 +371,7 @@ impl<'c, 'r> Scan<'c, 'r> {
             aggregator,
             counts: state.counts,
             scratch: Vec::new(),
+            kept: None,
         };
         self.merge(part);
         Ok(())
@@ -338,7 +393,7 @@ impl<'c, 'r> Scan<'c, 'r> {
             self.skip(SkipReason::MissingEventTime);
             return;
         };
-        self.counts.events_scanned += 1;
+        self.counts.saw(time);
         if !self.compiled.window.contains(time) {
             self.counts.events_outside_window += 1;
             return;
@@ -346,6 +401,16 @@ impl<'c, 'r> Scan<'c, 'r> {
         if self.compiled.matcher.matches(record) {
             self.counts.events_matched += 1;
             self.aggregator.add(record, time);
+            if let Some(kept) = &mut self.kept {
+                if kept.records.len() < kept.limit {
+                    kept.records.push(record.clone());
+                } else if !self.counts.truncated {
+                    self.counts.truncated = true;
+                    self.counts
+                        .notes
+                        .push(format!("more than {} matching records", kept.limit));
+                }
+            }
         }
     }
 
@@ -380,6 +445,7 @@ impl<'c, 'r> Scan<'c, 'r> {
             skips,
             mut truncated,
             mut notes,
+            newest_event: _,
         } = self.counts;
         if self.aggregator.truncated() {
             truncated = true;
@@ -428,5 +494,69 @@ fn parse_error(error: &serde_json::Error) -> SkipReason {
         SkipReason::TruncatedRecord
     } else {
         SkipReason::InvalidJson
+    }
+}
+
+#[cfg(test)]
+mod keep_tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const ROOT: &str = include_str!("../../../runbooks/root-usage.yaml");
+
+    fn record(at: &str, kind: &str) -> Vec<u8> {
+        json!({"eventTime": at, "eventName": "ListBuckets", "userIdentity": {"type": kind}})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_scan_keeps_its_matches_up_to_the_limit_and_knows_the_newest_event_it_read() {
+        let runbook = Runbook::parse(ROOT, "root-usage.yaml").expect("runbook");
+        let params = Params::new().window(
+            datetime!(2026-12-07 10:00 UTC),
+            datetime!(2026-12-07 11:00 UTC),
+        );
+        let compiled = runbook.compile(&params).expect("compiles");
+        let mut scan = compiled.scan().keep_matches(2);
+        for bytes in [
+            record("2026-12-07T10:01:00Z", "Root"),
+            // Ruled out by the prefilter, yet the newest record read.
+            record("2026-12-07T12:30:00Z", "IAMUser"),
+            record("2026-12-07T10:02:00Z", "Root"),
+            // Outside the window: counted, never kept.
+            record("2026-12-07T09:00:00Z", "Root"),
+            record("2026-12-07T10:03:00Z", "Root"),
+        ] {
+            scan.record_bytes(&bytes);
+        }
+        assert_eq!(
+            scan.newest_event(),
+            timefmt::parse_event_time("2026-12-07T12:30:00Z")
+        );
+        let kept = scan.take_matches();
+        assert_eq!(
+            kept.iter()
+                .map(|r| r["eventTime"].clone())
+                .collect::<Vec<_>>(),
+            [json!("2026-12-07T10:01:00Z"), json!("2026-12-07T10:02:00Z")]
+        );
+        let result = scan.finish();
+        assert_eq!(result.coverage.events_matched, 3);
+        assert!(result.coverage.truncated, "a third match past the limit");
+        assert!(
+            result
+                .coverage
+                .notes
+                .iter()
+                .any(|note| note == "more than 2 matching records")
+        );
+
+        // Without keep_matches nothing is kept and nothing is truncated.
+        let mut plain = compiled.scan();
+        plain.record_bytes(&record("2026-12-07T10:01:00Z", "Root"));
+        assert!(plain.take_matches().is_empty());
+        assert!(!plain.finish().coverage.truncated);
     }
 }

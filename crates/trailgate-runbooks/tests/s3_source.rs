@@ -6,10 +6,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{library, real_data};
 use flate2::Compression;
@@ -17,73 +14,8 @@ use flate2::write::GzEncoder;
 use time::macros::datetime;
 use trailgate_runbooks::Params;
 use trailgate_runbooks::source::files::FileSource;
-use trailgate_runbooks::source::s3::{
-    ListPage, ListRequest, ObjectStore, S3Location, S3Source, StoreError, run_s3,
-};
-
-/// A bucket in memory with ListObjectsV2 semantics (prefix, `/` delimiter, pages of 10).
-#[derive(Default)]
-struct MemoryBucket {
-    objects: BTreeMap<String, Vec<u8>>,
-    lists: AtomicUsize,
-}
-
-impl ObjectStore for MemoryBucket {
-    fn list(
-        &self,
-        request: ListRequest,
-    ) -> impl Future<Output = Result<ListPage, StoreError>> + Send {
-        self.lists.fetch_add(1, Ordering::Relaxed);
-        let start: usize = request
-            .continuation
-            .as_deref()
-            .map_or(0, |token| token.parse().unwrap_or(0));
-        let mut entries: Vec<(bool, String, u64)> = Vec::new();
-        for (key, body) in self.objects.range(request.prefix.clone()..) {
-            let Some(rest) = key.strip_prefix(&request.prefix) else {
-                break;
-            };
-            match (&request.delimiter, rest.find('/')) {
-                (Some(_), Some(at)) => {
-                    let folder = format!("{}{}", request.prefix, &rest[..=at]);
-                    if entries.last().map(|entry| &entry.1) != Some(&folder) {
-                        entries.push((true, folder, 0));
-                    }
-                }
-                _ => entries.push((false, key.clone(), body.len() as u64)),
-            }
-        }
-        let page: Vec<_> = entries.iter().skip(start).take(10).cloned().collect();
-        let continuation = (start + 10 < entries.len()).then(|| (start + 10).to_string());
-        let result = Ok(ListPage {
-            objects: page
-                .iter()
-                .filter(|entry| !entry.0)
-                .map(|entry| (entry.1.clone(), entry.2))
-                .collect(),
-            common_prefixes: page
-                .iter()
-                .filter(|entry| entry.0)
-                .map(|entry| entry.1.clone())
-                .collect(),
-            continuation,
-        });
-        async move { result }
-    }
-
-    fn get(
-        &self,
-        _bucket: &str,
-        key: &str,
-    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send {
-        let result = self
-            .objects
-            .get(key)
-            .cloned()
-            .ok_or_else(|| StoreError(format!("NoSuchKey `{key}`")));
-        async move { result }
-    }
-}
+use trailgate_runbooks::source::memory_bucket::MemoryBucket;
+use trailgate_runbooks::source::s3::{S3Location, S3Source, run_s3};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
@@ -112,18 +44,16 @@ async fn a_trail_bucket_gives_the_same_result_as_the_same_files_on_disk() {
     names.sort();
     for name in &names {
         let bytes = std::fs::read(folder.join(name)).expect("reads");
-        bucket
-            .objects
-            .insert(format!("{day}{name}.gz"), gzip(&bytes));
+        bucket.put(format!("{day}{name}.gz"), gzip(&bytes));
     }
     // Noise the planner must leave out or survive.
     let first = std::fs::read(folder.join(&names[0])).expect("reads");
-    bucket.objects.insert(
-        "trails/AWSLogs/123837392027/CloudTrail/us-east-1/2023/07/14/123837392027_CloudTrail_us-east-1_20230714T0000Z_late.json.gz".into(),
+    bucket.put(
+        "trails/AWSLogs/123837392027/CloudTrail/us-east-1/2023/07/14/123837392027_CloudTrail_us-east-1_20230714T0000Z_late.json.gz",
         gzip(&first),
     );
-    bucket.objects.insert(
-        "trails/AWSLogs/123837392027/CloudTrail-Digest/us-east-1/2023/07/10/123837392027_CloudTrail-Digest_us-east-1_t_us-east-1_20230710T1200Z.json.gz".into(),
+    bucket.put(
+        "trails/AWSLogs/123837392027/CloudTrail-Digest/us-east-1/2023/07/10/123837392027_CloudTrail-Digest_us-east-1_t_us-east-1_20230710T1200Z.json.gz",
         gzip(b"{\"digestStartTime\":\"x\"}"),
     );
     // A truncated object of someone else's records: read, counted corrupt, nothing matched.
@@ -132,8 +62,8 @@ async fn a_trail_bucket_gives_the_same_result_as_the_same_files_on_disk() {
         .collect();
     let mut corrupt = gzip(format!("{{\"Records\":[{}]}}", other.trim_end_matches(',')).as_bytes());
     corrupt.truncate(corrupt.len() / 2);
-    bucket.objects.insert(
-        "trails/AWSLogs/o-1234abcde/222222222222/CloudTrail/eu-west-1/2023/07/10/222222222222_CloudTrail_eu-west-1_20230710T1200Z_cut.json.gz".into(),
+    bucket.put(
+        "trails/AWSLogs/o-1234abcde/222222222222/CloudTrail/eu-west-1/2023/07/10/222222222222_CloudTrail_eu-west-1_20230710T1200Z_cut.json.gz",
         corrupt,
     );
 
@@ -171,7 +101,7 @@ async fn the_planner_lists_only_the_window_days_plus_slack() {
     let mut bucket = MemoryBucket::default();
     for day in ["2023/07/09", "2023/07/10", "2023/07/11", "2023/07/12"] {
         let compact = day.replace('/', "");
-        bucket.objects.insert(
+        bucket.put(
             format!("AWSLogs/111111111111/CloudTrail/us-east-1/{day}/111111111111_CloudTrail_us-east-1_{compact}T2350Z_a.json.gz"),
             gzip(b"{\"Records\":[]}"),
         );
