@@ -431,8 +431,10 @@ fn audit_html(audit: &Value) -> String {
             .flatten()
         {
             let part = |key: &str| mark.get(key).and_then(Value::as_str);
+            // `source` (LookupEvents or the trail bucket) since the audit read both.
+            let source = part("source").map_or_else(String::new, |s| format!(" ({})", text(s)));
             out.push_str(&format!(
-                "<dt>delivered in {}</dt><dd>up to {}</dd>",
+                "<dt>delivered in {}{source}</dt><dd>{}</dd>",
                 text(part("region").unwrap_or("?")),
                 part("newest_event").map_or_else(
                     || format!(
@@ -441,7 +443,7 @@ fn audit_html(audit: &Value) -> String {
                             .map(|e| format!(" ({})", text(e)))
                             .unwrap_or_default()
                     ),
-                    text
+                    |newest| format!("up to {}", text(newest))
                 ),
             ));
         }
@@ -822,7 +824,7 @@ mod tests {
             serde_json::json!({"cloudtrail": {"analysed": true, "coverage": {
             "complete": false, "completeness": "incomplete: eu-west-1 has delivered up to <T>",
             "watermarks": [{"region": "eu-west-1", "newest_event": "2026-12-07T09:57:00Z", "error": null},
-                           {"region": "us-east-1", "newest_event": null, "error": "AccessDenied"}]}}}),
+                           {"region": "us-east-1", "source": "trail bucket", "newest_event": null, "error": "AccessDenied"}]}}}),
         );
         let page = html(&build(
             &audited,
@@ -838,7 +840,13 @@ mod tests {
         assert!(
             page.contains("<dt>delivered in eu-west-1</dt><dd>up to 2026-12-07T09:57:00Z</dd>")
         );
-        assert!(page.contains("nothing yet (AccessDenied)"));
+        assert!(
+            page.contains(
+                "<dt>delivered in us-east-1 (trail bucket)</dt><dd>nothing yet (AccessDenied)</dd>"
+            ),
+            "{}",
+            &page[page.find("delivered in").unwrap_or(0)..][..400]
+        );
         for remote in ["http://", "https://", "src=\"", "<link"] {
             assert!(!page.contains(remote), "the page loads {remote}");
         }
