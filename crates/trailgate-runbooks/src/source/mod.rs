@@ -1,7 +1,9 @@
 //! Where records come from: the [`Source`] trait, an in-memory source, local files and folders
 //! ([`files`], read in parallel by [`parallel`]), LookupEvents through a caller-supplied API ([`lookup`]) and its record-keeping wrapper ([`recording`]), and trail objects in S3
-//! through a caller-supplied object store ([`s3`]; [`memory_bucket`] is one in memory).
+//! through a caller-supplied object store ([`s3`]; [`memory_bucket`] is one in memory), split
+//! over processes by [`distributed`].
 
+pub mod distributed;
 pub mod files;
 pub mod lookup;
 pub mod memory_bucket;

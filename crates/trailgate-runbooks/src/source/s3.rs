@@ -358,20 +358,48 @@ impl<S: ObjectStore + Sync> S3Source<S> {
             objects.len(),
             self.options.delivery_slack.as_secs()
         ));
-        for chunk in objects.chunks(self.options.parallelism.max(1)) {
-            let fetches = chunk
-                .iter()
-                .map(|(key, _)| Box::pin(self.store.get(&self.location.bucket, key)))
-                .collect();
-            let bodies = JoinAll::new(fetches).await;
-            for ((key, _), body) in chunk.iter().zip(bodies) {
-                match body {
-                    Ok(bytes) => feed_object(key, &bytes, self.options.limits, scan),
-                    Err(_) => scan.skip(SkipReason::UnreadableFile),
-                }
+        let keys: Vec<&str> = objects.iter().map(|(key, _)| key.as_str()).collect();
+        fetch_and_feed(
+            &self.store,
+            &self.location.bucket,
+            &keys,
+            0,
+            self.options.parallelism,
+            self.options.limits,
+            scan,
+        )
+        .await;
+        Ok(())
+    }
+}
+
+/// Fetches `keys` from `bucket`, `parallelism` at a time, and feeds each object into the scan
+/// in key order, marking object `i` as file `first_file + i` of the whole listing (so a scan
+/// split over processes merges into the order of one read). An object that cannot be fetched
+/// is counted as unreadable and the scan goes on.
+pub async fn fetch_and_feed<S: ObjectStore + Sync>(
+    store: &S,
+    bucket: &str,
+    keys: &[&str],
+    first_file: usize,
+    parallelism: usize,
+    limits: Limits,
+    scan: &mut Scan<'_, '_>,
+) {
+    let width = parallelism.max(1);
+    for (n, chunk) in keys.chunks(width).enumerate() {
+        let fetches = chunk
+            .iter()
+            .map(|key| Box::pin(store.get(bucket, key)))
+            .collect();
+        let bodies = JoinAll::new(fetches).await;
+        for (i, (key, body)) in chunk.iter().zip(bodies).enumerate() {
+            scan.begin_file(first_file + n * width + i);
+            match body {
+                Ok(bytes) => feed_object(key, &bytes, limits, scan),
+                Err(_) => scan.skip(SkipReason::UnreadableFile),
             }
         }
-        Ok(())
     }
 }
 
