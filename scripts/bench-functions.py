@@ -54,6 +54,8 @@ EVENTS = {
     "trailgate-catalog": "events/catalog/catalog_history.json",
     # The stubbed ledger holds no record: the function stops at the first event and reports it.
     "trailgate-events": "events/events/ledger_stream.json",
+    # No trail bucket is configured: the plan is refused after the library loads.
+    "trailgate-scan": "events/scan/plan.json",
     "trailgate-reconcile": {
         "version": "0",
         "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
@@ -99,6 +101,10 @@ TEMPLATE_VALUES = {
     "CATALOG_REFRESH_SECONDS": "60",
     "CATALOG_PUBLISHERS": f"arn:aws:iam::{ACCOUNT}:user/ops",
     "EVENT_BUS_NAME": "trailgate-lifecycle",
+    "TRAIL_BUCKET": "",
+    "TRAIL_PREFIX": "",
+    "SCAN_BUCKET": "trailgate-scanbucket-bench",
+    "SCAN_BATCH_BYTES": "1073741824",
 }
 
 

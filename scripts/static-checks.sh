@@ -89,7 +89,7 @@ build() {
     fi
     n=$((n + 1))
   done
-  [[ $n -eq 11 ]] || die "expected 11 functions in template.yaml (ten steps and the events function), found $n"
+  [[ $n -eq 12 ]] || die "expected 12 functions in template.yaml (ten steps, the events function and the scan function), found $n"
   echo "static-checks: $n function binaries built (x86-64 ELF, glibc <= 2.34) in $build_dir"
 }
 

@@ -1922,7 +1922,8 @@ fn five_hundred_revocations_on_one_role_over_a_day_stay_inside_the_limit() -> Re
 
 /// Issue 18: with `TrailBucket` set, the audit function's role may list and read the trail's
 /// `AWSLogs/` under its prefix and decrypt through S3 with the trail's key, and nothing more;
-/// no other function may read the trail; without the parameter, not even the audit function.
+/// so may the runbook-scan function (issue 16), which also writes its own bucket's `runs/`; no
+/// other function may read the trail; without the parameter, not even the audit function.
 #[test]
 fn only_the_audit_function_reads_the_trail_and_only_its_logs() -> Result<()> {
     const KEY: &str = "arn:aws:kms:us-east-1:222222222222:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
@@ -1966,6 +1967,31 @@ fn only_the_audit_function_reads_the_trail_and_only_its_logs() -> Result<()> {
     row(
         "audit reads a log object",
         audit("s3:GetObject", object),
+        Expect::Allow,
+    );
+    // The runbook-scan function reads the same logs, and its own bucket's runs only.
+    let scan =
+        |action: &str, resource: &str| request(&with_trail, "ScanFunction", action, resource);
+    let run_object = format!(
+        "{}/runs/r1/parts/000000.json",
+        with_trail.reference("ScanBucket.Arn")
+    );
+    row(
+        "scan reads a log object",
+        scan("s3:GetObject", object),
+        Expect::Allow,
+    );
+    for action in ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] {
+        row(
+            &format!("scan {action} on a run's part"),
+            scan(action, &run_object),
+            Expect::Allow,
+        );
+    }
+    row(
+        "scan lists its runs",
+        scan("s3:ListBucket", &with_trail.reference("ScanBucket.Arn"))
+            .with("s3:prefix", "runs/r1/"),
         Expect::Allow,
     );
     // The key is in the log archive account: its key policy must name the audit role too
@@ -2029,6 +2055,15 @@ fn only_the_audit_function_reads_the_trail_and_only_its_logs() -> Result<()> {
             )
             .with("kms:ViaService", "s3.us-east-1.amazonaws.com"),
         ),
+        ("scan overwrites a log object", scan("s3:PutObject", object)),
+        ("scan deletes a log object", scan("s3:DeleteObject", object)),
+        (
+            "scan writes outside its runs",
+            scan(
+                "s3:PutObject",
+                &format!("{}/other.json", with_trail.reference("ScanBucket.Arn")),
+            ),
+        ),
         (
             "context reads a log object",
             request(&with_trail, "ContextFunction", "s3:GetObject", object),
@@ -2046,6 +2081,6 @@ fn only_the_audit_function_reads_the_trail_and_only_its_logs() -> Result<()> {
     }
     let report = matrix.run()?;
     fail_on_unexpected(&report)?;
-    ensure!(report.evaluated() == 16, "{} requests", report.evaluated());
+    ensure!(report.evaluated() == 24, "{} requests", report.evaluated());
     Ok(())
 }

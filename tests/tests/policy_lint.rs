@@ -175,6 +175,16 @@ const ACCEPTED: &[(&str, &str, &str)] = &[
         // passes. The resource is exactly the ledger's stream.
         "the ledger's stream ARN, whose label has colons parliament does not parse",
     ),
+    (
+        "RunbookScanStateMachine.Policies[1]",
+        "RESOURCE_MISMATCH",
+        // The Service Authorization Reference gives states:DescribeExecution two resource
+        // types, `execution` and `express`, and parliament wants a resource of each. The scan's
+        // Distributed Map runs STANDARD child executions (statemachine/runbook-scan.asl.json),
+        // whose ARNs are the labelled `execution:<machine>/ScanBatches:<id>` the statement
+        // names; no express execution exists to describe.
+        "DescribeExecution on the scan's STANDARD child executions only, not on express ones",
+    ),
 ];
 
 #[test]

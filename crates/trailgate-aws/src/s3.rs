@@ -1,5 +1,6 @@
 //! S3 for the runbook engine: [`S3Store`] implements trailgate-runbooks' `ObjectStore` (list a
-//! prefix, read an object) with the AWS SDK, so `S3Source` can scan a trail bucket.
+//! prefix, read an object) with the AWS SDK, so `S3Source` can scan a trail bucket, and its
+//! `ObjectWriter` (put, delete) for the distributed scan's own bucket.
 //!
 //! Errors are reported as text with the SDK's full context: the S3 source counts a failed object
 //! and stops only when a listing fails, so no retry classification is needed here (the SDK's
@@ -9,7 +10,9 @@ use std::future::Future;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
-use trailgate_runbooks::source::s3::{ListPage, ListRequest, ObjectStore, StoreError};
+use trailgate_runbooks::source::s3::{
+    ListPage, ListRequest, ObjectStore, ObjectWriter, StoreError,
+};
 
 use crate::SdkConfig;
 
@@ -113,6 +116,42 @@ impl ObjectStore for S3Store {
                 .await
                 .map_err(|error| StoreError(error.to_string()))?;
             Ok(body.into_bytes().to_vec())
+        }
+    }
+}
+
+impl ObjectWriter for S3Store {
+    fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let call = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into());
+        async move {
+            call.send()
+                .await
+                .map(|_| ())
+                .map_err(|error| StoreError(DisplayErrorContext(&error).to_string()))
+        }
+    }
+
+    fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let call = self.client.delete_object().bucket(bucket).key(key);
+        async move {
+            call.send()
+                .await
+                .map(|_| ())
+                .map_err(|error| StoreError(DisplayErrorContext(&error).to_string()))
         }
     }
 }

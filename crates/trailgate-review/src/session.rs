@@ -973,7 +973,7 @@ mod trail_tests {
 
     /// A trail object of `account` in `region`, delivered at `at`, holding `records`.
     fn object(
-        bucket: &mut MemoryBucket,
+        bucket: &MemoryBucket,
         account: &str,
         region: &str,
         at: OffsetDateTime,
@@ -1028,7 +1028,7 @@ mod trail_tests {
         later["readOnly"] = json!(true);
         let lookup = Trail(vec![attach.clone(), later]);
 
-        let mut bucket = MemoryBucket::default();
+        let bucket = MemoryBucket::default();
         let read = call(&request, "e-read", minutes(20), "GetObject", None);
         // The same management event is in the bucket too; a data event only there; someone
         // else's read; and an unrelated event newer than the revoke, the bucket's watermark.
@@ -1040,7 +1040,7 @@ mod trail_tests {
             Some("tg-carol-r-c"),
         );
         object(
-            &mut bucket,
+            &bucket,
             &account,
             "us-east-1",
             minutes(1),
@@ -1059,14 +1059,14 @@ mod trail_tests {
         );
         // Never read: the session's account in a Region not read, and another account.
         object(
-            &mut bucket,
+            &bucket,
             &account,
             "eu-west-1",
             minutes(5),
             &[call(&request, "e-eu", minutes(15), "PutObject", None)],
         );
         object(
-            &mut bucket,
+            &bucket,
             "999999999999",
             "us-east-1",
             minutes(5),
@@ -1130,9 +1130,9 @@ mod trail_tests {
         later["readOnly"] = json!(true);
         let lookup = Trail(vec![later]);
         // The bucket's newest event is from before the revoke.
-        let mut bucket = MemoryBucket::default();
+        let bucket = MemoryBucket::default();
         object(
-            &mut bucket,
+            &bucket,
             &account,
             "us-east-1",
             minutes(12),

@@ -69,7 +69,7 @@ fn bucket() -> MemoryBucket {
             .or_default()
             .push((at, record));
     }
-    let mut bucket = MemoryBucket::default();
+    let bucket = MemoryBucket::default();
     for ((account, region), records) in objects {
         for (n, chunk) in records.chunks(7).enumerate() {
             let delivered = chunk.iter().map(|(at, _)| *at).max().expect("records")

@@ -28,7 +28,7 @@ async fn a_trail_bucket_gives_the_same_result_as_the_same_files_on_disk() {
     let Some(data) = real_data() else {
         return;
     };
-    let mut bucket = MemoryBucket::default();
+    let bucket = MemoryBucket::default();
     let day = "trails/AWSLogs/123837392027/CloudTrail/us-east-1/2023/07/10/";
     let folder = data.join("aws_dataset/CloudTrail");
     let mut names: Vec<_> = std::fs::read_dir(&folder)
@@ -98,7 +98,7 @@ async fn a_trail_bucket_gives_the_same_result_as_the_same_files_on_disk() {
 
 #[tokio::test]
 async fn the_planner_lists_only_the_window_days_plus_slack() {
-    let mut bucket = MemoryBucket::default();
+    let bucket = MemoryBucket::default();
     for day in ["2023/07/09", "2023/07/10", "2023/07/11", "2023/07/12"] {
         let compact = day.replace('/', "");
         bucket.put(

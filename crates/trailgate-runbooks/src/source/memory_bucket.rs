@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
 
-use super::s3::{ListPage, ListRequest, ObjectStore, StoreError};
+use super::s3::{ListPage, ListRequest, ObjectStore, ObjectWriter, StoreError};
 
-/// Keys to object bodies.
-#[derive(Debug, Clone, Default)]
+/// Keys to object bodies (the bucket name of a call is not looked at: one bucket).
+#[derive(Debug, Default)]
 pub struct MemoryBucket {
-    objects: BTreeMap<String, Vec<u8>>,
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
 }
 
 /// Keys and folders per list page: small, so pagination is exercised.
@@ -18,8 +19,41 @@ const PAGE: usize = 10;
 
 impl MemoryBucket {
     /// Stores `body` at `key`, replacing what was there.
-    pub fn put(&mut self, key: impl Into<String>, body: Vec<u8>) {
-        self.objects.insert(key.into(), body);
+    pub fn put(&self, key: impl Into<String>, body: Vec<u8>) {
+        self.objects().insert(key.into(), body);
+    }
+
+    /// The keys stored, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.objects().keys().cloned().collect()
+    }
+
+    fn objects(&self) -> MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
+        // A panic while holding the lock leaves a map that is still whole.
+        self.objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ObjectWriter for MemoryBucket {
+    fn put_object(
+        &self,
+        _bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.put(key, body);
+        async { Ok(()) }
+    }
+
+    fn delete_object(
+        &self,
+        _bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.objects().remove(key);
+        async { Ok(()) }
     }
 }
 
@@ -34,7 +68,8 @@ impl ObjectStore for MemoryBucket {
             .map_or(0, |token| token.parse().unwrap_or(0));
         // (is a folder, key or folder, size), in key order as S3 lists them.
         let mut entries: Vec<(bool, String, u64)> = Vec::new();
-        for (key, body) in self.objects.range(request.prefix.clone()..) {
+        let objects = self.objects();
+        for (key, body) in objects.range(request.prefix.clone()..) {
             let Some(rest) = key.strip_prefix(&request.prefix) else {
                 break;
             };
@@ -48,6 +83,7 @@ impl ObjectStore for MemoryBucket {
                 _ => entries.push((false, key.clone(), body.len() as u64)),
             }
         }
+        drop(objects);
         let page: Vec<_> = entries.iter().skip(start).take(PAGE).collect();
         let continuation = (start + PAGE < entries.len()).then(|| (start + PAGE).to_string());
         let result = Ok(ListPage {
@@ -72,7 +108,7 @@ impl ObjectStore for MemoryBucket {
         key: &str,
     ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send {
         let result = self
-            .objects
+            .objects()
             .get(key)
             .cloned()
             .ok_or_else(|| StoreError(format!("NoSuchKey `{key}`")));

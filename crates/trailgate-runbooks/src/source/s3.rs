@@ -108,6 +108,25 @@ pub trait ObjectStore {
     ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
 }
 
+/// Writes and deletes objects: the distributed scan's manifests and parts
+/// ([`super::distributed`]), never a trail's logs.
+pub trait ObjectWriter {
+    /// Stores `body` at `key`.
+    fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes `key` (absent is not an error).
+    fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// A shared reference to a store is a store (so a test or a caller can keep the original).
 impl<S: ObjectStore + Sync + ?Sized> ObjectStore for &S {
     fn list(
