@@ -4,8 +4,10 @@
 //! Runbooks are read from a folder (`--dir`, default `runbooks`), or from a YAML file given in
 //! place of an id. `run` reads local files and folders, a trail in S3 (`s3://bucket/prefix`),
 //! LookupEvents (`lookup`) or an Athena table (`athena`); the AWS sources are in [`sources`].
+//! `run --on aws` runs it on the stack's runbook-scan state machine instead ([`remote`]).
 //! `explain` shows the whole plan without reading any record.
 
+pub mod remote;
 mod sources;
 
 use std::fmt::Write as _;
@@ -79,6 +81,17 @@ pub enum RunbookCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// `aws`: run on the deployed stack's runbook-scan state machine, over the trail bucket
+        /// it was deployed with (`TrailBucket`), as a Distributed Map; no `--source`.
+        #[arg(long, value_enum, default_value_t = RunOn::Here)]
+        on: RunOn,
+        /// `--on aws`: the stack output `RunbookScanStateMachineArn`.
+        #[arg(long, env = "TRAILGATE_SCAN_STATE_MACHINE", value_name = "ARN")]
+        state_machine: Option<String>,
+        /// `--on aws`: only these accounts' logs, comma-separated (`--regions` narrows the
+        /// Regions).
+        #[arg(long, value_delimiter = ',', value_name = "ACCOUNT,...")]
+        accounts: Vec<String>,
     },
     /// Show the plan of a run without reading records: source, LookupEvents attribute, local
     /// filter, and the SQL for Athena (or DuckDB).
@@ -154,6 +167,15 @@ pub enum RunbookCommand {
     },
 }
 
+/// Where `run` scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunOn {
+    /// Here, from the `--source` given.
+    Here,
+    /// On the stack's runbook-scan state machine.
+    Aws,
+}
+
 /// Formats of `coverage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CoverageFormat {
@@ -194,6 +216,17 @@ pub struct QueryArgs {
     pub aws: Box<AwsSourceArgs>,
 }
 
+impl From<OutputFormat> for Format {
+    fn from(format: OutputFormat) -> Format {
+        match format {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+            OutputFormat::Markdown => Format::Markdown,
+            OutputFormat::Html => Format::Html,
+        }
+    }
+}
+
 /// Result formats of `run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -227,7 +260,32 @@ pub async fn run(command: RunbookCommand, target: &AwsTarget) -> Result<ExitCode
             library,
             query,
             format,
+            on: RunOn::Here,
+            ..
         } => run_runbook(&runbook, &library, &query, format, target).await,
+        RunbookCommand::Run {
+            runbook,
+            library,
+            query,
+            format,
+            on: RunOn::Aws,
+            state_machine,
+            accounts,
+        } => {
+            let state_machine = state_machine.context(
+                "`--on aws` needs `--state-machine` (the stack output RunbookScanStateMachineArn) or TRAILGATE_SCAN_STATE_MACHINE",
+            )?;
+            run_on_aws(
+                &runbook,
+                &library,
+                &query,
+                format,
+                target,
+                &state_machine,
+                &accounts,
+            )
+            .await
+        }
         RunbookCommand::Explain {
             runbook,
             library,
@@ -566,13 +624,39 @@ async fn run_runbook(
         Source::Lookup => sources::run_lookup(&compiled, target, &query.aws).await?,
         Source::Athena => sources::run_athena(&compiled, target, &query.aws).await?,
     };
-    let format = match format {
-        OutputFormat::Text => Format::Text,
-        OutputFormat::Json => Format::Json,
-        OutputFormat::Markdown => Format::Markdown,
-        OutputFormat::Html => Format::Html,
-    };
-    let mut out = result.render(format);
+    let mut out = result.render(format.into());
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run --on aws`: the runbook must be one of the library's (the scan function has the
+/// repository's library built in), and the trail is the stack's.
+async fn run_on_aws(
+    name: &str,
+    args: &LibraryArgs,
+    query: &QueryArgs,
+    format: OutputFormat,
+    target: &AwsTarget,
+    state_machine: &str,
+    accounts: &[String],
+) -> Result<ExitCode> {
+    if !query.sources.is_empty() {
+        bail!("`--on aws` reads the trail bucket the stack was deployed with: drop `--source`");
+    }
+    if Path::new(name).exists() {
+        bail!("`--on aws` runs the library's runbooks by id, not the file `{name}`");
+    }
+    let runbook = load_runbook(name, args)?;
+    let compiled = runbook.compile(&params(query)?)?;
+    let request = remote::request(&compiled, &query.params, accounts, &query.aws.regions)?;
+    let config = sdk_config(target, query.aws.endpoint_url.as_deref()).await;
+    let execution = remote::execution_name(runbook.id(), OffsetDateTime::now_utc());
+    let (result, _summary) =
+        remote::scan_on_aws(&config, state_machine, &request, &execution).await?;
+    let mut out = result.render(format.into());
     if !out.ends_with('\n') {
         out.push('\n');
     }

@@ -9,6 +9,7 @@
 //! - `cloudtrail` (feature `cloudtrail`): LookupEvents behind trailgate-runbooks' lookup source.
 //! - `archive` (feature `archive`): the ledger archive on S3 (closed requests' events, Object Lock).
 //! - [`s3`]: the object store behind trailgate-runbooks' S3 source (CloudTrail trail buckets).
+//! - `scans` (feature `s3`): the runbook-scan state machine as jitctl starts and follows it.
 //! - `athena` (feature `athena`): runs the SQL of trailgate-runbooks' SQL back-end in Athena.
 //! - [`agents`]: sessions in member accounts through their agent roles.
 //! - `identity_center` (feature `identity-center`): IAM Identity Center's account assignments, permission sets and users.
@@ -40,6 +41,8 @@ pub mod organizations;
 pub mod roles;
 #[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(feature = "s3")]
+pub mod scans;
 pub mod sdk;
 pub mod secrets;
 #[cfg(all(feature = "s3", any(test, feature = "testing")))]

@@ -67,7 +67,7 @@ impl SkipReason {
 }
 
 /// How much of the source the result is based on.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, serde::Deserialize)]
 pub struct Coverage {
     /// Records evaluated (valid objects with a time), inside or outside the window.
     pub events_scanned: u64,
@@ -109,7 +109,7 @@ impl Coverage {
 }
 
 /// A value and how often it was seen.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, serde::Deserialize)]
 pub struct ValueCount {
     /// The value (`""` when the field is missing).
     pub value: String,
@@ -118,7 +118,7 @@ pub struct ValueCount {
 }
 
 /// The `rows` section.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, serde::Deserialize)]
 pub struct RowsResult {
     /// Column field paths.
     pub columns: Vec<String>,
@@ -129,7 +129,7 @@ pub struct RowsResult {
 }
 
 /// One group of the `count_by` section.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, serde::Deserialize)]
 pub struct GroupCount {
     /// The values of the key fields.
     pub key: Vec<String>,
@@ -141,7 +141,7 @@ pub struct GroupCount {
 }
 
 /// The `count_by` section.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, serde::Deserialize)]
 pub struct CountsResult {
     /// Key fields.
     pub fields: Vec<String>,
@@ -158,7 +158,7 @@ pub struct CountsResult {
 }
 
 /// The `top` section.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, serde::Deserialize)]
 pub struct TopResult {
     /// The ranked field.
     pub field: String,
@@ -167,7 +167,7 @@ pub struct TopResult {
 }
 
 /// One field of the `distinct` section.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, serde::Deserialize)]
 pub struct DistinctResult {
     /// The field.
     pub field: String,
@@ -178,7 +178,7 @@ pub struct DistinctResult {
 }
 
 /// One key of the `first_last_seen` section.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, serde::Deserialize)]
 pub struct FirstLast {
     /// The key values.
     pub key: Vec<String>,
@@ -191,7 +191,7 @@ pub struct FirstLast {
 }
 
 /// The `first_last_seen` section.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, serde::Deserialize)]
 pub struct FirstLastResult {
     /// Key fields.
     pub fields: Vec<String>,
@@ -202,7 +202,7 @@ pub struct FirstLastResult {
 }
 
 /// What a runbook found, with the coverage that qualifies it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, serde::Deserialize)]
 pub struct RunbookResult {
     /// Runbook id.
     pub runbook: String,

@@ -53,18 +53,32 @@ impl Params {
 }
 
 /// The searched time range, `[start, end)` in Unix seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     /// Inclusive start.
-    #[serde(serialize_with = "serialize_unix")]
+    #[serde(
+        serialize_with = "serialize_unix",
+        deserialize_with = "deserialize_unix"
+    )]
     pub start: i64,
     /// Exclusive end.
-    #[serde(serialize_with = "serialize_unix")]
+    #[serde(
+        serialize_with = "serialize_unix",
+        deserialize_with = "deserialize_unix"
+    )]
     pub end: i64,
 }
 
 fn serialize_unix<S: serde::Serializer>(seconds: &i64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&timefmt::format_unix(*seconds))
+}
+
+/// The RFC 3339 text [`serialize_unix`] writes, read back (a result that went through JSON:
+/// the runbook-scan state machine's output).
+fn deserialize_unix<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+    timefmt::parse_event_time(&text)
+        .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time")))
 }
 
 impl Window {
