@@ -70,6 +70,12 @@ struct Options {
     /// (gunzip, parse to Value, and the engine per runbook on the decompressed bytes).
     #[arg(long)]
     stages: Option<usize>,
+    /// Instead of the benchmark, time the scan function's batch step
+    /// (`distributed::scan_batch`, the Distributed Map's per-batch work) on one thread over the
+    /// first N files as S3 objects held in memory: the scanner Lambda's per-object throughput
+    /// without S3's latency.
+    #[arg(long)]
+    batch: Option<usize>,
 }
 
 /// A benchmarked runbook and its parameters.
@@ -160,6 +166,9 @@ fn main() -> Result<()> {
     );
     if let Some(count) = options.stages {
         return stages(&files[..count.min(files.len())], &library, window);
+    }
+    if let Some(count) = options.batch {
+        return batch(&files[..count.min(files.len())], &library, window, runs);
     }
 
     warm(&files)?;
@@ -625,6 +634,87 @@ fn print_report(
 }
 
 /// Single-thread stage timings over `files`, to see where the time goes.
+/// `--batch N`: the scan function's batch step over N corpus files on a one-thread runtime (a
+/// 1,769 MB Lambda has one vCPU), its objects in an in-memory bucket under trail keys: objects
+/// and gzipped MB per second, median of `runs`, per runbook.
+fn batch(
+    files: &[PathBuf],
+    library: &Library,
+    window: (OffsetDateTime, OffsetDateTime),
+    runs: usize,
+) -> Result<()> {
+    use trailgate_runbooks::source::distributed::{Batch, scan_batch};
+    use trailgate_runbooks::source::files::Limits;
+    use trailgate_runbooks::source::memory_bucket::MemoryBucket;
+
+    let bucket = MemoryBucket::default();
+    let mut keys = Vec::new();
+    let mut bytes = 0u64;
+    for (n, file) in files.iter().enumerate() {
+        let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        bytes += body.len() as u64;
+        let key = format!(
+            "AWSLogs/123456789012/CloudTrail/us-east-1/2026/01/01/123456789012_CloudTrail_us-east-1_20260101T0000Z_{n:06}.json.gz"
+        );
+        bucket.put(key.clone(), body);
+        keys.push(key);
+    }
+    let batch = Batch {
+        index: 0,
+        first_file: 0,
+        keys,
+        bytes,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    println!(
+        "scan function batch step, 1 thread, {} objects, {:.1} MB gzipped (avg {:.0} KB), median of {runs}\n",
+        files.len(),
+        bytes as f64 / 1e6,
+        bytes as f64 / files.len().max(1) as f64 / 1e3
+    );
+    println!("| runbook | seconds | objects/s | MB/s gzipped | events scanned |");
+    println!("|---|---:|---:|---:|---:|");
+    for case in cases() {
+        let runbook = library.get(case.id).context("runbook")?;
+        let params = case
+            .params
+            .iter()
+            .fold(Params::new(), |params, (name, value)| {
+                params.set(name, value)
+            })
+            .window(window.0, window.1);
+        let compiled = runbook.compile(&params)?;
+        let mut timing = Timing {
+            seconds: Vec::new(),
+        };
+        let mut scanned = 0;
+        for _ in 0..runs {
+            let started = Instant::now();
+            let state = runtime.block_on(scan_batch(
+                &compiled,
+                &bucket,
+                "bench",
+                "",
+                &batch,
+                8,
+                Limits::default(),
+            ))?;
+            timing.seconds.push(started.elapsed().as_secs_f64());
+            let mut whole = compiled.scan();
+            whole.absorb(state)?;
+            scanned = whole.finish().coverage.events_scanned;
+        }
+        let seconds = timing.median();
+        println!(
+            "| {} | {seconds:.2} | {:.0} | {:.1} | {scanned} |",
+            case.id,
+            files.len() as f64 / seconds,
+            bytes as f64 / 1e6 / seconds
+        );
+    }
+    Ok(())
+}
+
 fn stages(
     files: &[PathBuf],
     library: &Library,

@@ -211,6 +211,9 @@ fn delivery_time(name: &str) -> Option<i64> {
     })
 }
 
+/// Day folders listed at once by [`S3Source::plan`].
+const LIST_PARALLELISM: usize = 16;
+
 /// How an S3 scan is planned and run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Options {
@@ -347,8 +350,19 @@ impl<S: ObjectStore + Sync> S3Source<S> {
     pub async fn plan(&self, window: Window) -> Result<Vec<(String, u64)>, SourceError> {
         let last = window.end + self.options.delivery_slack.as_secs() as i64;
         let mut objects = Vec::new();
-        for prefix in self.day_prefixes(window).await? {
-            for (key, size) in self.list_all(prefix, false).await?.objects {
+        let prefixes = self.day_prefixes(window).await?;
+        // An Organization's window is accounts x Regions x days folders, each a LIST: listed
+        // LIST_PARALLELISM at a time, as one after another they would take minutes.
+        let mut listed = Vec::with_capacity(prefixes.len());
+        for chunk in prefixes.chunks(LIST_PARALLELISM) {
+            let lists = chunk
+                .iter()
+                .map(|prefix| Box::pin(self.list_all(prefix.clone(), false)))
+                .collect();
+            listed.extend(JoinAll::new(lists).await);
+        }
+        for page in listed {
+            for (key, size) in page?.objects {
                 let Some(parsed) = parse_key(&key) else {
                     continue;
                 };
