@@ -1107,6 +1107,20 @@ fn scp_rows(docs: &Docs, matrix: &mut Matrix) {
         ),
         Expect::Allow,
     );
+    // The runbook-scan state machine invokes its scan function (issue 16).
+    let scan_machine =
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/{STACK}-RunbookScanStateMachineRole/x");
+    matrix.add(
+        "guard SCP",
+        "the runbook-scan state machine invokes its scan function",
+        admin(
+            &scan_machine,
+            &function_role("RunbookScanStateMachine"),
+            "lambda:InvokeFunction",
+            &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-ScanFunction-AbC123"),
+        ),
+        Expect::Allow,
+    );
     for (action, target, trust) in chain_targets() {
         let mut request = admin(
             &format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/tg-alice-{OTHER}"),
