@@ -752,7 +752,7 @@ mod identity_center_tests {
         request
     }
 
-    fn settings() -> Settings {
+    pub(super) fn settings() -> Settings {
         Settings {
             regions: vec!["us-east-1".into()],
             budget: Duration::from_secs(5),
@@ -921,7 +921,7 @@ mod trail_tests {
 
     use std::io::Write as _;
 
-    use super::identity_center_tests::{NO_TRAIL, Trail};
+    use super::identity_center_tests::{NO_TRAIL, Trail, settings};
     use super::*;
     use flate2::Compression;
     use flate2::write::GzEncoder;
@@ -979,12 +979,7 @@ mod trail_tests {
         at: OffsetDateTime,
         records: &[Value],
     ) {
-        let day = format!(
-            "{:04}/{:02}/{:02}",
-            at.year(),
-            u8::from(at.month()),
-            at.day()
-        );
+        let day = trailgate_runbooks::source::s3::day_folder(at.date());
         let stamp = format!(
             "{:04}{:02}{:02}T{:02}{:02}Z",
             at.year(),
@@ -1000,13 +995,6 @@ mod trail_tests {
             format!("logs/AWSLogs/o-exampleorg1/{account}/CloudTrail/{region}/{day}/{account}_CloudTrail_{region}_{stamp}_x{}.json.gz", records.len()),
             gz.finish().expect("gzip in memory"),
         );
-    }
-
-    fn settings() -> Settings {
-        Settings {
-            regions: vec!["us-east-1".into()],
-            budget: Duration::from_secs(5),
-        }
     }
 
     #[tokio::test]
