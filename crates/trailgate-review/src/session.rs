@@ -264,9 +264,13 @@ async fn try_analyse<A: LookupEventsApi + Sync, S: ObjectStore + Sync>(
         .await
         .map_err(ReviewError::LookupRun)?;
     let coverage = &result.coverage;
-    if let Some(why) = coverage.nothing_read() {
-        return Err(ReviewError::NothingRead(why));
+    // LookupEvents unreadable (an account that denies it, a throttled API): the trail bucket,
+    // when there is one, can still tell what the session did; without it nothing is analysed.
+    let lookup_failed = coverage.nothing_read();
+    if let (Some(why), None) = (&lookup_failed, trail) {
+        return Err(ReviewError::NothingRead(why.clone()));
     }
+    let mut notes = coverage.notes.clone();
     // In the window as well as matching: LookupEvents' own time filter is not relied on, so a
     // permission set's earlier sessions (before the assignment was made) are never the grant's.
     let window = compiled.window();
@@ -289,6 +293,16 @@ async fn try_analyse<A: LookupEventsApi + Sync, S: ObjectStore + Sync>(
         Some(trail) => {
             let read =
                 trail::read(trail, &compiled, request.target_account(), source.regions()).await;
+            if let Some(why) = &lookup_failed {
+                if read.summary["objects_read"].as_u64().unwrap_or(0) == 0 {
+                    return Err(ReviewError::NothingRead(format!(
+                        "{why}; and the trail bucket had no object of the window"
+                    )));
+                }
+                notes.push(format!(
+                    "LookupEvents could not be read ({why}): the calls are the trail bucket's alone"
+                ));
+            }
             let only_in_trail = add_new_records(&mut session, read.records);
             marks.extend(read.marks);
             truncated |= read.truncated;
@@ -316,7 +330,7 @@ async fn try_analyse<A: LookupEventsApi + Sync, S: ObjectStore + Sync>(
                 "regions": source.regions(),
                 "events_scanned": coverage.events_scanned,
                 "truncated": truncated,
-                "notes": coverage.notes,
+                "notes": notes,
                 // The trail bucket's part, or null when no trail bucket is configured (the
                 // audit then sees management events only).
                 "trail": trail_part,
@@ -1100,6 +1114,94 @@ mod trail_tests {
         let without = analyse(&lookup, NO_TRAIL, &settings(), &request, now).await;
         assert_eq!(without["events"], 1, "{without}");
         assert!(without["coverage"]["trail"].is_null(), "{without}");
+    }
+
+    /// LookupEvents refusing every call.
+    struct Refusing;
+
+    impl LookupEventsApi for Refusing {
+        async fn lookup(
+            &self,
+            _request: trailgate_runbooks::source::lookup::LookupRequest,
+        ) -> Result<
+            trailgate_runbooks::source::lookup::LookupPage,
+            trailgate_runbooks::source::lookup::LookupCallError,
+        > {
+            Err(trailgate_runbooks::source::lookup::LookupCallError::Failed(
+                "AccessDeniedException: not authorized to perform cloudtrail:LookupEvents".into(),
+            ))
+        }
+
+        async fn sleep(&self, _duration: Duration) {}
+    }
+
+    #[tokio::test]
+    async fn without_lookup_events_the_trail_bucket_alone_is_the_report_and_says_so() {
+        let now = OffsetDateTime::now_utc();
+        let request = revoked_grant(now);
+        let account = request.target_account().to_owned();
+        let minutes = |m: i64| now - time::Duration::minutes(m);
+        let bucket = MemoryBucket::default();
+        object(
+            &bucket,
+            &account,
+            "us-east-1",
+            minutes(1),
+            &[
+                call(&request, "e-read", minutes(20), "GetObject", None),
+                call(
+                    &request,
+                    "e-newest",
+                    minutes(1),
+                    "GetObject",
+                    Some("tg-carol-r-c"),
+                ),
+            ],
+        );
+        let trail = TrailBucket {
+            store: bucket,
+            location: S3Location::parse("s3://org-trail/logs/").expect("location"),
+        };
+        let report = analyse(&Refusing, Some(&trail), &settings(), &request, now).await;
+        assert_eq!(report["analysed"], true, "{report}");
+        assert_eq!(report["events"], 1, "{report}");
+        let coverage = &report["coverage"];
+        assert!(
+            coverage["notes"]
+                .as_array()
+                .expect("notes")
+                .iter()
+                .any(|note| note
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("LookupEvents could not be read")
+                        && n.contains("the trail bucket's alone"))),
+            "{coverage}"
+        );
+        // LookupEvents' Regions could not be read: never complete.
+        assert_eq!(coverage["complete"], false, "{coverage}");
+        assert!(
+            coverage["watermarks"]
+                .as_array()
+                .expect("watermarks")
+                .iter()
+                .any(|mark| mark["source"] == "LookupEvents" && mark["error"].is_string()),
+            "{coverage}"
+        );
+
+        // Neither source: not analysed, with both reasons.
+        let empty = TrailBucket {
+            store: MemoryBucket::default(),
+            location: S3Location::parse("s3://org-trail/logs/").expect("location"),
+        };
+        let report = analyse(&Refusing, Some(&empty), &settings(), &request, now).await;
+        assert_eq!(report["analysed"], false, "{report}");
+        let why = report["reason"].as_str().expect("reason");
+        assert!(
+            why.contains("AccessDenied") && why.contains("no object of the window"),
+            "{why}"
+        );
+        let report = analyse(&Refusing, NO_TRAIL, &settings(), &request, now).await;
+        assert_eq!(report["analysed"], false, "{report}");
     }
 
     #[tokio::test]
