@@ -621,6 +621,94 @@ async fn timeout_path(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// A request body for sandbox-admin whose grant starts `ahead` from now.
+fn scheduled_body(ahead: Duration) -> Result<(serde_json::Value, time::OffsetDateTime)> {
+    let start = time::OffsetDateTime::now_utc() + ahead;
+    let start = start.replace_nanosecond(0)?;
+    let mut body = request_body("sandbox-admin", "PT1H", "scheduled maintenance");
+    body["start_at"] = json!(start.format(&time::format_description::well_known::Rfc3339)?);
+    Ok((body, start))
+}
+
+/// Scheduled start (issue 17, item 4): approved at once, APPROVED and no credentials until
+/// `start_at`, then ACTIVE with the hour running from the start; and a second request,
+/// cancelled while it waits, ends without a grant.
+async fn scheduled_path(ctx: &Ctx) -> Result<()> {
+    let (body, start) = scheduled_body(Duration::from_secs(35))?;
+    let id = ctx.new_request(body).await?;
+    let links = ctx.approval_links(&id).await?;
+    ensure!(
+        links[0].2.contains("Starts:    ") && links[0].2.contains("(scheduled: approve now"),
+        "the approval mail does not say when it starts:\n{}",
+        links[0].2
+    );
+    let Answer { status, text, .. } = ctx.post_decision(&links[0].1, "decision=approve").await?;
+    ensure!(status == 200, "approve answered {status}: {text}");
+    let waiting = ctx
+        .wait_for(&id, "APPROVED", Duration::from_secs(10))
+        .await?;
+    ensure!(
+        time::OffsetDateTime::now_utc() < start,
+        "the approval took past the start; the test proves nothing"
+    );
+    ensure!(waiting["start_at"].is_string(), "{waiting}");
+    let early = ctx.alice.get(&format!("/requests/{id}/credentials")).await;
+    ensure!(early.is_err(), "credentials before the start: {early:?}");
+    let active = ctx.wait_for(&id, "ACTIVE", Duration::from_secs(60)).await?;
+    let expires = time::OffsetDateTime::parse(
+        active["expires_at"].as_str().context("no expires_at")?,
+        &time::format_description::well_known::Rfc3339,
+    )?;
+    ensure!(
+        expires >= start + time::Duration::hours(1),
+        "the hour ran from before the start: expires {expires}, start {start}"
+    );
+    let entered = ctx.execution(&id).await?.entered;
+    ensure!(entered.iter().any(|s| s == "Wait For Start"), "{entered:?}");
+    ctx.alice
+        .post_json(&format!("/requests/{id}/revoke"), &json!({}))
+        .await?;
+
+    // Cancelled while it waits: nothing is granted, the execution closes.
+    let (body, _) = scheduled_body(Duration::from_secs(75))?;
+    let cancelled = ctx.new_request(body).await?;
+    let links = ctx.approval_links(&cancelled).await?;
+    let Answer { status, .. } = ctx.post_decision(&links[0].1, "decision=approve").await?;
+    ensure!(status == 200, "approve answered {status}");
+    ctx.wait_for(&cancelled, "APPROVED", Duration::from_secs(10))
+        .await?;
+    let record = ctx
+        .alice
+        .post_json(&format!("/requests/{cancelled}/cancel"), &json!({}))
+        .await?;
+    ensure!(record["status"] == "CANCELLED", "{record}");
+    let Execution {
+        status, entered, ..
+    } = ctx
+        .wait_execution_done(&cancelled, Duration::from_secs(120))
+        .await?;
+    ensure!(status == "SUCCEEDED", "{status} {entered:?}");
+    for state in ["Wait For Start", "Activate", "Granted?", "Export Ledger"] {
+        ensure!(
+            entered.iter().any(|s| s == state),
+            "no {state}: {entered:?}"
+        );
+    }
+    ensure!(
+        !entered
+            .iter()
+            .any(|s| s == "Wait For Expiry" || s == "Revoke"),
+        "a cancelled grant went on: {entered:?}"
+    );
+    let actions = ctx.ledger_actions(&cancelled).await?;
+    ensure!(
+        actions.iter().any(|a| a == "Cancelled") && !actions.iter().any(|a| a == "Activated"),
+        "{actions:?}"
+    );
+    ensure!(ctx.status(&cancelled).await?["status"] == "CANCELLED");
+    Ok(())
+}
+
 /// Client mistakes are 4xx JSON naming the problem, never 5xx.
 async fn bad_input(ctx: &Ctx) -> Result<()> {
     let unsigned = ctx
@@ -646,6 +734,14 @@ async fn bad_input(ctx: &Ctx) -> Result<()> {
         (
             json!({"catalog_id": "sandbox-admin", "duration": "1h", "reason": "x", "requester": "arn:aws:iam::1:root"}),
             "requester",
+        ),
+        (
+            json!({"catalog_id": "sandbox-admin", "duration": "1h", "reason": "x", "start_at": "2020-01-01T00:00:00Z"}),
+            "start_at",
+        ),
+        (
+            json!({"catalog_id": "sandbox-admin", "duration": "1h", "reason": "x", "start_at": "next tuesday"}),
+            "start_at",
         ),
     ];
     for (body, field) in cases {
@@ -678,15 +774,17 @@ async fn the_request_lifecycle_on_the_local_stack() -> Result<()> {
         ("AuditDelaySeconds", "1".to_owned()),
     ];
     run_on_stack("lifecycle", &parameters, |ctx| async move {
-        let (approve, deny, timeout, bad, glass) = tokio::join!(
+        let (approve, deny, timeout, bad, glass, scheduled) = tokio::join!(
             approve_path(&ctx),
             deny_path(&ctx),
             timeout_path(&ctx),
             bad_input(&ctx),
-            break_glass_path(&ctx)
+            break_glass_path(&ctx),
+            scheduled_path(&ctx)
         );
         report([
             ("approve path", approve),
+            ("scheduled start", scheduled),
             ("break-glass path", glass),
             ("deny path", deny),
             ("approval timeout", timeout),

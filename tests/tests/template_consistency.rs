@@ -58,11 +58,14 @@ const NO_RESOURCE_LEVEL_ACTIONS: [&str; 13] = [
 ];
 
 /// The states of the diagram in ARCHITECTURE.md ("Bird's-eye view").
-const DIAGRAM_STATES: [&str; 20] = [
+const DIAGRAM_STATES: [&str; 23] = [
     "Gather Context",
     "Await Approval",
     "Approved?",
+    "Scheduled?",
+    "Wait For Start",
     "Activate",
+    "Granted?",
     "Wait For Expiry",
     "Revoke",
     "Await Trail",

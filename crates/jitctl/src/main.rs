@@ -48,6 +48,11 @@ enum Command {
         /// `jitctl catalog` lists them).
         #[arg(long)]
         account: Option<String>,
+        /// Start the grant later (RFC 3339, e.g. 2026-12-08T09:00:00Z), within the entry's
+        /// `max_start_delay`: approvals are collected now, and `jitctl cancel` works until a
+        /// minute before.
+        #[arg(long, value_name = "TIME")]
+        start_at: Option<String>,
         /// Return at once instead of waiting for the decision.
         #[arg(long)]
         no_wait: bool,
@@ -154,6 +159,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             reason,
             ticket,
             account,
+            start_at,
             no_wait,
             json,
         } => {
@@ -161,6 +167,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let mut body = serde_json::json!({"catalog_id": catalog_id, "duration": duration, "reason": reason, "ticket": ticket});
             if let Some(account) = account {
                 body["account"] = serde_json::Value::String(account);
+            }
+            if let Some(start_at) = start_at {
+                body["start_at"] = serde_json::Value::String(start_at);
             }
             let created = client.post_json("/requests", &body).await?;
             let id = created["id"].as_str().unwrap_or_default().to_owned();

@@ -464,6 +464,9 @@ pub fn summary(request: &Value) -> String {
     let _ = writeln!(out, "status    {}", field("status"));
     let _ = writeln!(out, "role      {}", field("role_arn"));
     let _ = writeln!(out, "duration  {}", field("duration"));
+    if let Some(start_at) = request["start_at"].as_str() {
+        let _ = writeln!(out, "starts    {start_at} (scheduled)");
+    }
     let _ = writeln!(out, "reason    {}", field("reason"));
     if let Some(outcome) = request["outcome"].as_str() {
         let _ = writeln!(out, "outcome   {outcome}");

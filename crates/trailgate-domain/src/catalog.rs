@@ -110,6 +110,10 @@ pub struct Entry {
     /// for review until an approver acknowledges it.
     #[serde(default)]
     pub break_glass: bool,
+    /// How far ahead a request may ask its grant to start (`start_at`): ISO 8601, default
+    /// [`DEFAULT_MAX_START_DELAY`], at most [`MAX_START_DELAY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_start_delay: Option<String>,
 }
 
 /// An IAM Identity Center permission set, by the ARNs Identity Center gave it.
@@ -202,6 +206,13 @@ fn one() -> u32 {
 
 /// Default approval window when an entry names none.
 pub const DEFAULT_APPROVAL_WINDOW: Duration = Duration::hours(1);
+
+/// How far ahead a scheduled grant may start when the entry does not say.
+pub const DEFAULT_MAX_START_DELAY: Duration = Duration::days(7);
+
+/// The furthest any entry lets a grant be scheduled: an approval given a month ahead is
+/// already a standing permission in all but name.
+pub const MAX_START_DELAY: Duration = Duration::days(30);
 
 /// The longest grant a break-glass entry may give. Break-glass skips approval; the cap bounds
 /// what an unreviewed session can do before it ends on its own.
@@ -458,6 +469,7 @@ impl Entry {
         self.validate_target(protected)?;
         self.max_duration()?;
         self.approval_window()?;
+        self.max_start_delay()?;
         if self.break_glass && self.max_duration()? > BREAK_GLASS_MAX_DURATION {
             // Break-glass skips approval, so its compensating controls include a short cap:
             // an entry asking for more is refused at load rather than silently shortened.
@@ -523,6 +535,23 @@ impl Entry {
                 Error::internal(format!("approval_window `{text}` is not a duration"))
             }),
         }
+    }
+
+    /// How far ahead this entry's grants may be scheduled (`start_at`).
+    pub fn max_start_delay(&self) -> Result<Duration> {
+        let Some(text) = &self.max_start_delay else {
+            return Ok(DEFAULT_MAX_START_DELAY);
+        };
+        let delay = parse_duration(text).ok_or_else(|| {
+            Error::internal(format!("max_start_delay `{text}` is not a duration"))
+        })?;
+        if delay > MAX_START_DELAY {
+            return Err(Error::internal(format!(
+                "max_start_delay `{text}` is longer than {}",
+                crate::time::format_duration(MAX_START_DELAY)
+            )));
+        }
+        Ok(delay)
     }
 
     /// The role half of the entry: `role_arn` alone, or `role_name` with `accounts`; and nothing
@@ -711,6 +740,7 @@ impl Entry {
             "quorum": self.quorum,
             "ticket_pattern": self.ticket_pattern,
             "break_glass": self.break_glass,
+            "max_start_delay": self.max_start_delay.as_deref().unwrap_or("P7D"),
         })
     }
 }

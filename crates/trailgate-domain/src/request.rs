@@ -47,7 +47,8 @@ impl Status {
         matches!(
             (self, to),
             (Pending, Approved | Denied | Expired | Cancelled)
-                | (Approved, Active | Expired | Revoked)
+                // Cancelled: a scheduled grant, before its start (`service::cancel`).
+                | (Approved, Active | Expired | Revoked | Cancelled)
                 | (Active, Revoked)
                 | (Revoked, Audited)
         )
@@ -153,6 +154,52 @@ pub struct NewRequest {
     pub reason: String,
     #[serde(default)]
     pub ticket: Option<String>,
+    /// When the grant should start (RFC 3339), if not as soon as it is approved: within the
+    /// entry's `max_start_delay`. Approvals are collected at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+}
+
+/// The scheduled start of a new request: `None` for "as soon as approved", else a time in the
+/// future within the entry's `max_start_delay`, normalised to UTC. Break-glass cannot wait.
+fn scheduled_start(
+    text: Option<&str>,
+    entry: &Entry,
+    now: OffsetDateTime,
+) -> Result<Option<String>> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let at = crate::time::parse_utc(text).map_err(|_| {
+        Error::invalid(
+            "start_at",
+            format!("`{text}` is not a time: use RFC 3339, like 2026-12-08T09:00:00Z"),
+        )
+    })?;
+    if entry.break_glass {
+        return Err(Error::invalid(
+            "start_at",
+            "break-glass access starts at once: it cannot be scheduled",
+        ));
+    }
+    if at <= now {
+        return Err(Error::invalid(
+            "start_at",
+            format!("{} is not in the future", format_utc(at)),
+        ));
+    }
+    let max = entry.max_start_delay()?;
+    if at > now + max {
+        return Err(Error::invalid(
+            "start_at",
+            format!(
+                "{} is more than the {} ahead this role allows",
+                format_utc(at),
+                format_duration(max)
+            ),
+        ));
+    }
+    Ok(Some(format_utc(at)))
 }
 
 /// Characters that can make text in an e-mail or a page say something other than what it
@@ -249,6 +296,11 @@ pub struct AccessRequest {
     /// `AWSReservedSSO_<name>_<suffix>` (permission-set names cannot be changed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission_set_name: Option<String>,
+    /// When the grant starts, if it was scheduled ([`NewRequest::start_at`]): the state
+    /// machine waits for it after the approval, and nothing activates the grant before it.
+    /// Part of the content approvers sign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
     pub duration_seconds: i64,
     pub reason: String,
     #[serde(default)]
@@ -400,6 +452,7 @@ impl AccessRequest {
                 None => return Err(Error::invalid("ticket", "this role requires a ticket")),
             }
         }
+        let start_at = scheduled_start(input.start_at.as_deref(), entry, now)?;
         let now_text = format_utc(now);
         let mut request = AccessRequest {
             id,
@@ -412,6 +465,7 @@ impl AccessRequest {
             role_arn: target.role_arn().to_owned(),
             assignment: target.assignment().cloned(),
             permission_set_name: None,
+            start_at,
             duration_seconds: duration.whole_seconds(),
             reason: reason.to_owned(),
             ticket,
@@ -456,11 +510,23 @@ impl AccessRequest {
         if let (Some(a), Some(fields)) = (&self.assignment, canonical.as_array_mut()) {
             fields.push(a.canonical());
         }
+        // Tagged, so a start time can never be read as (or collide with) an assignment.
+        if let (Some(at), Some(fields)) = (&self.start_at, canonical.as_array_mut()) {
+            fields.push(serde_json::json!({ "start_at": at }));
+        }
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
 
     pub fn duration(&self) -> Duration {
         Duration::seconds(self.duration_seconds)
+    }
+
+    /// The scheduled start, if it is still ahead at `now`.
+    pub fn starts_after(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.start_at
+            .as_deref()
+            .and_then(|text| crate::time::parse_utc(text).ok())
+            .filter(|at| now < *at)
     }
 
     /// The account the grant is in: the role's, or the assignment's.
@@ -563,6 +629,7 @@ impl AccessRequest {
                 "name": self.permission_set_name,
             })),
             "duration": format_duration(self.duration()),
+            "start_at": self.start_at,
             "reason": self.reason,
             "ticket": self.ticket,
             "created_at": self.created_at,
@@ -629,6 +696,7 @@ mod tests {
             duration: duration.into(),
             reason: reason.into(),
             ticket: None,
+            start_at: None,
         }
     }
 
@@ -721,6 +789,55 @@ mod tests {
         assert!(AccessRequest::create("r".into(), &alice(), &with_ticket, &entry, now()).is_err());
         with_ticket.ticket = Some("OPS-12".into());
         assert!(AccessRequest::create("r".into(), &alice(), &with_ticket, &entry, now()).is_ok());
+    }
+
+    #[test]
+    fn a_start_is_in_the_future_within_the_entrys_delay_and_part_of_the_signed_content() {
+        let at = |hours: i64| Some(format_utc(now() + Duration::hours(hours)));
+        let with_start = |start: Option<String>| NewRequest {
+            start_at: start,
+            ..input("2h", "fix")
+        };
+        let create = |input: &NewRequest| {
+            AccessRequest::create("r-1".into(), &alice(), input, &entry(), now())
+        };
+        let scheduled = create(&with_start(at(24))).unwrap();
+        assert_eq!(scheduled.start_at, at(24));
+        let plain = create(&input("2h", "fix")).unwrap();
+        assert_ne!(scheduled.content_hash, plain.content_hash);
+        assert_eq!(plain.start_at, None);
+        // A start given with an offset is kept in UTC.
+        let offset = create(&with_start(Some("2026-11-22T12:00:00+02:00".into()))).unwrap();
+        assert_eq!(offset.start_at.as_deref(), Some("2026-11-22T10:00:00Z"));
+        for (start, needle) in [
+            (Some("tomorrow".to_owned()), "is not a time"),
+            (at(-1), "is not in the future"),
+            (Some(format_utc(now())), "is not in the future"),
+            (at(24 * 8), "more than the PT168H ahead this role allows"),
+        ] {
+            let err = create(&with_start(start)).unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::InvalidRequest);
+            assert_eq!(err.field.as_deref(), Some("start_at"), "{err:?}");
+            assert!(err.message.contains(needle), "{}", err.message);
+        }
+        let mut glass = entry();
+        glass.break_glass = true;
+        glass.max_duration = "PT1H".into();
+        let err = AccessRequest::create(
+            "r-1".into(),
+            &alice(),
+            &NewRequest {
+                start_at: at(2),
+                ..input("1h", "fix")
+            },
+            &glass,
+            now(),
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("break-glass access starts at once"),
+            "{err:?}"
+        );
     }
 
     #[test]

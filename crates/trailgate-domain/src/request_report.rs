@@ -109,6 +109,9 @@ pub struct Report {
     pub reason: String,
     pub ticket: Option<String>,
     pub duration: String,
+    /// The scheduled start, if the request had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
     pub break_glass: bool,
     pub created_at: String,
     pub approval_expires_at: String,
@@ -275,6 +278,7 @@ pub fn build(
         reason: record.reason.clone(),
         ticket: record.ticket.clone(),
         duration: format_duration(record.duration()),
+        start_at: record.start_at.clone(),
         break_glass: record.break_glass,
         created_at: record.created_at.clone(),
         approval_expires_at: record.approval_expires_at.clone(),
@@ -593,6 +597,7 @@ pub fn html(report: &Report) -> String {
         ("catalog entry", text(&report.catalog_id)),
         ("target", text(&report.target)),
         ("duration", text(&report.duration)),
+        ("scheduled start", opt(report.start_at.as_deref())),
         ("reason", text(&report.reason)),
         ("ticket", opt(report.ticket.as_deref())),
         ("asked at", text(&report.created_at)),

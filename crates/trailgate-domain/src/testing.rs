@@ -64,6 +64,7 @@ pub fn pending_request_at(at: OffsetDateTime) -> AccessRequest {
         duration: "PT2H".into(),
         reason: "fix prod".into(),
         ticket: None,
+        start_at: None,
     };
     AccessRequest::create(
         "r-aaaaaaaaaaaaaaaaaaaaaaaaaa".into(),

@@ -35,6 +35,10 @@ pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter>(
     let input: Input = serde_json::from_value(payload)
         .map_err(|err| Error::internal(format!("bad Activate input: {err}")))?;
     let now = time::OffsetDateTime::now_utc();
+    if service::cancelled_before_start(&deps.ledger, &input.request_id).await? {
+        tracing::info!(request_id = %input.request_id, "cancelled before its start: nothing granted");
+        return Ok(json!({ "status": "CANCELLED", "expires_at": null }));
+    }
     let expires_at = service::activate_target(
         &deps.ledger,
         &deps.roles,
@@ -50,7 +54,7 @@ pub async fn handle<L: Ledger, R: Roles, I: IdentityCenter>(
     )
     .await?;
     tracing::info!(request_id = %input.request_id, %expires_at, "grant active");
-    Ok(json!({ "expires_at": expires_at }))
+    Ok(json!({ "status": "ACTIVE", "expires_at": expires_at }))
 }
 
 #[cfg(test)]
@@ -80,7 +84,34 @@ mod tests {
             serde_json::from_str(include_str!("../../../events/grant/activate.json")).unwrap();
         let event = json!({"request_id": id, "ignored": event["ignored"]});
         let out = handle(event, &deps).await.unwrap();
+        assert_eq!(out["status"], "ACTIVE");
         assert!(out["expires_at"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_request_cancelled_before_its_start_is_granted_nothing() {
+        let ledger = MemoryLedger::default();
+        let mut request = pending_request();
+        request.status = trailgate_domain::request::Status::Cancelled;
+        request.start_at = Some("2026-12-08T09:00:00Z".into());
+        let id = seed(&ledger, request).id;
+        let roles = MemoryRoles::with_sample_role();
+        let deps = Deps {
+            ledger,
+            roles,
+            identity_center: MemoryIdentityCenter::default(),
+            catalog: trailgate_aws::catalog::CatalogSource::fixed(
+                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
+            ),
+            protected: PROTECTED.clone(),
+            broker_role_arn: BROKER_ROLE.into(),
+            protection_policy_arn: PROTECTION_POLICY.into(),
+        };
+        let out = handle(json!({"request_id": id}), &deps).await.unwrap();
+        assert_eq!(out, json!({"status": "CANCELLED", "expires_at": null}));
+        let record = deps.ledger.record(&id).unwrap();
+        assert_eq!(record.status, trailgate_domain::request::Status::Cancelled);
+        assert_eq!(record.expires_at, None);
     }
 
     #[tokio::test]

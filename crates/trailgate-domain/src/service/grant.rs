@@ -65,6 +65,7 @@ pub async fn activate<L: Ledger, R: Roles>(
             current.status
         )));
     }
+    refuse_before_start(&current, now)?;
     let entry = entry_of(catalog, &current)?;
     if !entry.may_grant(&current.role_arn) {
         return Err(Error::not_grantable(
@@ -74,6 +75,26 @@ pub async fn activate<L: Ledger, R: Roles>(
     check_duration(entry, &current)?;
     check_grantable(roles, contract, &current.role_arn).await?;
     commit_active(ledger, id, None, now).await
+}
+
+/// Whether `Activate` finds the request cancelled while it waited for its scheduled start
+/// (`service::cancel`): then nothing is granted and the execution closes. Any other state is
+/// for [`activate`] to judge.
+pub async fn cancelled_before_start<L: Ledger>(ledger: &L, id: &str) -> Result<bool> {
+    let current = load(ledger, id).await?;
+    Ok(current.status == Status::Cancelled && current.start_at.is_some())
+}
+
+/// A scheduled grant is never activated before its `start_at`, whatever the workflow says:
+/// the state machine waits for it, and this holds if it did not.
+pub(super) fn refuse_before_start(request: &AccessRequest, now: OffsetDateTime) -> Result<()> {
+    match request.starts_after(now) {
+        Some(at) => Err(Error::internal(format!(
+            "the grant starts at {}; it is not activated before",
+            format_utc(at)
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Commits ACTIVE with `expires_at` = `now` + the duration (idempotent: an ACTIVE request

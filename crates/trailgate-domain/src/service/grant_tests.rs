@@ -119,3 +119,38 @@ fn activation_refuses_a_role_without_the_protection_policy() {
     assert!(err.message.contains(PROTECTION_POLICY), "{err}");
     assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
 }
+
+#[test]
+fn a_scheduled_grant_is_not_activated_before_its_start() {
+    let start = now() + Duration::hours(2);
+    let (ledger, id) = approved_scheduled(&crate::time::format_utc(start));
+    let roles = MemoryRoles::with_sample_role();
+    // The workflow waits for start_at; if it did not, activation still refuses.
+    let early = block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        contract(),
+        &id,
+        start - Duration::seconds(1),
+    ))
+    .unwrap_err();
+    assert_eq!(early.kind, ErrorKind::Internal, "{early:?}");
+    assert!(
+        early.message.contains("it is not activated before"),
+        "{}",
+        early.message
+    );
+    assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
+    let expires = block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        contract(),
+        &id,
+        start,
+    ))
+    .unwrap();
+    // The duration runs from the start, not from the approval.
+    assert_eq!(expires, crate::time::format_utc(start + Duration::hours(2)));
+}

@@ -121,6 +121,8 @@ pub async fn activate_assignment<L: Ledger, I: IdentityCenter>(
             current.status
         )));
     }
+    // Before the assignment is made: a permission set granted early is granted.
+    super::grant::refuse_before_start(&current, now)?;
     let assignment = current
         .assignment
         .clone()

@@ -18,6 +18,7 @@ fn input() -> NewRequest {
         duration: "PT1H".into(),
         reason: "rotate the prod keys".into(),
         ticket: None,
+        start_at: None,
     }
 }
 

@@ -87,6 +87,15 @@ fn push_facts(body: &mut String, request: &AccessRequest, entry: &Entry, duratio
         "Duration:  {}{duration_note}\n",
         format_duration(request.duration())
     ));
+    body.push_str(&format!(
+        "Starts:    {}\n",
+        request
+            .start_at
+            .as_deref()
+            .map_or("when approved".to_owned(), |at| format!(
+                "{at} (scheduled: approve now, the grant waits for it)"
+            ))
+    ));
     body.push_str(&format!("Reason:    {}\n", request.reason));
     body.push_str(&format!(
         "Ticket:    {}\n",

@@ -113,6 +113,12 @@ async fn create_and_start<L: Ledger, W: Workflow>(
         // catalog again, so a forged execution input cannot skip approval on its own.
         "break_glass": created.break_glass,
     }});
+    // `Scheduled?` waits for it after the approval (the key only when there is a start:
+    // the Wait state's TimestampPath must name a time). Activation checks it again.
+    let mut execution_input = execution_input;
+    if let Some(start_at) = &created.start_at {
+        execution_input["request"]["start_at"] = json!(start_at);
+    }
     if let Err(err) = workflow.start(&created.id, &execution_input).await {
         // Without an execution nobody would ever decide or expire the request: close it
         // rather than leave a PENDING record that looks alive.
@@ -415,9 +421,14 @@ pub async fn list_mine<L: Ledger>(
     ledger.by_requester(&caller.arn, limit, next).await
 }
 
-/// Cancels a PENDING request at its requester's word. The waiting execution is left to time
-/// out (intake may not stop executions): the decision core refuses a non-PENDING request,
-/// and the expiry step records nothing for a CANCELLED one, so nothing is ever granted.
+/// How long before a scheduled start a cancel is still taken.
+pub const CANCEL_MARGIN: ::time::Duration = ::time::Duration::minutes(1);
+
+/// Cancels a PENDING request at its requester's word, or an APPROVED one whose scheduled
+/// start (`start_at`) is still ahead. The waiting execution is left to run out (intake may
+/// not stop executions): the decision core refuses a non-PENDING request, the expiry step
+/// records nothing for a CANCELLED one, and `Activate` finds it cancelled after
+/// `Wait For Start` ([`super::cancelled_before_start`]) and grants nothing.
 pub async fn cancel<L: Ledger>(
     ledger: &L,
     catalog: &Catalog,
@@ -434,9 +445,14 @@ pub async fn cancel<L: Ledger>(
             // A double click: the request is already what the caller wants.
             return Ok(current);
         }
-        if current.status != Status::Pending {
+        // Up to a minute before the start, longer than a cancel can take (intake's 30 s
+        // timeout): so a cancel never lands while `Activate` is granting.
+        let waiting_to_start = current.status == Status::Approved
+            && current.starts_after(now + CANCEL_MARGIN).is_some();
+        if current.status != Status::Pending && !waiting_to_start {
             return Err(Error::conflict(format!(
-                "the request is {}; only a PENDING request can be cancelled",
+                "the request is {}; only a PENDING request, or an APPROVED one until a minute \
+                 before its start_at, can be cancelled",
                 current.status
             )));
         }

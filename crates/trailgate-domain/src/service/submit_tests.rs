@@ -361,3 +361,101 @@ fn the_catalog_view_names_no_approver() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_scheduled_request_carries_its_start_to_the_workflow_and_can_be_cancelled_until_then() {
+    let (ledger, workflow) = (MemoryLedger::default(), MemoryWorkflow::default());
+    let start = now() + ::time::Duration::hours(3);
+    let input = NewRequest {
+        start_at: Some(format_utc(start)),
+        ..new_request()
+    };
+    let id = "r-ssssssssssssssssssssssssss".to_owned();
+    let request = block_on(submit(
+        &ledger,
+        &workflow,
+        Submission {
+            catalog: &catalog(),
+            settings: settings(),
+            caller: &alice(),
+            input: &input,
+            target: &sample_target(),
+            id: id.clone(),
+            now: now(),
+        },
+    ))
+    .unwrap();
+    assert_eq!(
+        request.start_at.as_deref(),
+        Some(format_utc(start).as_str())
+    );
+    let started = workflow.started.lock().unwrap().clone();
+    assert_eq!(
+        started[0].1["request"]["start_at"],
+        format_utc(start).as_str()
+    );
+    // Without a start the key is absent, not null (the Wait state needs a time).
+    let plain = MemoryWorkflow::default();
+    block_on(submit(
+        &MemoryLedger::default(),
+        &plain,
+        Submission {
+            catalog: &catalog(),
+            settings: settings(),
+            caller: &alice(),
+            input: &new_request(),
+            target: &sample_target(),
+            id: "r-tttttttttttttttttttttttttt".into(),
+            now: now(),
+        },
+    ))
+    .unwrap();
+    assert!(
+        plain.started.lock().unwrap()[0].1["request"]
+            .get("start_at")
+            .is_none()
+    );
+
+    // APPROVED and waiting: alice may still cancel, until the start.
+    let (ledger, id) = approved_scheduled(&format_utc(start));
+    let late = block_on(cancel(
+        &ledger,
+        &catalog(),
+        &alice(),
+        &id,
+        start - ::time::Duration::seconds(59),
+    ))
+    .unwrap_err();
+    assert_eq!(late.kind, ErrorKind::Conflict, "{late:?}");
+    assert!(!block_on(cancelled_before_start(&ledger, &id)).unwrap());
+    let cancelled = block_on(cancel(
+        &ledger,
+        &catalog(),
+        &alice(),
+        &id,
+        start - ::time::Duration::minutes(2),
+    ))
+    .unwrap();
+    assert_eq!(cancelled.status, Status::Cancelled);
+    // The grant step finds it cancelled, and activation would refuse it anyway.
+    assert!(block_on(cancelled_before_start(&ledger, &id)).unwrap());
+    let refused = block_on(activate(
+        &ledger,
+        &MemoryRoles::with_sample_role(),
+        &catalog(),
+        contract(),
+        &id,
+        start,
+    ))
+    .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Conflict);
+    // An APPROVED request that was not scheduled cannot be cancelled (revoke it instead).
+    let (ledger, id) = approved();
+    let err = block_on(cancel(&ledger, &catalog(), &alice(), &id, now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    assert!(
+        err.message.contains("before its start_at"),
+        "{}",
+        err.message
+    );
+}

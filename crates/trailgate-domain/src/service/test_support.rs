@@ -31,13 +31,18 @@ pub(crate) fn new_request() -> NewRequest {
         duration: "PT2H".into(),
         reason: "fix prod".into(),
         ticket: None,
+        start_at: None,
     }
 }
 
 /// A request waiting for approval, with the messages sent to the approvers.
 pub(crate) fn awaiting_approval() -> (MemoryLedger, MemoryNotifier, String) {
+    awaiting_approval_of(pending_request())
+}
+
+fn awaiting_approval_of(request: AccessRequest) -> (MemoryLedger, MemoryNotifier, String) {
     let ledger = MemoryLedger::default();
-    let request = seed(&ledger, pending_request());
+    let request = seed(&ledger, request);
     let notifier = MemoryNotifier::default();
     let approval = ApprovalSettings {
         key: &key(),
@@ -79,7 +84,19 @@ pub(crate) fn user(name: &str) -> Caller {
 }
 
 pub(crate) fn approved() -> (MemoryLedger, String) {
-    let (ledger, _, id) = awaiting_approval();
+    approved_with(pending_request())
+}
+
+/// [`approved`] for a request scheduled to start at `start_at`.
+pub(crate) fn approved_scheduled(start_at: &str) -> (MemoryLedger, String) {
+    let mut request = pending_request();
+    request.start_at = Some(start_at.to_owned());
+    request.content_hash = request.compute_content_hash();
+    approved_with(request)
+}
+
+fn approved_with(request: AccessRequest) -> (MemoryLedger, String) {
+    let (ledger, _, id) = awaiting_approval_of(request);
     block_on(decide(
         &ledger,
         &MemoryWorkflow::default(),
