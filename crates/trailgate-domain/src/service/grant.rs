@@ -86,9 +86,16 @@ pub async fn cancelled_before_start<L: Ledger>(ledger: &L, id: &str) -> Result<b
 }
 
 /// A scheduled grant is never activated before its `start_at`, whatever the workflow says:
-/// the state machine waits for it, and this holds if it did not.
+/// the state machine waits for it, and this holds if it did not. A start a few seconds
+/// ahead is `Retryable` (the Wait state's timer and this function's clock may differ by a
+/// second, and `Activate` retries after 2, 4 and 8 s); one further ahead is a workflow that
+/// did not wait, `Internal`, which ends in `Revoke`.
 pub(super) fn refuse_before_start(request: &AccessRequest, now: OffsetDateTime) -> Result<()> {
     match request.starts_after(now) {
+        Some(at) if at - now <= START_SKEW => Err(Error::retryable(format!(
+            "the grant starts at {}: not yet",
+            format_utc(at)
+        ))),
         Some(at) => Err(Error::internal(format!(
             "the grant starts at {}; it is not activated before",
             format_utc(at)
@@ -96,6 +103,9 @@ pub(super) fn refuse_before_start(request: &AccessRequest, now: OffsetDateTime) 
         None => Ok(()),
     }
 }
+
+/// How far ahead of its start an activation is taken for clock skew and retried.
+const START_SKEW: ::time::Duration = ::time::Duration::seconds(10);
 
 /// Commits ACTIVE with `expires_at` = `now` + the duration (idempotent: an ACTIVE request
 /// answers its expiry). The last step of every activation, role or permission set; a

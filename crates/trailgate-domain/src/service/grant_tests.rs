@@ -125,14 +125,15 @@ fn a_scheduled_grant_is_not_activated_before_its_start() {
     let start = now() + Duration::hours(2);
     let (ledger, id) = approved_scheduled(&crate::time::format_utc(start));
     let roles = MemoryRoles::with_sample_role();
-    // The workflow waits for start_at; if it did not, activation still refuses.
+    // The workflow waits for start_at; if it did not, activation still refuses: a workflow
+    // an hour early is a failure, one a second early (clock skew) is told to retry.
     let early = block_on(activate(
         &ledger,
         &roles,
         &catalog(),
         contract(),
         &id,
-        start - Duration::seconds(1),
+        start - Duration::hours(1),
     ))
     .unwrap_err();
     assert_eq!(early.kind, ErrorKind::Internal, "{early:?}");
@@ -141,6 +142,16 @@ fn a_scheduled_grant_is_not_activated_before_its_start() {
         "{}",
         early.message
     );
+    let skewed = block_on(activate(
+        &ledger,
+        &roles,
+        &catalog(),
+        contract(),
+        &id,
+        start - Duration::seconds(1),
+    ))
+    .unwrap_err();
+    assert_eq!(skewed.kind, ErrorKind::Retryable, "{skewed:?}");
     assert_eq!(ledger.record(&id).unwrap().status, Status::Approved);
     let expires = block_on(activate(
         &ledger,
