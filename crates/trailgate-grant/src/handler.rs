@@ -63,15 +63,14 @@ mod tests {
     use trailgate_domain::catalog::Catalog;
     use trailgate_domain::testing::*;
 
-    #[tokio::test]
-    async fn an_approved_request_becomes_active_with_a_z_timestamp() {
-        let ledger = MemoryLedger::default();
-        let mut request = pending_request();
-        request.status = trailgate_domain::request::Status::Approved;
-        let id = seed(&ledger, request).id;
-        let deps = Deps {
+    /// The handler's dependencies around `ledger` and `roles`, with the sample catalog.
+    fn deps(
+        ledger: MemoryLedger,
+        roles: MemoryRoles,
+    ) -> Deps<MemoryLedger, MemoryRoles, MemoryIdentityCenter> {
+        Deps {
             ledger,
-            roles: MemoryRoles::with_sample_role(),
+            roles,
             identity_center: MemoryIdentityCenter::default(),
             catalog: trailgate_aws::catalog::CatalogSource::fixed(
                 Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
@@ -79,7 +78,16 @@ mod tests {
             protected: PROTECTED.clone(),
             broker_role_arn: BROKER_ROLE.into(),
             protection_policy_arn: PROTECTION_POLICY.into(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn an_approved_request_becomes_active_with_a_z_timestamp() {
+        let ledger = MemoryLedger::default();
+        let mut request = pending_request();
+        request.status = trailgate_domain::request::Status::Approved;
+        let id = seed(&ledger, request).id;
+        let deps = deps(ledger, MemoryRoles::with_sample_role());
         let event: Value =
             serde_json::from_str(include_str!("../../../events/grant/activate.json")).unwrap();
         let event = json!({"request_id": id, "ignored": event["ignored"]});
@@ -96,17 +104,7 @@ mod tests {
         request.start_at = Some("2026-12-08T09:00:00Z".into());
         let id = seed(&ledger, request).id;
         let roles = MemoryRoles::with_sample_role();
-        let deps = Deps {
-            ledger,
-            roles,
-            identity_center: MemoryIdentityCenter::default(),
-            catalog: trailgate_aws::catalog::CatalogSource::fixed(
-                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
-            ),
-            protected: PROTECTED.clone(),
-            broker_role_arn: BROKER_ROLE.into(),
-            protection_policy_arn: PROTECTION_POLICY.into(),
-        };
+        let deps = deps(ledger, roles);
         let out = handle(json!({"request_id": id}), &deps).await.unwrap();
         assert_eq!(out, json!({"status": "CANCELLED", "expires_at": null}));
         let record = deps.ledger.record(&id).unwrap();
@@ -118,17 +116,7 @@ mod tests {
     async fn a_pending_request_is_a_conflict() {
         let ledger = MemoryLedger::default();
         let id = seed(&ledger, pending_request()).id;
-        let deps = Deps {
-            ledger,
-            roles: MemoryRoles::with_sample_role(),
-            identity_center: MemoryIdentityCenter::default(),
-            catalog: trailgate_aws::catalog::CatalogSource::fixed(
-                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
-            ),
-            protected: PROTECTED.clone(),
-            broker_role_arn: BROKER_ROLE.into(),
-            protection_policy_arn: PROTECTION_POLICY.into(),
-        };
+        let deps = deps(ledger, MemoryRoles::with_sample_role());
         let err = handle(json!({"request_id": id}), &deps).await.unwrap_err();
         assert_eq!(err.0.kind.name(), "Conflict");
     }
@@ -147,17 +135,7 @@ mod tests {
                 "\"sts:SourceIdentity\":\"true\"",
             ),
         );
-        let deps = Deps {
-            ledger,
-            roles,
-            identity_center: MemoryIdentityCenter::default(),
-            catalog: trailgate_aws::catalog::CatalogSource::fixed(
-                Catalog::load(&sample_catalog_json(), "trailgate-").unwrap(),
-            ),
-            protected: PROTECTED.clone(),
-            broker_role_arn: BROKER_ROLE.into(),
-            protection_policy_arn: PROTECTION_POLICY.into(),
-        };
+        let deps = deps(ledger, roles);
         let err = handle(json!({"request_id": id}), &deps).await.unwrap_err();
         assert_eq!(err.0.kind.name(), "NotGrantable");
         assert!(
