@@ -39,6 +39,9 @@ pub struct Entry {
     pub quorum: u32,
     /// Emergency access without approval (max_duration must be at most PT1H).
     pub break_glass: bool,
+    /// People told of the entry's requests who cannot approve them, by name
+    /// (`<name>@example.com`).
+    pub notify: Vec<&'static str>,
 }
 
 impl Entry {
@@ -54,16 +57,26 @@ impl Entry {
             approvers: vec!["bob", "carol"],
             quorum: 1,
             break_glass: false,
+            notify: Vec::new(),
         }
     }
 
     /// The entry as the catalog JSON has it; alice is always the only requester.
     pub fn to_json(&self) -> Value {
-        json!({"id": self.id, "role_arn": self.role_arn, "description": self.description,
+        let mut entry = json!({"id": self.id, "role_arn": self.role_arn, "description": self.description,
                "max_duration": self.max_duration, "approval_window": self.approval_window,
                "approvers": self.approvers.iter().map(|name| user(name)).collect::<Vec<_>>(),
                "quorum": self.quorum, "requesters": [format!("arn:aws:iam::{ACCOUNT}:user/alice")],
-               "break_glass": self.break_glass})
+               "break_glass": self.break_glass});
+        if !self.notify.is_empty() {
+            entry["notify"] = json!(
+                self.notify
+                    .iter()
+                    .map(|name| json!({"id": name, "email": format!("{name}@example.com")}))
+                    .collect::<Vec<_>>()
+            );
+        }
+        entry
     }
 }
 

@@ -35,6 +35,10 @@ fn lifecycle_catalog() -> String {
             break_glass: true,
             ..Entry::new("sandbox-break-glass", role_arn(ROLE_NAME))
         },
+        Entry {
+            notify: vec!["dave"],
+            ..Entry::new("sandbox-watched", role_arn(ROLE_NAME))
+        },
     ])
 }
 
@@ -709,6 +713,31 @@ async fn scheduled_path(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// An entry's `notify` people (issue 17, item 2): dave is told of the request, with its
+/// context and no link, beside the approvers' linked e-mails.
+async fn watched_path(ctx: &Ctx) -> Result<()> {
+    let id = ctx.request("sandbox-watched", "PT1H").await?;
+    let told = messages(ctx, &id, "trailgate (for your information)", 1).await?;
+    let (_, to, _, body) = &told[0];
+    ensure!(to == "dave@example.com", "told {to:?}");
+    ensure!(
+        body.contains("you cannot approve them")
+            && body.contains("What the requester has been doing"),
+        "{body}"
+    );
+    ensure!(!body.contains("/decisions/"), "dave got a link: {body}");
+    let links = ctx.approval_links(&id).await?;
+    ensure!(
+        links
+            .iter()
+            .all(|(to, link, _)| to != "dave@example.com" && link.contains("/decisions/")),
+        "{links:?}"
+    );
+    let Answer { status, .. } = ctx.post_decision(&links[0].1, "decision=deny").await?;
+    ensure!(status == 200, "deny answered {status}");
+    Ok(())
+}
+
 /// Client mistakes are 4xx JSON naming the problem, never 5xx.
 async fn bad_input(ctx: &Ctx) -> Result<()> {
     let unsigned = ctx
@@ -774,17 +803,19 @@ async fn the_request_lifecycle_on_the_local_stack() -> Result<()> {
         ("AuditDelaySeconds", "1".to_owned()),
     ];
     run_on_stack("lifecycle", &parameters, |ctx| async move {
-        let (approve, deny, timeout, bad, glass, scheduled) = tokio::join!(
+        let (approve, deny, timeout, bad, glass, scheduled, watched) = tokio::join!(
             approve_path(&ctx),
             deny_path(&ctx),
             timeout_path(&ctx),
             bad_input(&ctx),
             break_glass_path(&ctx),
-            scheduled_path(&ctx)
+            scheduled_path(&ctx),
+            watched_path(&ctx)
         );
         report([
             ("approve path", approve),
             ("scheduled start", scheduled),
+            ("notify", watched),
             ("break-glass path", glass),
             ("deny path", deny),
             ("approval timeout", timeout),

@@ -114,6 +114,21 @@ pub struct Entry {
     /// [`DEFAULT_MAX_START_DELAY`], at most [`MAX_START_DELAY`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_start_delay: Option<String>,
+    /// People told of every request for this entry, with its context, who cannot approve it:
+    /// their message has no link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Watcher>,
+}
+
+/// Someone told of an entry's requests who cannot decide them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watcher {
+    /// The person's id, as elsewhere in the catalog.
+    pub id: String,
+    /// Where the message goes (the approvals topic's filter policy value, so the address
+    /// must be subscribed like an approver's: `ApproverEmails`).
+    pub email: String,
 }
 
 /// An IAM Identity Center permission set, by the ARNs Identity Center gave it.
@@ -337,18 +352,23 @@ impl Catalog {
     }
 
     /// Every (person id, e-mail, principals) the catalog states: each approver of each entry,
-    /// then each listed person.
+    /// each person an entry notifies, then each listed person.
     fn people_and_principals(&self) -> impl Iterator<Item = (&str, Option<&str>, Vec<&str>)> {
         let approvers = self
             .entries
             .iter()
             .flat_map(|entry| entry.approvers.iter())
             .map(|a| (a.id.as_str(), Some(a.email.as_str()), vec![a.arn.as_str()]));
+        let watchers = self
+            .entries
+            .iter()
+            .flat_map(|entry| entry.notify.iter())
+            .map(|w| (w.id.as_str(), Some(w.email.as_str()), Vec::new()));
         let listed = self.people.iter().map(|p| {
             let principals = p.principals.iter().map(String::as_str).collect();
             (p.id.as_str(), p.email.as_deref(), principals)
         });
-        approvers.chain(listed)
+        approvers.chain(watchers).chain(listed)
     }
 
     /// Every (person id, principal ARN) the catalog states, approvers first, without repeats.
@@ -499,6 +519,28 @@ impl Entry {
             }
             Principal::parse(&approver.arn)
                 .map_err(|err| Error::internal(format!("approver `{}`: {err}", approver.id)))?;
+        }
+        let mut watcher_ids = HashSet::new();
+        for watcher in &self.notify {
+            check_person_id(&watcher.id)?;
+            if approver_ids.contains(watcher.id.as_str()) {
+                return Err(Error::internal(format!(
+                    "`{}` approves this entry: `notify` is for people who cannot",
+                    watcher.id
+                )));
+            }
+            if !watcher_ids.insert(watcher.id.as_str()) {
+                return Err(Error::internal(format!(
+                    "`{}` is listed twice in notify",
+                    watcher.id
+                )));
+            }
+            if !watcher.email.contains('@') {
+                return Err(Error::internal(format!(
+                    "notify `{}` has no valid e-mail",
+                    watcher.id
+                )));
+            }
         }
         if self.quorum == 0 || self.quorum as usize > self.approvers.len() {
             return Err(Error::internal(format!(

@@ -1,7 +1,7 @@
 //! Asking for approval: the task token stored and one signed link per approver, break-glass
 //! self-approval with its alerts, and the approval window's expiry.
 
-use super::messages::{approval_message, break_glass_message};
+use super::messages::{approval_message, break_glass_message, notify_message};
 use super::{commit, entry_of, load, with_retry};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
@@ -62,7 +62,21 @@ pub async fn request_approval<L: Ledger, N: Notifier>(
             .filter(|a| !catalog.is_requester(&current, &a.id))
             .map(|a| a.id.as_str())
             .collect();
-        let detail = Some(format!("notifying {}", eligible.join(", ")));
+        let informed: Vec<&str> = entry
+            .notify
+            .iter()
+            .filter(|w| !catalog.is_requester(&current, &w.id))
+            .map(|w| w.id.as_str())
+            .collect();
+        let detail = Some(if informed.is_empty() {
+            format!("notifying {}", eligible.join(", "))
+        } else {
+            format!(
+                "notifying {}; informing {}",
+                eligible.join(", "),
+                informed.join(", ")
+            )
+        });
         let stored = commit(
             ledger,
             change(
@@ -107,6 +121,15 @@ pub async fn request_approval<L: Ledger, N: Notifier>(
             notified.len(),
             entry.quorum
         )));
+    }
+    // Told, not asked: the same facts and context, no link.
+    let (subject, body) = notify_message(&request, &entry);
+    for watcher in &entry.notify {
+        if !catalog.is_requester(&request, &watcher.id) {
+            notifier
+                .publish(Topic::Approvals, &subject, &body, Some(&watcher.email))
+                .await?;
+        }
     }
     Ok(notified)
 }

@@ -186,3 +186,95 @@ fn break_glass_entries_cap_the_duration() {
     .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("duration"), "{err}");
 }
+
+/// The sample catalog with dave (and alice, the requester) to be told of sandbox-admin's
+/// requests.
+fn watched_catalog() -> Catalog {
+    let json = sample_catalog_json().replace(
+        r#""break_glass": false"#,
+        r#""break_glass": false,
+        "notify": [{"id": "dave", "email": "dave@example.com"},
+                   {"id": "alice", "email": "alice@example.com"}]"#,
+    );
+    Catalog::load(&json, "trailgate-").expect("the watched catalog loads")
+}
+
+#[test]
+fn people_an_entry_notifies_are_told_without_a_link_and_never_the_requester() {
+    let ledger = MemoryLedger::default();
+    let mut request = pending_request();
+    // alice is listed in notify; as the requester she is not told of her own request.
+    let catalog = watched_catalog();
+    request.requester_person = "alice".into();
+    let request = seed(&ledger, request);
+    let notifier = MemoryNotifier::default();
+    let approval = ApprovalSettings {
+        key: &key(),
+        decision_base_url: "https://api.example/v1",
+    };
+    let notified = block_on(request_approval(
+        &ledger,
+        &notifier,
+        &catalog,
+        &approval,
+        ApprovalTask {
+            id: &request.id,
+            task_token: "token-1",
+            now: now(),
+        },
+    ))
+    .unwrap();
+    assert_eq!(notified, ["bob", "carol"]);
+    let sent = notifier.sent.lock().unwrap().clone();
+    let to = |email: &'static str| sent.iter().filter(move |m| m.3.as_deref() == Some(email));
+    assert_eq!(to("bob@example.com").count(), 1);
+    let told: Vec<_> = to("dave@example.com").collect();
+    assert_eq!(told.len(), 1, "{sent:?}");
+    assert!(told[0].1.contains("for your information"), "{}", told[0].1);
+    assert!(
+        told[0].2.contains("you cannot approve them"),
+        "{}",
+        told[0].2
+    );
+    assert!(
+        !told[0].2.contains("/decisions/"),
+        "a watcher got a link: {}",
+        told[0].2
+    );
+    assert_eq!(to("alice@example.com").count(), 0, "the requester was told");
+    let events = block_on(crate::ports::Ledger::events(&ledger, &request.id)).unwrap();
+    let requested = events
+        .iter()
+        .find(|e| e.action == "ApprovalRequested")
+        .expect("the event");
+    assert_eq!(
+        requested.detail.as_deref(),
+        Some("notifying bob, carol; informing dave")
+    );
+}
+
+#[test]
+fn notify_is_for_people_who_cannot_approve() {
+    for (notify, needle) in [
+        (
+            r#"[{"id": "bob", "email": "bob@example.com"}]"#,
+            "`bob` approves this entry",
+        ),
+        (
+            r#"[{"id": "dave", "email": "carol@example.com"}]"#,
+            "belongs to both `carol` and `dave`",
+        ),
+        (r#"[{"id": "dave", "email": "nobody"}]"#, "no valid e-mail"),
+        (
+            r#"[{"id": "dave", "email": "d@example.com"}, {"id": "dave", "email": "d@example.com"}]"#,
+            "listed twice",
+        ),
+    ] {
+        let json = sample_catalog_json().replace(
+            r#""break_glass": false"#,
+            &format!(r#""break_glass": false, "notify": {notify}"#),
+        );
+        let err = Catalog::load(&json, "trailgate-").unwrap_err();
+        assert!(err.message.contains(needle), "{notify}: {}", err.message);
+    }
+}

@@ -70,6 +70,30 @@ pub fn break_glass_message(request: &AccessRequest, entry: &Entry) -> (String, S
     (subject, body)
 }
 
+/// The message to a person an entry notifies (`notify`): the request and its context, and no
+/// link, since they cannot decide.
+pub fn notify_message(request: &AccessRequest, entry: &Entry) -> (String, String) {
+    let subject = sanitize_subject(&format!(
+        "trailgate (for your information): {} requests {} for {}",
+        request.requester_identity,
+        entry.id,
+        format_duration(request.duration())
+    ));
+    let mut body = String::new();
+    body.push_str(&format!(
+        "{} asks for temporary access. You are told of requests for {}; you cannot approve them.\n\n",
+        request.requester, entry.id
+    ));
+    push_facts(&mut body, request, entry, "");
+    body.push_str("What the requester has been doing:\n");
+    push_context(&mut body, request);
+    body.push_str(&format!(
+        "\nThe approvers decide until {}.\n",
+        request.approval_expires_at
+    ));
+    (subject, body)
+}
+
 /// The facts every message about a request starts with; `duration_note` follows the duration.
 fn push_facts(body: &mut String, request: &AccessRequest, entry: &Entry, duration_note: &str) {
     match &request.assignment {
