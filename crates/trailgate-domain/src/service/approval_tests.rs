@@ -201,33 +201,21 @@ fn watched_catalog() -> Catalog {
 
 #[test]
 fn people_an_entry_notifies_are_told_without_a_link_and_never_the_requester() {
-    let ledger = MemoryLedger::default();
     let mut request = pending_request();
     // alice is listed in notify; as the requester she is not told of her own request.
-    let catalog = watched_catalog();
     request.requester_person = "alice".into();
-    let request = seed(&ledger, request);
-    let notifier = MemoryNotifier::default();
-    let approval = ApprovalSettings {
-        key: &key(),
-        decision_base_url: "https://api.example/v1",
-    };
-    let notified = block_on(request_approval(
-        &ledger,
-        &notifier,
-        &catalog,
-        &approval,
-        ApprovalTask {
-            id: &request.id,
-            task_token: "token-1",
-            now: now(),
-        },
-    ))
-    .unwrap();
-    assert_eq!(notified, ["bob", "carol"]);
+    let (ledger, notifier, id) = awaiting_approval_in(request, &watched_catalog());
+
     let sent = notifier.sent.lock().unwrap().clone();
     let to = |email: &'static str| sent.iter().filter(move |m| m.3.as_deref() == Some(email));
+    // The approvers, bob and carol, each have their linked e-mail.
     assert_eq!(to("bob@example.com").count(), 1);
+    assert_eq!(to("carol@example.com").count(), 1);
+    assert!(
+        to("bob@example.com")
+            .chain(to("carol@example.com"))
+            .all(|m| m.2.contains("/decisions/"))
+    );
     let told: Vec<_> = to("dave@example.com").collect();
     assert_eq!(told.len(), 1, "{sent:?}");
     assert!(told[0].1.contains("for your information"), "{}", told[0].1);
@@ -242,7 +230,7 @@ fn people_an_entry_notifies_are_told_without_a_link_and_never_the_requester() {
         told[0].2
     );
     assert_eq!(to("alice@example.com").count(), 0, "the requester was told");
-    let events = block_on(crate::ports::Ledger::events(&ledger, &request.id)).unwrap();
+    let events = block_on(crate::ports::Ledger::events(&ledger, &id)).unwrap();
     let requested = events
         .iter()
         .find(|e| e.action == "ApprovalRequested")

@@ -459,3 +459,17 @@ fn a_scheduled_request_carries_its_start_to_the_workflow_and_can_be_cancelled_un
         err.message
     );
 }
+
+#[test]
+fn nobody_but_the_requester_cancels_a_scheduled_grant_and_a_refused_cancel_changes_nothing() {
+    let start = now() + ::time::Duration::hours(3);
+    let (ledger, id) = approved_scheduled(&format_utc(start));
+    let before = ledger.record(&id).unwrap();
+    // bob approves sandbox-admin; he still may not withdraw alice's request.
+    let err = block_on(cancel(&ledger, &catalog(), &bob(), &id, now())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Forbidden, "{err:?}");
+    let after = ledger.record(&id).unwrap();
+    assert_eq!(after.status, Status::Approved);
+    assert_eq!(after.event_seq, before.event_seq);
+    assert!(!block_on(cancelled_before_start(&ledger, &id)).unwrap());
+}

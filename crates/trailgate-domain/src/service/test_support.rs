@@ -41,6 +41,14 @@ pub(crate) fn awaiting_approval() -> (MemoryLedger, MemoryNotifier, String) {
 }
 
 fn awaiting_approval_of(request: AccessRequest) -> (MemoryLedger, MemoryNotifier, String) {
+    awaiting_approval_in(request, &catalog())
+}
+
+/// `request` seeded and its approval requested under `catalog`.
+pub(crate) fn awaiting_approval_in(
+    request: AccessRequest,
+    catalog: &Catalog,
+) -> (MemoryLedger, MemoryNotifier, String) {
     let ledger = MemoryLedger::default();
     let request = seed(&ledger, request);
     let notifier = MemoryNotifier::default();
@@ -51,7 +59,7 @@ fn awaiting_approval_of(request: AccessRequest) -> (MemoryLedger, MemoryNotifier
     block_on(request_approval(
         &ledger,
         &notifier,
-        &catalog(),
+        catalog,
         &approval,
         ApprovalTask {
             id: &request.id,

@@ -118,18 +118,16 @@ impl ScanRequest {
                 self.start, self.end
             )));
         }
-        let account = |a: &String| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit());
-        let region = |r: &String| {
-            !r.is_empty()
-                && r.len() <= 32
-                && r.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        };
+        // The Athena table's own shape checks: one notion of an account id and a Region.
         if let Some(bad) = self
             .accounts
             .iter()
-            .find(|a| !account(a))
-            .or_else(|| self.regions.iter().find(|r| !region(r)))
+            .find(|a| !crate::athena::valid_account(a))
+            .or_else(|| {
+                self.regions
+                    .iter()
+                    .find(|r| !crate::athena::valid_region(r))
+            })
         {
             return Err(DistributedError::Filter(bad.clone()));
         }
